@@ -1,0 +1,9 @@
+//! The media relay's building blocks: G.711 codecs and tone analysis, RTP and the
+//! jitter buffer (network side), the V.253 voice-modem driver (line side), and the
+//! modem emulator with its simulated telephone network that `offhook demo` and the
+//! tests dial through.
+
+pub mod dsp;
+pub mod emulator;
+pub mod modem;
+pub mod rtp;
