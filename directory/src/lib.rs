@@ -1,1 +1,29 @@
-//! x
+//! offhook's SQL directory, used by signaling, media and web alike: tenants (with
+//! their SIP domain), accounts (digest credentials as HA1), icons, relays, lines and
+//! CDRs, over SQLite (the embedded default, a file created on first start) or
+//! PostgreSQL (shared by several nodes). One schema in `migrations/` serves both and
+//! is applied at connect time. Every query is typed and parameterised; listing
+//! queries take a [`Scope`] so that a tenant never sees another tenant's rows.
+
+mod accounts;
+mod cdrs;
+mod db;
+mod error;
+mod hours;
+mod icons;
+mod ids;
+mod lines;
+mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod validate;
+
+pub use accounts::{Account, AccountKind, AccountUpdate, NewAccount};
+pub use cdrs::{AnswerSource, Cdr, CdrFilter, NewCdr};
+pub use db::{Directory, Scope};
+pub use error::{DirectoryError, Result};
+pub use hours::OpeningHours;
+pub use icons::{Icon, IconUpdate, NewIcon};
+pub use lines::{Line, LineKind, LineUpdate, NewLine, NewRelay, Relay};
+pub use tenants::{NewTenant, Tenant, TenantUpdate};
+pub use validate::{DigestAlgorithm, digest_ha1};

@@ -1,0 +1,227 @@
+//! Call detail records: one row written when a call starts (so that a crash never
+//! loses a call), updated when it is answered and when it ends. Times are given by
+//! the caller (Unix ms), so signaling's clock decides, not the database's.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row, any::AnyRow};
+
+use crate::db::{Directory, Scope};
+use crate::error::{DirectoryError, Result};
+use crate::ids::new_id;
+
+/// How the answer of a call was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnswerSource {
+    /// Presumed: ringback was heard, then stopped (V.253 `+VRA`).
+    RingbackStopped,
+    /// Presumed: ringback never started (V.253 `+VRN`).
+    NoRingback,
+    /// Signalled by the exchange: line polarity reversal (`<DLE>L`).
+    PolarityReversal,
+    /// A SIP 200 OK from a registered user agent (account-to-account calls).
+    Sip,
+}
+
+impl AnswerSource {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RingbackStopped => "ringback-stopped",
+            Self::NoRingback => "no-ringback",
+            Self::PolarityReversal => "polarity-reversal",
+            Self::Sip => "sip",
+        }
+    }
+}
+
+/// A CDR row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cdr {
+    /// Generated id (`cdr_…`).
+    pub id: String,
+    /// Tenant the call is billed to.
+    pub tenant_id: String,
+    /// Icon the call came through, if any.
+    pub icon_id: Option<String>,
+    /// Calling account, if any.
+    pub account_id: Option<String>,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Number dialed.
+    pub number: String,
+    /// Line used, once chosen.
+    pub line_id: Option<String>,
+    /// Start (INVITE received), Unix ms.
+    pub started_at: i64,
+    /// Answer, Unix ms.
+    pub answered_at: Option<i64>,
+    /// End, Unix ms.
+    pub ended_at: Option<i64>,
+    /// How the answer was known (see [`AnswerSource`]).
+    pub answer_source: Option<String>,
+    /// Why the call ended (`normal`, `busy`, `no-answer`, ...).
+    pub hangup_cause: Option<String>,
+}
+
+impl FromRow<'_, AnyRow> for Cdr {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            icon_id: row.try_get("icon_id")?,
+            account_id: row.try_get("account_id")?,
+            call_id: row.try_get("call_id")?,
+            number: row.try_get("number")?,
+            line_id: row.try_get("line_id")?,
+            started_at: row.try_get("started_at")?,
+            answered_at: row.try_get("answered_at")?,
+            ended_at: row.try_get("ended_at")?,
+            answer_source: row.try_get("answer_source")?,
+            hangup_cause: row.try_get("hangup_cause")?,
+        })
+    }
+}
+
+/// Input for [`Directory::start_cdr`].
+#[derive(Debug, Clone)]
+pub struct NewCdr {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Icon id, for click-to-call.
+    pub icon_id: Option<String>,
+    /// Account id, for softphone calls.
+    pub account_id: Option<String>,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Number dialed.
+    pub number: String,
+    /// Line, if already chosen.
+    pub line_id: Option<String>,
+    /// Start time, Unix ms.
+    pub started_at: i64,
+}
+
+/// Which CDRs to list; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct CdrFilter {
+    /// Started at or after, Unix ms.
+    pub since: Option<i64>,
+    /// Started before, Unix ms.
+    pub until: Option<i64>,
+    /// Through this icon id.
+    pub icon_id: Option<String>,
+    /// With this hang-up cause.
+    pub cause: Option<String>,
+    /// At most this many, newest first (default 1000).
+    pub limit: Option<i64>,
+}
+
+impl Directory {
+    /// Writes the CDR row of a call that starts now.
+    pub async fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
+        let cdr = Cdr {
+            id: new_id("cdr"),
+            tenant_id: new.tenant_id,
+            icon_id: new.icon_id,
+            account_id: new.account_id,
+            call_id: new.call_id,
+            number: crate::validate::number(&new.number)?,
+            line_id: new.line_id,
+            started_at: new.started_at,
+            answered_at: None,
+            ended_at: None,
+            answer_source: None,
+            hangup_cause: None,
+        };
+        sqlx::query(
+            "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&cdr.id)
+        .bind(&cdr.tenant_id)
+        .bind(&cdr.icon_id)
+        .bind(&cdr.account_id)
+        .bind(&cdr.call_id)
+        .bind(&cdr.number)
+        .bind(&cdr.line_id)
+        .bind(cdr.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(cdr)
+    }
+
+    /// Records the line a call uses.
+    pub async fn set_cdr_line(&self, cdr_id: &str, line_id: &str) -> Result<()> {
+        self.update_cdr(
+            sqlx::query("UPDATE cdrs SET line_id = $1 WHERE id = $2")
+                .bind(line_id)
+                .bind(cdr_id),
+            cdr_id,
+        )
+        .await
+    }
+
+    /// Records the answer of a call.
+    pub async fn answer_cdr(&self, cdr_id: &str, at: i64, source: AnswerSource) -> Result<()> {
+        self.update_cdr(
+            sqlx::query("UPDATE cdrs SET answered_at = $1, answer_source = $2 WHERE id = $3")
+                .bind(at)
+                .bind(source.as_str())
+                .bind(cdr_id),
+            cdr_id,
+        )
+        .await
+    }
+
+    /// Records the end of a call and why it ended.
+    pub async fn end_cdr(&self, cdr_id: &str, at: i64, cause: &str) -> Result<()> {
+        self.update_cdr(
+            sqlx::query("UPDATE cdrs SET ended_at = $1, hangup_cause = $2 WHERE id = $3")
+                .bind(at)
+                .bind(cause)
+                .bind(cdr_id),
+            cdr_id,
+        )
+        .await
+    }
+
+    async fn update_cdr(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        cdr_id: &str,
+    ) -> Result<()> {
+        let done = query.execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::not_found("cdr", cdr_id));
+        }
+        Ok(())
+    }
+
+    /// Lists CDRs in `scope` matching `filter`, newest first.
+    pub async fn list_cdrs(&self, scope: &Scope, filter: &CdrFilter) -> Result<Vec<Cdr>> {
+        let tenant = match scope {
+            Scope::Operator => None,
+            Scope::Tenant(tenant) => Some(tenant.as_str()),
+        };
+        // Each optional filter is a typed parameter; NULL means "any".
+        let rows = sqlx::query_as(
+            "SELECT * FROM cdrs WHERE \
+             (CAST($1 AS TEXT) IS NULL OR tenant_id = $1) AND \
+             (CAST($2 AS BIGINT) IS NULL OR started_at >= $2) AND \
+             (CAST($3 AS BIGINT) IS NULL OR started_at < $3) AND \
+             (CAST($4 AS TEXT) IS NULL OR icon_id = $4) AND \
+             (CAST($5 AS TEXT) IS NULL OR hangup_cause = $5) \
+             ORDER BY started_at DESC, id LIMIT $6",
+        )
+        .bind(tenant)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.icon_id.as_deref())
+        .bind(filter.cause.as_deref())
+        .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}

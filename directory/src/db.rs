@@ -1,0 +1,76 @@
+//! The connection to the directory database: connect by URL (SQLite file or
+//! PostgreSQL), apply the migrations, and the [`Scope`] every listing query takes.
+
+use std::str::FromStr;
+
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+use crate::error::Result;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Who is asking: the operator (ISP) sees everything, a tenant only its own rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The ISP running offhook.
+    Operator,
+    /// One tenant, by tenant id.
+    Tenant(String),
+}
+
+/// A handle on the directory; cheap to clone (a connection pool inside).
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub(crate) pool: AnyPool,
+}
+
+impl Directory {
+    /// Connects to `url` and applies pending migrations.
+    ///
+    /// `sqlite://path/to/file.db` creates the file if missing; `postgres://…` needs
+    /// the database to exist. A PostgreSQL URL may carry
+    /// `?options=-c search_path=NAME` to live in its own schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = sqlite_create_if_missing(url);
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(pool_size(&url))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// An in-memory SQLite database exists per connection, so it gets exactly one;
+/// a SQLite file a few (one writer at a time anyway); PostgreSQL more.
+fn pool_size(url: &str) -> u32 {
+    match url {
+        u if u.contains(":memory:") => 1,
+        u if u.starts_with("sqlite:") => 4,
+        _ => 10,
+    }
+}
+
+/// SQLite URLs get `mode=rwc` so that the file is created on first start.
+fn sqlite_create_if_missing(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}

@@ -1,0 +1,352 @@
+//! Relays and their lines. A relay is a media process that owns modems; each line
+//! is one modem (optionally with a sound card carrying its audio) or an emulated
+//! modem. A line belongs to one tenant or, with no tenant, to the ISP's shared pool.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row, any::AnyRow};
+
+use crate::db::{Directory, Scope};
+use crate::error::{DirectoryError, Result};
+use crate::ids::{new_id, now_ms};
+use crate::validate;
+
+/// How a line reaches the telephone network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LineKind {
+    /// A V.253 voice modem carrying the audio itself.
+    #[serde(rename = "modem")]
+    Modem,
+    /// A modem that dials and holds the line, audio through a sound card.
+    #[serde(rename = "modem+soundcard")]
+    ModemSoundcard,
+    /// The modem emulator on a pseudo-terminal.
+    #[serde(rename = "emulated")]
+    Emulated,
+}
+
+impl LineKind {
+    /// The stored and command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Modem => "modem",
+            Self::ModemSoundcard => "modem+soundcard",
+            Self::Emulated => "emulated",
+        }
+    }
+
+    /// Parses `modem`, `modem+soundcard` or `emulated`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "modem" => Ok(Self::Modem),
+            "modem+soundcard" => Ok(Self::ModemSoundcard),
+            "emulated" => Ok(Self::Emulated),
+            other => Err(DirectoryError::invalid(
+                "kind",
+                format!("'{other}' is not a line kind (modem, modem+soundcard, emulated)"),
+            )),
+        }
+    }
+}
+
+/// Line states as the relays report them.
+const LINE_STATES: [&str; 5] = ["idle", "dialing", "in-call", "fault", "offline"];
+
+/// A relay row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relay {
+    /// Generated id (`rel_…`).
+    pub id: String,
+    /// Unique name (also its SIP user name when it registers).
+    pub name: String,
+    /// Where signaling reaches it (its registered contact), once known.
+    pub sip_uri: String,
+    /// `unknown`, `up` or `down` from health checks.
+    pub state: String,
+    /// Last successful health check or registration, Unix ms.
+    pub last_seen_at: Option<i64>,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+}
+
+impl FromRow<'_, AnyRow> for Relay {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            sip_uri: row.try_get("sip_uri")?,
+            state: row.try_get("state")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+/// Input for [`Directory::create_relay`].
+#[derive(Debug, Clone)]
+pub struct NewRelay {
+    /// Unique name.
+    pub name: String,
+}
+
+/// A line row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Line {
+    /// Generated id (`lin_…`).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Relay that owns the device.
+    pub relay_id: String,
+    /// Tenant that owns the line; `None` for the shared pool.
+    pub tenant_id: Option<String>,
+    /// Serial device path (`/dev/ttyACM0`), or `emulated`.
+    pub device_path: String,
+    /// Backend kind.
+    pub kind: LineKind,
+    /// `idle`, `dialing`, `in-call`, `fault` or `offline`.
+    pub state: String,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+}
+
+impl FromRow<'_, AnyRow> for Line {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let kind: String = row.try_get("kind")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            relay_id: row.try_get("relay_id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            device_path: row.try_get("device_path")?,
+            kind: LineKind::parse(&kind).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            state: row.try_get("state")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+/// Input for [`Directory::create_line`].
+#[derive(Debug, Clone)]
+pub struct NewLine {
+    /// Unique name.
+    pub name: String,
+    /// Relay name or id; created when it does not exist yet.
+    pub relay: String,
+    /// Tenant name or id; `None` for the shared pool.
+    pub tenant: Option<String>,
+    /// Device path.
+    pub device_path: String,
+    /// Backend kind.
+    pub kind: LineKind,
+}
+
+/// Changes for [`Directory::update_line`]; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct LineUpdate {
+    /// New device path.
+    pub device_path: Option<String>,
+    /// New kind.
+    pub kind: Option<LineKind>,
+    /// New state.
+    pub state: Option<String>,
+}
+
+fn device_path(value: &str) -> Result<String> {
+    let ok = !value.is_empty() && value.len() <= 255 && !value.chars().any(char::is_control);
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(DirectoryError::invalid(
+            "device",
+            "must be a path of 1-255 characters",
+        ))
+    }
+}
+
+fn line_state(value: &str) -> Result<String> {
+    if LINE_STATES.contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(DirectoryError::invalid(
+            "state",
+            format!("'{value}' is not a line state ({})", LINE_STATES.join(", ")),
+        ))
+    }
+}
+
+impl Directory {
+    /// Creates a relay.
+    pub async fn create_relay(&self, new: NewRelay) -> Result<Relay> {
+        let relay = Relay {
+            id: new_id("rel"),
+            name: validate::name("relay", &new.name)?,
+            sip_uri: String::new(),
+            state: "unknown".to_owned(),
+            last_seen_at: None,
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO relays (id, name, sip_uri, state, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&relay.id)
+        .bind(&relay.name)
+        .bind(&relay.sip_uri)
+        .bind(&relay.state)
+        .bind(relay.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(DirectoryError::on_unique(|| {
+            format!("relay '{}' exists", relay.name)
+        }))?;
+        Ok(relay)
+    }
+
+    /// Finds a relay by name or id.
+    pub async fn relay(&self, name_or_id: &str) -> Result<Relay> {
+        sqlx::query_as("SELECT * FROM relays WHERE name = $1 OR id = $1")
+            .bind(name_or_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("relay", name_or_id))
+    }
+
+    /// Lists all relays (operator data: relays are the ISP's).
+    pub async fn list_relays(&self) -> Result<Vec<Relay>> {
+        Ok(sqlx::query_as("SELECT * FROM relays ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Records a relay's contact and health (`up`/`down`) at `at` (Unix ms).
+    pub async fn set_relay_seen(
+        &self,
+        name_or_id: &str,
+        sip_uri: &str,
+        state: &str,
+        at: i64,
+    ) -> Result<()> {
+        let relay = self.relay(name_or_id).await?;
+        sqlx::query("UPDATE relays SET sip_uri = $1, state = $2, last_seen_at = $3 WHERE id = $4")
+            .bind(sip_uri)
+            .bind(state)
+            .bind(at)
+            .bind(&relay.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a line, and its relay if that does not exist yet.
+    pub async fn create_line(&self, new: NewLine) -> Result<Line> {
+        let name = validate::name("line", &new.name)?;
+        let device_path = device_path(&new.device_path)?;
+        let tenant_id = match &new.tenant {
+            Some(tenant) => Some(self.tenant(tenant).await?.id),
+            None => None,
+        };
+        let relay = match self.relay(&new.relay).await {
+            Err(DirectoryError::NotFound { .. }) => {
+                self.create_relay(NewRelay {
+                    name: new.relay.clone(),
+                })
+                .await?
+            }
+            other => other?,
+        };
+        let line = Line {
+            id: new_id("lin"),
+            name,
+            relay_id: relay.id,
+            tenant_id,
+            device_path,
+            kind: new.kind,
+            state: "idle".to_owned(),
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO lines (id, name, relay_id, tenant_id, device_path, kind, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&line.id)
+        .bind(&line.name)
+        .bind(&line.relay_id)
+        .bind(&line.tenant_id)
+        .bind(&line.device_path)
+        .bind(line.kind.as_str())
+        .bind(&line.state)
+        .bind(line.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(DirectoryError::on_unique(|| format!("line '{}' exists", line.name)))?;
+        Ok(line)
+    }
+
+    /// Lists lines visible in `scope`: a tenant sees its own lines and the shared pool.
+    pub async fn list_lines(&self, scope: &Scope) -> Result<Vec<Line>> {
+        let rows =
+            match scope {
+                Scope::Operator => {
+                    sqlx::query_as("SELECT * FROM lines ORDER BY name")
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+                Scope::Tenant(tenant) => sqlx::query_as(
+                    "SELECT * FROM lines WHERE tenant_id = $1 OR tenant_id IS NULL ORDER BY name",
+                )
+                .bind(tenant)
+                .fetch_all(&self.pool)
+                .await?,
+            };
+        Ok(rows)
+    }
+
+    /// Lists the lines of one relay (what it registers).
+    pub async fn relay_lines(&self, relay: &str) -> Result<Vec<Line>> {
+        let relay = self.relay(relay).await?;
+        Ok(
+            sqlx::query_as("SELECT * FROM lines WHERE relay_id = $1 ORDER BY name")
+                .bind(&relay.id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Finds a line by name or id.
+    pub async fn line(&self, name_or_id: &str) -> Result<Line> {
+        sqlx::query_as("SELECT * FROM lines WHERE name = $1 OR id = $1")
+            .bind(name_or_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("line", name_or_id))
+    }
+
+    /// Changes a line.
+    pub async fn update_line(&self, name_or_id: &str, update: LineUpdate) -> Result<Line> {
+        let mut line = self.line(name_or_id).await?;
+        if let Some(path) = update.device_path {
+            line.device_path = device_path(&path)?;
+        }
+        if let Some(state) = update.state {
+            line.state = line_state(&state)?;
+        }
+        line.kind = update.kind.unwrap_or(line.kind);
+        sqlx::query("UPDATE lines SET device_path = $1, kind = $2, state = $3 WHERE id = $4")
+            .bind(&line.device_path)
+            .bind(line.kind.as_str())
+            .bind(&line.state)
+            .bind(&line.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(line)
+    }
+
+    /// Deletes a line.
+    pub async fn delete_line(&self, name_or_id: &str) -> Result<()> {
+        let line = self.line(name_or_id).await?;
+        sqlx::query("DELETE FROM lines WHERE id = $1")
+            .bind(&line.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! Directory behaviour on every backend (SQLite file, PostgreSQL schema), each test
+//! on a fresh migrated database.
+
+use offhook_directory::testing::{TestDb, backends};
+use offhook_directory::*;
+
+async fn two_tenants(d: &Directory) -> (Tenant, Tenant) {
+    let a = d
+        .create_tenant(NewTenant {
+            name: "alpha".into(),
+            sip_domain: "alpha.example".into(),
+        })
+        .await
+        .unwrap();
+    let b = d
+        .create_tenant(NewTenant {
+            name: "beta".into(),
+            sip_domain: "beta.example".into(),
+        })
+        .await
+        .unwrap();
+    (a, b)
+}
+
+fn cdr_for(tenant: &Tenant, icon: &Icon, call_id: &str) -> NewCdr {
+    NewCdr {
+        tenant_id: tenant.id.clone(),
+        icon_id: Some(icon.id.clone()),
+        account_id: None,
+        call_id: call_id.into(),
+        number: icon.number.clone(),
+        line_id: None,
+        started_at: 1_000,
+    }
+}
+
+#[tokio::test]
+async fn tenant_isolation() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, b) = two_tenants(d).await;
+        let icon_a = d
+            .create_icon(NewIcon::new("alpha", "5550100", "A"))
+            .await
+            .unwrap();
+        let icon_b = d
+            .create_icon(NewIcon::new("beta", "5550101", "B"))
+            .await
+            .unwrap();
+        for (t, user) in [(&a, "alice"), (&b, "bob")] {
+            d.create_account(NewAccount {
+                tenant: t.name.clone(),
+                username: user.into(),
+                password: "correct horse".into(),
+                display_name: String::new(),
+                number: None,
+                kind: AccountKind::User,
+            })
+            .await
+            .unwrap();
+        }
+        for (name, tenant) in [
+            ("line-a", Some("alpha")),
+            ("line-b", Some("beta")),
+            ("shared", None),
+        ] {
+            d.create_line(NewLine {
+                name: name.into(),
+                relay: "relay-1".into(),
+                tenant: tenant.map(Into::into),
+                device_path: "emulated".into(),
+                kind: LineKind::Emulated,
+            })
+            .await
+            .unwrap();
+        }
+        d.start_cdr(cdr_for(&a, &icon_a, "call-a")).await.unwrap();
+        d.start_cdr(cdr_for(&b, &icon_b, "call-b")).await.unwrap();
+
+        let scope_a = Scope::Tenant(a.id.clone());
+        let icons = d.list_icons(&scope_a).await.unwrap();
+        assert_eq!(
+            icons.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            [&icon_a.id],
+            "{backend:?}"
+        );
+        let accounts = d.list_accounts(&scope_a).await.unwrap();
+        assert!(accounts.iter().all(|acc| acc.tenant_id == a.id) && accounts.len() == 1);
+        let lines = d.list_lines(&scope_a).await.unwrap();
+        let names: Vec<_> = lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["line-a", "shared"], "{backend:?}");
+        let cdrs = d.list_cdrs(&scope_a, &CdrFilter::default()).await.unwrap();
+        assert_eq!(cdrs.len(), 1);
+        assert_eq!(cdrs[0].call_id, "call-a");
+        let tenants = d.list_tenants(&scope_a).await.unwrap();
+        assert_eq!(tenants, [a.clone()]);
+
+        // Another tenant's icon by key: not found, never its data; nor changed or deleted.
+        assert!(matches!(
+            d.icon(&scope_a, &icon_b.public_id).await,
+            Err(DirectoryError::NotFound { .. })
+        ));
+        let update = IconUpdate {
+            label: Some("hijacked".into()),
+            ..Default::default()
+        };
+        assert!(
+            d.update_icon(&scope_a, &icon_b.public_id, update)
+                .await
+                .is_err()
+        );
+        assert!(d.delete_icon(&scope_a, &icon_b.public_id).await.is_err());
+        assert_eq!(
+            d.icon(&Scope::Operator, &icon_b.public_id).await.unwrap(),
+            icon_b
+        );
+
+        // The operator sees both.
+        assert_eq!(d.list_icons(&Scope::Operator).await.unwrap().len(), 2);
+        assert_eq!(
+            d.list_cdrs(&Scope::Operator, &CdrFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn cdr_exists_from_call_start_and_is_completed() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, _) = two_tenants(d).await;
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "5550100", "Echo"))
+            .await
+            .unwrap();
+        let cdr = d.start_cdr(cdr_for(&a, &icon, "c1")).await.unwrap();
+        let listed = d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            listed,
+            [cdr.clone()],
+            "row exists as soon as the call starts"
+        );
+        assert_eq!(listed[0].ended_at, None);
+
+        d.answer_cdr(&cdr.id, 3_000, AnswerSource::PolarityReversal)
+            .await
+            .unwrap();
+        d.end_cdr(&cdr.id, 9_000, "normal").await.unwrap();
+        let done = &d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap()[0];
+        assert_eq!(done.answered_at, Some(3_000));
+        assert_eq!(done.ended_at, Some(9_000));
+        assert_eq!(done.answer_source.as_deref(), Some("polarity-reversal"));
+        assert_eq!(done.hangup_cause.as_deref(), Some("normal"));
+
+        let busy = d
+            .start_cdr(NewCdr {
+                started_at: 20_000,
+                ..cdr_for(&a, &icon, "c2")
+            })
+            .await
+            .unwrap();
+        d.end_cdr(&busy.id, 21_000, "busy").await.unwrap();
+        let filter = CdrFilter {
+            cause: Some("busy".into()),
+            ..Default::default()
+        };
+        let busy_only = d.list_cdrs(&Scope::Operator, &filter).await.unwrap();
+        assert_eq!(busy_only.len(), 1);
+        assert_eq!(busy_only[0].call_id, "c2");
+        let filter = CdrFilter {
+            since: Some(10_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            d.list_cdrs(&Scope::Operator, &filter).await.unwrap().len(),
+            1
+        );
+        assert!(matches!(
+            d.end_cdr("cdr_missing", 1, "x").await,
+            Err(DirectoryError::NotFound { .. })
+        ));
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_and_writes_nothing() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        two_tenants(d).await;
+        for bad in ["555-0100", "5550100;ATH0", "", "12a", "+"] {
+            let err = d
+                .create_icon(NewIcon::new("alpha", bad, "x"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DirectoryError::Invalid {
+                        field: "number",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+        let unknown = d
+            .create_icon(NewIcon::new("gamma", "5550100", "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            unknown,
+            DirectoryError::NotFound { what: "tenant", .. }
+        ));
+        assert!(d.list_icons(&Scope::Operator).await.unwrap().is_empty());
+
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "5550100", "Echo"))
+            .await
+            .unwrap();
+        // One bad field in an update: nothing of it is written.
+        let update = IconUpdate {
+            label: Some("new label".into()),
+            allowed_origins: Some(vec!["not an origin".into()]),
+            ..Default::default()
+        };
+        assert!(
+            d.update_icon(&Scope::Operator, &icon.public_id, update)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            d.icon(&Scope::Operator, &icon.public_id).await.unwrap(),
+            icon
+        );
+        let hours = IconUpdate {
+            opening_hours: Some("someday".into()),
+            ..Default::default()
+        };
+        assert!(
+            d.update_icon(&Scope::Operator, &icon.public_id, hours)
+                .await
+                .is_err()
+        );
+
+        let dup = d
+            .create_tenant(NewTenant {
+                name: "alpha".into(),
+                sip_domain: "other.example".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, DirectoryError::Conflict(_)), "{dup}");
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_keep_ha1_only_and_bind_the_realm() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, _) = two_tenants(d).await;
+        let account = d
+            .create_account(NewAccount {
+                tenant: "alpha".into(),
+                username: "alice".into(),
+                password: "correct horse".into(),
+                display_name: "Alice".into(),
+                number: Some("201".into()),
+                kind: AccountKind::User,
+            })
+            .await
+            .unwrap();
+        let stored = d.account(&a.id, "alice").await.unwrap();
+        assert_eq!(
+            stored.ha1(DigestAlgorithm::Md5),
+            digest_ha1(
+                DigestAlgorithm::Md5,
+                "alice",
+                "alpha.example",
+                "correct horse"
+            )
+        );
+        assert_eq!(stored.ha1_sha256.len(), 64);
+        assert!(
+            !serde_json::to_string(&stored)
+                .unwrap()
+                .contains(&stored.ha1_md5)
+        );
+        assert_eq!(
+            d.account_by_number(&a.id, "201").await.unwrap().id,
+            account.id
+        );
+        // The realm is bound into HA1, so the domain cannot change under accounts.
+        let change = TenantUpdate {
+            sip_domain: Some("new.example".into()),
+        };
+        assert!(matches!(
+            d.update_tenant("alpha", change).await,
+            Err(DirectoryError::Conflict(_))
+        ));
+        let short = AccountUpdate {
+            password: Some("short".into()),
+            ..Default::default()
+        };
+        assert!(d.update_account("alpha", "alice", short).await.is_err());
+        d.delete_tenant("alpha").await.unwrap();
+        assert!(
+            d.list_accounts(&Scope::Operator).await.unwrap().is_empty(),
+            "cascade"
+        );
+        db.finish().await;
+    }
+}
