@@ -97,14 +97,13 @@ impl TestDb {
     /// Closes the pool and drops the PostgreSQL schema.
     pub async fn finish(self) {
         self.directory.close().await;
-        if let Some((base, schema)) = &self.schema {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(base).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA \"{schema}\" CASCADE"
-                )))
+        if let Some((base, schema)) = &self.schema
+            && let Ok(mut admin) = sqlx::PgConnection::connect(base).await
+        {
+            let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(&mut admin)
                 .await;
-            }
         }
     }
 }

@@ -94,7 +94,7 @@ async fn tenant_isolation() {
         assert_eq!(cdrs.len(), 1);
         assert_eq!(cdrs[0].call_id, "call-a");
         let tenants = d.list_tenants(&scope_a).await.unwrap();
-        assert_eq!(tenants, [a.clone()]);
+        assert_eq!(tenants, std::slice::from_ref(&a));
 
         // Another tenant's icon by key: not found, never its data; nor changed or deleted.
         assert!(matches!(
@@ -146,7 +146,7 @@ async fn cdr_exists_from_call_start_and_is_completed() {
             .unwrap();
         assert_eq!(
             listed,
-            [cdr.clone()],
+            std::slice::from_ref(&cdr),
             "row exists as soon as the call starts"
         );
         assert_eq!(listed[0].ended_at, None);

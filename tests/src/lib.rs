@@ -1,1 +1,121 @@
-//! End-to-end test support: helpers to start the real offhook binary.
+//! End-to-end test support: find (or build) the real `offhook` binary, run it on a
+//! fresh test database, start long-running subcommands and wait for what they print.
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use offhook_directory::testing::{Backend, TestDb};
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// How long any single step of an end-to-end test may take.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of the `offhook` binary of this build, built first if missing.
+///
+/// # Panics
+/// When it cannot be built: nothing can be tested without it.
+pub fn offhook_bin() -> PathBuf {
+    // target/<profile>/deps/<test-exe> -> target/<profile>/offhook
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("offhook");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "offhook", "--bin", "offhook"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p offhook failed");
+    }
+    bin
+}
+
+/// The binary, configured for one test database.
+#[derive(Debug)]
+pub struct Offhook {
+    /// The database the binary uses.
+    pub db: TestDb,
+}
+
+impl Offhook {
+    /// A fresh database on `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        Self {
+            db: TestDb::new(backend).await,
+        }
+    }
+
+    /// A command for the binary with this database and a quiet log.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(offhook_bin());
+        command
+            .args(args)
+            .env("OFFHOOK_DATABASE_URL", &self.db.url)
+            .env("RUST_LOG", "warn")
+            .env_remove("OFFHOOK_CONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command to completion.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        tokio::time::timeout(STEP_TIMEOUT, self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("offhook {args:?} did not finish in time"))
+            .expect("run offhook")
+    }
+
+    /// Starts a long-running command with its standard output piped.
+    pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let mut command = self.command(args);
+        command.envs(envs.iter().copied()).stdout(Stdio::piped());
+        let mut child = command.spawn().expect("spawn offhook");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Running { child, stdout }
+    }
+}
+
+/// A running `offhook` process.
+#[derive(Debug)]
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    /// Reads standard output until a line contains `needle`; returns that line.
+    pub async fn wait_for_line(&mut self, needle: &str) -> String {
+        let read = async {
+            while let Some(line) = self.stdout.next_line().await.expect("read offhook stdout") {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("offhook exited before printing '{needle}'");
+        };
+        tokio::time::timeout(STEP_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| panic!("offhook did not print '{needle}' in time"))
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for a clean exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("process still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        tokio::time::timeout(STEP_TIMEOUT, self.child.wait())
+            .await
+            .expect("offhook stops after SIGTERM")
+            .expect("wait for offhook")
+    }
+}

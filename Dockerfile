@@ -1,0 +1,13 @@
+# Builds the one `offhook` binary; docker-compose.yml runs it as each service.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p offhook
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/offhook /usr/local/bin/offhook
+ENV OFFHOOK_DATABASE_URL=sqlite:///var/lib/offhook/offhook.db
+VOLUME /var/lib/offhook
+ENTRYPOINT []
+CMD ["offhook", "demo"]

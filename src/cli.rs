@@ -1,0 +1,365 @@
+//! The command line: subcommands and their arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// offhook: click-to-call from a web page or a SIP softphone to a telephone line.
+#[derive(Debug, Parser)]
+#[command(name = "offhook", version, about)]
+pub struct Cli {
+    /// TOML configuration file (settings also come from OFFHOOK_* variables).
+    #[arg(long, global = true, env = "OFFHOOK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The processes and the admin tool.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Seed a demo tenant and run every service in one process.
+    Demo(DemoArgs),
+    /// Run the SIP signaling server.
+    Signaling,
+    /// Run a media relay (owns the modem lines).
+    Media,
+    /// Run the web server (pages, widget, APIs).
+    Web,
+    /// Administer the SQL directory.
+    #[command(subcommand)]
+    Directory(Box<DirectoryCommand>),
+}
+
+impl Command {
+    /// The subcommand's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Demo(_) => "demo",
+            Self::Signaling => "signaling",
+            Self::Media => "media",
+            Self::Web => "web",
+            Self::Directory(_) => "directory",
+        }
+    }
+}
+
+/// Options of `offhook demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed the demo tenant, print what was seeded, and exit.
+    #[arg(long)]
+    pub seed_only: bool,
+}
+
+/// `offhook directory …`
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Tenants (an ISP's customers, each with a SIP domain).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// SIP accounts of a tenant (softphones, relays).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Call icons that web pages embed.
+    #[command(subcommand)]
+    Icon(IconCommand),
+    /// Telephone lines (modems) and the relays that own them.
+    #[command(subcommand)]
+    Line(LineCommand),
+    /// Call detail records.
+    #[command(subcommand)]
+    Cdr(CdrCommand),
+}
+
+/// Output format of list commands.
+#[derive(Debug, Args)]
+pub struct ListFormat {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `offhook directory tenant …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Short name: lowercase letters, digits, '-'.
+        name: String,
+        /// SIP domain (the digest realm of its accounts).
+        #[arg(long)]
+        domain: String,
+    },
+    /// List tenants.
+    List(ListFormat),
+    /// Change a tenant.
+    Update {
+        /// Tenant name or id.
+        name: String,
+        /// New SIP domain (refused while the tenant has accounts).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Delete a tenant and everything it owns.
+    Delete {
+        /// Tenant name or id.
+        name: String,
+    },
+}
+
+/// `offhook directory account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// SIP user name.
+        username: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// The account's own number (digits, '*', '#', leading '+').
+        #[arg(long)]
+        number: Option<String>,
+        /// `user` (softphone) or `relay` (media relay registering lines).
+        #[arg(long, default_value = "user")]
+        kind: String,
+    },
+    /// List accounts.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Change an account.
+    Update {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// SIP user name.
+        username: String,
+        #[command(flatten)]
+        password: OptionalPasswordArgs,
+        /// New display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// New number.
+        #[arg(long, conflicts_with = "no_number")]
+        number: Option<String>,
+        /// Remove the number.
+        #[arg(long)]
+        no_number: bool,
+        #[command(flatten)]
+        enabled: EnableArgs,
+    },
+    /// Delete an account.
+    Delete {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// SIP user name.
+        username: String,
+    },
+}
+
+/// A required password, from the command line or standard input.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArgs {
+    /// Password (at least 8 characters); only its digest HA1 is stored.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// An optional new password.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct OptionalPasswordArgs {
+    /// New password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Read the new password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `--enable` / `--disable`.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct EnableArgs {
+    /// Enable.
+    #[arg(long)]
+    pub enable: bool,
+    /// Disable.
+    #[arg(long)]
+    pub disable: bool,
+}
+
+impl EnableArgs {
+    /// `Some(true)`, `Some(false)` or no change.
+    pub fn value(&self) -> Option<bool> {
+        match (self.enable, self.disable) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Icon settings shared by create and update.
+#[derive(Debug, Args)]
+pub struct IconSettings {
+    /// Text next to the icon.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Web origin allowed to place calls (repeat for several; on update, replaces all).
+    #[arg(long = "origin")]
+    pub origins: Vec<String>,
+    /// Opening hours, e.g. "mon-fri 09:00-17:00; sat 10:00-12:00" (empty: always).
+    #[arg(long)]
+    pub hours: Option<String>,
+    /// IANA time zone of the opening hours.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Calls through this icon at once.
+    #[arg(long)]
+    pub max_concurrent: Option<i64>,
+    /// New calls per minute through this icon.
+    #[arg(long)]
+    pub per_minute: Option<i64>,
+}
+
+/// `offhook directory icon …`
+#[derive(Debug, Subcommand)]
+pub enum IconCommand {
+    /// Create an icon.
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Number to dial (digits, '*', '#', leading '+').
+        #[arg(long)]
+        number: String,
+        /// Public id for embed snippets (generated if absent).
+        #[arg(long)]
+        public_id: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        settings: IconSettings,
+    },
+    /// List icons.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Change an icon.
+    Update {
+        /// Public id.
+        public_id: String,
+        /// New number.
+        #[arg(long)]
+        number: Option<String>,
+        #[command(flatten)]
+        settings: IconSettings,
+        #[command(flatten)]
+        enabled: EnableArgs,
+    },
+    /// Delete an icon.
+    Delete {
+        /// Public id.
+        public_id: String,
+    },
+}
+
+/// `offhook directory line …`
+#[derive(Debug, Subcommand)]
+pub enum LineCommand {
+    /// Create a line (and its relay if new).
+    Create {
+        /// Line name.
+        name: String,
+        /// Relay that owns the device.
+        #[arg(long)]
+        relay: String,
+        /// Serial device path, or `emulated`.
+        #[arg(long)]
+        device: String,
+        /// `modem`, `modem+soundcard` or `emulated`.
+        #[arg(long)]
+        kind: String,
+        /// Owning tenant (absent: the shared pool).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List lines.
+    List {
+        /// Only lines this tenant can use.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Change a line.
+    Update {
+        /// Line name or id.
+        name: String,
+        /// New device path.
+        #[arg(long)]
+        device: Option<String>,
+        /// New kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// New state (idle, dialing, in-call, fault, offline).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Delete a line.
+    Delete {
+        /// Line name or id.
+        name: String,
+    },
+}
+
+/// `offhook directory cdr …`
+#[derive(Debug, Subcommand)]
+pub enum CdrCommand {
+    /// List call detail records, newest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only calls through this icon (public id).
+        #[arg(long)]
+        icon: Option<String>,
+        /// Only calls that ended with this cause.
+        #[arg(long)]
+        cause: Option<String>,
+        /// Started at or after (RFC 3339, e.g. 2026-11-24T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Started before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+}

@@ -1,0 +1,146 @@
+//! `offhook demo` and `offhook web`: seed the demo tenant (idempotently) and run
+//! the services in this process until Ctrl-C or SIGTERM.
+
+use anyhow::Context as _;
+use offhook_directory::{
+    Directory, DirectoryError, IconUpdate, LineKind, NewIcon, NewLine, NewTenant, Scope,
+};
+use tokio::net::TcpListener;
+
+use crate::cli::DemoArgs;
+use crate::config::Config;
+
+/// The demo tenant's name.
+pub const DEMO_TENANT: &str = "demo";
+/// Its SIP domain.
+pub const DEMO_DOMAIN: &str = "demo.offhook.test";
+/// The demo icon's public id.
+pub const DEMO_ICON: &str = "demo-echo";
+/// The number of the echo on the emulated telephone network.
+pub const ECHO_NUMBER: &str = "5550100";
+
+/// Seeds the demo tenant, icon and emulated line unless they exist, and lets the
+/// icon be used from the pages served on `web_port` (none when 0).
+async fn seed(directory: &Directory, web_port: u16) -> anyhow::Result<()> {
+    match directory
+        .create_tenant(NewTenant {
+            name: DEMO_TENANT.into(),
+            sip_domain: DEMO_DOMAIN.into(),
+        })
+        .await
+    {
+        Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let origins: Vec<String> = match web_port {
+        0 => Vec::new(),
+        port => vec![
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+        ],
+    };
+    let icon = NewIcon {
+        public_id: Some(DEMO_ICON.into()),
+        allowed_origins: origins.clone(),
+        ..NewIcon::new(DEMO_TENANT, ECHO_NUMBER, "Call the echo")
+    };
+    match directory.create_icon(icon).await {
+        Ok(_) => {}
+        Err(DirectoryError::Conflict(_)) if !origins.is_empty() => {
+            let update = IconUpdate {
+                allowed_origins: Some(origins),
+                ..Default::default()
+            };
+            directory
+                .update_icon(&Scope::Operator, DEMO_ICON, update)
+                .await?;
+        }
+        Err(DirectoryError::Conflict(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let line = NewLine {
+        name: "demo-line-1".into(),
+        relay: "demo-relay".into(),
+        tenant: None,
+        device_path: "emulated".into(),
+        kind: LineKind::Emulated,
+    };
+    match directory.create_line(line).await {
+        Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// `offhook demo`.
+pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
+    let directory = Directory::connect(&config.database_url).await?;
+    let listener = match args.seed_only {
+        true => None,
+        false => Some(bind(config).await?),
+    };
+    let port = match &listener {
+        Some(listener) => listener.local_addr()?.port(),
+        None => config.web.listen.port(),
+    };
+    seed(&directory, port).await?;
+    println!(
+        "offhook demo: tenant '{DEMO_TENANT}' ({DEMO_DOMAIN}), icon '{DEMO_ICON}' dialing {ECHO_NUMBER} (echo), \
+         line 'demo-line-1' (emulated), database {}",
+        config.database_url
+    );
+    match listener {
+        Some(listener) => serve_web(listener, directory).await,
+        None => {
+            directory.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// `offhook web`.
+pub async fn run_web(config: &Config) -> anyhow::Result<()> {
+    let directory = Directory::connect(&config.database_url).await?;
+    serve_web(bind(config).await?, directory).await
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.web.listen))
+}
+
+async fn serve_web(listener: TcpListener, directory: Directory) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    println!("offhook: web serving http://{address}/ (pages, /healthz, /readyz)");
+    offhook_web::serve(
+        listener,
+        offhook_web::AppState {
+            directory: directory.clone(),
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    directory.close().await;
+    Ok(())
+}

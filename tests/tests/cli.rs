@@ -1,0 +1,287 @@
+//! The real `offhook` binary: directory administration from the shell and
+//! `offhook demo`, on SQLite and PostgreSQL.
+
+use offhook_directory::testing::backends;
+use offhook_tests::Offhook;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn icons_json(offhook: &Offhook) -> Vec<Value> {
+    let out = offhook.run(&["directory", "icon", "list", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str::<Value>(&stdout(&out))
+        .expect("JSON")
+        .as_array()
+        .expect("a JSON array")
+        .clone()
+}
+
+#[tokio::test]
+async fn directory_commands_create_list_update_delete() {
+    for backend in backends() {
+        let offhook = Offhook::new(backend).await;
+        let ok = |out: &std::process::Output| {
+            assert!(out.status.success(), "{backend:?}: {}", stderr(out))
+        };
+        ok(&offhook
+            .run(&[
+                "directory",
+                "tenant",
+                "create",
+                "acme",
+                "--domain",
+                "acme.example",
+            ])
+            .await);
+        ok(&offhook
+            .run(&[
+                "directory",
+                "account",
+                "create",
+                "--tenant",
+                "acme",
+                "alice",
+                "--password",
+                "s3cret-pass",
+                "--number",
+                "201",
+            ])
+            .await);
+        ok(&offhook
+            .run(&[
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "acme",
+                "--number",
+                "+4930123456",
+                "--public-id",
+                "acme-sales",
+                "--label",
+                "Sales",
+                "--origin",
+                "https://acme.example",
+                "--hours",
+                "mon-fri 09:00-17:00",
+                "--timezone",
+                "Europe/Berlin",
+            ])
+            .await);
+        ok(&offhook
+            .run(&[
+                "directory",
+                "line",
+                "create",
+                "line-1",
+                "--relay",
+                "relay-a",
+                "--device",
+                "/dev/ttyACM0",
+                "--kind",
+                "modem",
+            ])
+            .await);
+
+        let table = offhook.run(&["directory", "icon", "list"]).await;
+        assert!(stdout(&table).contains("acme-sales") && stdout(&table).contains("+4930123456"));
+        let icons = icons_json(&offhook).await;
+        assert_eq!(icons.len(), 1);
+        assert_eq!(icons[0]["allowed_origins"][0], "https://acme.example");
+        assert_eq!(icons[0]["timezone"], "Europe/Berlin");
+
+        ok(&offhook
+            .run(&[
+                "directory",
+                "icon",
+                "update",
+                "acme-sales",
+                "--number",
+                "5550101",
+                "--disable",
+            ])
+            .await);
+        let icons = icons_json(&offhook).await;
+        assert_eq!(
+            (icons[0]["number"].as_str(), icons[0]["enabled"].as_bool()),
+            (Some("5550101"), Some(false))
+        );
+
+        let accounts = offhook
+            .run(&["directory", "account", "list", "--tenant", "acme", "--json"])
+            .await;
+        let accounts: Value = serde_json::from_str(&stdout(&accounts)).unwrap();
+        assert_eq!(accounts[0]["username"], "alice");
+        assert!(
+            accounts[0].get("ha1_md5").is_none(),
+            "credentials never printed"
+        );
+
+        let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
+        assert!(stdout(&lines).contains("\"kind\": \"modem\""));
+        let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+        assert_eq!(stdout(&cdrs).trim(), "[]");
+
+        ok(&offhook
+            .run(&["directory", "icon", "delete", "acme-sales"])
+            .await);
+        assert!(icons_json(&offhook).await.is_empty());
+        ok(&offhook
+            .run(&["directory", "tenant", "delete", "acme"])
+            .await);
+        offhook.db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
+    for backend in backends() {
+        let offhook = Offhook::new(backend).await;
+        offhook
+            .run(&[
+                "directory",
+                "tenant",
+                "create",
+                "acme",
+                "--domain",
+                "acme.example",
+            ])
+            .await;
+        let cases: [&[&str]; 6] = [
+            &[
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "nobody",
+                "--number",
+                "5550100",
+            ],
+            &[
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "acme",
+                "--number",
+                "555 0100",
+            ],
+            &[
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "acme",
+                "--number",
+                "5550100;ATH",
+            ],
+            &[
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "acme",
+                "--number",
+                "5550100",
+                "--origin",
+                "acme.example/x",
+            ],
+            &[
+                "directory",
+                "account",
+                "create",
+                "--tenant",
+                "acme",
+                "bob",
+                "--password",
+                "short",
+            ],
+            &[
+                "directory",
+                "line",
+                "create",
+                "l1",
+                "--relay",
+                "r",
+                "--device",
+                "/dev/x",
+                "--kind",
+                "fax",
+            ],
+        ];
+        for args in cases {
+            let out = offhook.run(args).await;
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.starts_with("offhook: error: "), "{err}");
+        }
+        assert!(icons_json(&offhook).await.is_empty());
+        let accounts = offhook
+            .run(&["directory", "account", "list", "--json"])
+            .await;
+        assert_eq!(stdout(&accounts).trim(), "[]");
+        let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
+        assert_eq!(stdout(&lines).trim(), "[]");
+        offhook.db.finish().await;
+    }
+}
+
+/// A minimal HTTP/1.0 GET over a real socket: status line and body.
+async fn http_get(address: &str, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to offhook web");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn demo_seeds_and_serves_until_terminated() {
+    for backend in backends() {
+        let offhook = Offhook::new(backend).await;
+        let mut demo = offhook.spawn(&["demo"], &[("OFFHOOK_WEB__LISTEN", "127.0.0.1:0")]);
+        let line = demo.wait_for_line("web serving http://").await;
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("address in the line")
+            .to_owned();
+        let health = http_get(&address, "/healthz").await;
+        assert!(
+            health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
+            "{health}"
+        );
+        let ready = http_get(&address, "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+        let page = http_get(&address, "/").await;
+        assert!(page.contains("demo-echo"), "{page}");
+
+        // The shell sees what the demo seeded, while it runs.
+        let icons = icons_json(&offhook).await;
+        assert_eq!(icons.len(), 1, "{backend:?}");
+        assert_eq!(icons[0]["public_id"], "demo-echo");
+        assert_eq!(icons[0]["number"], "5550100");
+
+        assert!(demo.stop().await.success(), "clean exit on SIGTERM");
+        // Seeding again is idempotent.
+        let again = offhook.run(&["demo", "--seed-only"]).await;
+        assert!(again.status.success(), "{}", stderr(&again));
+        assert_eq!(icons_json(&offhook).await.len(), 1);
+        offhook.db.finish().await;
+    }
+}
