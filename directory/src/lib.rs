@@ -13,6 +13,7 @@ mod hours;
 mod icons;
 mod ids;
 mod lines;
+mod registrations;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -25,5 +26,6 @@ pub use error::{DirectoryError, Result};
 pub use hours::OpeningHours;
 pub use icons::{Icon, IconUpdate, NewIcon};
 pub use lines::{Line, LineKind, LineUpdate, NewLine, NewRelay, Relay};
+pub use registrations::{FreeLine, Registration};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::{DigestAlgorithm, digest_ha1};

@@ -109,19 +109,27 @@ pub struct Line {
     pub created_at: i64,
 }
 
+impl Line {
+    /// Reads a line from columns named `{prefix}id`, `{prefix}name`, ...
+    pub(crate) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> sqlx::Result<Self> {
+        let col = |name: &str| format!("{prefix}{name}");
+        let kind: String = row.try_get(col("kind").as_str())?;
+        Ok(Self {
+            id: row.try_get(col("id").as_str())?,
+            name: row.try_get(col("name").as_str())?,
+            relay_id: row.try_get(col("relay_id").as_str())?,
+            tenant_id: row.try_get(col("tenant_id").as_str())?,
+            device_path: row.try_get(col("device_path").as_str())?,
+            kind: LineKind::parse(&kind).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            state: row.try_get(col("state").as_str())?,
+            created_at: row.try_get(col("created_at").as_str())?,
+        })
+    }
+}
+
 impl FromRow<'_, AnyRow> for Line {
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
-        let kind: String = row.try_get("kind")?;
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            relay_id: row.try_get("relay_id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            device_path: row.try_get("device_path")?,
-            kind: LineKind::parse(&kind).map_err(|e| sqlx::Error::Decode(e.into()))?,
-            state: row.try_get("state")?,
-            created_at: row.try_get("created_at")?,
-        })
+        Self::from_prefixed_row(row, "")
     }
 }
 
@@ -163,7 +171,7 @@ fn device_path(value: &str) -> Result<String> {
     }
 }
 
-fn line_state(value: &str) -> Result<String> {
+pub(crate) fn line_state(value: &str) -> Result<String> {
     if LINE_STATES.contains(&value) {
         Ok(value.to_owned())
     } else {

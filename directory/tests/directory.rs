@@ -326,3 +326,107 @@ async fn accounts_keep_ha1_only_and_bind_the_realm() {
         db.finish().await;
     }
 }
+
+fn binding(tenant: &Tenant, aor: &str, contact_user: &str, expires_at: i64) -> Registration {
+    Registration {
+        id: String::new(),
+        tenant_id: tenant.id.clone(),
+        aor: aor.into(),
+        contact: format!("sip:{contact_user}@127.0.0.1:5070"),
+        contact_user: contact_user.into(),
+        instance: String::new(),
+        transport: "udp".into(),
+        source: "127.0.0.1:5070".into(),
+        node: "node-1".into(),
+        connection: String::new(),
+        call_id: "reg-call".into(),
+        cseq: 1,
+        expires_at,
+        updated_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn registrations_and_line_claims() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, b) = two_tenants(d).await;
+        // The ISP's relay registers with a relay account; its lines are contacts.
+        d.create_account(NewAccount {
+            tenant: "alpha".into(),
+            username: "relay-1".into(),
+            password: "relay-secret".into(),
+            display_name: String::new(),
+            number: None,
+            kind: AccountKind::Relay,
+        })
+        .await
+        .unwrap();
+        for (name, tenant) in [
+            ("line-a", Some("alpha")),
+            ("line-b", Some("beta")),
+            ("shared", None),
+        ] {
+            d.create_line(NewLine {
+                name: name.into(),
+                relay: "relay-1".into(),
+                tenant: tenant.map(Into::into),
+                device_path: "emulated".into(),
+                kind: LineKind::Emulated,
+            })
+            .await
+            .unwrap();
+        }
+        assert!(
+            d.free_lines(&a.id, 100).await.unwrap().is_empty(),
+            "nothing registered yet"
+        );
+        for line in ["line-a", "line-b", "shared"] {
+            d.upsert_registration(binding(&a, "relay-1", line, 10_000))
+                .await
+                .unwrap();
+        }
+        // Refreshing a binding replaces it.
+        d.upsert_registration(binding(&a, "relay-1", "shared", 20_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            d.registrations(&a.id, "relay-1", 100).await.unwrap().len(),
+            3
+        );
+
+        let free: Vec<_> = d.free_lines(&a.id, 100).await.unwrap();
+        let names: Vec<_> = free.iter().map(|f| f.line.name.as_str()).collect();
+        assert_eq!(names, ["line-a", "shared"], "own lines first, never beta's");
+        assert_eq!(free[1].registration.expires_at, 20_000);
+        let free_b: Vec<_> = d.free_lines(&b.id, 100).await.unwrap();
+        assert_eq!(
+            free_b
+                .iter()
+                .map(|f| f.line.name.as_str())
+                .collect::<Vec<_>>(),
+            ["line-b", "shared"]
+        );
+
+        // Only one claim wins.
+        let line_a = &free[0].line.id;
+        assert!(d.claim_line(line_a).await.unwrap());
+        assert!(!d.claim_line(line_a).await.unwrap());
+        assert_eq!(d.free_lines(&a.id, 100).await.unwrap().len(), 1);
+        d.set_line_state(line_a, "idle").await.unwrap();
+        assert!(d.set_line_state(line_a, "sleeping").await.is_err());
+
+        // Expiry.
+        assert_eq!(d.free_lines(&a.id, 15_000).await.unwrap().len(), 1);
+        assert_eq!(d.purge_registrations(15_000).await.unwrap(), 2);
+        d.remove_registration(&a.id, "relay-1", None).await.unwrap();
+        assert!(
+            d.registrations(&a.id, "relay-1", 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        db.finish().await;
+    }
+}
