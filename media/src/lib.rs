@@ -7,3 +7,4 @@ pub mod dsp;
 pub mod emulator;
 pub mod modem;
 pub mod rtp;
+pub mod sdp;
