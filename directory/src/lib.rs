@@ -6,6 +6,7 @@
 //! queries take a [`Scope`] so that a tenant never sees another tenant's rows.
 
 mod accounts;
+pub mod call_tokens;
 mod cdrs;
 mod db;
 mod error;

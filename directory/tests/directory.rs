@@ -430,3 +430,27 @@ async fn registrations_and_line_claims() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn call_tokens_share_one_secret_and_work_once() {
+    use offhook_directory::call_tokens::{TokenError, sign, verify};
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let secret = d.shared_secret("call-token").await.unwrap();
+        assert_eq!(secret.len(), 32);
+        assert_eq!(
+            d.shared_secret("call-token").await.unwrap(),
+            secret,
+            "stable across calls and nodes"
+        );
+        let far_future = i64::MAX / 2;
+        let grant = verify(&secret, &sign(&secret, "demo-echo", far_future), 0).unwrap();
+        assert_eq!(d.spend_call_token(&grant).await.unwrap(), Ok(()));
+        assert_eq!(
+            d.spend_call_token(&grant).await.unwrap(),
+            Err(TokenError::Used)
+        );
+        db.finish().await;
+    }
+}
