@@ -35,6 +35,8 @@ pub struct LogConfig {
 pub struct WebConfig {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// SIP WebSocket URL that browsers call over (the signaling WS listener).
+    pub sip_ws_url: String,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             },
             web: WebConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                sip_ws_url: "ws://127.0.0.1:5066".to_owned(),
             },
         }
     }

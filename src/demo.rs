@@ -110,7 +110,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         config.database_url
     );
     match listener {
-        Some(listener) => serve_web(listener, directory).await,
+        Some(listener) => serve_web(listener, directory, &config.web.sip_ws_url).await,
         None => {
             directory.close().await;
             Ok(())
@@ -121,7 +121,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 /// `offhook web`.
 pub async fn run_web(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
-    serve_web(bind(config).await?, directory).await
+    serve_web(bind(config).await?, directory, &config.web.sip_ws_url).await
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
@@ -130,17 +130,17 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {}", config.web.listen))
 }
 
-async fn serve_web(listener: TcpListener, directory: Directory) -> anyhow::Result<()> {
+async fn serve_web(
+    listener: TcpListener,
+    directory: Directory,
+    sip_ws_url: &str,
+) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
-    println!("offhook: web serving http://{address}/ (pages, /healthz, /readyz)");
-    offhook_web::serve(
-        listener,
-        offhook_web::AppState {
-            directory: directory.clone(),
-        },
-        shutdown_signal(),
-    )
-    .await?;
+    println!(
+        "offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)"
+    );
+    let state = offhook_web::AppState::new(directory.clone(), sip_ws_url.to_owned()).await?;
+    offhook_web::serve(listener, state, shutdown_signal()).await?;
     directory.close().await;
     Ok(())
 }

@@ -1,30 +1,66 @@
-//! offhook's HTTP side (axum): the start page, health (`/healthz`, `/readyz`), and,
-//! as later parts land, the widget, the click API and the admin API. The router is
+//! offhook's HTTP side (axum): the start page with the call icons, the embeddable
+//! widget (`/widget.js`), the click API that hands out call tokens, health
+//! (`/healthz`, `/readyz`), and the admin API. The router is
 //! built by [`router`] so that tests call it with `oneshot` and processes serve it
 //! with [`serve`].
 
+mod click;
 mod pages;
+mod widget;
+
+pub use click::{CallGrantResponse, TOKEN_LIFETIME_MS};
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use offhook_directory::Directory;
+use offhook_signaling::limits::Limiter;
 use tokio::net::TcpListener;
+
+/// The name of the directory secret that signs call tokens.
+pub const CALL_TOKEN_SECRET: &str = "call-token";
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The SQL directory.
     pub directory: Directory,
+    /// Key of the call tokens (shared with signaling through the directory).
+    pub call_token_secret: Arc<Vec<u8>>,
+    /// The SIP WebSocket URL browsers call over.
+    pub sip_ws_url: String,
+    /// Per-minute limits of the click API.
+    pub click_limiter: Arc<Mutex<Limiter>>,
+}
+
+impl AppState {
+    /// State for a web process whose browsers call over `sip_ws_url`.
+    pub async fn new(directory: Directory, sip_ws_url: String) -> offhook_directory::Result<Self> {
+        let secret = directory.shared_secret(CALL_TOKEN_SECRET).await?;
+        Ok(Self {
+            directory,
+            call_token_secret: Arc::new(secret),
+            sip_ws_url,
+            click_limiter: Arc::default(),
+        })
+    }
 }
 
 /// All routes of the web process.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
+        .route("/widget.js", get(widget::script))
+        .route("/api/v1/icons/{public_id}", get(click::icon_info))
+        .route(
+            "/api/v1/icons/{public_id}/calls",
+            post(click::create_call).options(click::preflight),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -36,7 +72,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,4 +1,5 @@
-//! Server-rendered pages: the start page lists the enabled icons of the directory.
+//! Server-rendered pages: the start page shows the enabled call icons of the
+//! directory, each as its widget (on `offhook demo`: the echo, to hear yourself).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,16 +36,17 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, Status
         .iter()
         .filter(|icon| icon.enabled)
         .map(|icon| {
+            let id = escape(&icon.public_id);
+            let widget = crate::widget::embed_snippet("", &id);
             format!(
-                "<li><code>{}</code> — {}</li>\n",
-                escape(&icon.public_id),
+                "<li><code>{id}</code> — {}<br>{widget}</li>\n",
                 escape(&icon.label)
             )
         })
         .collect();
     Ok(Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>offhook</title></head>\n\
-         <body><h1>offhook</h1>\n<p>Click-to-call gateway. Enabled call icons:</p>\n<ul>\n{items}</ul>\n\
+         <body><h1>offhook</h1>\n<p>Click-to-call gateway. Click an icon and talk: the call goes to a telephone line.</p>\n<ul>\n{items}</ul>\n\
          <p>Health: <a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></p>\n</body></html>\n"
     )))
 }
