@@ -1,1 +1,10 @@
-//! (being written)
+//! The network side of the media relay. Datagrams from the peer enter through
+//! [`packet::RtpReceiver`]; audio goes into the [`jitter`] buffer, which the
+//! playout clock pops every 20 ms for the line. [`units`] holds the typed ids and
+//! media time every module speaks; [`netsim`] simulates a network for tests and
+//! the relay benchmark.
+
+pub mod jitter;
+pub mod netsim;
+pub mod packet;
+pub mod units;

@@ -1,0 +1,181 @@
+//! The jitter buffer against seeded packet schedules in simulated time: in order,
+//! reordered, lossy, jittery (uniform and Pareto), plus SSRC changes, timestamp
+//! jumps, duplicates and talkspurts. Every pop must yield a frame and audio must
+//! never play out of order.
+
+use std::time::{Duration, Instant};
+
+use offhook_media::rtp::jitter::{FrameKind, JitterBuffer, JitterConfig};
+use offhook_media::rtp::netsim::{
+    JitterModel, NetProfile, PlayoutReport, play_through, schedule, sim_packet,
+};
+use offhook_media::rtp::units::{RtpTime, SeqNo, Ssrc};
+
+const MS: Duration = Duration::from_millis(1);
+const PACKETS: u32 = 3000;
+const TAIL: Duration = Duration::from_millis(400);
+const TAIL_FRAMES: u64 = 20;
+
+fn run(seed: u64, profile: NetProfile) -> PlayoutReport {
+    let packets = schedule(seed, PACKETS, &profile);
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let report = play_through(&mut jb, Instant::now(), &packets, &profile, 7 * MS, TAIL);
+    assert_eq!(report.out_of_order, 0, "audio played out of order");
+    let expected_frames = (packets.last().unwrap().arrival + TAIL - 7 * MS).as_millis() / 20 + 1;
+    assert_eq!(
+        u128::from(report.frames),
+        expected_frames,
+        "one frame per pop"
+    );
+    report
+}
+
+fn profile(jitter: JitterModel, loss: f64) -> NetProfile {
+    NetProfile {
+        base_delay: 35 * MS,
+        jitter,
+        loss,
+    }
+}
+
+#[test]
+fn in_order_plays_everything_with_little_delay() {
+    let r = run(1, profile(JitterModel::None, 0.0));
+    assert_eq!(r.audio, u64::from(PACKETS));
+    assert_eq!((r.stats.late, r.stats.lost), (0, 0));
+    assert!(
+        r.stats.concealed <= TAIL_FRAMES,
+        "only the tail after the stream ends"
+    );
+    assert!(
+        r.latency_quantile(0.95) <= 40 * MS,
+        "p95 {:?}",
+        r.latency_quantile(0.95)
+    );
+}
+
+#[test]
+fn reordered_packets_are_put_back_in_order() {
+    // 60 ms of uniform jitter reorders up to three packets deep.
+    let r = run(2, profile(JitterModel::Uniform(60 * MS), 0.0));
+    assert!(r.late_fraction() < 0.02, "late {:?}", r.stats);
+    assert!(r.audio as f64 >= f64::from(PACKETS) * 0.98);
+    assert!(
+        r.latency_quantile(0.95) <= 110 * MS,
+        "p95 {:?}",
+        r.latency_quantile(0.95)
+    );
+}
+
+#[test]
+fn random_loss_is_counted_and_concealed() {
+    let r = run(3, profile(JitterModel::None, 0.05));
+    let lost = r.stats.lost as f64 / f64::from(PACKETS);
+    assert!((0.03..0.07).contains(&lost), "lost {lost}");
+    assert_eq!(r.stats.late, 0);
+    assert!(r.stats.concealed >= r.stats.lost, "{:?}", r.stats);
+    assert_eq!(r.audio + r.stats.lost, u64::from(PACKETS));
+}
+
+#[test]
+fn uniform_40ms_jitter_stays_continuous_with_bounded_delay() {
+    let r = run(4, profile(JitterModel::Uniform(40 * MS), 0.0));
+    assert!(r.late_fraction() < 0.01, "late {:?}", r.stats);
+    assert!(
+        r.latency_quantile(0.5) <= 70 * MS,
+        "p50 {:?}",
+        r.latency_quantile(0.5)
+    );
+    assert!(
+        r.latency_quantile(0.95) <= 80 * MS,
+        "p95 {:?}",
+        r.latency_quantile(0.95)
+    );
+    assert!(
+        r.stats.jitter > 5 * MS && r.stats.target_delay >= 30 * MS,
+        "{:?}",
+        r.stats
+    );
+}
+
+#[test]
+fn pareto_jitter_keeps_late_loss_and_delay_sane() {
+    let jitter = JitterModel::Pareto {
+        scale: 10 * MS,
+        shape: 2.5,
+        cap: 40 * MS,
+    };
+    let r = run(5, profile(jitter, 0.01));
+    assert!(r.late_fraction() < 0.03, "late {:?}", r.stats);
+    assert!(
+        r.latency_quantile(0.95) <= 120 * MS,
+        "p95 {:?}",
+        r.latency_quantile(0.95)
+    );
+    assert!(r.stats.added_delay <= JitterConfig::default().max_delay + 40 * MS);
+}
+
+#[test]
+fn duplicates_are_dropped_and_counted() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    for i in 0..50u32 {
+        let at = t0 + 20 * MS * i;
+        jb.push(at, sim_packet(i));
+        jb.push(at, sim_packet(i));
+        assert_ne!(jb.pop(at + MS).kind, FrameKind::Concealed, "frame {i}");
+    }
+    let s = jb.stats();
+    assert_eq!((s.received, s.duplicate, s.lost), (50, 50, 0));
+}
+
+#[test]
+fn new_ssrc_and_timestamp_jump_reanchor_without_gaps() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut kinds = Vec::new();
+    for i in 0..150u32 {
+        let at = t0 + 20 * MS * i;
+        let mut p = sim_packet(i);
+        if i >= 50 {
+            p.ssrc = Ssrc(0xbeef);
+        }
+        if i >= 100 {
+            p.time = RtpTime {
+                ticks: p.time.ticks.wrapping_add(3_000_000),
+                ..p.time
+            };
+        }
+        jb.push(at, p);
+        kinds.push(jb.pop(at + MS).kind);
+    }
+    let s = jb.stats();
+    assert_eq!(s.resets, 2, "{s:?}");
+    let audio = kinds.iter().filter(|k| **k == FrameKind::Audio).count();
+    assert!(audio >= 140, "audio frames {audio}");
+    assert!(kinds[140..].iter().all(|k| *k == FrameKind::Audio));
+}
+
+#[test]
+fn talkspurt_after_silence_starts_fresh() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut audio = 0;
+    for i in 0..=200u32 {
+        let at = t0 + 20 * MS * i;
+        // Silence (nothing sent) for packets 50..100; the next one is marked.
+        if !(50..100).contains(&i) && i < 200 {
+            let mut p = sim_packet(i);
+            p.marker = i == 0 || i == 100;
+            if i >= 100 {
+                // Nothing was sent in the pause: sequence numbers continue.
+                p.seq = SeqNo(p.seq.0.wrapping_sub(50));
+            }
+            jb.push(at, p);
+        }
+        audio += u32::from(jb.pop(at + MS).kind == FrameKind::Audio);
+    }
+    assert_eq!(audio, 150);
+    let s = jb.stats();
+    assert_eq!((s.late, s.lost, s.resets), (0, 0, 0), "{s:?}");
+}
