@@ -1,3 +1,9 @@
-//! placeholder
+//! offhook's signaling process: a SIP server that real SIP peers can use. The
+//! message layer ([`sip`]) and the transaction layer are sans-IO; the transports
+//! ([`transport`]) are the tokio edge; the registrar and the stateful proxy decide
+//! with the directory. See DESIGN.md, "Processes".
 
+pub mod config;
 pub mod limits;
+pub mod sip;
+pub mod transport;

@@ -42,23 +42,32 @@ pub struct Limiter {
 }
 
 fn prune(window: &mut VecDeque<Instant>, now: Instant) {
-    while window.front().is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW) {
+    while window
+        .front()
+        .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW)
+    {
         window.pop_front();
     }
 }
 
 /// Seconds until the oldest start leaves the window.
 fn retry_after(window: &VecDeque<Instant>, now: Instant) -> u32 {
-    let wait = window
-        .front()
-        .map_or(Duration::ZERO, |&oldest| WINDOW.saturating_sub(now.saturating_duration_since(oldest)));
+    let wait = window.front().map_or(Duration::ZERO, |&oldest| {
+        WINDOW.saturating_sub(now.saturating_duration_since(oldest))
+    });
     u32::try_from(wait.as_secs()).unwrap_or(60).max(1)
 }
 
 impl Limiter {
     /// Admits a new call through `key` (an icon or account id) from `source`, or
     /// says why not. An admitted call counts until [`Limiter::end`].
-    pub fn admit(&mut self, key: &str, source: IpAddr, limits: CallLimits, now: Instant) -> Result<(), Refusal> {
+    pub fn admit(
+        &mut self,
+        key: &str,
+        source: IpAddr,
+        limits: CallLimits,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let starts = self.starts.entry(key.to_owned()).or_default();
         prune(starts, now);
         let from_source = self.sources.entry(source).or_default();
@@ -67,10 +76,14 @@ impl Limiter {
             return Err(Refusal::TooManyConcurrent);
         }
         if starts.len() >= limits.per_minute as usize {
-            return Err(Refusal::RateLimited { retry_after: retry_after(starts, now) });
+            return Err(Refusal::RateLimited {
+                retry_after: retry_after(starts, now),
+            });
         }
         if from_source.len() >= limits.per_source_per_minute as usize {
-            return Err(Refusal::RateLimited { retry_after: retry_after(from_source, now) });
+            return Err(Refusal::RateLimited {
+                retry_after: retry_after(from_source, now),
+            });
         }
         starts.push_back(now);
         from_source.push_back(now);
@@ -107,7 +120,11 @@ impl Limiter {
 mod tests {
     use super::*;
 
-    const LIMITS: CallLimits = CallLimits { max_concurrent: 2, per_minute: 3, per_source_per_minute: 100 };
+    const LIMITS: CallLimits = CallLimits {
+        max_concurrent: 2,
+        per_minute: 3,
+        per_source_per_minute: 100,
+    };
 
     #[test]
     fn concurrent_then_rate_then_recovery() {
@@ -115,16 +132,25 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 1].into();
         assert!(l.admit("icon", ip, LIMITS, t0).is_ok());
         assert!(l.admit("icon", ip, LIMITS, t0).is_ok());
-        assert_eq!(l.admit("icon", ip, LIMITS, t0), Err(Refusal::TooManyConcurrent));
+        assert_eq!(
+            l.admit("icon", ip, LIMITS, t0),
+            Err(Refusal::TooManyConcurrent)
+        );
         l.end("icon");
-        assert!(l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(10)).is_ok());
+        assert!(
+            l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(10))
+                .is_ok()
+        );
         l.end("icon");
         assert_eq!(
             l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(15)),
             Err(Refusal::RateLimited { retry_after: 45 })
         );
         // A minute after the first two, they leave the window.
-        assert!(l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(60)).is_ok());
+        assert!(
+            l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(60))
+                .is_ok()
+        );
         assert_eq!(l.active("icon"), 2);
     }
 
@@ -132,12 +158,21 @@ mod tests {
     fn per_source_limit_spans_icons() {
         let (mut l, t0) = (Limiter::default(), Instant::now());
         let ip: IpAddr = [192, 0, 2, 1].into();
-        let limits = CallLimits { per_source_per_minute: 2, ..LIMITS };
+        let limits = CallLimits {
+            per_source_per_minute: 2,
+            ..LIMITS
+        };
         assert!(l.admit("a", ip, limits, t0).is_ok());
         assert!(l.admit("b", ip, limits, t0).is_ok());
-        assert!(matches!(l.admit("c", ip, limits, t0), Err(Refusal::RateLimited { .. })));
+        assert!(matches!(
+            l.admit("c", ip, limits, t0),
+            Err(Refusal::RateLimited { .. })
+        ));
         assert!(l.admit("c", [192, 0, 2, 2].into(), limits, t0).is_ok());
         l.sweep(t0 + Duration::from_secs(61));
-        assert!(l.admit("c", ip, limits, t0 + Duration::from_secs(61)).is_ok());
+        assert!(
+            l.admit("c", ip, limits, t0 + Duration::from_secs(61))
+                .is_ok()
+        );
     }
 }

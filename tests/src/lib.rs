@@ -1,6 +1,8 @@
 //! End-to-end test support: find (or build) the real `offhook` binary, run it on a
 //! fresh test database, start long-running subcommands and wait for what they print.
 
+mod audio;
+
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -8,6 +10,8 @@ use std::time::Duration;
 use offhook_directory::testing::{Backend, TestDb};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+
+pub use audio::write_tone_wav;
 
 /// How long any single step of an end-to-end test may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Calls per second through the offhook proxy, measured with sipp, next to sipp
+# calling sipp directly on the same machine.
+#
+#   uac (sipp, digest auth) -> offhook signaling (UDP) -> uas (sipp, registered as a relay line)
+#
+# For each rate it runs a fixed number of calls and reports the rate reached, failed
+# calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
+# the 407 challenge). The highest rate with no failed call is the result.
+# usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rates=("${@:-500 1000 1500 2000}")
+[ "$#" -gt 0 ] || rates=(500 1000 1500 2000)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/offhook-target}"
+cargo build --release -q -p offhook
+bin="$CARGO_TARGET_DIR/release/offhook"
+scen=signaling/tests/sipp
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+export OFFHOOK_DATABASE_URL="sqlite://$work/bench.db"
+export RUST_LOG=error
+proxy_port=15060
+uas_port=15070
+export OFFHOOK_SIGNALING__UDP=127.0.0.1:$proxy_port OFFHOOK_SIGNALING__TCP=127.0.0.1:$proxy_port
+export OFFHOOK_SIGNALING__WS=127.0.0.1:15066
+"$bin" directory tenant create bench --domain bench.test >/dev/null
+"$bin" directory account create --tenant bench caller --password caller-secret >/dev/null
+"$bin" directory account create --tenant bench relay-b --kind relay --password relay-secret >/dev/null
+"$bin" directory icon create --tenant bench --number 5550100 --public-id echo \
+  --max-concurrent 1000 --per-minute 10000 >/dev/null
+"$bin" directory line create line-1 --relay relay-b --device emulated --kind emulated >/dev/null
+"$bin" signaling > "$work/signaling.log" 2>&1 &
+sleep 1
+
+percentiles() { # file of "time;value" lines from -trace_rtt -> p50 p99 in ms
+  python3 - "$@" <<'PY'
+import sys, glob
+vals = []
+for f in glob.glob(sys.argv[1]):
+    for line in open(f):
+        parts = line.strip().split(';')
+        if len(parts) >= 2:
+            try: vals.append(float(parts[1]))
+            except ValueError: pass
+vals.sort()
+if not vals: print("n/a n/a"); sys.exit()
+q = lambda p: vals[min(len(vals)-1, int(p*len(vals)))]
+print(f"{q(0.50):.2f} {q(0.99):.2f}")
+PY
+}
+
+run() { # label rate uac-args... -> prints a result row
+  local label=$1 rate=$2; shift 2
+  local calls=$((rate * 10)) dir="$work/$label-$rate"
+  mkdir -p "$dir"
+  (cd "$dir" && sipp "$@" -r "$rate" -m "$calls" -l 20000 -trace_rtt -rtt_freq 1 -trace_stat -fd 1 \
+      -timeout 60 -timeout_error -bg >/dev/null 2>&1 || true)
+  for _ in $(seq 1 70); do pgrep -f "sipp.*$dir" >/dev/null || break; sleep 1; done
+  sleep 1
+  local stat; stat=$(ls "$dir"/*_.csv "$dir"/*[0-9].csv 2>/dev/null | grep -v rtt | head -n1 || true)
+  python3 - "$stat" "$label" "$rate" "$(percentiles "$dir/*rtt.csv")" <<'PY'
+import sys, csv
+path, label, rate, pct = sys.argv[1:5]
+rows = list(csv.reader(open(path), delimiter=';')) if path else []
+if len(rows) < 2:
+    print(f"{label:8} rate={rate:>5}  no statistics"); sys.exit()
+head, last = rows[0], rows[-1]
+get = lambda k: last[head.index(k)] if k in head else "?"
+p50, p99 = pct.split()
+print(f"{label:8} target={rate:>5}/s  reached={get('CallRate(C)'):>8}/s  ok={get('SuccessfulCall(C)'):>6}  "
+      f"failed={get('FailedCall(C)'):>4}  INVITE->180 p50={p50} ms p99={p99} ms")
+PY
+}
+
+# Direct baseline: sipp uac -> sipp uas, built-in scenarios.
+sipp -sn uas -p 16070 -bg >/dev/null 2>&1
+for rate in "${rates[@]}"; do run direct "$rate" -sn uac 127.0.0.1:16070 -p 16080; done
+
+# Through offhook: register the uas as line-1 of relay-b, then call the icon.
+(cd "$work" && sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -bg >/dev/null 2>&1)
+(cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 \
+   -key domain bench.test -key user relay-b -key contact_user line-1 -key contact_port $uas_port \
+   -key expires 3600 -au relay-b -ap relay-secret -timeout 10 -timeout_error >/dev/null 2>&1)
+for rate in "${rates[@]}"; do
+  run offhook "$rate" -sf "$PWD/$scen/uac.xml" 127.0.0.1:$proxy_port -p 15080 \
+    -key domain bench.test -key user caller -key callee echo -key hold_ms 0 -au caller -ap caller-secret
+done

@@ -1,0 +1,93 @@
+//! Settings of the signaling server: where each transport listens (none of them is
+//! required), the TLS certificate, the host name it puts in Via and Record-Route,
+//! transaction timers (RFC 3261 T1/T2/T4), size and rate limits. Defaults suit a
+//! single machine (`offhook demo`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The signaling server's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignalingConfig {
+    /// SIP over UDP.
+    pub udp: Option<SocketAddr>,
+    /// SIP over TCP.
+    pub tcp: Option<SocketAddr>,
+    /// SIP over WebSocket (browsers).
+    pub ws: Option<SocketAddr>,
+    /// SIP over TLS (needs `tls_cert` and `tls_key`).
+    pub tls: Option<SocketAddr>,
+    /// SIP over secure WebSocket (needs `tls_cert` and `tls_key`).
+    pub wss: Option<SocketAddr>,
+    /// PEM certificate chain for TLS and WSS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS and WSS.
+    pub tls_key: Option<PathBuf>,
+    /// Host (name or IP) this node puts in Via and Record-Route; the UDP address's
+    /// IP when empty.
+    pub host: String,
+    /// Name of this node in registrations (which node holds a client's connection).
+    pub node_id: String,
+    /// RFC 3261 T1, the round-trip estimate, in ms.
+    pub t1_ms: u64,
+    /// RFC 3261 T2, the cap on non-INVITE retransmit intervals, in ms.
+    pub t2_ms: u64,
+    /// RFC 3261 T4, how long a message may stay in the network, in ms.
+    pub t4_ms: u64,
+    /// Largest message accepted on any transport, in bytes.
+    pub max_message_bytes: usize,
+    /// How long a digest nonce stays fresh, in seconds.
+    pub nonce_lifetime_s: u64,
+    /// Registration expiry bounds, in seconds.
+    pub min_expires_s: u32,
+    /// Longest registration granted, in seconds.
+    pub max_expires_s: u32,
+    /// New calls per minute from one source address.
+    pub calls_per_source_per_minute: u32,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        let local = |port| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        Self {
+            udp: local(5060),
+            tcp: local(5060),
+            ws: local(5066),
+            tls: None,
+            wss: None,
+            tls_cert: None,
+            tls_key: None,
+            host: String::new(),
+            node_id: "node-1".to_owned(),
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+            max_message_bytes: 64 * 1024,
+            nonce_lifetime_s: 300,
+            min_expires_s: 60,
+            max_expires_s: 3_600,
+            calls_per_source_per_minute: 60,
+        }
+    }
+}
+
+impl SignalingConfig {
+    /// T1 as a duration.
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+
+    /// T2 as a duration.
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+
+    /// T4 as a duration.
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}

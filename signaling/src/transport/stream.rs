@@ -1,0 +1,85 @@
+//! TCP (and, through [`serve_connection`], TLS) connections: bytes are framed into
+//! messages by Content-Length with a size limit; a framing error or an oversize
+//! message closes the connection (RFC 3261 s18.3: the stream cannot be resynced).
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+use super::{Flow, TransportKind, Transports};
+use crate::sip::StreamFramer;
+use std::sync::atomic::Ordering;
+
+/// Accepts TCP connections until the core goes away.
+pub async fn serve_tcp(listener: TcpListener, transports: Transports) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    loop {
+        let (socket, remote) = listener.accept().await?;
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            socket,
+            TransportKind::Tcp,
+            local,
+            remote,
+            transports.clone(),
+        ));
+    }
+}
+
+/// Runs one stream connection: reads and frames, and writes what the core sends.
+pub(crate) async fn serve_connection<S>(
+    stream: S,
+    kind: TransportKind,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transports: Transports,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (id, mut outgoing) = transports.add_connection();
+    let flow = Flow {
+        kind,
+        local,
+        remote,
+        conn: Some(id),
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let writing = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut framer = StreamFramer::new(transports.max_message());
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let len = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(len) => len,
+        };
+        framer.push(&buf[..len]);
+        loop {
+            match framer.next_message() {
+                Ok(Some(message)) => {
+                    if !transports.deliver(flow, message).await {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    transports
+                        .stats()
+                        .framing_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, %err, "closing stream connection");
+                    break 'read;
+                }
+            }
+        }
+    }
+    transports.remove_connection(id);
+    writing.abort();
+}

@@ -1,0 +1,142 @@
+//! SIP over WebSocket (RFC 7118), what browsers use: the handshake must offer the
+//! `sip` subprotocol and gets it echoed; each WebSocket message (text or binary)
+//! is exactly one SIP message. Requests for the client go back down the same
+//! connection (its Via and Contact hosts are `.invalid`).
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::{Flow, TransportKind, Transports};
+
+/// Accepts plain WebSocket connections.
+pub async fn serve_ws(listener: TcpListener, transports: Transports) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    loop {
+        let (socket, remote) = listener.accept().await?;
+        let _ = socket.set_nodelay(true);
+        tokio::spawn(serve_ws_connection(
+            socket,
+            TransportKind::Ws,
+            local,
+            remote,
+            transports.clone(),
+        ));
+    }
+}
+
+/// Accepts WebSocket connections over TLS.
+pub async fn serve_wss(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    transports: Transports,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    loop {
+        let (socket, remote) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        let transports = transports.clone();
+        tokio::spawn(async move {
+            match acceptor.accept(socket).await {
+                Ok(stream) => {
+                    serve_ws_connection(stream, TransportKind::Wss, local, remote, transports).await
+                }
+                Err(err) => tracing::debug!(%remote, %err, "TLS handshake failed"),
+            }
+        });
+    }
+}
+
+/// Accepts the handshake only with the `sip` subprotocol, and echoes it.
+#[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
+fn require_sip_subprotocol(
+    request: &Request,
+    mut response: Response,
+) -> Result<Response, ErrorResponse> {
+    let offers_sip = request
+        .headers()
+        .get_all("Sec-WebSocket-Protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("sip"));
+    if !offers_sip {
+        let mut refusal = ErrorResponse::new(Some(
+            "the 'sip' WebSocket subprotocol is required (RFC 7118)".into(),
+        ));
+        *refusal.status_mut() = StatusCode::BAD_REQUEST;
+        return Err(refusal);
+    }
+    response
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    Ok(response)
+}
+
+async fn serve_ws_connection<S>(
+    stream: S,
+    kind: TransportKind,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transports: Transports,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(transports.max_message()))
+        .max_frame_size(Some(transports.max_message()));
+    let socket = match tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        require_sip_subprotocol,
+        Some(config),
+    )
+    .await
+    {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::debug!(%remote, %err, "WebSocket handshake refused");
+            return;
+        }
+    };
+    let (id, mut outgoing) = transports.add_connection();
+    let flow = Flow {
+        kind,
+        local,
+        remote,
+        conn: Some(id),
+    };
+    let (mut sink, mut source) = socket.split();
+    let writing = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            // SIP is text; a message that is not UTF-8 (binary body) goes as binary.
+            let message = match String::from_utf8(bytes) {
+                Ok(text) => Message::text(text),
+                Err(err) => Message::binary(err.into_bytes()),
+            };
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(Ok(message)) = source.next().await {
+        let bytes = match message {
+            Message::Text(text) => text.as_bytes().to_vec(),
+            Message::Binary(bytes) => bytes.to_vec(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if !transports.deliver(flow, bytes).await {
+            break;
+        }
+    }
+    transports.remove_connection(id);
+    writing.abort();
+}

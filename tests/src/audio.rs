@@ -1,0 +1,30 @@
+//! Test audio: a tone written as a WAV file (48 kHz, mono, 16-bit PCM) for
+//! Chromium's fake microphone (`--use-file-for-fake-audio-capture`).
+
+use std::path::Path;
+
+/// Writes `seconds` of a sine at `hz` (amplitude 0.5 of full scale) to `path`.
+pub fn write_tone_wav(path: &Path, hz: f64, seconds: u32) -> std::io::Result<()> {
+    const RATE: u32 = 48_000;
+    let samples = RATE * seconds;
+    let mut data = Vec::with_capacity(44 + 2 * samples as usize);
+    data.extend_from_slice(b"RIFF");
+    data.extend_from_slice(&(36 + 2 * samples).to_le_bytes());
+    data.extend_from_slice(b"WAVEfmt ");
+    data.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    data.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    data.extend_from_slice(&1u16.to_le_bytes()); // mono
+    data.extend_from_slice(&RATE.to_le_bytes());
+    data.extend_from_slice(&(RATE * 2).to_le_bytes()); // bytes per second
+    data.extend_from_slice(&2u16.to_le_bytes()); // block align
+    data.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    data.extend_from_slice(b"data");
+    data.extend_from_slice(&(2 * samples).to_le_bytes());
+    for n in 0..samples {
+        let t = f64::from(n) / f64::from(RATE);
+        let sample =
+            (0.5 * f64::from(i16::MAX) * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
+        data.extend_from_slice(&sample.to_le_bytes());
+    }
+    std::fs::write(path, data)
+}
