@@ -10,8 +10,10 @@
 //! arrival time minus the media time of a packet, the playout offset `P` (pop time
 //! minus media time played) must stay above the transit of (almost) every packet.
 //! `P - min(transit)` is the delay the buffer adds; it is kept near a target of
-//! `k` times the RFC 3550 interarrival jitter, bounded by a minimum and a maximum.
-//! Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
+//! `k` times the interarrival jitter (RFC 3550's estimate, averaged more slowly),
+//! bounded by a minimum and a maximum.
+//! A late packet raises the target at once towards what would have caught it (by
+//! up to a frame); the target falls back slowly. Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
 //! happens freely in silence and otherwise at most once per `shrink_interval`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -30,6 +32,10 @@ const MAX_PACKET_TICKS: i64 = 960;
 const MAX_REPEATS: u32 = 2;
 /// Peak amplitude below which a frame counts as silence for shrinking.
 const SILENCE_PEAK: i16 = 256;
+/// Inverse gain of the slow jitter average the target follows (RFC 3550 uses 16).
+const SMOOTH_JITTER_GAIN: f64 = 128.0;
+/// How fast the target delay falls, in ticks per pop (1 tick per 20 ms = 6.25 ms/s).
+const TARGET_FALL_PER_POP: i64 = 1;
 /// Sequence numbers remembered for duplicate detection.
 const SEEN_WINDOW: u64 = 1024;
 
@@ -55,7 +61,7 @@ impl Default for JitterConfig {
         Self {
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(200),
-            jitter_factor: 3.0,
+            jitter_factor: 3.5,
             shrink_interval: Duration::from_millis(500),
             transit_window: Duration::from_secs(4),
             max_jump: Duration::from_secs(2),
@@ -217,6 +223,10 @@ pub struct JitterBuffer {
     repeats: u32,
     /// RFC 3550 jitter, in ticks.
     jitter: f64,
+    /// The same, averaged more slowly (1/128 gain) to steer by, in ticks.
+    smooth_jitter: f64,
+    /// The delay steered towards, in ticks.
+    target: i64,
     last_transit: Option<i64>,
     /// (arrival, transit) in ticks, increasing transit: a sliding minimum.
     transits: VecDeque<(i64, i64)>,
@@ -239,6 +249,8 @@ impl JitterBuffer {
             last_frame: [0; FRAME_SAMPLES],
             repeats: 0,
             jitter: 0.0,
+            smooth_jitter: 0.0,
+            target: 0,
             last_transit: None,
             transits: VecDeque::new(),
             last_shrink: None,
@@ -303,6 +315,11 @@ impl JitterBuffer {
             } else if ts + len <= play {
                 self.stats.late += 1;
                 self.observe_transit(arrival, arrival - ts);
+                // Grow fast: steer at once towards a delay that would have caught
+                // it, one frame per late packet so a lone spike costs little.
+                let min_transit = self.transits.front().map_or(0, |&(_, t)| t);
+                let catch = arrival - ts - min_transit;
+                self.target = self.target.max(catch.min(self.target + FRAME_TICKS));
                 return;
             } else if packet.marker && self.queued_end().is_none_or(|end| end <= play) {
                 // A new talkspurt with nothing left to play: start it afresh.
@@ -319,6 +336,7 @@ impl JitterBuffer {
         if let Some(last) = self.last_transit {
             let d = (transit - last).abs() as f64;
             self.jitter += (d - self.jitter) / 16.0;
+            self.smooth_jitter += (d - self.smooth_jitter) / SMOOTH_JITTER_GAIN;
         }
         self.last_transit = Some(transit);
         while self.transits.back().is_some_and(|&(_, t)| t >= transit) {
@@ -341,16 +359,22 @@ impl JitterBuffer {
             .map(|(k, v)| k + v.len() as i64)
     }
 
-    fn target_ticks(&self) -> i64 {
+    /// `k` x jitter, bounded; it follows a rise at once and a fall slowly, so
+    /// noise in the jitter estimate does not make playout grow and shrink in turn.
+    fn update_target(&mut self) -> i64 {
         let c = &self.config;
-        let wanted = (c.jitter_factor * self.jitter) as i64;
-        wanted.clamp(self.delay_ticks(c.min_delay), self.delay_ticks(c.max_delay))
+        let wanted = (c.jitter_factor * self.smooth_jitter) as i64;
+        let relaxed = self.target - TARGET_FALL_PER_POP;
+        self.target = wanted
+            .max(relaxed)
+            .clamp(self.delay_ticks(c.min_delay), self.delay_ticks(c.max_delay));
+        self.target
     }
 
     /// The next 20 ms frame for the line; call once per playout tick.
     pub fn pop(&mut self, now: Instant) -> Frame {
         let t = self.ticks(now);
-        let target = self.target_ticks();
+        let target = self.update_target();
         let Some(min_transit) = self.transits.front().map(|&(_, tr)| tr) else {
             return self.silence();
         };
@@ -376,7 +400,7 @@ impl JitterBuffer {
             return self.conceal();
         }
         let mut play = play;
-        if slack >= target + 2 * FRAME_TICKS {
+        if slack >= target + FRAME_TICKS {
             let silent = self.window(play).is_none_or(|w| peak(&w) < SILENCE_PEAK);
             let due = self
                 .last_shrink
