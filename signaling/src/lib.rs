@@ -6,4 +6,5 @@
 pub mod config;
 pub mod limits;
 pub mod sip;
+pub mod transaction;
 pub mod transport;
