@@ -2,7 +2,7 @@
 //! [`packet::RtpReceiver`]; audio goes into the [`jitter`] buffer, which the
 //! playout clock pops every 20 ms for the line. Line audio goes back out through
 //! [`sender::RtpSender`] as 20 ms packets; key presses go both ways as RFC 4733 telephone-events
-//! ([`dtmf`]). [`units`] holds the typed ids and
+//! ([`dtmf`]); [`rtcp`] builds and parses the reports both ways. [`units`] holds the typed ids and
 //! media time every module speaks; [`netsim`] simulates a network for tests and
 //! the relay benchmark.
 
@@ -10,5 +10,6 @@ pub mod dtmf;
 pub mod jitter;
 pub mod netsim;
 pub mod packet;
+pub mod rtcp;
 pub mod sender;
 pub mod units;
