@@ -3,6 +3,7 @@
 //! ([`transport`]) are the tokio edge; the registrar and the stateful proxy decide
 //! with the directory. See DESIGN.md, "Processes".
 
+pub mod auth;
 pub mod config;
 pub mod limits;
 pub mod sip;

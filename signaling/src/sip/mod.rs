@@ -8,7 +8,7 @@
 //! so a proxy forwards what it does not understand unchanged.
 
 mod framer;
-mod headers;
+pub(crate) mod headers;
 mod parse;
 mod uri;
 mod views;

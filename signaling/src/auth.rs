@@ -1,0 +1,406 @@
+//! Digest authentication (RFC 7616 as used by SIP, RFC 8760 for SHA-256): the
+//! server's challenges and their verification against the HA1 an account stores,
+//! and the client's answer to a challenge (the media relay registering its lines).
+//!
+//! Nonces are stateless and shared by every node with the same secret:
+//! `<issued-at secs, hex>.<HMAC(secret, issued-at ':' realm), 32 hex>`. A nonce
+//! older than its lifetime is answered with `stale=true`. Replays are refused by
+//! remembering the highest nonce-count seen per nonce ([`NonceStore`]).
+
+use std::collections::HashMap;
+
+use hmac::{Hmac, Mac};
+use md5::{Digest as _, Md5};
+use offhook_directory::DigestAlgorithm;
+use sha2::Sha256;
+
+use crate::sip::headers::split_values;
+
+/// Why credentials are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The header does not parse or misses parameters.
+    #[error("malformed credentials")]
+    Malformed,
+    /// The nonce was not issued by us.
+    #[error("unknown nonce")]
+    UnknownNonce,
+    /// The nonce is ours but too old: challenge again with `stale=true`.
+    #[error("stale nonce")]
+    Stale,
+    /// The nonce-count did not increase: a replay.
+    #[error("replayed nonce count")]
+    Replay,
+    /// The response does not match the password.
+    #[error("wrong credentials")]
+    Mismatch,
+}
+
+/// Parsed `Authorization` / `Proxy-Authorization` digest credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Realm.
+    pub realm: String,
+    /// Nonce.
+    pub nonce: String,
+    /// Digest URI.
+    pub uri: String,
+    /// The response hash.
+    pub response: String,
+    /// Algorithm.
+    pub algorithm: DigestAlgorithm,
+    /// `auth` or none.
+    pub qop: Option<String>,
+    /// Nonce count (hex).
+    pub nc: Option<String>,
+    /// Client nonce.
+    pub cnonce: Option<String>,
+}
+
+/// Splits `Digest a="b", c=d` into lowercase names and unquoted values.
+fn digest_params(value: &str) -> Option<HashMap<String, String>> {
+    let rest = value.trim();
+    let rest = rest
+        .get(..6)
+        .filter(|s| s.eq_ignore_ascii_case("digest"))
+        .map(|_| &rest[6..])?;
+    let mut params = HashMap::new();
+    for part in split_values(rest) {
+        let (name, value) = part.split_once('=')?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        params.insert(
+            name.trim().to_ascii_lowercase(),
+            value.replace("\\\"", "\""),
+        );
+    }
+    Some(params)
+}
+
+fn algorithm(text: Option<&String>) -> Option<DigestAlgorithm> {
+    match text.map(|s| s.to_ascii_uppercase()) {
+        None => Some(DigestAlgorithm::Md5),
+        Some(a) if a == "MD5" => Some(DigestAlgorithm::Md5),
+        Some(a) if a == "SHA-256" => Some(DigestAlgorithm::Sha256),
+        _ => None,
+    }
+}
+
+fn algorithm_name(algorithm: DigestAlgorithm) -> &'static str {
+    match algorithm {
+        DigestAlgorithm::Md5 => "MD5",
+        DigestAlgorithm::Sha256 => "SHA-256",
+    }
+}
+
+fn hash(algorithm: DigestAlgorithm, text: &str) -> String {
+    match algorithm {
+        DigestAlgorithm::Md5 => hex::encode(Md5::digest(text.as_bytes())),
+        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(text.as_bytes())),
+    }
+}
+
+/// The expected `response` (RFC 7616 s3.4.1) for an HA1.
+pub fn digest_response(
+    algorithm: DigestAlgorithm,
+    ha1: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    qop: Option<(&str, &str, &str)>,
+) -> String {
+    let ha2 = hash(algorithm, &format!("{method}:{uri}"));
+    match qop {
+        Some((qop, nc, cnonce)) => hash(
+            algorithm,
+            &format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"),
+        ),
+        None => hash(algorithm, &format!("{ha1}:{nonce}:{ha2}")),
+    }
+}
+
+impl Credentials {
+    /// Parses an `Authorization` or `Proxy-Authorization` value.
+    pub fn parse(value: &str) -> Result<Self, AuthError> {
+        let p = digest_params(value).ok_or(AuthError::Malformed)?;
+        let get = |name: &str| p.get(name).cloned().ok_or(AuthError::Malformed);
+        Ok(Self {
+            username: get("username")?,
+            realm: get("realm")?,
+            nonce: get("nonce")?,
+            uri: get("uri")?,
+            response: get("response")?.to_ascii_lowercase(),
+            algorithm: algorithm(p.get("algorithm")).ok_or(AuthError::Malformed)?,
+            qop: p.get("qop").cloned(),
+            nc: p.get("nc").cloned(),
+            cnonce: p.get("cnonce").cloned(),
+        })
+    }
+}
+
+/// Remembers the highest nonce-count per nonce (shared replay protection).
+pub trait NonceStore {
+    /// Records `count` for `nonce`; false when it is not higher than the last one.
+    fn advance(&mut self, nonce: &str, count: u32, now_secs: u64) -> bool;
+}
+
+/// A [`NonceStore`] in memory, forgetting nonces after their lifetime.
+#[derive(Debug, Default)]
+pub struct MemoryNonceStore {
+    seen: HashMap<String, (u32, u64)>,
+}
+
+impl NonceStore for MemoryNonceStore {
+    fn advance(&mut self, nonce: &str, count: u32, now_secs: u64) -> bool {
+        if self.seen.len() > 100_000 {
+            self.seen
+                .retain(|_, (_, at)| now_secs.saturating_sub(*at) < 3_600);
+        }
+        match self.seen.get_mut(nonce) {
+            Some((last, _)) if count <= *last => false,
+            Some((last, at)) => {
+                *last = count;
+                *at = now_secs;
+                true
+            }
+            None => {
+                self.seen.insert(nonce.to_owned(), (count, now_secs));
+                true
+            }
+        }
+    }
+}
+
+/// Issues and checks nonces for one realm set.
+#[derive(Debug, Clone)]
+pub struct DigestServer {
+    secret: Vec<u8>,
+    lifetime_secs: u64,
+}
+
+impl DigestServer {
+    /// A server signing nonces with `secret`, fresh for `lifetime_secs`.
+    pub fn new(secret: Vec<u8>, lifetime_secs: u64) -> Self {
+        Self {
+            secret,
+            lifetime_secs,
+        }
+    }
+
+    fn nonce_mac(&self, issued: u64, realm: &str) -> String {
+        // HMAC takes keys of any length.
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(format!("{issued:x}:{realm}").as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// A fresh nonce for `realm` at `now_secs`.
+    pub fn nonce(&self, realm: &str, now_secs: u64) -> String {
+        format!("{now_secs:x}.{}", self.nonce_mac(now_secs, realm))
+    }
+
+    /// The challenge header values (SHA-256 first, then MD5, RFC 8760 s2.4).
+    pub fn challenges(&self, realm: &str, now_secs: u64, stale: bool) -> Vec<String> {
+        let nonce = self.nonce(realm, now_secs);
+        let stale = if stale { ", stale=true" } else { "" };
+        [DigestAlgorithm::Sha256, DigestAlgorithm::Md5]
+            .into_iter()
+            .map(|a| {
+                format!(
+                    "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
+                    algorithm_name(a)
+                )
+            })
+            .collect()
+    }
+
+    /// Checks credentials for `method` against the stored HA1 of their algorithm.
+    pub fn verify(
+        &self,
+        credentials: &Credentials,
+        method: &str,
+        ha1: &str,
+        now_secs: u64,
+        store: &mut dyn NonceStore,
+    ) -> Result<(), AuthError> {
+        let (issued, mac) = credentials
+            .nonce
+            .split_once('.')
+            .ok_or(AuthError::UnknownNonce)?;
+        let issued = u64::from_str_radix(issued, 16).map_err(|_| AuthError::UnknownNonce)?;
+        if mac != self.nonce_mac(issued, &credentials.realm) {
+            return Err(AuthError::UnknownNonce);
+        }
+        let qop = match (
+            credentials.qop.as_deref(),
+            &credentials.nc,
+            &credentials.cnonce,
+        ) {
+            (Some("auth"), Some(nc), Some(cnonce)) => Some(("auth", nc.as_str(), cnonce.as_str())),
+            (None, _, _) => None,
+            _ => return Err(AuthError::Malformed),
+        };
+        let expected = digest_response(
+            credentials.algorithm,
+            ha1,
+            &credentials.nonce,
+            method,
+            &credentials.uri,
+            qop,
+        );
+        if expected != credentials.response {
+            return Err(AuthError::Mismatch);
+        }
+        if now_secs.saturating_sub(issued) > self.lifetime_secs {
+            return Err(AuthError::Stale);
+        }
+        // Without qop there is no count: the nonce works once.
+        let count = match qop {
+            Some((_, nc, _)) => u32::from_str_radix(nc, 16).map_err(|_| AuthError::Malformed)?,
+            None => 1,
+        };
+        if !store.advance(&credentials.nonce, count, now_secs) {
+            return Err(AuthError::Replay);
+        }
+        Ok(())
+    }
+}
+
+/// The client's `Authorization` value answering a challenge (qop=auth when
+/// offered), or `None` when the challenge is not a digest we speak.
+pub fn answer_challenge(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let p = digest_params(challenge)?;
+    let realm = p.get("realm")?;
+    let nonce = p.get("nonce")?;
+    let algorithm = algorithm(p.get("algorithm"))?;
+    let ha1 = offhook_directory::digest_ha1(algorithm, username, realm, password);
+    let offers_auth = p
+        .get("qop")
+        .is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    let qop = offers_auth.then_some(("auth", "00000001", cnonce));
+    let response = digest_response(algorithm, &ha1, nonce, method, uri, qop);
+    let mut value = format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm={}",
+        algorithm_name(algorithm)
+    );
+    if offers_auth {
+        value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_2617_known_answer() {
+        // RFC 2617 s3.5 (HTTP, same computation): Mufasa / "Circle Of Life".
+        let ha1 = offhook_directory::digest_ha1(
+            DigestAlgorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+        );
+        let response = digest_response(
+            DigestAlgorithm::Md5,
+            &ha1,
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "GET",
+            "/dir/index.html",
+            Some(("auth", "00000001", "0a4f113b")),
+        );
+        assert_eq!(response, "6629fae49393a05397450978507c4ef1");
+    }
+
+    #[test]
+    fn challenge_answer_verify_replay_stale() {
+        let server = DigestServer::new(b"secret".to_vec(), 300);
+        for challenge in server.challenges("demo.test", 1_000, false) {
+            // Both challenges share a nonce: each answer gets its own store here.
+            let mut store = MemoryNonceStore::default();
+            let answer = answer_challenge(
+                &challenge,
+                "REGISTER",
+                "sip:demo.test",
+                "alice",
+                "pw123456",
+                "c1",
+            )
+            .unwrap();
+            let creds = Credentials::parse(&answer).unwrap();
+            let ha1 =
+                offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "pw123456");
+            assert_eq!(
+                server.verify(&creds, "REGISTER", &ha1, 1_010, &mut store),
+                Ok(())
+            );
+            assert_eq!(
+                server.verify(&creds, "REGISTER", &ha1, 1_011, &mut store),
+                Err(AuthError::Replay)
+            );
+            let wrong =
+                offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "nope");
+            assert_eq!(
+                server.verify(&creds, "REGISTER", &wrong, 1_012, &mut store),
+                Err(AuthError::Mismatch)
+            );
+            let mut fresh = MemoryNonceStore::default();
+            assert_eq!(
+                server.verify(&creds, "REGISTER", &ha1, 2_000, &mut fresh),
+                Err(AuthError::Stale)
+            );
+            let other = DigestServer::new(b"other".to_vec(), 300);
+            assert_eq!(
+                other.verify(&creds, "REGISTER", &ha1, 1_010, &mut fresh),
+                Err(AuthError::UnknownNonce)
+            );
+        }
+        assert!(server.challenges("r", 0, false)[0].contains("algorithm=SHA-256"));
+        assert!(server.challenges("r", 0, true)[1].contains("stale=true"));
+    }
+
+    #[test]
+    fn parses_qop_lists_and_refuses_garbage() {
+        let c = "Digest realm=\"r\", nonce=\"n\", qop=\"auth,auth-int\", algorithm=MD5";
+        assert!(
+            answer_challenge(c, "INVITE", "sip:x@r", "u", "p", "c")
+                .unwrap()
+                .contains("qop=auth")
+        );
+        for junk in [
+            "",
+            "Basic abc",
+            "Digest",
+            "Digest username=\"a\"",
+            "Digest \"\"=,=,",
+        ] {
+            assert!(Credentials::parse(junk).is_err(), "{junk}");
+        }
+        assert!(
+            answer_challenge(
+                "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512",
+                "A",
+                "u",
+                "u",
+                "p",
+                "c"
+            )
+            .is_none()
+        );
+    }
+}
