@@ -8,6 +8,7 @@
 use rtp_rs::{RtpReader, RtpReaderError};
 
 use super::units::{ClockRate, RtpTime, SeqNo, Ssrc};
+use crate::sdp::G711;
 
 /// The longest audio payload accepted: 120 ms of 8 kHz G.711.
 pub const MAX_AUDIO_PAYLOAD: usize = 960;
@@ -17,10 +18,8 @@ pub const MIN_SEQUENTIAL: u32 = 2;
 /// What a payload type carries, as negotiated in SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {
-    /// G.711 mu-law.
-    Pcmu,
-    /// G.711 A-law.
-    Pcma,
+    /// G.711 audio, mu-law or A-law.
+    Audio(G711),
     /// RFC 4733 `telephone-event/8000`.
     TelephoneEvent,
 }
@@ -46,9 +45,11 @@ impl PayloadMap {
 
     /// PCMU on 0, PCMA on 8 and, if negotiated, telephone-event on a dynamic type.
     pub fn g711(telephone_event: Option<u8>) -> Self {
-        let map = Self::empty()
-            .with(0, PayloadKind::Pcmu)
-            .with(8, PayloadKind::Pcma);
+        let map = [G711::Pcmu, G711::Pcma]
+            .into_iter()
+            .fold(Self::empty(), |map, codec| {
+                map.with(codec.payload_type(), PayloadKind::Audio(codec))
+            });
         match telephone_event {
             Some(pt) => map.with(pt, PayloadKind::TelephoneEvent),
             None => map,
@@ -271,7 +272,7 @@ impl RtpReceiver {
             .ok_or(DropReason::UnexpectedPayloadType(p.payload_type))?;
         let len = p.payload.len();
         let plausible = match kind {
-            PayloadKind::Pcmu | PayloadKind::Pcma => (1..=MAX_AUDIO_PAYLOAD).contains(&len),
+            PayloadKind::Audio(_) => (1..=MAX_AUDIO_PAYLOAD).contains(&len),
             PayloadKind::TelephoneEvent => len >= 4,
         };
         if !plausible {
@@ -355,7 +356,7 @@ mod tests {
         let p = rx.receive(&d).expect("valid PCMA");
         assert_eq!(
             (p.kind, p.seq, p.ssrc),
-            (PayloadKind::Pcma, SeqNo(7), Ssrc(42))
+            (PayloadKind::Audio(G711::Pcma), SeqNo(7), Ssrc(42))
         );
         assert_eq!(p.time.ticks, 7 * 160);
         assert_eq!(p.payload.len(), 160);
