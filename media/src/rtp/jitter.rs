@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::units::{ClockRate, RtpTime, SeqExtender, SeqNo, Ssrc, TimeExtender};
+use super::units::{ClockRate, ExtSeq, RtpTime, SeqExtender, SeqNo, Ssrc, TimeExtender};
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -107,6 +107,10 @@ pub struct Frame {
 /// Counters and gauges, for RTCP reports and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct JitterStats {
+    /// The source being played.
+    pub ssrc: Option<Ssrc>,
+    /// Its highest extended sequence number received.
+    pub highest_seq: Option<ExtSeq>,
     /// Distinct packets received (late ones included).
     pub received: u64,
     /// Packets never received (by sequence number).
@@ -492,8 +496,11 @@ impl JitterBuffer {
 
     /// Counters and gauges so far.
     pub fn stats(&self) -> JitterStats {
+        let stream = self.stream.as_ref();
         JitterStats {
-            lost: self.lost_before + self.stream.as_ref().map_or(0, Stream::lost),
+            ssrc: stream.map(|s| s.ssrc),
+            highest_seq: stream.and_then(|s| s.seq.highest()),
+            lost: self.lost_before + stream.map_or(0, Stream::lost),
             ..self.stats
         }
     }

@@ -4,8 +4,9 @@
 //! round trip via LSR/DLSR). Other RTCP packet types (SDES, BYE, APP) are skipped
 //! by length. The parser never panics: bad bytes give an [`RtcpError`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::jitter::JitterStats;
 use super::units::{ClockRate, RtpTime, Ssrc};
 
 const VERSION: u8 = 2;
@@ -150,6 +151,51 @@ pub enum RtcpError {
     /// Caller error: too many blocks for one report.
     #[error("{0} report blocks do not fit one report (max 31)")]
     TooManyBlocks(usize),
+}
+
+/// Makes our report blocks about the peer's stream from the jitter buffer's
+/// counters (fraction lost per interval, RFC 3550 A.3) and the peer's last SR.
+#[derive(Debug, Clone, Default)]
+pub struct ReceptionReporter {
+    prior_expected: u64,
+    prior_received: u64,
+    last_sr: Option<(NtpShort, Instant)>,
+}
+
+impl ReceptionReporter {
+    /// Notes the peer's SR that arrived at `now`, for LSR/DLSR.
+    pub fn on_sender_report(&mut self, now: Instant, sr: &SenderReport) {
+        self.last_sr = Some((sr.ntp.short(), now));
+    }
+
+    /// The block for this report interval; `None` before any packet arrived.
+    pub fn block(&mut self, now: Instant, stats: &JitterStats) -> Option<ReportBlock> {
+        let ssrc = stats.ssrc?;
+        let expected = stats.received + stats.lost;
+        let interval_expected = expected.saturating_sub(self.prior_expected);
+        let interval_received = stats.received.saturating_sub(self.prior_received);
+        let interval_lost = interval_expected.saturating_sub(interval_received);
+        self.prior_expected = expected;
+        self.prior_received = stats.received;
+        let fraction_lost = (interval_lost * 256)
+            .checked_div(interval_expected)
+            .unwrap_or(0)
+            .min(255) as u8;
+        let (last_sr, delay_since_last_sr) = self
+            .last_sr
+            .map_or((NtpShort(0), Duration::ZERO), |(lsr, at)| {
+                (lsr, now.saturating_duration_since(at))
+            });
+        Some(ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: stats.lost.min(0x7f_ffff) as i32,
+            highest_seq: stats.highest_seq.map_or(0, |h| h.to_rtcp()),
+            jitter_ticks: ClockRate::NARROWBAND.ticks_in(stats.jitter) as u32,
+            last_sr,
+            delay_since_last_sr,
+        })
+    }
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -395,6 +441,38 @@ mod tests {
         assert_eq!(
             build_compound(&[RtcpPacket::Receiver(too_many)]),
             Err(RtcpError::TooManyBlocks(32))
+        );
+    }
+
+    #[test]
+    fn reception_reporter_computes_interval_loss_and_dlsr() {
+        let t0 = Instant::now();
+        let mut rep = ReceptionReporter::default();
+        let mut stats = JitterStats::default();
+        assert_eq!(rep.block(t0, &stats), None);
+        stats.ssrc = Some(Ssrc(9));
+        stats.highest_seq = Some(crate::rtp::units::ExtSeq((1 << 16) + 65535 + 10));
+        (stats.received, stats.lost) = (90, 10);
+        stats.jitter = Duration::from_millis(5);
+        let RtcpPacket::Sender(sr) = &compound()[0] else {
+            unreachable!("built as SR")
+        };
+        rep.on_sender_report(t0, sr);
+        let b = rep.block(t0 + Duration::from_millis(250), &stats).unwrap();
+        assert_eq!(
+            (b.fraction_lost, b.cumulative_lost, b.jitter_ticks),
+            (25, 10, 40)
+        );
+        assert_eq!(b.highest_seq, 0x0001_0009);
+        assert_eq!(
+            (b.last_sr, b.delay_since_last_sr),
+            (sr.ntp.short(), Duration::from_millis(250))
+        );
+        (stats.received, stats.lost) = (190, 10);
+        assert_eq!(
+            rep.block(t0, &stats).unwrap().fraction_lost,
+            0,
+            "no loss this interval"
         );
     }
 

@@ -201,6 +201,11 @@ impl RtpSender {
         self.next_tick
     }
 
+    /// Media time of the next frame (with `stats`, what an RTCP SR reports).
+    pub fn media_time(&self) -> RtpTime {
+        self.time
+    }
+
     /// What has been sent so far.
     pub fn stats(&self) -> SenderStats {
         self.stats

@@ -32,9 +32,17 @@ impl SeqNo {
     }
 }
 
-/// A sequence number extended with its wrap count (RFC 3550 A.1 `cycles + seq`).
+/// A sequence number extended with its wrap count (RFC 3550 A.1 `cycles + seq`);
+/// the first packet's cycle is 1, so packets reordered before it stay positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtSeq(pub u64);
+
+impl ExtSeq {
+    /// The 32-bit "extended highest sequence number" of RTCP reports (cycles from 0).
+    pub fn to_rtcp(self) -> u32 {
+        self.0.saturating_sub(1 << 16) as u32
+    }
+}
 
 /// Extends 16-bit sequence numbers to 64 bits relative to the highest one seen.
 #[derive(Debug, Clone, Copy, Default)]
