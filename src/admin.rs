@@ -5,14 +5,14 @@
 use std::io::BufRead as _;
 
 use offhook_directory::{
-    AccountKind, AccountUpdate, CdrFilter, Directory, IconUpdate, LineKind, LineUpdate, NewAccount,
-    NewIcon, NewLine, NewTenant, Scope, TenantUpdate,
+    AccountKind, AccountUpdate, CdrFilter, Directory, IconUpdate, LineKind, LineUpdate, NewAccount, NewIcon,
+    NewLine, NewTenant, Scope, TenantUpdate,
 };
 use serde::Serialize;
 
 use crate::cli::{
-    AccountCommand, CdrCommand, DirectoryCommand, IconCommand, IconSettings, LineCommand,
-    ListFormat, TenantCommand,
+    AccountCommand, CdrCommand, DirectoryCommand, IconCommand, IconSettings, LineCommand, ListFormat,
+    TenantCommand,
 };
 use crate::config::Config;
 use crate::table;
@@ -153,12 +153,7 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
                     kind,
                 })
                 .await?;
-            println!(
-                "created {} account {} ({})",
-                a.kind.as_str(),
-                a.username,
-                a.id
-            );
+            println!("created {} account {} ({})", a.kind.as_str(), a.username, a.id);
         }
         AccountCommand::List { tenant, format } => {
             let accounts = directory
@@ -192,11 +187,7 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
             let update = AccountUpdate {
                 password: password(pw.password, pw.password_stdin)?,
                 display_name,
-                number: if no_number {
-                    Some(None)
-                } else {
-                    number.map(Some)
-                },
+                number: if no_number { Some(None) } else { number.map(Some) },
                 enabled: enabled.value(),
             };
             let a = directory.update_account(&tenant, &username, update).await?;
@@ -210,11 +201,7 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
     Ok(())
 }
 
-fn icon_update(
-    number: Option<String>,
-    settings: IconSettings,
-    enabled: Option<bool>,
-) -> IconUpdate {
+fn icon_update(number: Option<String>, settings: IconSettings, enabled: Option<bool>) -> IconUpdate {
     IconUpdate {
         number,
         label: settings.label,
@@ -236,10 +223,7 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
             disabled,
             settings,
         } => {
-            let label = settings
-                .label
-                .clone()
-                .unwrap_or_else(|| "Call us".to_owned());
+            let label = settings.label.clone().unwrap_or_else(|| "Call us".to_owned());
             let defaults = NewIcon::new(&tenant, &number, &label);
             let given = icon_update(None, settings, None);
             let i = directory
@@ -265,14 +249,7 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
             print_list(
                 &format,
                 &icons,
-                &[
-                    "PUBLIC ID",
-                    "NUMBER",
-                    "LABEL",
-                    "ENABLED",
-                    "ORIGINS",
-                    "HOURS",
-                ],
+                &["PUBLIC ID", "NUMBER", "LABEL", "ENABLED", "ORIGINS", "HOURS"],
                 |i| {
                     vec![
                         i.public_id.clone(),

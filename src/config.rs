@@ -19,6 +19,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The web process.
     pub web: WebConfig,
+    /// The signaling process.
+    pub signaling: offhook_signaling::config::SignalingConfig,
 }
 
 /// Log output.
@@ -51,6 +53,7 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 sip_ws_url: "ws://127.0.0.1:5066".to_owned(),
             },
+            signaling: Default::default(),
         }
     }
 }
@@ -73,11 +76,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         if let Some(file) = file {
-            anyhow::ensure!(
-                file.exists(),
-                "config file {} does not exist",
-                file.display()
-            );
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
             figment = figment.merge(Toml::file(file));
         }
         figment

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use offhook_directory::{
     Directory, DirectoryError, IconUpdate, LineKind, NewIcon, NewLine, NewTenant, Scope,
 };
+use offhook_signaling::server::Server;
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
@@ -51,9 +52,7 @@ async fn seed(directory: &Directory, web_port: u16) -> anyhow::Result<()> {
                 allowed_origins: Some(origins),
                 ..Default::default()
             };
-            directory
-                .update_icon(&Scope::Operator, DEMO_ICON, update)
-                .await?;
+            directory.update_icon(&Scope::Operator, DEMO_ICON, update).await?;
         }
         Err(DirectoryError::Conflict(_)) => {}
         Err(err) => return Err(err.into()),
@@ -77,11 +76,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -109,13 +107,46 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
          line 'demo-line-1' (emulated), database {}",
         config.database_url
     );
-    match listener {
-        Some(listener) => serve_web(listener, directory, &config.web.sip_ws_url).await,
-        None => {
-            directory.close().await;
-            Ok(())
-        }
-    }
+    let Some(listener) = listener else {
+        directory.close().await;
+        return Ok(());
+    };
+    let signaling = start_signaling(config, &directory).await?;
+    // Browsers call over the WebSocket this process actually listens on.
+    let sip_ws_url = signaling
+        .bound
+        .ws
+        .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
+    let served = serve_web(listener, directory, &sip_ws_url).await;
+    drop(signaling);
+    served
+}
+
+/// `offhook signaling`: the SIP server until stopped.
+pub async fn run_signaling(config: &Config) -> anyhow::Result<()> {
+    let directory = Directory::connect(&config.database_url).await?;
+    let server = start_signaling(config, &directory).await?;
+    shutdown_signal().await;
+    drop(server);
+    directory.close().await;
+    Ok(())
+}
+
+async fn start_signaling(config: &Config, directory: &Directory) -> anyhow::Result<Server> {
+    let server = Server::start(config.signaling.clone(), directory.clone()).await?;
+    let b = &server.bound;
+    let show = |name: &str, addr: Option<std::net::SocketAddr>| {
+        addr.map(|a| format!(" {name}={a}")).unwrap_or_default()
+    };
+    println!(
+        "offhook: signaling serving SIP{}{}{}{}{}",
+        show("udp", b.udp),
+        show("tcp", b.tcp),
+        show("ws", b.ws),
+        show("tls", b.tls),
+        show("wss", b.wss)
+    );
+    Ok(server)
 }
 
 /// `offhook web`.
@@ -130,15 +161,9 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {}", config.web.listen))
 }
 
-async fn serve_web(
-    listener: TcpListener,
-    directory: Directory,
-    sip_ws_url: &str,
-) -> anyhow::Result<()> {
+async fn serve_web(listener: TcpListener, directory: Directory, sip_ws_url: &str) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
-    println!(
-        "offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)"
-    );
+    println!("offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)");
     let state = offhook_web::AppState::new(directory.clone(), sip_ws_url.to_owned()).await?;
     offhook_web::serve(listener, state, shutdown_signal()).await?;
     directory.close().await;

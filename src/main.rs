@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Web => demo::run_web(&config).await,
-            Command::Signaling | Command::Media => anyhow::bail!(
+            Command::Signaling => demo::run_signaling(&config).await,
+            Command::Media => anyhow::bail!(
                 "the {} process is not part of this build yet; `offhook demo` runs what exists",
                 cli.command.name()
             ),

@@ -148,18 +148,8 @@ impl Directory {
         let account = Account {
             id: new_id("acc"),
             tenant_id: tenant.id,
-            ha1_md5: digest_ha1(
-                DigestAlgorithm::Md5,
-                &username,
-                &tenant.sip_domain,
-                password,
-            ),
-            ha1_sha256: digest_ha1(
-                DigestAlgorithm::Sha256,
-                &username,
-                &tenant.sip_domain,
-                password,
-            ),
+            ha1_md5: digest_ha1(DigestAlgorithm::Md5, &username, &tenant.sip_domain, password),
+            ha1_sha256: digest_ha1(DigestAlgorithm::Sha256, &username, &tenant.sip_domain, password),
             username,
             display_name: new.display_name,
             number: new.number.as_deref().map(validate::number).transpose()?,
@@ -239,8 +229,7 @@ impl Directory {
         if let Some(new) = update.password {
             let new = password(&new)?;
             account.ha1_md5 = digest_ha1(DigestAlgorithm::Md5, username, &tenant.sip_domain, new);
-            account.ha1_sha256 =
-                digest_ha1(DigestAlgorithm::Sha256, username, &tenant.sip_domain, new);
+            account.ha1_sha256 = digest_ha1(DigestAlgorithm::Sha256, username, &tenant.sip_domain, new);
         }
         if let Some(number) = update.number {
             account.number = number.as_deref().map(validate::number).transpose()?;

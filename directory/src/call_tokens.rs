@@ -94,18 +94,19 @@ impl Directory {
     /// on this directory gets the same bytes.
     pub async fn shared_secret(&self, name: &str) -> Result<Vec<u8>> {
         let fresh = hex::encode(rand::rng().random::<[u8; 32]>());
-        sqlx::query("INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(&fresh)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(&fresh)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         let value: String = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
             .await?;
-        hex::decode(value)
-            .map_err(|_| DirectoryError::Conflict(format!("secret '{name}' is not hex")))
+        hex::decode(value).map_err(|_| DirectoryError::Conflict(format!("secret '{name}' is not hex")))
     }
 
     /// Spends a grant's nonce; `TokenError::Used` when it was spent before.

@@ -58,12 +58,8 @@ impl OpeningHours {
 
 /// Parses an IANA time zone name such as `Europe/Berlin`.
 pub(crate) fn timezone(name: &str) -> Result<Tz> {
-    name.parse::<Tz>().map_err(|_| {
-        DirectoryError::invalid(
-            "timezone",
-            format!("'{name}' is not an IANA time zone name"),
-        )
-    })
+    name.parse::<Tz>()
+        .map_err(|_| DirectoryError::invalid("timezone", format!("'{name}' is not an IANA time zone name")))
 }
 
 fn bad(reason: String) -> DirectoryError {
@@ -118,21 +114,14 @@ mod tests {
 
     #[test]
     fn open_and_closed() {
-        let hours =
-            OpeningHours::parse("mon-fri 09:00-12:00 13:00-17:30; sat 10:00-14:00").unwrap();
+        let hours = OpeningHours::parse("mon-fri 09:00-12:00 13:00-17:30; sat 10:00-14:00").unwrap();
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // Tuesday 2026-11-24 10:00 Berlin = 09:00 UTC
         assert!(hours.is_open(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(), berlin));
         // 12:30 Berlin: lunch break
-        assert!(!hours.is_open(
-            Utc.with_ymd_and_hms(2026, 11, 24, 11, 30, 0).unwrap(),
-            berlin
-        ));
+        assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 11, 24, 11, 30, 0).unwrap(), berlin));
         // Sunday
-        assert!(!hours.is_open(
-            Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(),
-            berlin
-        ));
+        assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(), berlin));
         assert!(OpeningHours::parse("").unwrap().is_open(Utc::now(), berlin));
     }
 

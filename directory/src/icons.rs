@@ -150,8 +150,7 @@ fn validated(mut icon: Icon) -> Result<Icon> {
     hours::timezone(&icon.timezone)?;
     icon.max_concurrent_calls =
         validate::bounded("max_concurrent_calls", icon.max_concurrent_calls, 1, 1000)?;
-    icon.calls_per_minute =
-        validate::bounded("calls_per_minute", icon.calls_per_minute, 1, 10_000)?;
+    icon.calls_per_minute = validate::bounded("calls_per_minute", icon.calls_per_minute, 1, 10_000)?;
     let id_ok = (3..=64).contains(&icon.public_id.len())
         && icon
             .public_id
@@ -227,11 +226,10 @@ impl Directory {
 
     /// Finds an icon by public id (or internal id), within `scope`.
     pub async fn icon(&self, scope: &Scope, key: &str) -> Result<Icon> {
-        let icon: Option<Icon> =
-            sqlx::query_as("SELECT * FROM icons WHERE public_id = $1 OR id = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let icon: Option<Icon> = sqlx::query_as("SELECT * FROM icons WHERE public_id = $1 OR id = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         icon.filter(|icon| match scope {
             Scope::Operator => true,
             Scope::Tenant(tenant) => &icon.tenant_id == tenant,

@@ -193,19 +193,17 @@ impl Directory {
             last_seen_at: None,
             created_at: now_ms(),
         };
-        sqlx::query(
-            "INSERT INTO relays (id, name, sip_uri, state, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&relay.id)
-        .bind(&relay.name)
-        .bind(&relay.sip_uri)
-        .bind(&relay.state)
-        .bind(relay.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(DirectoryError::on_unique(|| {
-            format!("relay '{}' exists", relay.name)
-        }))?;
+        sqlx::query("INSERT INTO relays (id, name, sip_uri, state, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&relay.id)
+            .bind(&relay.name)
+            .bind(&relay.sip_uri)
+            .bind(&relay.state)
+            .bind(relay.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(DirectoryError::on_unique(|| {
+                format!("relay '{}' exists", relay.name)
+            }))?;
         Ok(relay)
     }
 
@@ -226,13 +224,7 @@ impl Directory {
     }
 
     /// Records a relay's contact and health (`up`/`down`) at `at` (Unix ms).
-    pub async fn set_relay_seen(
-        &self,
-        name_or_id: &str,
-        sip_uri: &str,
-        state: &str,
-        at: i64,
-    ) -> Result<()> {
+    pub async fn set_relay_seen(&self, name_or_id: &str, sip_uri: &str, state: &str, at: i64) -> Result<()> {
         let relay = self.relay(name_or_id).await?;
         sqlx::query("UPDATE relays SET sip_uri = $1, state = $2, last_seen_at = $3 WHERE id = $4")
             .bind(sip_uri)
@@ -285,26 +277,27 @@ impl Directory {
         .bind(line.created_at)
         .execute(&self.pool)
         .await
-        .map_err(DirectoryError::on_unique(|| format!("line '{}' exists", line.name)))?;
+        .map_err(DirectoryError::on_unique(|| {
+            format!("line '{}' exists", line.name)
+        }))?;
         Ok(line)
     }
 
     /// Lists lines visible in `scope`: a tenant sees its own lines and the shared pool.
     pub async fn list_lines(&self, scope: &Scope) -> Result<Vec<Line>> {
-        let rows =
-            match scope {
-                Scope::Operator => {
-                    sqlx::query_as("SELECT * FROM lines ORDER BY name")
-                        .fetch_all(&self.pool)
-                        .await?
-                }
-                Scope::Tenant(tenant) => sqlx::query_as(
-                    "SELECT * FROM lines WHERE tenant_id = $1 OR tenant_id IS NULL ORDER BY name",
-                )
-                .bind(tenant)
-                .fetch_all(&self.pool)
-                .await?,
-            };
+        let rows = match scope {
+            Scope::Operator => {
+                sqlx::query_as("SELECT * FROM lines ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Scope::Tenant(tenant) => {
+                sqlx::query_as("SELECT * FROM lines WHERE tenant_id = $1 OR tenant_id IS NULL ORDER BY name")
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
         Ok(rows)
     }
 

@@ -116,12 +116,7 @@ impl Directory {
     }
 
     /// Removes one binding; `contact = None` removes every binding of the AOR.
-    pub async fn remove_registration(
-        &self,
-        tenant_id: &str,
-        aor: &str,
-        contact: Option<&str>,
-    ) -> Result<()> {
+    pub async fn remove_registration(&self, tenant_id: &str, aor: &str, contact: Option<&str>) -> Result<()> {
         sqlx::query(
             "DELETE FROM registrations WHERE tenant_id = $1 AND aor = $2 AND (CAST($3 AS TEXT) IS NULL OR contact = $3)",
         )
@@ -134,12 +129,7 @@ impl Directory {
     }
 
     /// The bindings of an AOR that have not expired at `now` (Unix ms), newest first.
-    pub async fn registrations(
-        &self,
-        tenant_id: &str,
-        aor: &str,
-        now: i64,
-    ) -> Result<Vec<Registration>> {
+    pub async fn registrations(&self, tenant_id: &str, aor: &str, now: i64) -> Result<Vec<Registration>> {
         Ok(sqlx::query_as(
             "SELECT * FROM registrations WHERE tenant_id = $1 AND aor = $2 AND expires_at > $3 \
              ORDER BY updated_at DESC, id",
@@ -195,11 +185,10 @@ impl Directory {
 
     /// Claims an idle line for a call; false when another call got it first.
     pub async fn claim_line(&self, line_id: &str) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")
-                .bind(line_id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")
+            .bind(line_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

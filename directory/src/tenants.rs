@@ -59,21 +59,19 @@ impl Directory {
             sip_domain: validate::domain(&new.sip_domain)?,
             created_at: now_ms(),
         };
-        sqlx::query(
-            "INSERT INTO tenants (id, name, sip_domain, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&tenant.id)
-        .bind(&tenant.name)
-        .bind(&tenant.sip_domain)
-        .bind(tenant.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(DirectoryError::on_unique(|| {
-            format!(
-                "a tenant named '{}' or with domain '{}' exists",
-                tenant.name, tenant.sip_domain
-            )
-        }))?;
+        sqlx::query("INSERT INTO tenants (id, name, sip_domain, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(&tenant.sip_domain)
+            .bind(tenant.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(DirectoryError::on_unique(|| {
+                format!(
+                    "a tenant named '{}' or with domain '{}' exists",
+                    tenant.name, tenant.sip_domain
+                )
+            }))?;
         Ok(tenant)
     }
 
@@ -97,13 +95,11 @@ impl Directory {
 
     /// Finds a tenant by name or id.
     pub async fn tenant(&self, name_or_id: &str) -> Result<Tenant> {
-        sqlx::query_as(
-            "SELECT id, name, sip_domain, created_at FROM tenants WHERE name = $1 OR id = $1",
-        )
-        .bind(name_or_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| DirectoryError::not_found("tenant", name_or_id))
+        sqlx::query_as("SELECT id, name, sip_domain, created_at FROM tenants WHERE name = $1 OR id = $1")
+            .bind(name_or_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| DirectoryError::not_found("tenant", name_or_id))
     }
 
     /// Finds the tenant that owns a SIP domain (the registrar's realm lookup).
@@ -121,11 +117,10 @@ impl Directory {
         if let Some(domain) = update.sip_domain {
             tenant.sip_domain = validate::domain(&domain)?;
             let mut tx = self.pool.begin().await?;
-            let accounts: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1")
-                    .bind(&tenant.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1")
+                .bind(&tenant.id)
+                .fetch_one(&mut *tx)
+                .await?;
             if accounts > 0 {
                 return Err(DirectoryError::Conflict(format!(
                     "tenant '{}' has {accounts} account(s) whose passwords are bound to the old domain; delete or recreate them first",

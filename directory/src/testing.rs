@@ -29,8 +29,8 @@ pub fn backends() -> Vec<Backend> {
 }
 
 fn postgres_base_url() -> Option<String> {
-    let url = std::env::var("OFFHOOK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
+    let url =
+        std::env::var("OFFHOOK_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
     (url != "skip").then_some(url)
 }
 
@@ -55,9 +55,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder for the test database");
                 let url = format!("sqlite://{}/offhook.db", dir.path().display());
-                let directory = Directory::connect(&url)
-                    .await
-                    .expect("SQLite test database");
+                let directory = Directory::connect(&url).await.expect("SQLite test database");
                 Self {
                     url,
                     directory,
@@ -68,22 +66,16 @@ impl TestDb {
             Backend::Postgres => {
                 let base = postgres_base_url().expect("PostgreSQL tests are not skipped");
                 let schema = new_id("offhook_test");
-                let mut admin = sqlx::PgConnection::connect(&base)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL at {base} (set OFFHOOK_TEST_DATABASE_URL=skip to skip): {e}"
-                        )
-                    });
+                let mut admin = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {base} (set OFFHOOK_TEST_DATABASE_URL=skip to skip): {e}")
+                });
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
                     .execute(&mut admin)
                     .await
                     .expect("create a test schema");
                 let sep = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-                let directory = Directory::connect(&url)
-                    .await
-                    .expect("PostgreSQL test database");
+                let directory = Directory::connect(&url).await.expect("PostgreSQL test database");
                 Self {
                     url,
                     directory,
@@ -101,9 +93,7 @@ impl TestDb {
             && let Ok(mut admin) = sqlx::PgConnection::connect(base).await
         {
             let drop = format!("DROP SCHEMA \"{schema}\" CASCADE");
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
         }
     }
 }

@@ -97,10 +97,7 @@ pub(crate) fn origin(value: &str) -> Result<String> {
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"))
         .ok_or_else(|| {
-            DirectoryError::invalid(
-                "origin",
-                format!("'{value}' must start with https:// or http://"),
-            )
+            DirectoryError::invalid("origin", format!("'{value}' must start with https:// or http://"))
         })?;
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
@@ -135,9 +132,7 @@ pub(crate) fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Re
 
 /// A free-text label: non-empty, at most 200 characters, no control characters.
 pub(crate) fn label(value: &str) -> Result<String> {
-    let ok = !value.trim().is_empty()
-        && value.chars().count() <= 200
-        && !value.chars().any(char::is_control);
+    let ok = !value.trim().is_empty() && value.chars().count() <= 200 && !value.chars().any(char::is_control);
     if ok {
         Ok(value.to_owned())
     } else {
@@ -158,12 +153,7 @@ pub enum DigestAlgorithm {
 }
 
 /// HA1 = H(username ":" realm ":" password) in lowercase hex.
-pub fn digest_ha1(
-    algorithm: DigestAlgorithm,
-    username: &str,
-    realm: &str,
-    password: &str,
-) -> String {
+pub fn digest_ha1(algorithm: DigestAlgorithm, username: &str, realm: &str, password: &str) -> String {
     let input = format!("{username}:{realm}:{password}");
     match algorithm {
         DigestAlgorithm::Md5 => hex::encode(Md5::digest(input.as_bytes())),

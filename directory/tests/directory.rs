@@ -44,10 +44,7 @@ async fn tenant_isolation() {
             .create_icon(NewIcon::new("alpha", "5550100", "A"))
             .await
             .unwrap();
-        let icon_b = d
-            .create_icon(NewIcon::new("beta", "5550101", "B"))
-            .await
-            .unwrap();
+        let icon_b = d.create_icon(NewIcon::new("beta", "5550101", "B")).await.unwrap();
         for (t, user) in [(&a, "alice"), (&b, "bob")] {
             d.create_account(NewAccount {
                 tenant: t.name.clone(),
@@ -105,16 +102,9 @@ async fn tenant_isolation() {
             label: Some("hijacked".into()),
             ..Default::default()
         };
-        assert!(
-            d.update_icon(&scope_a, &icon_b.public_id, update)
-                .await
-                .is_err()
-        );
+        assert!(d.update_icon(&scope_a, &icon_b.public_id, update).await.is_err());
         assert!(d.delete_icon(&scope_a, &icon_b.public_id).await.is_err());
-        assert_eq!(
-            d.icon(&Scope::Operator, &icon_b.public_id).await.unwrap(),
-            icon_b
-        );
+        assert_eq!(d.icon(&Scope::Operator, &icon_b.public_id).await.unwrap(), icon_b);
 
         // The operator sees both.
         assert_eq!(d.list_icons(&Scope::Operator).await.unwrap().len(), 2);
@@ -183,10 +173,7 @@ async fn cdr_exists_from_call_start_and_is_completed() {
             since: Some(10_000),
             ..Default::default()
         };
-        assert_eq!(
-            d.list_cdrs(&Scope::Operator, &filter).await.unwrap().len(),
-            1
-        );
+        assert_eq!(d.list_cdrs(&Scope::Operator, &filter).await.unwrap().len(), 1);
         assert!(matches!(
             d.end_cdr("cdr_missing", 1, "x").await,
             Err(DirectoryError::NotFound { .. })
@@ -202,18 +189,9 @@ async fn invalid_input_is_refused_and_writes_nothing() {
         let d = &db.directory;
         two_tenants(d).await;
         for bad in ["555-0100", "5550100;ATH0", "", "12a", "+"] {
-            let err = d
-                .create_icon(NewIcon::new("alpha", bad, "x"))
-                .await
-                .unwrap_err();
+            let err = d.create_icon(NewIcon::new("alpha", bad, "x")).await.unwrap_err();
             assert!(
-                matches!(
-                    err,
-                    DirectoryError::Invalid {
-                        field: "number",
-                        ..
-                    }
-                ),
+                matches!(err, DirectoryError::Invalid { field: "number", .. }),
                 "{bad}: {err}"
             );
         }
@@ -221,10 +199,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
             .create_icon(NewIcon::new("gamma", "5550100", "x"))
             .await
             .unwrap_err();
-        assert!(matches!(
-            unknown,
-            DirectoryError::NotFound { what: "tenant", .. }
-        ));
+        assert!(matches!(unknown, DirectoryError::NotFound { what: "tenant", .. }));
         assert!(d.list_icons(&Scope::Operator).await.unwrap().is_empty());
 
         let icon = d
@@ -242,10 +217,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
                 .await
                 .is_err()
         );
-        assert_eq!(
-            d.icon(&Scope::Operator, &icon.public_id).await.unwrap(),
-            icon
-        );
+        assert_eq!(d.icon(&Scope::Operator, &icon.public_id).await.unwrap(), icon);
         let hours = IconUpdate {
             opening_hours: Some("someday".into()),
             ..Default::default()
@@ -288,23 +260,11 @@ async fn accounts_keep_ha1_only_and_bind_the_realm() {
         let stored = d.account(&a.id, "alice").await.unwrap();
         assert_eq!(
             stored.ha1(DigestAlgorithm::Md5),
-            digest_ha1(
-                DigestAlgorithm::Md5,
-                "alice",
-                "alpha.example",
-                "correct horse"
-            )
+            digest_ha1(DigestAlgorithm::Md5, "alice", "alpha.example", "correct horse")
         );
         assert_eq!(stored.ha1_sha256.len(), 64);
-        assert!(
-            !serde_json::to_string(&stored)
-                .unwrap()
-                .contains(&stored.ha1_md5)
-        );
-        assert_eq!(
-            d.account_by_number(&a.id, "201").await.unwrap().id,
-            account.id
-        );
+        assert!(!serde_json::to_string(&stored).unwrap().contains(&stored.ha1_md5));
+        assert_eq!(d.account_by_number(&a.id, "201").await.unwrap().id, account.id);
         // The realm is bound into HA1, so the domain cannot change under accounts.
         let change = TenantUpdate {
             sip_domain: Some("new.example".into()),
@@ -391,10 +351,7 @@ async fn registrations_and_line_claims() {
         d.upsert_registration(binding(&a, "relay-1", "shared", 20_000))
             .await
             .unwrap();
-        assert_eq!(
-            d.registrations(&a.id, "relay-1", 100).await.unwrap().len(),
-            3
-        );
+        assert_eq!(d.registrations(&a.id, "relay-1", 100).await.unwrap().len(), 3);
 
         let free: Vec<_> = d.free_lines(&a.id, 100).await.unwrap();
         let names: Vec<_> = free.iter().map(|f| f.line.name.as_str()).collect();
@@ -402,10 +359,7 @@ async fn registrations_and_line_claims() {
         assert_eq!(free[1].registration.expires_at, 20_000);
         let free_b: Vec<_> = d.free_lines(&b.id, 100).await.unwrap();
         assert_eq!(
-            free_b
-                .iter()
-                .map(|f| f.line.name.as_str())
-                .collect::<Vec<_>>(),
+            free_b.iter().map(|f| f.line.name.as_str()).collect::<Vec<_>>(),
             ["line-b", "shared"]
         );
 
@@ -421,12 +375,7 @@ async fn registrations_and_line_claims() {
         assert_eq!(d.free_lines(&a.id, 15_000).await.unwrap().len(), 1);
         assert_eq!(d.purge_registrations(15_000).await.unwrap(), 2);
         d.remove_registration(&a.id, "relay-1", None).await.unwrap();
-        assert!(
-            d.registrations(&a.id, "relay-1", 0)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(d.registrations(&a.id, "relay-1", 0).await.unwrap().is_empty());
         db.finish().await;
     }
 }
@@ -447,10 +396,7 @@ async fn call_tokens_share_one_secret_and_work_once() {
         let far_future = i64::MAX / 2;
         let grant = verify(&secret, &sign(&secret, "demo-echo", far_future), 0).unwrap();
         assert_eq!(d.spend_call_token(&grant).await.unwrap(), Ok(()));
-        assert_eq!(
-            d.spend_call_token(&grant).await.unwrap(),
-            Err(TokenError::Used)
-        );
+        assert_eq!(d.spend_call_token(&grant).await.unwrap(), Err(TokenError::Used));
         db.finish().await;
     }
 }

@@ -3,7 +3,7 @@
 //! and the client's answer to a challenge (the media relay registering its lines).
 //!
 //! Nonces are stateless and shared by every node with the same secret:
-//! `<issued-at secs, hex>.<HMAC(secret, issued-at ':' realm), 32 hex>`. A nonce
+//! `<issued-at secs, hex>.<salt, 16 hex>.<HMAC(secret, issued-at ':' salt ':' realm), 32 hex>`. A nonce
 //! older than its lifetime is answered with `stale=true`. Replays are refused by
 //! remembering the highest nonce-count seen per nonce ([`NonceStore`]).
 
@@ -74,10 +74,7 @@ fn digest_params(value: &str) -> Option<HashMap<String, String>> {
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        params.insert(
-            name.trim().to_ascii_lowercase(),
-            value.replace("\\\"", "\""),
-        );
+        params.insert(name.trim().to_ascii_lowercase(), value.replace("\\\"", "\""));
     }
     Some(params)
 }
@@ -116,10 +113,7 @@ pub fn digest_response(
 ) -> String {
     let ha2 = hash(algorithm, &format!("{method}:{uri}"));
     match qop {
-        Some((qop, nc, cnonce)) => hash(
-            algorithm,
-            &format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"),
-        ),
+        Some((qop, nc, cnonce)) => hash(algorithm, &format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
         None => hash(algorithm, &format!("{ha1}:{nonce}:{ha2}")),
     }
 }
@@ -192,24 +186,26 @@ impl DigestServer {
         }
     }
 
-    fn nonce_mac(&self, issued: u64, realm: &str) -> String {
+    fn nonce_mac(&self, issued: u64, salt: &str, realm: &str) -> String {
         // HMAC takes keys of any length.
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
-        mac.update(format!("{issued:x}:{realm}").as_bytes());
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(format!("{issued:x}:{salt}:{realm}").as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
-    /// A fresh nonce for `realm` at `now_secs`.
+    /// A fresh, unique nonce for `realm` at `now_secs`.
     pub fn nonce(&self, realm: &str, now_secs: u64) -> String {
-        format!("{now_secs:x}.{}", self.nonce_mac(now_secs, realm))
+        let salt = hex::encode(rand::random::<[u8; 8]>());
+        format!("{now_secs:x}.{salt}.{}", self.nonce_mac(now_secs, &salt, realm))
     }
 
-    /// The challenge header values (SHA-256 first, then MD5, RFC 8760 s2.4).
+    /// The challenge header values, MD5 then SHA-256 (RFC 8760). RFC 8760 s2.4
+    /// asks for the preferred first, but many clients (sipp, older phones) only
+    /// read the first challenge and only speak MD5; SHA-256 clients find theirs.
     pub fn challenges(&self, realm: &str, now_secs: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(realm, now_secs);
         let stale = if stale { ", stale=true" } else { "" };
-        [DigestAlgorithm::Sha256, DigestAlgorithm::Md5]
+        [DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
             .into_iter()
             .map(|a| {
                 format!(
@@ -229,19 +225,17 @@ impl DigestServer {
         now_secs: u64,
         store: &mut dyn NonceStore,
     ) -> Result<(), AuthError> {
-        let (issued, mac) = credentials
-            .nonce
-            .split_once('.')
-            .ok_or(AuthError::UnknownNonce)?;
+        let mut parts = credentials.nonce.split('.');
+        let (Some(issued), Some(salt), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::UnknownNonce);
+        };
         let issued = u64::from_str_radix(issued, 16).map_err(|_| AuthError::UnknownNonce)?;
-        if mac != self.nonce_mac(issued, &credentials.realm) {
+        if mac != self.nonce_mac(issued, salt, &credentials.realm) {
             return Err(AuthError::UnknownNonce);
         }
-        let qop = match (
-            credentials.qop.as_deref(),
-            &credentials.nc,
-            &credentials.cnonce,
-        ) {
+        let qop = match (credentials.qop.as_deref(), &credentials.nc, &credentials.cnonce) {
             (Some("auth"), Some(nc), Some(cnonce)) => Some(("auth", nc.as_str(), cnonce.as_str())),
             (None, _, _) => None,
             _ => return Err(AuthError::Malformed),
@@ -333,28 +327,16 @@ mod tests {
         for challenge in server.challenges("demo.test", 1_000, false) {
             // Both challenges share a nonce: each answer gets its own store here.
             let mut store = MemoryNonceStore::default();
-            let answer = answer_challenge(
-                &challenge,
-                "REGISTER",
-                "sip:demo.test",
-                "alice",
-                "pw123456",
-                "c1",
-            )
-            .unwrap();
+            let answer =
+                answer_challenge(&challenge, "REGISTER", "sip:demo.test", "alice", "pw123456", "c1").unwrap();
             let creds = Credentials::parse(&answer).unwrap();
-            let ha1 =
-                offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "pw123456");
-            assert_eq!(
-                server.verify(&creds, "REGISTER", &ha1, 1_010, &mut store),
-                Ok(())
-            );
+            let ha1 = offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "pw123456");
+            assert_eq!(server.verify(&creds, "REGISTER", &ha1, 1_010, &mut store), Ok(()));
             assert_eq!(
                 server.verify(&creds, "REGISTER", &ha1, 1_011, &mut store),
                 Err(AuthError::Replay)
             );
-            let wrong =
-                offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "nope");
+            let wrong = offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "nope");
             assert_eq!(
                 server.verify(&creds, "REGISTER", &wrong, 1_012, &mut store),
                 Err(AuthError::Mismatch)
@@ -370,7 +352,7 @@ mod tests {
                 Err(AuthError::UnknownNonce)
             );
         }
-        assert!(server.challenges("r", 0, false)[0].contains("algorithm=SHA-256"));
+        assert!(server.challenges("r", 0, false)[1].contains("algorithm=SHA-256"));
         assert!(server.challenges("r", 0, true)[1].contains("stale=true"));
     }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod limits;
+pub mod server;
 pub mod sip;
 pub mod transaction;
 pub mod transport;

@@ -132,25 +132,16 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 1].into();
         assert!(l.admit("icon", ip, LIMITS, t0).is_ok());
         assert!(l.admit("icon", ip, LIMITS, t0).is_ok());
-        assert_eq!(
-            l.admit("icon", ip, LIMITS, t0),
-            Err(Refusal::TooManyConcurrent)
-        );
+        assert_eq!(l.admit("icon", ip, LIMITS, t0), Err(Refusal::TooManyConcurrent));
         l.end("icon");
-        assert!(
-            l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(10))
-                .is_ok()
-        );
+        assert!(l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(10)).is_ok());
         l.end("icon");
         assert_eq!(
             l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(15)),
             Err(Refusal::RateLimited { retry_after: 45 })
         );
         // A minute after the first two, they leave the window.
-        assert!(
-            l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(60))
-                .is_ok()
-        );
+        assert!(l.admit("icon", ip, LIMITS, t0 + Duration::from_secs(60)).is_ok());
         assert_eq!(l.active("icon"), 2);
     }
 
@@ -170,9 +161,6 @@ mod tests {
         ));
         assert!(l.admit("c", [192, 0, 2, 2].into(), limits, t0).is_ok());
         l.sweep(t0 + Duration::from_secs(61));
-        assert!(
-            l.admit("c", ip, limits, t0 + Duration::from_secs(61))
-                .is_ok()
-        );
+        assert!(l.admit("c", ip, limits, t0 + Duration::from_secs(61)).is_ok());
     }
 }

@@ -22,8 +22,7 @@ pub fn write_tone_wav(path: &Path, hz: f64, seconds: u32) -> std::io::Result<()>
     data.extend_from_slice(&(2 * samples).to_le_bytes());
     for n in 0..samples {
         let t = f64::from(n) / f64::from(RATE);
-        let sample =
-            (0.5 * f64::from(i16::MAX) * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
+        let sample = (0.5 * f64::from(i16::MAX) * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
         data.extend_from_slice(&sample.to_le_bytes());
     }
     std::fs::write(path, data)

@@ -13,6 +13,14 @@ use tokio::process::{Child, ChildStdout, Command};
 
 pub use audio::write_tone_wav;
 
+/// Environment that puts every listener of `offhook demo` on a free port.
+pub const ANY_PORTS: &[(&str, &str)] = &[
+    ("OFFHOOK_WEB__LISTEN", "127.0.0.1:0"),
+    ("OFFHOOK_SIGNALING__UDP", "127.0.0.1:0"),
+    ("OFFHOOK_SIGNALING__TCP", "127.0.0.1:0"),
+    ("OFFHOOK_SIGNALING__WS", "127.0.0.1:0"),
+];
+
 /// How long any single step of an end-to-end test may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 

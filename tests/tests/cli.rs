@@ -28,9 +28,7 @@ async fn icons_json(offhook: &Offhook) -> Vec<Value> {
 async fn directory_commands_create_list_update_delete() {
     for backend in backends() {
         let offhook = Offhook::new(backend).await;
-        let ok = |out: &std::process::Output| {
-            assert!(out.status.success(), "{backend:?}: {}", stderr(out))
-        };
+        let ok = |out: &std::process::Output| assert!(out.status.success(), "{backend:?}: {}", stderr(out));
         ok(&offhook
             .run(&[
                 "directory",
@@ -120,23 +118,16 @@ async fn directory_commands_create_list_update_delete() {
             .await;
         let accounts: Value = serde_json::from_str(&stdout(&accounts)).unwrap();
         assert_eq!(accounts[0]["username"], "alice");
-        assert!(
-            accounts[0].get("ha1_md5").is_none(),
-            "credentials never printed"
-        );
+        assert!(accounts[0].get("ha1_md5").is_none(), "credentials never printed");
 
         let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
         assert!(stdout(&lines).contains("\"kind\": \"modem\""));
         let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
         assert_eq!(stdout(&cdrs).trim(), "[]");
 
-        ok(&offhook
-            .run(&["directory", "icon", "delete", "acme-sales"])
-            .await);
+        ok(&offhook.run(&["directory", "icon", "delete", "acme-sales"]).await);
         assert!(icons_json(&offhook).await.is_empty());
-        ok(&offhook
-            .run(&["directory", "tenant", "delete", "acme"])
-            .await);
+        ok(&offhook.run(&["directory", "tenant", "delete", "acme"]).await);
         offhook.db.finish().await;
     }
 }
@@ -225,9 +216,7 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
             assert!(err.starts_with("offhook: error: "), "{err}");
         }
         assert!(icons_json(&offhook).await.is_empty());
-        let accounts = offhook
-            .run(&["directory", "account", "list", "--json"])
-            .await;
+        let accounts = offhook.run(&["directory", "account", "list", "--json"]).await;
         assert_eq!(stdout(&accounts).trim(), "[]");
         let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
         assert_eq!(stdout(&lines).trim(), "[]");
@@ -253,7 +242,7 @@ async fn http_get(address: &str, path: &str) -> String {
 async fn demo_seeds_and_serves_until_terminated() {
     for backend in backends() {
         let offhook = Offhook::new(backend).await;
-        let mut demo = offhook.spawn(&["demo"], &[("OFFHOOK_WEB__LISTEN", "127.0.0.1:0")]);
+        let mut demo = offhook.spawn(&["demo"], offhook_tests::ANY_PORTS);
         let line = demo.wait_for_line("web serving http://").await;
         let address = line
             .split("http://")

@@ -132,10 +132,7 @@ async fn grant(
     };
     let admitted = {
         // Held only for the counter update; never across an await.
-        let mut limiter = state
-            .click_limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut limiter = state.click_limiter.lock().unwrap_or_else(|p| p.into_inner());
         let admitted = limiter.admit(&icon.id, peer.ip(), limits, Instant::now());
         // A token is not a call: only the per-minute windows count here.
         if admitted.is_ok() {
@@ -157,17 +154,13 @@ async fn grant(
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         return Err(response);
     }
-    let tenant = state
-        .directory
-        .tenant(&icon.tenant_id)
-        .await
-        .map_err(|err| {
-            tracing::error!(%err, "click API: tenant lookup failed");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Calls are unavailable right now.",
-            )
-        })?;
+    let tenant = state.directory.tenant(&icon.tenant_id).await.map_err(|err| {
+        tracing::error!(%err, "click API: tenant lookup failed");
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Calls are unavailable right now.",
+        )
+    })?;
     let expires_at = chrono::Utc::now().timestamp_millis() + TOKEN_LIFETIME_MS;
     Ok(CallGrantResponse {
         token: call_tokens::sign(&state.call_token_secret, &icon.public_id, expires_at),
@@ -190,10 +183,9 @@ pub async fn icon_info(State(state): State<AppState>, Path(public_id): Path<Stri
                 "open": open,
             }))
             .into_response();
-            response.headers_mut().insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
             response
         }
         Err(response) => response,
@@ -224,10 +216,7 @@ pub async fn preflight(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("content-type"),
         );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
     response
 }

@@ -17,10 +17,7 @@ const WIDGET_JS: &str = concat!(
 pub async fn script() -> impl IntoResponse {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
+            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         WIDGET_JS,

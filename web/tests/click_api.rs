@@ -37,12 +37,7 @@ async fn setup(db: &TestDb) -> AppState {
         .unwrap()
 }
 
-async fn click(
-    state: &AppState,
-    icon: &str,
-    origin: Option<&str>,
-    peer: [u8; 4],
-) -> (StatusCode, Value) {
+async fn click(state: &AppState, icon: &str, origin: Option<&str>, peer: [u8; 4]) -> (StatusCode, Value) {
     let mut request = Request::post(format!("/api/v1/icons/{icon}/calls"));
     if let Some(origin) = origin {
         request = request.header("Origin", origin);
@@ -67,10 +62,7 @@ async fn grants_a_token_for_the_icon_not_a_number() {
         assert_eq!(body["target"], "sip:shop-sales@shop.example");
         assert_eq!(body["ws_url"], "ws://127.0.0.1:5066");
         let token = body["token"].as_str().unwrap();
-        assert!(
-            !token.contains("5550100"),
-            "the token never carries the number"
-        );
+        assert!(!token.contains("5550100"), "the token never carries the number");
         let grant = verify(
             &state.call_token_secret,
             token,
@@ -87,13 +79,7 @@ async fn refuses_with_clear_errors() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let state = setup(&db).await;
-        let (status, body) = click(
-            &state,
-            "shop-sales",
-            Some("https://evil.example"),
-            [10, 0, 0, 1],
-        )
-        .await;
+        let (status, body) = click(&state, "shop-sales", Some("https://evil.example"), [10, 0, 0, 1]).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(
             body["error"]
@@ -157,10 +143,7 @@ async fn rate_limit_per_icon() {
         }
         let (status, body) = click(&state, "shop-sales", Some(ORIGIN), [10, 0, 0, 9]).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(
-            body["error"].as_str().unwrap().contains("try again in"),
-            "{body}"
-        );
+        assert!(body["error"].as_str().unwrap().contains("try again in"), "{body}");
         db.finish().await;
     }
 }

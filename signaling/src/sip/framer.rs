@@ -38,10 +38,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
 impl StreamFramer {
     /// A framer refusing messages larger than `max` bytes.
     pub fn new(max: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            max,
-        }
+        Self { buf: Vec::new(), max }
     }
 
     /// Adds bytes read from the stream.

@@ -72,8 +72,7 @@ pub fn canonical_name(name: &str) -> String {
 
 /// Splits a header value at commas that are outside quotes and angle brackets.
 pub fn split_values(value: &str) -> Vec<&str> {
-    let (mut parts, mut start, mut quoted, mut angle, mut escaped) =
-        (Vec::new(), 0, false, false, false);
+    let (mut parts, mut start, mut quoted, mut angle, mut escaped) = (Vec::new(), 0, false, false, false);
     for (i, c) in value.char_indices() {
         match c {
             _ if escaped => escaped = false,
@@ -113,11 +112,7 @@ impl Headers {
     /// first element for multi-valued ones).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = canonical_name(name);
-        let line = self
-            .0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())?;
+        let line = self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())?;
         if MULTI_VALUED.contains(&name.as_str()) {
             split_values(line).into_iter().next()
         } else {
@@ -132,13 +127,7 @@ impl Headers {
         self.0
             .iter()
             .filter(|(n, _)| *n == name)
-            .flat_map(|(_, v)| {
-                if multi {
-                    split_values(v)
-                } else {
-                    vec![v.as_str()]
-                }
-            })
+            .flat_map(|(_, v)| if multi { split_values(v) } else { vec![v.as_str()] })
             .collect()
     }
 
@@ -242,10 +231,7 @@ mod tests {
         );
         assert_eq!(
             h.get_all("Via"),
-            [
-                "SIP/2.0/UDP b;branch=z9hG4bK2",
-                "SIP/2.0/UDP c;branch=z9hG4bK3"
-            ]
+            ["SIP/2.0/UDP b;branch=z9hG4bK2", "SIP/2.0/UDP c;branch=z9hG4bK3"]
         );
         h.push_front("Via", "SIP/2.0/UDP p;branch=z9hG4bK0");
         assert_eq!(h.get("Via"), Some("SIP/2.0/UDP p;branch=z9hG4bK0"));

@@ -126,9 +126,7 @@ impl Request {
 
     /// From, parsed.
     pub fn from(&self) -> Option<NameAddr> {
-        self.headers
-            .get("From")
-            .and_then(|v| NameAddr::parse(v).ok())
+        self.headers.get("From").and_then(|v| NameAddr::parse(v).ok())
     }
 
     /// To, parsed.
@@ -151,9 +149,7 @@ impl Request {
         for name in ["From", "To", "Call-ID", "CSeq"] {
             if let Some(value) = self.headers.get(name) {
                 let value = match (name, to_tag) {
-                    ("To", Some(tag))
-                        if NameAddr::parse(value).is_ok_and(|to| to.tag().is_none()) =>
-                    {
+                    ("To", Some(tag)) if NameAddr::parse(value).is_ok_and(|to| to.tag().is_none()) => {
                         format!("{value};tag={tag}")
                     }
                     _ => value.to_owned(),

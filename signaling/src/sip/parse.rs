@@ -51,10 +51,7 @@ fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|at| (at, at + 4));
-    let lf = bytes
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|at| (at, at + 2));
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|at| (at, at + 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -83,8 +80,7 @@ fn start(line: &str) -> Result<Message, ParseError> {
     let (Some(uri), Some(version)) = (second, third) else {
         return Err(ParseError::StartLine);
     };
-    if !is_token(first) || uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':')
-    {
+    if !is_token(first) || uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
         return Err(ParseError::StartLine);
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -99,10 +95,7 @@ fn start(line: &str) -> Result<Message, ParseError> {
 
 /// Parses one message; never panics, whatever the bytes.
 pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
-    let skip = bytes
-        .iter()
-        .take_while(|b| **b == b'\r' || **b == b'\n')
-        .count();
+    let skip = bytes.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
     let bytes = &bytes[skip..];
     let (head_len, body_at) = header_end(bytes).ok_or(ParseError::Incomplete)?;
     let head = std::str::from_utf8(&bytes[..head_len]).map_err(|_| ParseError::Encoding)?;
@@ -167,8 +160,7 @@ fn validate(headers: &Headers, method: Option<&str>) -> Result<(), ParseError> {
             return Err(ParseError::Missing(name));
         }
     }
-    let cseq = CSeq::parse(headers.get("CSeq").unwrap_or(""))
-        .map_err(|_| ParseError::BadHeader("CSeq"))?;
+    let cseq = CSeq::parse(headers.get("CSeq").unwrap_or("")).map_err(|_| ParseError::BadHeader("CSeq"))?;
     if let Some(method) = method
         && cseq.method != method
     {
@@ -180,10 +172,7 @@ fn validate(headers: &Headers, method: Option<&str>) -> Result<(), ParseError> {
     {
         return Err(ParseError::BadHeader("Max-Forwards"));
     }
-    if headers
-        .get("Call-ID")
-        .is_some_and(|id| id.trim().is_empty())
-    {
+    if headers.get("Call-ID").is_some_and(|id| id.trim().is_empty()) {
         return Err(ParseError::BadHeader("Call-ID"));
     }
     Ok(())

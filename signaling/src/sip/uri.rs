@@ -61,9 +61,7 @@ impl Uri {
         if !valid_host {
             return Err(UriError);
         }
-        let port = port
-            .map(|p| p.parse::<u16>().map_err(|_| UriError))
-            .transpose()?;
+        let port = port.map(|p| p.parse::<u16>().map_err(|_| UriError)).transpose()?;
         let user = userinfo
             .map(|u| u.split(':').next().unwrap_or(u).to_owned())
             .filter(|u| !u.is_empty());
@@ -129,17 +127,10 @@ mod tests {
 
     #[test]
     fn parses_common_forms() {
-        let u =
-            Uri::parse("sip:alice:pw@Atlanta.example.com:5070;transport=tcp;lr?subject=x").unwrap();
+        let u = Uri::parse("sip:alice:pw@Atlanta.example.com:5070;transport=tcp;lr?subject=x").unwrap();
         assert_eq!(u.user.as_deref(), Some("alice"));
-        assert_eq!(
-            (u.host.as_str(), u.port),
-            ("atlanta.example.com", Some(5070))
-        );
-        assert_eq!(
-            (u.param("transport"), u.param("lr")),
-            (Some("tcp"), Some(""))
-        );
+        assert_eq!((u.host.as_str(), u.port), ("atlanta.example.com", Some(5070)));
+        assert_eq!((u.param("transport"), u.param("lr")), (Some("tcp"), Some("")));
         let v6 = Uri::parse("sips:[2001:db8::10]:5061").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("[2001:db8::10]", Some(5061)));
         assert_eq!(
@@ -147,10 +138,7 @@ mod tests {
             Some("+4930123")
         );
         assert_eq!(
-            Uri::parse("sip:%61lice@h")
-                .unwrap()
-                .user_unescaped()
-                .as_deref(),
+            Uri::parse("sip:%61lice@h").unwrap().user_unescaped().as_deref(),
             Some("alice")
         );
         for bad in ["", "http://x", "sip:", "sip:a@", "sip:h:99999", "sip:[::1"] {

@@ -81,9 +81,7 @@ impl Via {
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
         match self.params.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = value.map(str::to_owned),
-            None => self
-                .params
-                .push((name.to_owned(), value.map(str::to_owned))),
+            None => self.params.push((name.to_owned(), value.map(str::to_owned))),
         }
     }
 
@@ -128,11 +126,7 @@ impl NameAddr {
         let (display, uri, rest) = match find_unquoted(text, '<') {
             Some(open) => {
                 let close = text[open..].find('>').ok_or(ViewError)? + open;
-                (
-                    text[..open].trim(),
-                    &text[open + 1..close],
-                    &text[close + 1..],
-                )
+                (text[..open].trim(), &text[open + 1..close], &text[close + 1..])
             }
             None => {
                 let (uri, rest) = text.split_once(';').unwrap_or((text, ""));
@@ -235,10 +229,7 @@ mod tests {
     #[test]
     fn via_with_rport_and_ipv6() {
         let mut via = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK74b;rport").unwrap();
-        assert_eq!(
-            (via.branch(), via.param("rport")),
-            (Some("z9hG4bK74b"), Some(""))
-        );
+        assert_eq!((via.branch(), via.param("rport")), (Some("z9hG4bK74b"), Some("")));
         via.set_param("rport", Some("40000"));
         via.set_param("received", Some("198.51.100.7"));
         assert_eq!(
@@ -260,19 +251,10 @@ mod tests {
         assert_eq!(c.param("+sip.instance"), Some("\"<urn:uuid:a-b>\""));
         assert_eq!(c.param("expires"), Some("600"));
         let from = NameAddr::parse("\"Alice, A.\" <sip:alice@a.example>;tag=88").unwrap();
-        assert_eq!(
-            (from.display.as_str(), from.tag()),
-            ("\"Alice, A.\"", Some("88"))
-        );
+        assert_eq!((from.display.as_str(), from.tag()), ("\"Alice, A.\"", Some("88")));
         let bare = NameAddr::parse("sip:bob@b.example;tag=1").unwrap();
-        assert_eq!(
-            (bare.uri.as_str(), bare.tag()),
-            ("sip:bob@b.example", Some("1"))
-        );
-        assert_eq!(
-            CSeq::parse("4711 INVITE").unwrap().to_string(),
-            "4711 INVITE"
-        );
+        assert_eq!((bare.uri.as_str(), bare.tag()), ("sip:bob@b.example", Some("1")));
+        assert_eq!(CSeq::parse("4711 INVITE").unwrap().to_string(), "4711 INVITE");
         assert!(CSeq::parse("-1 INVITE").is_err());
     }
 }

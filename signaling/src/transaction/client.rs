@@ -86,6 +86,10 @@ impl ClientTx {
         &self.request
     }
 
+    pub(crate) fn flow(&self) -> Flow {
+        self.flow
+    }
+
     fn unreliable(&self, d: Duration) -> Duration {
         if self.flow.kind.is_reliable() {
             Duration::ZERO
@@ -105,8 +109,7 @@ impl ClientTx {
                 ack.headers.push(name, value);
             }
         }
-        ack.headers
-            .push("To", response.headers.get("To").unwrap_or(""));
+        ack.headers.push("To", response.headers.get("To").unwrap_or(""));
         let number = self.request.cseq().map_or(1, |c| c.number);
         ack.headers.push("CSeq", &format!("{number} ACK"));
         ack.headers.push("Max-Forwards", "70");
@@ -161,8 +164,8 @@ impl ClientTx {
             }
             State::Trying { timer_f, .. } | State::Proceeding { timer_f, .. } => {
                 if status < 200 {
-                    let timer_e = (!self.flow.kind.is_reliable())
-                        .then(|| (now + self.timers.t2, self.timers.t2));
+                    let timer_e =
+                        (!self.flow.kind.is_reliable()).then(|| (now + self.timers.t2, self.timers.t2));
                     self.state = State::Proceeding {
                         timer_e,
                         timer_f: *timer_f,
@@ -200,12 +203,7 @@ impl ClientTx {
         }
     }
 
-    pub(crate) fn on_timer(
-        &mut self,
-        now: Instant,
-        key: &ClientKey,
-        out: &mut VecDeque<Output>,
-    ) -> Step {
+    pub(crate) fn on_timer(&mut self, now: Instant, key: &ClientKey, out: &mut VecDeque<Output>) -> Step {
         let (t2, flow) = (self.timers.t2, self.flow);
         let resend = |out: &mut VecDeque<Output>, request: &Request| {
             out.push_back(Output::Send {
@@ -215,12 +213,10 @@ impl ClientTx {
         };
         match &mut self.state {
             State::Calling { timer_b, .. }
-            | State::Trying {
-                timer_f: timer_b, ..
-            }
-            | State::Proceeding {
-                timer_f: timer_b, ..
-            } if *timer_b <= now => {
+            | State::Trying { timer_f: timer_b, .. }
+            | State::Proceeding { timer_f: timer_b, .. }
+                if *timer_b <= now =>
+            {
                 out.push_back(Output::Timeout { key: key.clone() });
                 Step::Done
             }
@@ -248,9 +244,9 @@ impl ClientTx {
                 resend(out, &self.request);
                 Step::Stay
             }
-            State::InviteCompleted { .. }
-            | State::InviteAccepted { .. }
-            | State::Completed { .. } => Step::Done,
+            State::InviteCompleted { .. } | State::InviteAccepted { .. } | State::Completed { .. } => {
+                Step::Done
+            }
             _ => Step::Stay,
         }
     }

@@ -178,13 +178,7 @@ fn server_key(request: &Request) -> Option<ServerKey> {
         .from()
         .and_then(|f| f.tag().map(str::to_owned))
         .unwrap_or_default();
-    let branch = format!(
-        "2543:{}:{}:{}:{}",
-        request.call_id(),
-        cseq,
-        from_tag,
-        request.uri
-    );
+    let branch = format!("2543:{}:{}:{}:{}", request.call_id(), cseq, from_tag, request.uri);
     Some(ServerKey {
         branch,
         sent_by,
@@ -319,6 +313,11 @@ impl TransactionLayer {
     /// The request a client transaction sent (to build its CANCEL).
     pub fn client_request(&self, key: &ClientKey) -> Option<&Request> {
         self.clients.get(key).map(ClientTx::request)
+    }
+
+    /// The flow a client transaction sends on.
+    pub fn client_flow(&self, key: &ClientKey) -> Option<Flow> {
+        self.clients.get(key).map(ClientTx::flow)
     }
 
     /// The next output, if any.

@@ -51,11 +51,7 @@ impl ServerTx {
         } else {
             State::Trying
         };
-        Self {
-            flow,
-            timers,
-            state,
-        }
+        Self { flow, timers, state }
     }
 
     fn reliable(&self) -> bool {
@@ -82,12 +78,7 @@ impl ServerTx {
     }
 
     /// A retransmission of the request (or the ACK of our final response).
-    pub(crate) fn on_request(
-        &mut self,
-        now: Instant,
-        request: &Request,
-        out: &mut VecDeque<Output>,
-    ) -> Step {
+    pub(crate) fn on_request(&mut self, now: Instant, request: &Request, out: &mut VecDeque<Output>) -> Step {
         let is_ack = request.method == "ACK";
         match &self.state {
             State::InviteProceeding { last: Some(last) } if !is_ack => self.send(last, out),
@@ -124,9 +115,7 @@ impl ServerTx {
             State::InviteProceeding { .. } if status < 200 => State::InviteProceeding {
                 last: Some(response.clone()),
             },
-            State::InviteProceeding { .. } if status < 300 => State::InviteAccepted {
-                timer_l: now + long,
-            },
+            State::InviteProceeding { .. } if status < 300 => State::InviteAccepted { timer_l: now + long },
             State::InviteProceeding { .. } => State::InviteCompleted {
                 response: response.clone(),
                 timer_g: (!self.reliable()).then(|| (now + self.timers.t1, self.timers.t1)),
@@ -153,9 +142,9 @@ impl ServerTx {
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
-            State::InviteCompleted {
-                timer_g, timer_h, ..
-            } => Some(timer_g.map_or(*timer_h, |(g, _)| g.min(*timer_h))),
+            State::InviteCompleted { timer_g, timer_h, .. } => {
+                Some(timer_g.map_or(*timer_h, |(g, _)| g.min(*timer_h)))
+            }
             State::InviteConfirmed { timer_i } => Some(*timer_i),
             State::InviteAccepted { timer_l } => Some(*timer_l),
             State::Completed { timer_j, .. } => Some(*timer_j),
@@ -163,12 +152,7 @@ impl ServerTx {
         }
     }
 
-    pub(crate) fn on_timer(
-        &mut self,
-        now: Instant,
-        key: &ServerKey,
-        out: &mut VecDeque<Output>,
-    ) -> Step {
+    pub(crate) fn on_timer(&mut self, now: Instant, key: &ServerKey, out: &mut VecDeque<Output>) -> Step {
         match &mut self.state {
             State::InviteCompleted { timer_h, .. } if *timer_h <= now => {
                 out.push_back(Output::AckTimeout { key: key.clone() });
@@ -189,9 +173,9 @@ impl ServerTx {
                 });
                 Step::Stay
             }
-            State::InviteConfirmed { .. }
-            | State::InviteAccepted { .. }
-            | State::Completed { .. } => Step::Done,
+            State::InviteConfirmed { .. } | State::InviteAccepted { .. } | State::Completed { .. } => {
+                Step::Done
+            }
             _ => Step::Stay,
         }
     }

@@ -34,11 +34,7 @@ fn response_to(req: &Request, status: u16) -> Response {
 }
 
 /// Runs the clock forward in 100 ms steps to `until`, collecting outputs.
-fn run_until(
-    layer: &mut TransactionLayer,
-    start: Instant,
-    until: Duration,
-) -> Vec<(Duration, Output)> {
+fn run_until(layer: &mut TransactionLayer, start: Instant, until: Duration) -> Vec<(Duration, Output)> {
     let mut seen = Vec::new();
     let mut t = Duration::ZERO;
     while t <= until {
@@ -89,9 +85,7 @@ fn non_invite_timer_e_is_capped_at_t2() {
     let ms: Vec<u128> = sends(&out).iter().map(Duration::as_millis).collect();
     assert_eq!(
         ms,
-        [
-            0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-        ]
+        [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
     );
     assert!(
         out.iter()
@@ -202,11 +196,7 @@ fn invite_client_acks_a_failure_once_and_absorbs_its_retransmission() {
         .unwrap();
     let _ = layer.poll_output();
     let busy = response_to(&invite, 486);
-    layer.handle_message(
-        t0,
-        Message::Response(busy.clone()),
-        flow(TransportKind::Udp),
-    );
+    layer.handle_message(t0, Message::Response(busy.clone()), flow(TransportKind::Udp));
     let Some(Output::Send {
         message: Message::Request(ack),
         ..
@@ -294,8 +284,5 @@ fn stray_ack_and_response_go_to_the_user() {
     assert!(matches!(layer.poll_output(), Some(Output::Ack { .. })));
     let invite = request("INVITE", "z9hG4bKgone");
     layer.handle_message(t0, Message::Response(response_to(&invite, 200)), udp);
-    assert!(matches!(
-        layer.poll_output(),
-        Some(Output::StrayResponse { .. })
-    ));
+    assert!(matches!(layer.poll_output(), Some(Output::StrayResponse { .. })));
 }

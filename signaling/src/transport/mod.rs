@@ -183,11 +183,7 @@ impl Transports {
             tracing::debug!(remote = %flow.remote, len = bytes.len(), "oversize message dropped");
             return true;
         }
-        self.inner
-            .inbound
-            .send(Inbound { flow, bytes })
-            .await
-            .is_ok()
+        self.inner.inbound.send(Inbound { flow, bytes }).await.is_ok()
     }
 
     /// Registers a new stream connection; its writer drains the returned receiver.
@@ -231,12 +227,7 @@ impl Transports {
                 })
             }
             None => {
-                let socket = self
-                    .inner
-                    .udp
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                let socket = self.inner.udp.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let socket = socket.ok_or(SendError::NoSocket("UDP"))?;
                 socket.send_to(&bytes, flow.remote).await?;
                 Ok(())

@@ -70,10 +70,7 @@ pub(crate) async fn serve_connection<S>(
                 }
                 Ok(None) => break,
                 Err(err) => {
-                    transports
-                        .stats()
-                        .framing_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    transports.stats().framing_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%remote, %err, "closing stream connection");
                     break 'read;
                 }

@@ -17,14 +17,12 @@ pub fn load_tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String>
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|iter| iter.collect())
         .map_err(|e| format!("certificate {}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("private key {}: {e}", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-    .map_err(|e| format!("TLS configuration: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("private key {}: {e}", key.display()))?;
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+            .map_err(|e| format!("TLS configuration: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -41,9 +39,7 @@ pub async fn serve_tls(
         let transports = transports.clone();
         tokio::spawn(async move {
             match acceptor.accept(socket).await {
-                Ok(stream) => {
-                    serve_connection(stream, TransportKind::Tls, local, remote, transports).await
-                }
+                Ok(stream) => serve_connection(stream, TransportKind::Tls, local, remote, transports).await,
                 Err(err) => tracing::debug!(%remote, %err, "TLS handshake failed"),
             }
         });

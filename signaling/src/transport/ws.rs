@@ -56,10 +56,7 @@ pub async fn serve_wss(
 
 /// Accepts the handshake only with the `sip` subprotocol, and echoes it.
 #[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
-fn require_sip_subprotocol(
-    request: &Request,
-    mut response: Response,
-) -> Result<Response, ErrorResponse> {
+fn require_sip_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
     let offers_sip = request
         .headers()
         .get_all("Sec-WebSocket-Protocol")
@@ -92,19 +89,16 @@ async fn serve_ws_connection<S>(
     let config = WebSocketConfig::default()
         .max_message_size(Some(transports.max_message()))
         .max_frame_size(Some(transports.max_message()));
-    let socket = match tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        require_sip_subprotocol,
-        Some(config),
-    )
-    .await
-    {
-        Ok(socket) => socket,
-        Err(err) => {
-            tracing::debug!(%remote, %err, "WebSocket handshake refused");
-            return;
-        }
-    };
+    let socket =
+        match tokio_tungstenite::accept_hdr_async_with_config(stream, require_sip_subprotocol, Some(config))
+            .await
+        {
+            Ok(socket) => socket,
+            Err(err) => {
+                tracing::debug!(%remote, %err, "WebSocket handshake refused");
+                return;
+            }
+        };
     let (id, mut outgoing) = transports.add_connection();
     let flow = Flow {
         kind,

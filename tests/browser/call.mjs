@@ -1,0 +1,72 @@
+// Real-browser click-to-call: headless Chromium with a fake microphone playing a
+// tone WAV opens the demo page, clicks the call icon, waits for the call to be
+// up, measures what comes back from the far end (WebAudio analyser on the remote
+// stream), hangs up, and prints a JSON report on stdout.
+// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed]
+import { chromium } from "playwright-core";
+
+const [pageUrl, wav, iconId = "", expect = "in-call"] = process.argv.slice(2);
+const report = { states: [], error: null };
+const deadline = (ms, what) =>
+  new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`, "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
+  await page.goto(pageUrl);
+  const host = iconId ? page.locator(`.offhook-widget`).nth(0) : page.locator(".offhook-widget").first();
+  await host.locator("button.call").click();
+  const want = expect === "in-call" ? ["in-call"] : ["failed", "busy", "no-answer"];
+  await page.waitForFunction(
+    (states) => (window.offhookWidgets || []).some((w) => states.includes(w.state)),
+    want,
+    { timeout: 30000 },
+  );
+  if (expect === "in-call") {
+    // Let the echo come back, then measure the remote audio for 2 s.
+    report.audio = await Promise.race([
+      page.evaluate(async () => {
+        const w = window.offhookWidgets[0];
+        const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
+        const ctx = new AudioContext();
+        const source = ctx.createMediaStreamSource(new MediaStream([track]));
+        const analyser = ctx.createAnalyser();
+        analyser.fftSize = 4096;
+        source.connect(analyser);
+        const bins = new Float32Array(analyser.frequencyBinCount);
+        const hz = ctx.sampleRate / analyser.fftSize;
+        let best = { peakHz: 0, peakDb: -Infinity };
+        for (let i = 0; i < 20; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          analyser.getFloatFrequencyData(bins);
+          for (let b = 5; b < bins.length; b++) {
+            if (bins[b] > best.peakDb) best = { peakHz: b * hz, peakDb: bins[b] };
+          }
+        }
+        return best;
+      }),
+      deadline(15000, "audio measurement"),
+    ]);
+    await host.locator("button.hangup").click();
+    await page.waitForFunction(() => window.offhookWidgets[0].state === "ended", null, { timeout: 10000 });
+  }
+  report.states = await page.evaluate(() => window.offhookWidgets[0].history);
+  report.status = await page.evaluate(() => window.offhookWidgets[0].state);
+  report.statusText = await host.locator(".status").textContent();
+} catch (e) {
+  report.error = String(e && e.message ? e.message : e);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(report) + "\n");
+process.exit(report.error ? 1 : 0);

@@ -1,0 +1,74 @@
+// A second real SIP client: JsSIP (from npm) in headless Chromium calls an icon
+// with a call token from the click API, over offhook's SIP WebSocket, waits for
+// the call to be confirmed, then hangs up. Prints a JSON report on stdout.
+// usage: node jssip.mjs <page-url-on-an-allowed-origin> <icon-public-id> <tone.wav>
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const [pageUrl, iconId, wav] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+const jssip = readFileSync(require.resolve("jssip/dist/jssip.min.js"), "utf8");
+const report = { events: [], error: null };
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`, "--allow-loopback-in-peer-connection",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
+  await page.goto(pageUrl);
+  await page.addScriptTag({ content: jssip });
+  report.events = await page.evaluate(async (icon) => {
+    const events = [];
+    const res = await fetch(`/api/v1/icons/${encodeURIComponent(icon)}/calls`, { method: "POST", body: "{}" });
+    const grant = await res.json();
+    if (!res.ok) throw new Error(grant.error);
+    const socket = new JsSIP.WebSocketInterface(grant.ws_url);
+    const ua = new JsSIP.UA({
+      sockets: [socket],
+      uri: `sip:visitor@${grant.domain}`,
+      register: false,
+    });
+    await new Promise((resolve, reject) => {
+      ua.on("connected", resolve);
+      setTimeout(() => reject(new Error("JsSIP did not connect")), 10000);
+      ua.start();
+    });
+    await new Promise((resolve, reject) => {
+      const session = ua.call(grant.target, {
+        extraHeaders: [`X-Offhook-Token: ${grant.token}`],
+        mediaConstraints: { audio: true, video: false },
+        pcConfig: { iceServers: [] },
+      });
+      session.on("progress", () => events.push("progress"));
+      session.on("confirmed", () => {
+        events.push("confirmed");
+        setTimeout(() => session.terminate(), 1000);
+      });
+      session.on("ended", () => {
+        events.push("ended");
+        resolve();
+      });
+      session.on("failed", (e) => {
+        events.push("failed:" + e.cause);
+        reject(new Error("call failed: " + e.cause));
+      });
+      setTimeout(() => reject(new Error("JsSIP call timed out")), 30000);
+    });
+    ua.stop();
+    return events;
+  }, iconId);
+} catch (e) {
+  report.error = String(e && e.message ? e.message : e);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(report) + "\n");
+process.exit(report.error ? 1 : 0);
