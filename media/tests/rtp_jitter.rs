@@ -22,11 +22,7 @@ fn run(seed: u64, profile: NetProfile) -> PlayoutReport {
     let report = play_through(&mut jb, Instant::now(), &packets, &profile, 7 * MS, TAIL);
     assert_eq!(report.out_of_order, 0, "audio played out of order");
     let expected_frames = (packets.last().unwrap().arrival + TAIL - 7 * MS).as_millis() / 20 + 1;
-    assert_eq!(
-        u128::from(report.frames),
-        expected_frames,
-        "one frame per pop"
-    );
+    assert_eq!(u128::from(report.frames), expected_frames, "one frame per pop");
     report
 }
 

@@ -19,10 +19,7 @@ const DIGITS: &[u8; 16] = b"0123456789*#ABCD";
 pub fn event_code(digit: char) -> Option<u8> {
     let d = digit.to_ascii_uppercase();
     // Positions are below 16, so the cast cannot truncate.
-    DIGITS
-        .iter()
-        .position(|&c| char::from(c) == d)
-        .map(|p| p as u8)
+    DIGITS.iter().position(|&c| char::from(c) == d).map(|p| p as u8)
 }
 
 /// The DTMF digit of an event code, if it is one.
@@ -65,12 +62,7 @@ impl TelephoneEvent {
     /// The 4-byte payload.
     pub fn to_bytes(self) -> [u8; 4] {
         let [hi, lo] = self.duration.to_be_bytes();
-        [
-            self.event,
-            u8::from(self.end) << 7 | (self.volume & 0x3f),
-            hi,
-            lo,
-        ]
+        [self.event, u8::from(self.end) << 7 | (self.volume & 0x3f), hi, lo]
     }
 }
 
@@ -218,9 +210,7 @@ mod tests {
         let mut rx = DtmfReceiver::default();
         let (first, second, end) = (ev(1, false, 320), ev(2, false, 160), ev(2, true, 640));
         assert_eq!(rx.handle(&pkt(0, &first)), None);
-        let d = rx
-            .handle(&pkt(4000, &second))
-            .expect("first press completed");
+        let d = rx.handle(&pkt(4000, &second)).expect("first press completed");
         assert_eq!((d.digit, d.start.ticks), ('1', 0));
         assert_eq!(rx.handle(&pkt(4000, &end)).map(|d| d.digit), Some('2'));
         assert_eq!(rx.handle(&pkt(4000, &end)), None);

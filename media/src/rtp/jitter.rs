@@ -348,19 +348,13 @@ impl JitterBuffer {
         }
         self.transits.push_back((arrival, transit));
         let window = self.delay_ticks(self.config.transit_window);
-        while self
-            .transits
-            .front()
-            .is_some_and(|&(a, _)| a + window < arrival)
-        {
+        while self.transits.front().is_some_and(|&(a, _)| a + window < arrival) {
             self.transits.pop_front();
         }
     }
 
     fn queued_end(&self) -> Option<i64> {
-        self.queued
-            .last_key_value()
-            .map(|(k, v)| k + v.len() as i64)
+        self.queued.last_key_value().map(|(k, v)| k + v.len() as i64)
     }
 
     /// `k` x jitter, bounded; it follows a rise at once and a fall slowly, so
@@ -419,8 +413,7 @@ impl JitterBuffer {
         let window = self.window(play);
         self.consume(play);
         self.play = Some(play + FRAME_TICKS);
-        self.stats.depth =
-            self.duration(self.queued_end().map_or(0, |end| end - play - FRAME_TICKS));
+        self.stats.depth = self.duration(self.queued_end().map_or(0, |end| end - play - FRAME_TICKS));
         match window {
             Some(samples) => {
                 self.last_frame = samples;
@@ -467,10 +460,7 @@ impl JitterBuffer {
     fn window(&self, play: i64) -> Option<[i16; FRAME_SAMPLES]> {
         let mut out = [0; FRAME_SAMPLES];
         let mut any = false;
-        for (&start, samples) in self
-            .queued
-            .range(play - MAX_PACKET_TICKS + 1..play + FRAME_TICKS)
-        {
+        for (&start, samples) in self.queued.range(play - MAX_PACKET_TICKS + 1..play + FRAME_TICKS) {
             let from = start.max(play);
             let to = (start + samples.len() as i64).min(play + FRAME_TICKS);
             if from < to {
@@ -507,9 +497,5 @@ impl JitterBuffer {
 }
 
 fn peak(samples: &[i16]) -> i16 {
-    samples
-        .iter()
-        .map(|s| s.saturating_abs())
-        .max()
-        .unwrap_or(0)
+    samples.iter().map(|s| s.saturating_abs()).max().unwrap_or(0)
 }

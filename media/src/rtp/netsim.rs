@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::jitter::{
-    AudioPacket, FRAME_PERIOD, FRAME_SAMPLES, FrameKind, JitterBuffer, JitterStats,
-};
+use super::jitter::{AudioPacket, FRAME_PERIOD, FRAME_SAMPLES, FrameKind, JitterBuffer, JitterStats};
 use super::units::{ClockRate, RtpTime, SeqNo, Ssrc};
 
 /// Extra one-way delay on top of the base delay, per packet.

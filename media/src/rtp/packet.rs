@@ -70,10 +70,7 @@ impl PayloadMap {
     /// The payload type bound to `kind`, if any.
     pub fn payload_type(&self, kind: PayloadKind) -> Option<u8> {
         // Positions are below 128, so the cast cannot truncate.
-        self.kinds
-            .iter()
-            .position(|k| *k == Some(kind))
-            .map(|p| p as u8)
+        self.kinds.iter().position(|k| *k == Some(kind)).map(|p| p as u8)
     }
 }
 
@@ -365,10 +362,7 @@ mod tests {
     #[test]
     fn drops_by_reason() {
         let mut rx = RtpReceiver::new(PayloadMap::g711(None));
-        assert!(matches!(
-            rx.receive(&[0x80; 5]),
-            Err(DropReason::TooShort(5))
-        ));
+        assert!(matches!(rx.receive(&[0x80; 5]), Err(DropReason::TooShort(5))));
         let mut v1 = packet(0, 1, 1, &[0; 160]);
         v1[0] = 0x40;
         assert!(matches!(rx.receive(&v1), Err(DropReason::BadVersion(1))));
@@ -408,21 +402,12 @@ mod tests {
             rx.receive(&b(100)).map(|p| p.ssrc),
             Err(DropReason::Probation(0xb))
         );
-        assert!(
-            rx.receive(&a(2)).is_ok(),
-            "locked source interrupts the run"
-        );
+        assert!(rx.receive(&a(2)).is_ok(), "locked source interrupts the run");
         assert!(rx.receive(&b(101)).is_err());
-        assert!(
-            rx.receive(&b(103)).is_err(),
-            "out of sequence restarts the run"
-        );
+        assert!(rx.receive(&b(103)).is_err(), "out of sequence restarts the run");
         assert_eq!(rx.receive(&b(104)).map(|p| p.ssrc), Ok(Ssrc(0xb)));
         assert_eq!(rx.locked_ssrc(), Some(Ssrc(0xb)));
-        assert!(
-            rx.receive(&a(3)).is_err(),
-            "the old source is now on probation"
-        );
+        assert!(rx.receive(&a(3)).is_err(), "the old source is now on probation");
         assert_eq!(rx.drops().probation, 4);
     }
 

@@ -181,9 +181,8 @@ impl ReceptionReporter {
             .checked_div(interval_expected)
             .unwrap_or(0)
             .min(255) as u8;
-        let (last_sr, delay_since_last_sr) = self
-            .last_sr
-            .map_or((NtpShort(0), Duration::ZERO), |(lsr, at)| {
+        let (last_sr, delay_since_last_sr) =
+            self.last_sr.map_or((NtpShort(0), Duration::ZERO), |(lsr, at)| {
                 (lsr, now.saturating_duration_since(at))
             });
         Some(ReportBlock {
@@ -234,12 +233,8 @@ pub fn parse_compound(datagram: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {
         }
         let body = &rest[..len];
         packets.push(match packet_type {
-            PT_SR => {
-                RtcpPacket::Sender(parse_sr(body, count).ok_or(RtcpError::ShortReport(at, count))?)
-            }
-            PT_RR => RtcpPacket::Receiver(
-                parse_rr(body, count).ok_or(RtcpError::ShortReport(at, count))?,
-            ),
+            PT_SR => RtcpPacket::Sender(parse_sr(body, count).ok_or(RtcpError::ShortReport(at, count))?),
+            PT_RR => RtcpPacket::Receiver(parse_rr(body, count).ok_or(RtcpError::ShortReport(at, count))?),
             other => RtcpPacket::Other { packet_type: other },
         });
         at += len;
@@ -286,9 +281,7 @@ fn parse_blocks(b: &[u8], at: usize, count: u8) -> Option<Vec<ReportBlock>> {
                     highest_seq: be32(c, 8),
                     jitter_ticks: be32(c, 12),
                     last_sr: NtpShort(be32(c, 16)),
-                    delay_since_last_sr: Duration::from_nanos(
-                        u64::from(be32(c, 20)) * 1_000_000_000 / 65536,
-                    ),
+                    delay_since_last_sr: Duration::from_nanos(u64::from(be32(c, 20)) * 1_000_000_000 / 65536),
                 }
             })
             .collect(),
@@ -342,16 +335,9 @@ fn blocks(out: &mut Vec<u8>, blocks: &[ReportBlock]) {
     for b in blocks {
         let lost = u32::from(b.fraction_lost) << 24
             | (b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32 & 0xff_ffff);
-        let dlsr = (b.delay_since_last_sr.as_nanos() * 65536 / 1_000_000_000)
-            .min(u128::from(u32::MAX)) as u32;
-        for word in [
-            b.ssrc.0,
-            lost,
-            b.highest_seq,
-            b.jitter_ticks,
-            b.last_sr.0,
-            dlsr,
-        ] {
+        let dlsr =
+            (b.delay_since_last_sr.as_nanos() * 65536 / 1_000_000_000).min(u128::from(u32::MAX)) as u32;
+        for word in [b.ssrc.0, lost, b.highest_seq, b.jitter_ticks, b.last_sr.0, dlsr] {
             out.extend(word.to_be_bytes());
         }
     }
@@ -422,10 +408,7 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_a_reason() {
         assert_eq!(parse_compound(&[]), Err(RtcpError::Empty));
-        assert_eq!(
-            parse_compound(&[0x41, 200, 0, 1]),
-            Err(RtcpError::BadVersion(1))
-        );
+        assert_eq!(parse_compound(&[0x41, 200, 0, 1]), Err(RtcpError::BadVersion(1)));
         assert!(matches!(
             parse_compound(&[0x81, 201, 0, 9, 0, 0, 0, 0]),
             Err(RtcpError::BadLength { .. })
@@ -459,10 +442,7 @@ mod tests {
         };
         rep.on_sender_report(t0, sr);
         let b = rep.block(t0 + Duration::from_millis(250), &stats).unwrap();
-        assert_eq!(
-            (b.fraction_lost, b.cumulative_lost, b.jitter_ticks),
-            (25, 10, 40)
-        );
+        assert_eq!((b.fraction_lost, b.cumulative_lost, b.jitter_ticks), (25, 10, 40));
         assert_eq!(b.highest_seq, 0x0001_0009);
         assert_eq!(
             (b.last_sr, b.delay_since_last_sr),

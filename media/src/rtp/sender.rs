@@ -115,12 +115,7 @@ impl RtpSender {
 
     /// Sends `digit` for `duration` (at least one frame) as telephone-events on
     /// `payload_type`, starting at the next tick, in place of the audio.
-    pub fn send_digit(
-        &mut self,
-        payload_type: u8,
-        digit: char,
-        duration: Duration,
-    ) -> Result<(), NotADigit> {
+    pub fn send_digit(&mut self, payload_type: u8, digit: char, duration: Duration) -> Result<(), NotADigit> {
         let code = event_code(digit).ok_or(NotADigit(digit))?;
         let ticks = self
             .time
