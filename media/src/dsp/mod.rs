@@ -1,1 +1,7 @@
-//! (being written)
+//! Signal processing shared by the line and network sides: G.711 companding
+//! ([`g711`]), single-frequency detection ([`goertzel`]) for tests and tone
+//! checks, and tone generation ([`tone`]) for DTMF mixing and the emulator.
+
+pub mod g711;
+pub mod goertzel;
+pub mod tone;

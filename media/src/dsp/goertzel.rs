@@ -1,0 +1,41 @@
+//! The Goertzel algorithm: the power of one frequency in a block of samples,
+//! cheaper than an FFT when one bin is wanted (is a 1 kHz tone there?).
+
+/// Power of `freq` Hz in `samples` taken at `rate` Hz (unnormalised).
+pub fn power(samples: &[i16], freq: f64, rate: f64) -> f64 {
+    let k = (0.5 + samples.len() as f64 * freq / rate).floor();
+    let omega = 2.0 * std::f64::consts::PI * k / samples.len().max(1) as f64;
+    let coeff = 2.0 * omega.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// Share of the block's energy at `freq`, 0.0..=1.0 (about 0.5 or more for a
+/// clean tone at that frequency, near 0 for silence or other tones).
+pub fn relative_level(samples: &[i16], freq: f64, rate: f64) -> f64 {
+    let energy: f64 = samples.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    if energy == 0.0 {
+        return 0.0;
+    }
+    (2.0 * power(samples, freq, rate) / (samples.len() as f64 * energy)).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::tone::Tone;
+
+    #[test]
+    fn finds_the_tone_and_not_another() {
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let block: Vec<i16> = (0..400).map(|_| tone.next_sample()).collect();
+        assert!(relative_level(&block, 1000.0, 8000.0) > 0.8);
+        assert!(relative_level(&block, 1400.0, 8000.0) < 0.05);
+        assert_eq!(relative_level(&[0; 160], 1000.0, 8000.0), 0.0);
+    }
+}
