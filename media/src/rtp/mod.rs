@@ -1,11 +1,12 @@
 //! The network side of the media relay. Datagrams from the peer enter through
-//! [`packet::RtpReceiver`]; audio goes into the [`jitter`] buffer, which the
-//! playout clock pops every 20 ms for the line. Line audio goes back out through
-//! [`sender::RtpSender`] as 20 ms packets; key presses go both ways as RFC 4733 telephone-events
-//! ([`dtmf`]); [`rtcp`] builds and parses the reports both ways. [`units`] holds the typed ids and
-//! media time every module speaks; [`netsim`] simulates a network for tests and
-//! the relay benchmark.
+//! [`packet::RtpReceiver`]; audio is decoded by [`codec`] into the [`jitter`] buffer,
+//! which the playout clock pops every 20 ms for the line. Line audio goes back out
+//! through [`sender::RtpSender`] as 20 ms packets; key presses go both ways as
+//! RFC 4733 telephone-events ([`dtmf`]); [`rtcp`] builds and parses the reports both
+//! ways. [`units`] holds the typed ids and media time every module speaks; [`netsim`]
+//! simulates a network for tests and the relay benchmark.
 
+pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod netsim;
