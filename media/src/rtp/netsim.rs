@@ -77,16 +77,17 @@ pub fn schedule(seed: u64, count: u32, profile: &NetProfile) -> Vec<SimPacket> {
     packets
 }
 
-/// The packet the simulation sends as packet `index`: its samples name it.
+/// The packet the simulation sends as packet `index`: its samples name it. Sequence
+/// numbers wrap after packet 1535 and timestamps after packet 1000.
 pub fn sim_packet(index: u32) -> AudioPacket {
     let mut samples = vec![8000i16; FRAME_SAMPLES];
     samples[0] = (index & 0x7fff) as i16;
     samples[1] = (index >> 15) as i16;
     AudioPacket {
         ssrc: Ssrc(0x5151),
-        seq: SeqNo(index.wrapping_add(40_000) as u16),
+        seq: SeqNo(index.wrapping_add(64_000) as u16),
         time: RtpTime {
-            ticks: index.wrapping_mul(160).wrapping_add(7),
+            ticks: index.wrapping_mul(160).wrapping_add(u32::MAX - 160 * 1000),
             rate: ClockRate::NARROWBAND,
         },
         marker: index == 0,
