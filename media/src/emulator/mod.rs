@@ -1,1 +1,232 @@
-//! (being written)
+//! A V.253 voice modem emulator, sans-IO: what a driver writes and the time go
+//! in, what the modem answers (result codes, DLE events, audio paced at 8,000
+//! bytes/s in 20 ms chunks: a PTY has no baud rate to pace it) comes out. Behind
+//! it is the simulated telephone network of [`network`]. Fault switches reproduce
+//! real modem quirks. `offhook demo` and the tests run it on a pseudo-terminal
+//! ([`pty`]) so that the real driver talks to it through the real serial code.
+
+pub mod network;
+pub mod pty;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::modem::stream::{DLE, ETX, shield};
+use network::{FarAudio, Script, script};
+
+/// One 20 ms chunk of 8 kHz mu-law.
+const CHUNK: usize = 160;
+const TICK: Duration = Duration::from_millis(20);
+
+/// Modem quirks to reproduce.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// ERROR to `AT+VTR=?` while `AT+VTR` works (Conexant firmware).
+    pub vtr_query_error: bool,
+    /// No `+VTR` at all: half duplex only.
+    pub no_vtr: bool,
+    /// Vendor numbering of `+VSM` formats (mu-law is id 132 named `G711U`).
+    pub vendor_vsm: bool,
+    /// No dial tone on the line.
+    pub no_dial_tone: bool,
+    /// Ignores `<DLE>^` and keeps streaming until `<DLE><ETX>` and CR.
+    pub stuck_in_duplex: bool,
+    /// Reports an underrun now and then while streaming.
+    pub underruns: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Command,
+    Streaming { transmit: bool },
+}
+
+/// The emulated modem.
+#[derive(Debug)]
+pub struct Emulator {
+    faults: Faults,
+    hangup_after: Duration,
+    mode: Mode,
+    off_hook: bool,
+    line: Vec<u8>,
+    after_dle: bool,
+    call: Option<(Instant, Script)>,
+    out: VecDeque<u8>,
+    next_tick: Option<Instant>,
+    ticks: u64,
+}
+
+impl Emulator {
+    /// An idle modem with these quirks; [`network::HANGS_UP`] hangs up after `hangup_after`.
+    pub fn new(faults: Faults, hangup_after: Duration) -> Self {
+        Self {
+            faults,
+            hangup_after,
+            mode: Mode::Command,
+            off_hook: false,
+            line: Vec::new(),
+            after_dle: false,
+            call: None,
+            out: VecDeque::new(),
+            next_tick: None,
+            ticks: 0,
+        }
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.out.extend(format!("\r\n{text}\r\n").as_bytes());
+    }
+
+    fn formats(&self) -> &'static [&'static str] {
+        if self.faults.vendor_vsm {
+            &[
+                "128,\"8-BIT LINEAR\",8,0,(7200,8000,11025),(0),(0)",
+                "132,\"G711U\",8,0,(8000),(0),(0)",
+                "131,\"G711A\",8,0,(8000),(0),(0)",
+            ]
+        } else {
+            &["0,\"ULAW\",8,0,(8000),(0),(0)", "1,\"ALAW\",8,0,(8000),(0),(0)"]
+        }
+    }
+
+    fn command(&mut self, now: Instant, text: &str) {
+        let upper = text.trim().to_ascii_uppercase();
+        let mu_law_id = if self.faults.vendor_vsm { "132" } else { "0" };
+        match upper.as_str() {
+            "AT" | "ATZ" | "ATE0V1Q0" | "AT+FCLASS=8" | "AT+VSD=0,0" | "AT+VIT=0" => self.reply("OK"),
+            "AT+VSM=?" => {
+                for format in self.formats() {
+                    self.reply(format);
+                }
+                self.reply("OK");
+            }
+            s if s.starts_with("AT+VSM=") => {
+                let ok = s.trim_start_matches("AT+VSM=").split(',').next() == Some(mu_law_id);
+                self.reply(if ok { "OK" } else { "ERROR" });
+            }
+            "AT+VLS=1" if self.faults.no_dial_tone => self.reply("NO DIALTONE"),
+            "AT+VLS=1" => {
+                self.off_hook = true;
+                self.reply("OK");
+            }
+            s if s.starts_with("ATDT") && self.off_hook => {
+                let number: String = s[4..]
+                    .chars()
+                    .filter(|c| c.is_ascii_digit() || "*#".contains(*c))
+                    .collect();
+                self.call = Some((now, script(&number, self.hangup_after)));
+                self.reply("OK");
+            }
+            "AT+VTR=?" if self.faults.vtr_query_error || self.faults.no_vtr => self.reply("ERROR"),
+            "AT+VTR=?" => self.reply("OK"),
+            "AT+VTR" if self.faults.no_vtr => self.reply("ERROR"),
+            "AT+VTR" | "AT+VRX" if self.off_hook => {
+                self.reply("CONNECT");
+                self.mode = Mode::Streaming {
+                    transmit: upper == "AT+VTR",
+                };
+                self.next_tick = Some(now + TICK);
+            }
+            "ATH" | "ATH0" => {
+                self.off_hook = false;
+                self.call = None;
+                self.reply("OK");
+            }
+            _ => self.reply("ERROR"),
+        }
+    }
+
+    fn end_stream(&mut self) {
+        self.mode = Mode::Command;
+        self.next_tick = None;
+        self.out.extend([DLE, ETX]);
+        self.reply("OK");
+    }
+
+    /// Bytes the driver wrote.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        let mut heard = Vec::new();
+        for &b in bytes {
+            if let Mode::Streaming { .. } = self.mode {
+                if self.after_dle {
+                    self.after_dle = false;
+                    match b {
+                        DLE => heard.push(DLE),
+                        b'^' if !self.faults.stuck_in_duplex => self.end_stream(),
+                        ETX => {
+                            // A stuck modem comes out on <DLE><ETX> (the driver's resync).
+                            self.faults.stuck_in_duplex = false;
+                            self.end_stream();
+                        }
+                        _ => {}
+                    }
+                } else if b == DLE {
+                    self.after_dle = true;
+                } else {
+                    heard.push(b);
+                }
+                continue;
+            }
+            match b {
+                b'\r' => {
+                    let text = String::from_utf8_lossy(&self.line).into_owned();
+                    self.line.clear();
+                    if !text.trim().is_empty() {
+                        self.command(now, &text);
+                    }
+                }
+                b'\n' => {}
+                _ if self.line.len() < 256 => self.line.push(b),
+                _ => {}
+            }
+        }
+        if let Some((start, script)) = self.call.as_mut()
+            && script.answer_at.is_some_and(|at| now >= *start + at)
+        {
+            script.audio.hear(&heard);
+        }
+    }
+
+    /// Bytes the modem sends, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| self.out.drain(..).collect())
+    }
+
+    /// The next 20 ms tick while streaming.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// Emits the audio and events that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(tick) = self.next_tick else { return };
+        if now < tick {
+            return;
+        }
+        self.next_tick = Some(tick + TICK);
+        self.ticks += 1;
+        let mut chunk = Vec::with_capacity(CHUNK + 8);
+        match self.call.as_mut() {
+            Some((start, script)) => {
+                let elapsed = now.saturating_duration_since(*start);
+                while script.events.first().is_some_and(|(at, _)| *at <= elapsed) {
+                    let (_, code) = script.events.remove(0);
+                    chunk.extend([DLE, code]);
+                }
+                let audio = match script.answer_at {
+                    Some(at) if elapsed >= at => script.audio.next(CHUNK),
+                    _ => FarAudio::Silence.next(CHUNK),
+                };
+                shield(&audio, &mut chunk);
+            }
+            None => shield(&[0xFF; CHUNK], &mut chunk),
+        }
+        if self.faults.underruns && self.ticks.is_multiple_of(50) {
+            chunk.extend([DLE, b'u']);
+        }
+        self.out.extend(chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests;
