@@ -175,3 +175,36 @@ fn talkspurt_after_silence_starts_fresh() {
     let s = jb.stats();
     assert_eq!((s.late, s.lost, s.resets), (0, 0, 0), "{s:?}");
 }
+
+#[test]
+fn arbitrary_packets_and_pop_times_never_panic() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0xbad_5eed);
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut now = t0;
+    for _ in 0..20_000 {
+        now += Duration::from_micros(rng.random_range(0..40_000));
+        if rng.random_bool(0.7) {
+            let mut p = sim_packet(rng.random_range(0..50));
+            p.ssrc = Ssrc(rng.random_range(0..3));
+            p.seq = SeqNo(rng.random());
+            p.time = RtpTime {
+                ticks: rng.random(),
+                ..p.time
+            };
+            p.marker = rng.random_bool(0.1);
+            p.samples.truncate(rng.random_range(0..=160));
+            // Arrival times may also go backwards.
+            jb.push(
+                now - Duration::from_micros(rng.random_range(0..30_000)).min(now - t0),
+                p,
+            );
+        } else {
+            let _ = jb.pop(now);
+        }
+    }
+    let s = jb.stats();
+    assert!(s.received + s.duplicate + s.late > 0);
+}
