@@ -357,6 +357,10 @@ mod tests {
         );
         assert_eq!(p.time.ticks, 7 * 160);
         assert_eq!(p.payload.len(), 160);
+        assert_eq!(
+            PayloadMap::g711(Some(101)).payload_type(PayloadKind::TelephoneEvent),
+            Some(101)
+        );
     }
 
     #[test]

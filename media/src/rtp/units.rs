@@ -79,11 +79,6 @@ impl ClockRate {
     /// 8 kHz, the clock of PCMU, PCMA and `telephone-event/8000`.
     pub const NARROWBAND: ClockRate = ClockRate(NonZeroU32::new(8000).unwrap());
 
-    /// A clock rate; `None` for zero.
-    pub fn new(hz: u32) -> Option<Self> {
-        NonZeroU32::new(hz).map(Self)
-    }
-
     /// The rate in Hz.
     pub fn hz(self) -> u32 {
         self.0.get()
@@ -131,16 +126,6 @@ pub struct MediaTime {
     pub ticks: u64,
     /// The clock it counts.
     pub rate: ClockRate,
-}
-
-impl MediaTime {
-    /// A time `ticks` later.
-    pub fn add_ticks(self, ticks: u64) -> Self {
-        Self {
-            ticks: self.ticks + ticks,
-            rate: self.rate,
-        }
-    }
 }
 
 /// Extends 32-bit RTP timestamps to [`MediaTime`] relative to the last one seen.
