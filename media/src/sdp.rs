@@ -72,17 +72,14 @@ pub struct Negotiated {
 
 fn rtpmaps(media: &SdpMedia) -> impl Iterator<Item = (u8, &str, u32)> {
     media.get_attributes().iter().filter_map(|attr| match attr {
-        SdpAttribute::Rtpmap(map) => {
-            Some((map.payload_type, map.codec_name.as_str(), map.frequency))
-        }
+        SdpAttribute::Rtpmap(map) => Some((map.payload_type, map.codec_name.as_str(), map.frequency)),
         _ => None,
     })
 }
 
 /// Parses an SDP offer and negotiates one audio stream.
 pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
-    let session =
-        webrtc_sdp::parse_sdp(offer, false).map_err(|e| SdpError::Malformed(e.to_string()))?;
+    let session = webrtc_sdp::parse_sdp(offer, false).map_err(|e| SdpError::Malformed(e.to_string()))?;
     let media = session
         .media
         .iter()
@@ -117,9 +114,7 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
     let dtmf_payload_type = maps
         .iter()
         .find(|(pt, name, rate)| {
-            name.eq_ignore_ascii_case("telephone-event")
-                && *rate == 8000
-                && formats.contains(&u32::from(*pt))
+            name.eq_ignore_ascii_case("telephone-event") && *rate == 8000 && formats.contains(&u32::from(*pt))
         })
         .map(|(pt, _, _)| *pt);
     let connection = media
@@ -154,11 +149,7 @@ pub fn answer(negotiated: &Negotiated, local: SocketAddr, session_id: u64) -> St
     let ip = local.ip();
     let codec = negotiated.codec;
     let mut formats = codec.payload_type().to_string();
-    let mut attributes = format!(
-        "a=rtpmap:{} {}/8000\r\n",
-        codec.payload_type(),
-        codec.name()
-    );
+    let mut attributes = format!("a=rtpmap:{} {}/8000\r\n", codec.payload_type(), codec.name());
     if let Some(pt) = negotiated.dtmf_payload_type {
         formats.push_str(&format!(" {pt}"));
         attributes.push_str(&format!(
@@ -196,10 +187,7 @@ mod tests {
         let text = answer(&n, "127.0.0.1:7000".parse().unwrap(), 42);
         assert!(text.contains("m=audio 7000 RTP/AVP 8 101\r\n"), "{text}");
         let again = negotiate(&text).unwrap();
-        assert_eq!(
-            (again.codec, again.dtmf_payload_type),
-            (G711::Pcma, Some(101))
-        );
+        assert_eq!((again.codec, again.dtmf_payload_type), (G711::Pcma, Some(101)));
     }
 
     #[test]
@@ -210,10 +198,7 @@ mod tests {
         assert_eq!(negotiate(&opus_only), Err(SdpError::NoCommonCodec));
         let webrtc = SIPP_OFFER.replace("RTP/AVP", "UDP/TLS/RTP/SAVPF");
         assert_eq!(negotiate(&webrtc), Err(SdpError::NoAudio));
-        assert!(matches!(
-            negotiate("not sdp at all"),
-            Err(SdpError::Malformed(_))
-        ));
+        assert!(matches!(negotiate("not sdp at all"), Err(SdpError::Malformed(_))));
         assert!(matches!(negotiate(""), Err(SdpError::Malformed(_))));
     }
 

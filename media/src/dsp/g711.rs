@@ -55,7 +55,11 @@ pub fn alaw_to_linear(code: u8) -> i16 {
     let code = code ^ 0x55;
     let exponent = i32::from((code >> 4) & 0x07);
     let mantissa = i32::from(code & 0x0F);
-    let magnitude = if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
     // |magnitude| <= 32256, within i16.
     (if code & 0x80 != 0 { magnitude } else { -magnitude }) as i16
 }

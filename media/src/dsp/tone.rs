@@ -12,7 +12,11 @@ pub struct Tone {
 impl Tone {
     /// A tone of `freq` Hz and peak `amplitude` (in sample units) at `rate` Hz.
     pub fn new(freq: f64, amplitude: f64, rate: f64) -> Self {
-        Self { step: 2.0 * std::f64::consts::PI * freq / rate, phase: 0.0, amplitude }
+        Self {
+            step: 2.0 * std::f64::consts::PI * freq / rate,
+            phase: 0.0,
+            amplitude,
+        }
     }
 
     /// The next sample.
@@ -29,7 +33,9 @@ pub fn dtmf_frequencies(key: char) -> Option<(f64, f64)> {
     const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
     const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
     KEYS.iter().enumerate().find_map(|(row, keys)| {
-        keys.chars().position(|k| k == key.to_ascii_uppercase()).map(|col| (ROWS[row], COLS[col]))
+        keys.chars()
+            .position(|k| k == key.to_ascii_uppercase())
+            .map(|col| (ROWS[row], COLS[col]))
     })
 }
 
@@ -44,7 +50,10 @@ impl Dtmf {
     /// The dual tone of `key` at `rate` Hz, or `None` for a non-key.
     pub fn new(key: char, rate: f64) -> Option<Self> {
         let (low, high) = dtmf_frequencies(key)?;
-        Some(Self { low: Tone::new(low, 6000.0, rate), high: Tone::new(high, 6000.0, rate) })
+        Some(Self {
+            low: Tone::new(low, 6000.0, rate),
+            high: Tone::new(high, 6000.0, rate),
+        })
     }
 
     /// The next sample.

@@ -23,8 +23,8 @@ pub const HANGS_UP: &str = "5550105";
 /// Echo that signals its answer by polarity reversal.
 pub const POLARITY: &str = "5550106";
 
-/// Ringback cadence of the simulated exchange: 1 s on, 3 s off.
-pub const RING_PERIOD: Duration = Duration::from_secs(4);
+/// Ringback cadence of the simulated exchange: one ring every 2 s (short, for the demo).
+pub const RING_PERIOD: Duration = Duration::from_secs(2);
 /// Echo delay.
 pub const ECHO_DELAY: Duration = Duration::from_millis(300);
 

@@ -66,7 +66,11 @@ impl Bench {
             // The relay's side: 20 ms of tone into the line every other 10 ms step.
             let answered = self.events.iter().any(|e| matches!(e, LineEvent::Answered(_)));
             self.step += 1;
-            if let Some(tone) = self.tone.as_mut().filter(|_| answered && self.step.is_multiple_of(2)) {
+            if let Some(tone) = self
+                .tone
+                .as_mut()
+                .filter(|_| answered && self.step.is_multiple_of(2))
+            {
                 let chunk: Vec<u8> = (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect();
                 self.driver.handle_command(self.now, LineCommand::Audio(chunk));
             }

@@ -105,7 +105,7 @@ impl Default for DriverConfig {
     fn default() -> Self {
         Self {
             command_timeout: Duration::from_secs(3),
-            ringback_gap: Duration::from_secs(6),
+            ringback_gap: Duration::from_secs(3),
             no_ringback: Duration::from_secs(8),
             no_answer: Duration::from_secs(60),
         }

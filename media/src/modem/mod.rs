@@ -1,9 +1,11 @@
 //! The line side: a V.253 voice modem. [`stream`] splits what the modem sends
 //! (result lines, DLE events, shielded audio); [`driver`] is the sans-IO state
 //! machine that initialises, dials, follows call progress, carries audio and hangs
-//! up. The tokio wrapper that owns the serial port lives with the relay.
+//! up; [`port`] is its tokio edge on a serial port.
 
 pub mod driver;
+pub mod port;
 pub mod stream;
 
 pub use driver::{AnswerHow, DriverConfig, DriverOutput, HangupReason, LineCommand, LineEvent, ModemDriver};
+pub use port::{LineHandle, open_modem};

@@ -1,0 +1,102 @@
+//! The real modem driver over a real pseudo-terminal, through tokio-serial, against
+//! the emulator running in real time: an echoed tone, busy, an invalid number, the
+//! Conexant `+VTR` quirk, and an unplugged modem. Bounded: every wait has a timeout.
+
+use std::time::Duration;
+
+use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::tone::Tone;
+use offhook_media::emulator::network::{BUSY, ECHO, INVALID};
+use offhook_media::emulator::{Faults, pty};
+use offhook_media::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem};
+
+async fn next_event(line: &mut LineHandle, wanted: impl Fn(&LineEvent) -> bool) -> LineEvent {
+    let wait = async {
+        loop {
+            let event = line.events.recv().await.expect("the line task runs");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("event in time")
+}
+
+async fn ready_line(faults: Faults) -> (pty::EmulatedModem, LineHandle) {
+    let modem = pty::spawn(faults, Duration::from_secs(3)).unwrap();
+    let mut line = open_modem(&modem.path, DriverConfig::default()).unwrap();
+    assert_eq!(next_event(&mut line, |_| true).await, LineEvent::Ready);
+    (modem, line)
+}
+
+async fn hang_up(line: &mut LineHandle) {
+    line.commands.send(LineCommand::HangUp).await.unwrap();
+    next_event(line, |e| *e == LineEvent::Idle).await;
+}
+
+#[tokio::test]
+async fn echo_over_a_real_pty() {
+    let (_modem, mut line) = ready_line(Faults::default()).await;
+    line.commands.send(LineCommand::Dial(ECHO.into())).await.unwrap();
+    let answered = next_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
+    assert!(matches!(answered, LineEvent::Answered(_)));
+    // 1.5 s of a 1 kHz tone into the line, paced at 20 ms; collect what comes back.
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let mut heard = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..75 {
+        tick.tick().await;
+        let chunk: Vec<u8> = (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect();
+        line.commands.send(LineCommand::Audio(chunk)).await.unwrap();
+        while let Ok(event) = line.events.try_recv() {
+            if let LineEvent::Audio(audio) = event {
+                heard.extend(audio);
+            }
+        }
+    }
+    let last: Vec<i16> = heard
+        .iter()
+        .rev()
+        .take(2400)
+        .map(|&c| ulaw_to_linear(c))
+        .collect();
+    assert!(
+        relative_level(&last, 1000.0, 8000.0) > 0.5,
+        "the echo returns the tone"
+    );
+    hang_up(&mut line).await;
+}
+
+#[tokio::test]
+async fn busy_and_invalid_end_back_at_idle() {
+    let (_modem, mut line) = ready_line(Faults {
+        vtr_query_error: true,
+        vendor_vsm: true,
+        ..Faults::default()
+    })
+    .await;
+    for (number, outcome) in [(BUSY, LineEvent::Busy), (INVALID, LineEvent::Invalid)] {
+        line.commands
+            .send(LineCommand::Dial(number.into()))
+            .await
+            .unwrap();
+        let got = next_event(&mut line, |e| {
+            !matches!(e, LineEvent::Dialing | LineEvent::Audio(_))
+        })
+        .await;
+        assert_eq!(got, outcome, "{number}");
+        next_event(&mut line, |e| *e == LineEvent::Idle).await;
+    }
+}
+
+#[tokio::test]
+async fn unplugged_modem_is_a_fault() {
+    let (modem, mut line) = ready_line(Faults::default()).await;
+    modem.unplug();
+    line.commands.send(LineCommand::Dial(ECHO.into())).await.unwrap();
+    let fault = next_event(&mut line, |e| matches!(e, LineEvent::Fault(_))).await;
+    assert!(matches!(fault, LineEvent::Fault(_)));
+}
