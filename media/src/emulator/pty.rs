@@ -39,7 +39,7 @@ pub fn spawn(faults: Faults, hangup_after: Duration) -> std::io::Result<Emulated
     let mut termios = tcgetattr(pty.slave.as_fd())?;
     cfmakeraw(&mut termios);
     tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &termios)?;
-    let path = PathBuf::from(nix::unistd::ttyname(pty.slave.as_fd())?);
+    let path = nix::unistd::ttyname(pty.slave.as_fd())?;
     let flags = OFlag::from_bits_truncate(fcntl(pty.master.as_fd(), FcntlArg::F_GETFL)?);
     fcntl(pty.master.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: the master is an OwnedFd that the AsyncFd owns from here on: it stays
