@@ -61,7 +61,8 @@ fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
 fn start(line: &str) -> Result<Message, ParseError> {
     let mut parts = line.splitn(3, ' ');
     let (first, second, third) = (parts.next().unwrap_or(""), parts.next(), parts.next());
-    if first.len() >= 4 && first[..4].eq_ignore_ascii_case("SIP/") {
+    // `get`, not `[..4]`: byte 4 may fall inside a multi-byte character (fuzz crash).
+    if first.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
         if !first.eq_ignore_ascii_case("SIP/2.0") {
             return Err(ParseError::Version);
         }
@@ -225,6 +226,13 @@ mod tests {
         assert_eq!(parse(mismatch.as_bytes()), Err(ParseError::CSeqMismatch));
         let short = INVITE.replace("l: 4", "l: 400");
         assert_eq!(parse(short.as_bytes()), Err(ParseError::ContentLength));
+    }
+
+    #[test]
+    fn fuzz_crash_multibyte_start_line() {
+        // cargo-fuzz artifact crash-69328723: a 2-byte character across byte 4.
+        let crash = b"\xda\xa6\x0f\xda\xa6\n\n\n";
+        assert_eq!(parse(crash), Err(ParseError::StartLine));
     }
 
     #[test]
