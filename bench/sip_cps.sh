@@ -4,7 +4,8 @@
 #
 #   uac (sipp, digest auth) -> offhook signaling (UDP) -> uas (sipp, registered as a relay line)
 #
-# For each rate it runs a fixed number of calls and reports the rate reached, failed
+# The relay has $LINES lines (default 200), all contacts of one sipp UAS, so that
+# calls run concurrently. For each rate it runs a fixed number of calls and reports the rate reached, failed
 # calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
 # the 407 challenge). The highest rate with no failed call is the result.
 # usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
@@ -24,12 +25,16 @@ proxy_port=15060
 uas_port=15070
 export OFFHOOK_SIGNALING__UDP=127.0.0.1:$proxy_port OFFHOOK_SIGNALING__TCP=127.0.0.1:$proxy_port
 export OFFHOOK_SIGNALING__WS=127.0.0.1:15066
+export OFFHOOK_SIGNALING__CALLS_PER_SOURCE_PER_MINUTE=100000000
+lines=${LINES:-200}
 "$bin" directory tenant create bench --domain bench.test >/dev/null
 "$bin" directory account create --tenant bench caller --password caller-secret >/dev/null
 "$bin" directory account create --tenant bench relay-b --kind relay --password relay-secret >/dev/null
 "$bin" directory icon create --tenant bench --number 5550100 --public-id echo \
   --max-concurrent 1000 --per-minute 10000 >/dev/null
-"$bin" directory line create line-1 --relay relay-b --device emulated --kind emulated >/dev/null
+for n in $(seq 1 "$lines"); do
+  "$bin" directory line create "line-$n" --relay relay-b --device emulated --kind emulated >/dev/null
+done
 "$bin" signaling > "$work/signaling.log" 2>&1 &
 sleep 1
 
@@ -55,9 +60,7 @@ run() { # label rate uac-args... -> prints a result row
   local calls=$((rate * 10)) dir="$work/$label-$rate"
   mkdir -p "$dir"
   (cd "$dir" && sipp "$@" -r "$rate" -m "$calls" -l 20000 -trace_rtt -rtt_freq 1 -trace_stat -fd 1 \
-      -timeout 60 -timeout_error -bg >/dev/null 2>&1 || true)
-  for _ in $(seq 1 70); do pgrep -f "sipp.*$dir" >/dev/null || break; sleep 1; done
-  sleep 1
+      -timeout 60 -nostdin >/dev/null 2>&1 || true)
   local stat; stat=$(ls "$dir"/*_.csv "$dir"/*[0-9].csv 2>/dev/null | grep -v rtt | head -n1 || true)
   python3 - "$stat" "$label" "$rate" "$(percentiles "$dir/*rtt.csv")" <<'PY'
 import sys, csv
@@ -74,15 +77,18 @@ PY
 }
 
 # Direct baseline: sipp uac -> sipp uas, built-in scenarios.
-sipp -sn uas -p 16070 -bg >/dev/null 2>&1
+(cd "$work" && sipp -sn uas -p 16070 -nostdin >/dev/null 2>&1) &
 for rate in "${rates[@]}"; do run direct "$rate" -sn uac 127.0.0.1:16070 -p 16080; done
 
 # Through offhook: register the uas as line-1 of relay-b, then call the icon.
-(cd "$work" && sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -bg >/dev/null 2>&1)
-(cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 \
-   -key domain bench.test -key user relay-b -key contact_user line-1 -key contact_port $uas_port \
-   -key expires 3600 -au relay-b -ap relay-secret -timeout 10 -timeout_error >/dev/null 2>&1)
+(cd "$work" && sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -nostdin >/dev/null 2>&1) &
+# Every line of the relay is a contact on the same sipp UAS.
+for n in $(seq 1 "$lines"); do
+  (cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 -nostdin \
+     -key domain bench.test -key user relay-b -key contact_user "line-$n" -key contact_port $uas_port \
+     -key expires 3600 -au relay-b -ap relay-secret -timeout 10 -timeout_error >/dev/null 2>&1)
+done
 for rate in "${rates[@]}"; do
   run offhook "$rate" -sf "$PWD/$scen/uac.xml" 127.0.0.1:$proxy_port -p 15080 \
-    -key domain bench.test -key user caller -key callee echo -key hold_ms 0 -au caller -ap caller-secret
+    -key domain bench.test -key user caller -key callee echo -d 0 -au caller -ap caller-secret
 done

@@ -32,19 +32,6 @@ pub enum Command {
     Directory(Box<DirectoryCommand>),
 }
 
-impl Command {
-    /// The subcommand's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Demo(_) => "demo",
-            Self::Signaling => "signaling",
-            Self::Media => "media",
-            Self::Web => "web",
-            Self::Directory(_) => "directory",
-        }
-    }
-}
-
 /// Options of `offhook demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -21,6 +21,8 @@ pub struct Config {
     pub web: WebConfig,
     /// The signaling process.
     pub signaling: offhook_signaling::config::SignalingConfig,
+    /// The media relay process.
+    pub media: offhook_media::relay::RelayConfig,
 }
 
 /// Log output.
@@ -54,6 +56,7 @@ impl Default for Config {
                 sip_ws_url: "ws://127.0.0.1:5066".to_owned(),
             },
             signaling: Default::default(),
+            media: Default::default(),
         }
     }
 }

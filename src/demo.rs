@@ -3,8 +3,10 @@
 
 use anyhow::Context as _;
 use offhook_directory::{
-    Directory, DirectoryError, IconUpdate, LineKind, NewIcon, NewLine, NewTenant, Scope,
+    AccountKind, Directory, DirectoryError, IconUpdate, LineKind, NewAccount, NewIcon, NewLine, NewTenant,
+    Scope,
 };
+use offhook_media::relay::{Relay, RelayConfig};
 use offhook_signaling::server::Server;
 use tokio::net::TcpListener;
 
@@ -22,7 +24,7 @@ pub const ECHO_NUMBER: &str = "5550100";
 
 /// Seeds the demo tenant, icon and emulated line unless they exist, and lets the
 /// icon be used from the pages served on `web_port` (none when 0).
-async fn seed(directory: &Directory, web_port: u16) -> anyhow::Result<()> {
+async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::Result<()> {
     match directory
         .create_tenant(NewTenant {
             name: DEMO_TENANT.into(),
@@ -45,6 +47,21 @@ async fn seed(directory: &Directory, web_port: u16) -> anyhow::Result<()> {
         allowed_origins: origins.clone(),
         ..NewIcon::new(DEMO_TENANT, ECHO_NUMBER, "Call the echo")
     };
+    for (public_id, number, label) in [
+        ("demo-busy", "5550102", "A busy line"),
+        ("demo-no-answer", "5550103", "Nobody answers"),
+        ("demo-invalid", "5550104", "A number that does not exist"),
+    ] {
+        let other = NewIcon {
+            public_id: Some(public_id.into()),
+            allowed_origins: origins.clone(),
+            ..NewIcon::new(DEMO_TENANT, number, label)
+        };
+        match directory.create_icon(other).await {
+            Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
     match directory.create_icon(icon).await {
         Ok(_) => {}
         Err(DirectoryError::Conflict(_)) if !origins.is_empty() => {
@@ -57,9 +74,21 @@ async fn seed(directory: &Directory, web_port: u16) -> anyhow::Result<()> {
         Err(DirectoryError::Conflict(_)) => {}
         Err(err) => return Err(err.into()),
     }
+    let relay = NewAccount {
+        tenant: DEMO_TENANT.into(),
+        username: config.media.name.clone(),
+        password: config.media.password.clone(),
+        display_name: "demo relay".into(),
+        number: None,
+        kind: AccountKind::Relay,
+    };
+    match directory.create_account(relay).await {
+        Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
     let line = NewLine {
         name: "demo-line-1".into(),
-        relay: "demo-relay".into(),
+        relay: config.media.name.clone(),
         tenant: None,
         device_path: "emulated".into(),
         kind: LineKind::Emulated,
@@ -101,7 +130,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         Some(listener) => listener.local_addr()?.port(),
         None => config.web.listen.port(),
     };
-    seed(&directory, port).await?;
+    seed(&directory, config, port).await?;
     println!(
         "offhook demo: tenant '{DEMO_TENANT}' ({DEMO_DOMAIN}), icon '{DEMO_ICON}' dialing {ECHO_NUMBER} (echo), \
          line 'demo-line-1' (emulated), database {}",
@@ -112,12 +141,18 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let signaling = start_signaling(config, &directory).await?;
+    let relay = start_media(RelayConfig {
+        signaling: signaling.bound.udp.unwrap_or(config.media.signaling),
+        ..config.media.clone()
+    })
+    .await?;
     // Browsers call over the WebSocket this process actually listens on.
     let sip_ws_url = signaling
         .bound
         .ws
         .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
     let served = serve_web(listener, directory, &sip_ws_url).await;
+    drop(relay);
     drop(signaling);
     served
 }
@@ -147,6 +182,22 @@ async fn start_signaling(config: &Config, directory: &Directory) -> anyhow::Resu
         show("wss", b.wss)
     );
     Ok(server)
+}
+
+/// `offhook media`: the relay and its lines until stopped.
+pub async fn run_media(config: &Config) -> anyhow::Result<()> {
+    let relay = start_media(config.media.clone()).await?;
+    shutdown_signal().await;
+    drop(relay);
+    Ok(())
+}
+
+async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {
+    let lines: Vec<&str> = config.lines.iter().map(|l| l.name.as_str()).collect();
+    let lines = lines.join(", ");
+    let relay = Relay::start(config).await?;
+    println!("offhook: media relay at sip:{} with lines {lines}", relay.local);
+    Ok(relay)
 }
 
 /// `offhook web`.

@@ -36,10 +36,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Web => demo::run_web(&config).await,
             Command::Signaling => demo::run_signaling(&config).await,
-            Command::Media => anyhow::bail!(
-                "the {} process is not part of this build yet; `offhook demo` runs what exists",
-                cli.command.name()
-            ),
+            Command::Media => demo::run_media(&config).await,
             Command::Directory(command) => admin::run(&config, *command).await,
         }
     });

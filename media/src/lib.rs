@@ -6,5 +6,6 @@
 pub mod dsp;
 pub mod emulator;
 pub mod modem;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;

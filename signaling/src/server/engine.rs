@@ -122,16 +122,24 @@ impl Ctx {
 
 /// What the loop hands to the transaction users.
 #[derive(Debug)]
-pub(crate) enum Upcall {
+pub enum Upcall {
+    /// A new request in a server transaction (answer it through [`Ctx::respond`]).
     Request {
+        /// The server transaction.
         key: ServerKey,
+        /// The request.
         request: Request,
+        /// Where it came from.
         flow: Flow,
     },
+    /// The ACK of a 2xx (no transaction).
     Ack {
+        /// The ACK.
         request: Request,
     },
+    /// A response no client transaction wanted (a retransmitted 2xx).
     StrayResponse {
+        /// The response.
         response: Response,
     },
 }

@@ -16,7 +16,7 @@ use offhook_directory::Directory;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-pub use engine::{ClientEvent, Ctx, Stats};
+pub use engine::{ClientEvent, Ctx, Stats, Upcall};
 pub use node::Bound;
 
 use crate::auth::{DigestServer, MemoryNonceStore};
@@ -24,7 +24,7 @@ use crate::config::SignalingConfig;
 use crate::limits::Limiter;
 use crate::transaction::{Timers, TransactionLayer};
 use crate::transport::{self, Transports};
-use engine::{Engine, Upcall};
+use engine::Engine;
 use node::Node;
 
 /// Name of the directory secret that signs call tokens (shared with `web`).
@@ -192,6 +192,48 @@ impl Server {
             }
         }));
         Ok(Self { bound, stats, tasks })
+    }
+}
+
+/// A bare SIP user agent endpoint on one UDP socket: the event loop and the
+/// transaction layer without registrar or proxy, for user agents such as the
+/// media relay. Requests and stray messages arrive on `upcalls`.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Sends and answers through the loop.
+    pub ctx: Ctx,
+    /// What arrives for the user agent.
+    pub upcalls: mpsc::UnboundedReceiver<Upcall>,
+    /// The socket's address.
+    pub local: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Endpoint {
+    /// Binds UDP at `addr` and starts the loop with these timers.
+    pub async fn udp(addr: std::net::SocketAddr, timers: Timers) -> std::io::Result<Self> {
+        let (inbound_tx, inbound) = mpsc::channel(1024);
+        let transports = Transports::new(inbound_tx, 64 * 1024);
+        let socket = UdpSocket::bind(addr).await?;
+        let local = socket.local_addr()?;
+        let udp = tokio::spawn({
+            let transports = transports.clone();
+            async move {
+                let _ = transport::serve_udp(socket, transports).await;
+            }
+        });
+        let (upcalls_tx, upcalls) = mpsc::unbounded_channel();
+        let engine = Engine::new(TransactionLayer::new(timers), transports, inbound, upcalls_tx, Arc::default());
+        let ctx = engine.ctx();
+        Ok(Self { ctx, upcalls, local, tasks: vec![udp, tokio::spawn(engine.run())] })
     }
 }
 

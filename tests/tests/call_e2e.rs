@@ -1,0 +1,213 @@
+//! A whole call through the real `offhook demo`: a token from the click API, an
+//! INVITE over UDP to signaling, the relay dialing the echo on the emulated modem
+//! (a real PTY, the real driver), a 1 kHz PCMU tone sent as RTP and heard back
+//! (Goertzel), BYE, and the CDR with how the answer was known. Then a busy line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use offhook_directory::testing::Backend;
+use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::tone::Tone;
+use offhook_signaling::server::{ClientEvent, Endpoint};
+use offhook_signaling::sip::{NameAddr, Request, Response};
+use offhook_signaling::transaction::Timers;
+use offhook_signaling::transport::{Flow, TransportKind};
+use offhook_tests::{ANY_PORTS, Offhook};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::UdpSocket;
+
+/// `POST /api/v1/icons/{icon}/calls` from the demo page's origin; the JSON grant.
+async fn click(web: &str, icon: &str) -> Value {
+    let mut stream = tokio::net::TcpStream::connect(web).await.unwrap();
+    let port = web.rsplit(':').next().unwrap();
+    let request = format!(
+        "POST /api/v1/icons/{icon}/calls HTTP/1.0\r\nHost: {web}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("grant JSON: {response}"))
+}
+
+fn after<'a>(line: &'a str, marker: &str) -> &'a str {
+    line.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '/']).next())
+        .expect("address in the line")
+}
+
+fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
+    let target = grant["target"].as_str().unwrap();
+    let mut r = Request::new("INVITE", target);
+    r.headers.push(
+        "Via",
+        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport"),
+    );
+    r.headers.push("Max-Forwards", "70");
+    r.headers
+        .push("From", &format!("<sip:visitor@{local}>;tag=t{call_id}"));
+    r.headers.push("To", &format!("<{target}>"));
+    r.headers.push("Call-ID", call_id);
+    r.headers.push("CSeq", "1 INVITE");
+    r.headers.push("Contact", &format!("<sip:visitor@{local}>"));
+    r.headers
+        .push("X-Offhook-Token", grant["token"].as_str().unwrap());
+    r.headers.push("Content-Type", "application/sdp");
+    r.body = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        rtp.port()
+    )
+    .into_bytes();
+    r
+}
+
+/// Sends a request and returns its final response.
+async fn final_response(ua: &Endpoint, request: Request, proxy: SocketAddr) -> Response {
+    let flow = Flow {
+        kind: TransportKind::Udp,
+        local: ua.local,
+        remote: proxy,
+        conn: None,
+    };
+    let (_, mut events) = ua.ctx.send(request, flow).await.unwrap();
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Response(r)) if r.status >= 200 => return r,
+                Some(ClientEvent::Response(_)) => continue,
+                other => panic!("no final response: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("final response in time")
+}
+
+fn in_dialog(method: &str, ok: &Response, invite: &Request, local: SocketAddr, cseq: u32) -> Request {
+    let contact = ok
+        .headers
+        .get("Contact")
+        .and_then(|c| NameAddr::parse(c).ok())
+        .unwrap();
+    let mut r = Request::new(method, &contact.uri);
+    r.headers.push(
+        "Via",
+        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}"),
+    );
+    r.headers.push("Max-Forwards", "70");
+    for route in ok.headers.get_all("Record-Route").into_iter().rev() {
+        r.headers.push("Route", route);
+    }
+    r.headers.push("From", invite.headers.get("From").unwrap());
+    r.headers.push("To", ok.headers.get("To").unwrap());
+    r.headers.push("Call-ID", invite.call_id());
+    r.headers.push("CSeq", &format!("{cseq} {method}"));
+    r
+}
+
+fn sdp_port(body: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("m=audio in the answer");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
+    let sip_line = demo.wait_for_line("signaling serving SIP").await;
+    let proxy: SocketAddr = after(&sip_line, "udp=").parse().unwrap();
+    demo.wait_for_line("media relay at").await;
+    let web_line = demo.wait_for_line("web serving http://").await;
+    let web = after(&web_line, "http://").to_owned();
+    // The relay registers its line right after it starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
+        .await
+        .unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let grant = click(&web, "demo-echo").await;
+    let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), "e2e-echo");
+    let ok = final_response(&ua, request.clone(), proxy).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.headers.get("X-Offhook-Answer"), Some("ringback-stopped"));
+    let flow = Flow {
+        kind: TransportKind::Udp,
+        local: ua.local,
+        remote: proxy,
+        conn: None,
+    };
+    ua.ctx.send_stateless(
+        offhook_signaling::sip::Message::Request(in_dialog("ACK", &ok, &request, ua.local, 1)),
+        flow,
+    );
+
+    // 2 s of 1 kHz PCMU, 20 ms per packet; collect what comes back.
+    let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok.body)));
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    for seq in 0..100u16 {
+        tick.tick().await;
+        let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+        packet.extend((u32::from(seq) * 160).to_be_bytes());
+        packet.extend(0x1234_5678u32.to_be_bytes());
+        packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
+        rtp.send_to(&packet, relay_rtp).await.unwrap();
+        while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
+            heard.extend(buf[12..len].iter().map(|&c| ulaw_to_linear(c)));
+        }
+    }
+    let last: Vec<i16> = heard.iter().rev().take(4000).copied().collect();
+    assert!(
+        heard.len() > 4000,
+        "RTP came back from the relay ({} samples)",
+        heard.len()
+    );
+    assert!(
+        relative_level(&last, 1000.0, 8000.0) > 0.3,
+        "the echo of the tone came back"
+    );
+    let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
+    assert_eq!(bye.status, 200);
+
+    // A busy line: 486 to the caller.
+    tokio::time::sleep(Duration::from_millis(500)).await; // the line settles on hook
+    let grant = click(&web, "demo-busy").await;
+    let busy = final_response(
+        &ua,
+        invite(&grant, ua.local, rtp.local_addr().unwrap(), "e2e-busy"),
+        proxy,
+    )
+    .await;
+    assert_eq!(busy.status, 486, "{busy:?}");
+
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
+    let by_call = |id: &str| {
+        cdrs.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["call_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let echo = by_call("e2e-echo");
+    assert_eq!(echo["answer_source"], "ringback-stopped");
+    assert_eq!(echo["hangup_cause"], "normal");
+    assert_eq!(by_call("e2e-busy")["hangup_cause"], "busy");
+    assert!(demo.stop().await.success());
+    offhook.db.finish().await;
+}
