@@ -11,12 +11,14 @@ mod framer;
 pub(crate) mod headers;
 mod parse;
 mod uri;
+mod validate;
 mod views;
 
 pub use framer::{FramingError, StreamFramer};
 pub use headers::Headers;
 pub use parse::{ParseError, parse};
 pub use uri::Uri;
+pub use validate::{Rejection, validate_request};
 pub use views::{CSeq, NameAddr, Via};
 
 /// A request or a response.

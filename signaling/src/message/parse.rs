@@ -4,7 +4,7 @@
 //! top Via). Every failure is a [`ParseError`] whose text fits a 400 reason phrase.
 
 use super::headers::Headers;
-use super::views::{CSeq, Via};
+use super::views::{CSeq, NameAddr, Via};
 use super::{Message, Request, Response};
 
 /// Why bytes are not an acceptable SIP message.
@@ -37,6 +37,9 @@ pub enum ParseError {
     /// The body is shorter than Content-Length says.
     #[error("Content-Length mismatch")]
     ContentLength,
+    /// A header that may appear once appears several times (RFC 4475 s3.3.9, s3.3.10).
+    #[error("Duplicate {0}")]
+    Duplicate(&'static str),
 }
 
 fn is_token(text: &str) -> bool {
@@ -81,7 +84,7 @@ fn start(line: &str) -> Result<Message, ParseError> {
     let (Some(uri), Some(version)) = (second, third) else {
         return Err(ParseError::StartLine);
     };
-    if !is_token(first) || uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+    if !is_token(first) || uri.contains(char::is_whitespace) || !has_scheme(uri) {
         return Err(ParseError::StartLine);
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -94,12 +97,23 @@ fn start(line: &str) -> Result<Message, ParseError> {
     Ok(Message::Request(Request::new(first, uri)))
 }
 
+/// Whether `uri` starts with `scheme ":"` (RFC 3986 s3.1), so `<sip:a@b>` is refused.
+fn has_scheme(uri: &str) -> bool {
+    uri.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    })
+}
+
 /// Parses one message; never panics, whatever the bytes.
 pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     let skip = bytes.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
-    let bytes = &bytes[skip..];
+    let bytes = bytes.get(skip..).unwrap_or_default();
     let (head_len, body_at) = header_end(bytes).ok_or(ParseError::Incomplete)?;
-    let head = std::str::from_utf8(&bytes[..head_len]).map_err(|_| ParseError::Encoding)?;
+    let head =
+        std::str::from_utf8(bytes.get(..head_len).unwrap_or_default()).map_err(|_| ParseError::Encoding)?;
     let mut lines: Vec<String> = Vec::new();
     for raw in head.split('\n') {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -127,7 +141,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
         }
         headers.push(name, value.trim());
     }
-    let mut body = bytes[body_at..].to_vec();
+    if headers.get_all("Content-Length").len() > 1 {
+        return Err(ParseError::Duplicate("Content-Length"));
+    }
+    let mut body = bytes.get(body_at..).unwrap_or_default().to_vec();
     if let Some(declared) = headers.get("Content-Length") {
         let declared: usize = declared
             .trim()
@@ -161,13 +178,23 @@ fn validate(headers: &Headers, method: Option<&str>) -> Result<(), ParseError> {
             return Err(ParseError::Missing(name));
         }
     }
+    for name in ["From", "To", "Call-ID", "CSeq", "Max-Forwards"] {
+        if headers.get_all(name).len() > 1 {
+            return Err(ParseError::Duplicate(name));
+        }
+    }
     let cseq = CSeq::parse(headers.get("CSeq").unwrap_or("")).map_err(|_| ParseError::BadHeader("CSeq"))?;
     if let Some(method) = method
         && cseq.method != method
     {
         return Err(ParseError::CSeqMismatch);
     }
-    Via::parse(headers.get("Via").unwrap_or("")).map_err(|_| ParseError::BadHeader("Via"))?;
+    for via in headers.get_all("Via") {
+        Via::parse(via).map_err(|_| ParseError::BadHeader("Via"))?;
+    }
+    for name in ["From", "To"] {
+        NameAddr::parse_strict(headers.get(name).unwrap_or("")).map_err(|_| ParseError::BadHeader(name))?;
+    }
     if let Some(mf) = headers.get("Max-Forwards")
         && mf.trim().parse::<u8>().is_err()
     {

@@ -39,11 +39,12 @@ impl Uri {
         if scheme != "sip" && scheme != "sips" {
             return Err(UriError);
         }
-        let rest = rest.split('?').next().unwrap_or(rest);
-        let (userinfo, hostport) = match rest.rfind('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        // The user part may hold `?` and `;` (RFC 4475 s3.1.1.2); headers cannot hold `@`.
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, rest),
         };
+        let hostport = hostport.split('?').next().unwrap_or(hostport);
         let (hostport, params) = split_params(hostport);
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (addr, after) = v6.split_once(']').ok_or(UriError)?;

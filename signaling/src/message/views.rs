@@ -47,15 +47,14 @@ pub struct Via {
 impl Via {
     /// Parses `SIP/2.0/UDP host[:port];params`.
     pub fn parse(text: &str) -> Result<Self, ViewError> {
-        let text = text.trim();
-        let (protocol, rest) = text.split_once(char::is_whitespace).ok_or(ViewError)?;
-        let mut proto = protocol.split('/').map(str::trim);
-        let (Some(name), Some(version), Some(transport), None) =
-            (proto.next(), proto.next(), proto.next(), proto.next())
-        else {
-            return Err(ViewError);
-        };
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
+        // LWS may surround the slashes: `SIP / 2.0 / UDP host` (RFC 4475 s3.1.1.1).
+        let (name, rest) = text.split_once('/').ok_or(ViewError)?;
+        let (version, rest) = rest.split_once('/').ok_or(ViewError)?;
+        let (transport, rest) = rest
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or(ViewError)?;
+        if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" || transport.is_empty() {
             return Err(ViewError);
         }
         let rest = rest.trim();
@@ -145,6 +144,33 @@ impl NameAddr {
         })
     }
 
+    /// Like [`NameAddr::parse`], but also refuses what RFC 3261's grammar refuses
+    /// and a lenient reading would guess at: an unbalanced quote, an unquoted
+    /// display name with non-token characters, white space inside the URI
+    /// (RFC 4475 s3.1.2.6, s3.1.2.15, s3.1.2.16). Used on From and To.
+    pub fn parse_strict(text: &str) -> Result<Self, ViewError> {
+        let parsed = Self::parse(text)?;
+        let display = parsed.display.as_str();
+        let display_ok = match display.strip_prefix('"') {
+            Some(quoted) => closing_quote(quoted).is_some_and(|at| at + 1 == quoted.len()),
+            None => display.split_whitespace().all(|word| {
+                word.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+            }),
+        };
+        // `parse` trims the URI: look at the raw text between the brackets.
+        let raw_uri = find_unquoted(text, '<')
+            .and_then(|open| text.get(open + 1..))
+            .and_then(|inner| inner.split_once('>'))
+            .map_or(parsed.uri.as_str(), |(raw, _)| raw);
+        let uri_ok = !raw_uri.contains(char::is_whitespace) && !raw_uri.contains('"');
+        if display_ok && uri_ok {
+            Ok(parsed)
+        } else {
+            Err(ViewError)
+        }
+    }
+
     /// A parameter's value (`Some("")` for a flag).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -172,6 +198,21 @@ impl fmt::Display for NameAddr {
         write!(f, "<{}>", self.uri)?;
         print_params(f, &self.params)
     }
+}
+
+/// The byte index of the quote closing a quoted string whose opening quote was
+/// just before `text`, honouring `\` escapes.
+fn closing_quote(text: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
