@@ -322,6 +322,30 @@ mod tests {
     }
 
     #[test]
+    fn rfc_7616_known_answers() {
+        // RFC 7616 s3.9.1: the same request answered with MD5 and with SHA-256.
+        for (algorithm, expected) in [
+            (DigestAlgorithm::Md5, "8ca523f5e9506fed4657c9700eebdbec"),
+            (
+                DigestAlgorithm::Sha256,
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
+        ] {
+            let ha1 =
+                offhook_directory::digest_ha1(algorithm, "Mufasa", "http-auth@example.org", "Circle of Life");
+            let response = digest_response(
+                algorithm,
+                &ha1,
+                "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+                "GET",
+                "/dir/index.html",
+                Some(("auth", "00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ")),
+            );
+            assert_eq!(response, expected, "{algorithm:?}");
+        }
+    }
+
+    #[test]
     fn challenge_answer_verify_replay_stale() {
         let server = DigestServer::new(b"secret".to_vec(), 300);
         for challenge in server.challenges("demo.test", 1_000, false) {

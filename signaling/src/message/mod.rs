@@ -141,6 +141,22 @@ impl Request {
         Uri::parse(&self.uri).ok()
     }
 
+    /// Max-Forwards, parsed; `None` when absent.
+    pub fn max_forwards(&self) -> Option<u8> {
+        self.headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Lowers Max-Forwards by one before forwarding (RFC 3261 s16.6 step 3: a
+    /// request without one gets 70) and returns what is left; `None`, with the
+    /// request unchanged, when it was already 0 (the proxy answers 483).
+    pub fn decrement_max_forwards(&mut self) -> Option<u8> {
+        let left = self.max_forwards().unwrap_or(71).checked_sub(1)?;
+        self.headers.set("Max-Forwards", &left.to_string());
+        Some(left)
+    }
+
     /// A response to this request per RFC 3261 s8.2.6: Via, From, To (with
     /// `to_tag` added when it has none), Call-ID and CSeq copied.
     pub fn response(&self, status: u16, reason: &str, to_tag: Option<&str>) -> Response {

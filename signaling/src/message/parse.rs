@@ -256,6 +256,18 @@ mod tests {
     }
 
     #[test]
+    fn max_forwards_counts_down_to_483() {
+        let Ok(Message::Request(mut r)) = parse(INVITE.as_bytes()) else {
+            panic!("a request")
+        };
+        assert_eq!(r.decrement_max_forwards(), Some(69));
+        r.headers.set("Max-Forwards", "0");
+        assert_eq!((r.decrement_max_forwards(), r.max_forwards()), (None, Some(0)));
+        r.headers.remove("Max-Forwards");
+        assert_eq!(r.decrement_max_forwards(), Some(70));
+    }
+
+    #[test]
     fn fuzz_crash_multibyte_start_line() {
         // cargo-fuzz artifact crash-69328723: a 2-byte character across byte 4.
         let crash = b"\xda\xa6\x0f\xda\xa6\n\n\n";
