@@ -14,7 +14,7 @@ use md5::{Digest as _, Md5};
 use offhook_directory::DigestAlgorithm;
 use sha2::Sha256;
 
-use crate::sip::headers::split_values;
+use crate::message::headers::split_values;
 
 /// Why credentials are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

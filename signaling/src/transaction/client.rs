@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{ClientKey, Output, Step, Timers};
-use crate::sip::{Message, Request, Response};
+use crate::message::{Message, Request, Response};
 use crate::transport::Flow;
 
 /// Timer D on unreliable transports (at least 32 s, RFC 3261 s17.1.1.2).

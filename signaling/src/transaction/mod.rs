@@ -13,7 +13,7 @@ mod server;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::sip::{Message, Request, Response};
+use crate::message::{Message, Request, Response};
 use crate::transport::Flow;
 
 use client::ClientTx;

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Output, ServerKey, Step, Timers, TransactionError};
-use crate::sip::{Message, Request, Response};
+use crate::message::{Message, Request, Response};
 use crate::transport::Flow;
 
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sip::{Message, Request, Response, parse};
+use crate::message::{Message, Request, Response, parse};
 use crate::transport::{ConnId, Flow, TransportKind};
 
 fn flow(kind: TransportKind) -> Flow {
