@@ -320,6 +320,23 @@ impl TransactionLayer {
         self.clients.get(key).map(ClientTx::flow)
     }
 
+    /// The transport failed on `flow` (a connection closed, a send refused; RFC
+    /// 3261 s17.1.4, s17.2.4): every transaction bound to it ends at once. Returns
+    /// the client transactions that ended, whose users act as on a 503.
+    pub fn handle_transport_error(&mut self, flow: Flow) -> Vec<ClientKey> {
+        self.servers.retain(|_, tx| tx.flow() != flow);
+        let failed: Vec<ClientKey> = self
+            .clients
+            .iter()
+            .filter(|(_, tx)| tx.flow() == flow)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &failed {
+            self.clients.remove(key);
+        }
+        failed
+    }
+
     /// The next output, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

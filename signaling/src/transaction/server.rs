@@ -58,6 +58,11 @@ impl ServerTx {
         self.flow.kind.is_reliable()
     }
 
+    /// The flow responses go back on.
+    pub(crate) fn flow(&self) -> Flow {
+        self.flow
+    }
+
     /// Zero on reliable transports, `d` otherwise.
     fn unreliable(&self, d: Duration) -> Duration {
         if self.reliable() { Duration::ZERO } else { d }

@@ -108,6 +108,26 @@ fn reliable_transport_never_retransmits() {
 }
 
 #[test]
+fn transport_error_ends_the_flows_transactions() {
+    let (mut layer, t0) = (TransactionLayer::new(Timers::default()), Instant::now());
+    let (tcp, udp) = (flow(TransportKind::Tcp), flow(TransportKind::Udp));
+    layer
+        .send_request(t0, request("INVITE", "z9hG4bKe1"), tcp)
+        .unwrap();
+    layer
+        .send_request(t0, request("OPTIONS", "z9hG4bKe2"), udp)
+        .unwrap();
+    layer.handle_message(t0, Message::Request(request("BYE", "z9hG4bKe3")), tcp);
+    while layer.poll_output().is_some() {}
+    let failed = layer.handle_transport_error(tcp);
+    assert_eq!(
+        failed.iter().map(ClientKey::branch).collect::<Vec<_>>(),
+        ["z9hG4bKe1"]
+    );
+    assert_eq!(layer.len(), 1, "only the UDP transaction is left");
+}
+
+#[test]
 fn configured_t1_scales_the_timers() {
     let timers = Timers {
         t1: Duration::from_millis(100),
