@@ -9,3 +9,4 @@ pub mod modem;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod webrtc;

@@ -5,7 +5,7 @@
 // usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed]
 import { chromium } from "playwright-core";
 
-const [pageUrl, wav, iconId = "", expect = "in-call"] = process.argv.slice(2);
+const [pageUrl, wav, iconId = "demo-echo", expect = "in-call"] = process.argv.slice(2);
 const report = { states: [], error: null };
 const deadline = (ms, what) =>
   new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
@@ -24,19 +24,20 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(pageUrl);
-  const host = iconId ? page.locator(`.offhook-widget`).nth(0) : page.locator(".offhook-widget").first();
+  const host = page.locator(`.offhook-widget[data-icon="${iconId}"]`);
   await host.locator("button.call").click();
   const want = expect === "in-call" ? ["in-call"] : ["failed", "busy", "no-answer"];
+  const widget = `(window.offhookWidgets || []).find((w) => w.iconId === ${JSON.stringify(iconId)})`;
   await page.waitForFunction(
-    (states) => (window.offhookWidgets || []).some((w) => states.includes(w.state)),
-    want,
+    ([states, find]) => { const w = eval(find); return w && states.includes(w.state); },
+    [want, widget],
     { timeout: 30000 },
   );
   if (expect === "in-call") {
     // Let the echo come back, then measure the remote audio for 2 s.
     report.audio = await Promise.race([
-      page.evaluate(async () => {
-        const w = window.offhookWidgets[0];
+      page.evaluate(async (icon) => {
+        const w = window.offhookWidgets.find((x) => x.iconId === icon);
         const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
         const ctx = new AudioContext();
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
@@ -54,14 +55,24 @@ try {
           }
         }
         return best;
-      }),
+      }, iconId),
       deadline(15000, "audio measurement"),
     ]);
+    report.codecs = await page.evaluate(async (find) => {
+      const stats = await eval(find).pc.getStats();
+      const codecs = {};
+      stats.forEach((s) => {
+        if ((s.type === "inbound-rtp" || s.type === "outbound-rtp") && s.kind === "audio" && s.codecId) {
+          codecs[s.type] = stats.get(s.codecId).mimeType;
+        }
+      });
+      return codecs;
+    }, widget);
     await host.locator("button.hangup").click();
-    await page.waitForFunction(() => window.offhookWidgets[0].state === "ended", null, { timeout: 10000 });
+    await page.waitForFunction((find) => eval(find).state === "ended", widget, { timeout: 10000 });
   }
-  report.states = await page.evaluate(() => window.offhookWidgets[0].history);
-  report.status = await page.evaluate(() => window.offhookWidgets[0].state);
+  report.states = await page.evaluate((find) => eval(find).history, widget);
+  report.status = await page.evaluate((find) => eval(find).state, widget);
   report.statusText = await host.locator(".status").textContent();
 } catch (e) {
   report.error = String(e && e.message ? e.message : e);

@@ -25,6 +25,7 @@
 
   const host = document.createElement("div");
   host.className = "offhook-widget";
+  host.dataset.icon = iconId;
   script.insertAdjacentElement("afterend", host);
   const root = host.attachShadow({ mode: "open" });
   root.innerHTML = `

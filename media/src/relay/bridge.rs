@@ -1,9 +1,8 @@
-//! One answered call's audio, both ways, until either side hangs up: RTP from the
-//! caller through the validating receiver into the jitter buffer, popped every
-//! 20 ms as mu-law for the line; line audio through the paced sender back out as
-//! RTP. The 200 OK is retransmitted until the caller's ACK (RFC 3261 s13.3.1.4).
+//! One answered call's audio, both ways, until either side hangs up: the network
+//! leg ([`MediaLeg`]: RTP/AVP or WebRTC) gives the line 20 ms of mu-law every 20 ms
+//! and takes the line's audio back out. The 200 OK is retransmitted until the
+//! caller's ACK (RFC 3261 s13.3.1.4).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use offhook_signaling::server::Ctx;
@@ -13,12 +12,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::call::InDialog;
+use super::legs::MediaLeg;
 use crate::modem::{LineCommand, LineEvent, LineHandle};
-use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
-use crate::rtp::jitter::{FRAME_PERIOD, JitterBuffer, JitterConfig};
-use crate::rtp::packet::{PayloadMap, RtpReceiver};
-use crate::rtp::sender::RtpSender;
-use crate::sdp::Negotiated;
+use crate::rtp::jitter::FRAME_PERIOD;
 
 /// How the call ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +31,7 @@ pub(crate) struct AnsweredCall<'a> {
     pub key: &'a ServerKey,
     pub ok: Response,
     pub socket: UdpSocket,
-    pub negotiated: Negotiated,
+    pub leg: Box<dyn MediaLeg>,
     pub line: &'a mut LineHandle,
     pub dialog: &'a mut mpsc::UnboundedReceiver<InDialog>,
 }
@@ -46,48 +42,39 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
         key,
         ok,
         socket,
-        negotiated,
+        mut leg,
         line,
         dialog,
     } = call;
-    let remote: SocketAddr = negotiated.remote;
-    let mut receiver = RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type));
-    let mut jitter = JitterBuffer::new(JitterConfig::default());
-    let mut sender = RtpSender::new(negotiated.codec.payload_type(), &mut rand::rng());
     let mut playout = tokio::time::interval(FRAME_PERIOD);
     let (mut acked, mut retransmit_in) = (false, Duration::from_millis(500));
     let mut retransmit_at = tokio::time::Instant::now() + retransmit_in;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(32);
     let mut buf = vec![0u8; 2048];
-    let mut payload = Vec::with_capacity(160);
     loop {
-        let send_at = sender.poll_timeout().map(tokio::time::Instant::from_std);
+        let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
-                if let Ok((len, _)) = received
-                    && let Ok(packet) = receiver.receive(&buf[..len])
-                    && let Some(audio) = to_audio_packet(&packet)
-                {
-                    jitter.push(Instant::now(), audio);
+                if let Ok((len, from)) = received {
+                    leg.on_datagram(Instant::now(), from, &buf[..len]);
                 }
             }
             _ = playout.tick() => {
-                let frame = jitter.pop(Instant::now());
-                let _ = line.commands.try_send(LineCommand::Audio(frame_to_line(&frame).to_vec()));
+                let frame = leg.next_line_frame(Instant::now());
+                let _ = line.commands.try_send(LineCommand::Audio(frame.to_vec()));
+                if leg.is_closed() {
+                    return Ended::ByLine;
+                }
             }
             event = line.events.recv() => match event {
-                Some(LineEvent::Audio(audio)) => {
-                    payload.clear();
-                    line_to_payload(negotiated.codec, &audio, &mut payload);
-                    sender.handle_input(Instant::now(), &payload);
-                }
+                Some(LineEvent::Audio(audio)) => leg.on_line_audio(Instant::now(), &audio),
                 Some(LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle) | None => {
                     return Ended::ByLine;
                 }
                 Some(_) => {}
             },
-            () = tokio::time::sleep_until(send_at.unwrap_or(far)) => sender.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(leg_at.unwrap_or(far)) => leg.handle_timeout(Instant::now()),
             request = dialog.recv() => match request {
                 Some(InDialog { request, .. }) if request.method == "ACK" => acked = true,
                 Some(InDialog { key: Some(bye_key), request }) if request.method == "BYE" => {
@@ -108,8 +95,8 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
                 retransmit_at = tokio::time::Instant::now() + retransmit_in;
             }
         }
-        while let Some(packet) = sender.poll_output() {
-            let _ = socket.send_to(&packet, remote).await;
+        while let Some((to, packet)) = leg.poll_datagram() {
+            let _ = socket.send_to(&packet, to).await;
         }
     }
 }

@@ -15,9 +15,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::bridge::{self, AnsweredCall, Ended};
+use super::legs::{MediaLeg, RtpLeg};
 use super::{Shared, lock};
 use crate::modem::{LineCommand, LineEvent, LineHandle};
 use crate::sdp;
+use crate::webrtc::{WebRtcPeer, is_webrtc_offer};
 
 /// A request inside a call's dialog (ACK has no transaction).
 #[derive(Debug)]
@@ -71,13 +73,26 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
     else {
         return respond(484, "Address Incomplete");
     };
-    let offer = String::from_utf8_lossy(&invite.body).into_owned();
-    let negotiated = match sdp::negotiate(&offer) {
-        Ok(n) => n,
-        Err(err) => return respond(488, &err.to_string()),
-    };
     let Ok(socket) = UdpSocket::bind((shared.rtp_ip, 0)).await else {
         return respond(503, "No media port");
+    };
+    let Ok(media_addr) = socket.local_addr() else {
+        return respond(503, "No media port");
+    };
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    let (leg, answer_sdp): (Box<dyn MediaLeg>, String) = if is_webrtc_offer(&offer) {
+        match WebRtcPeer::accept(std::time::Instant::now(), &offer, media_addr) {
+            Ok((peer, answer)) => (Box::new(peer), answer),
+            Err(err) => return respond(488, &err.to_string()),
+        }
+    } else {
+        match sdp::negotiate(&offer) {
+            Ok(n) => {
+                let session: u64 = rand::rng().random_range(1..1_000_000_000);
+                (Box::new(RtpLeg::new(&n)), sdp::answer(&n, media_addr, session))
+            }
+            Err(err) => return respond(488, &err.to_string()),
+        }
     };
     let Some(mut line) = lock(&slot).take() else {
         return respond(486, "Line in use");
@@ -108,14 +123,12 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
         }
     };
     if let Some(how) = answered {
-        let local = socket.local_addr().unwrap_or(shared.local);
-        let session: u64 = rand::rng().random_range(1..1_000_000_000);
         let mut ok: Response = invite.response(200, "OK", Some(&tag));
         ok.headers
             .push("Contact", &format!("<sip:{line_name}@{}>", shared.local));
         ok.headers.push("X-Offhook-Answer", how.as_str());
         ok.headers.push("Content-Type", "application/sdp");
-        ok.body = sdp::answer(&negotiated, local, session).into_bytes();
+        ok.body = answer_sdp.into_bytes();
         for rr in invite.headers.get_all("Record-Route") {
             ok.headers.push("Record-Route", rr);
         }
@@ -125,7 +138,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
             key: &key,
             ok,
             socket,
-            negotiated,
+            leg,
             line: &mut line,
             dialog: &mut dialog,
         };

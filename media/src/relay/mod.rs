@@ -2,12 +2,13 @@
 //! lines. It registers each line with signaling (one contact per line, digest
 //! credentials of its relay account), answers the INVITEs routed to it by dialing
 //! the number signaling put in `X-Offhook-Number` on the line it named, maps call
-//! progress to SIP (180, 200, 486, 480, 404, 503), bridges RTP (jitter buffer,
-//! paced sender) with the line's 8 kHz mu-law, and sends BYE when the far end
-//! hangs up.
+//! progress to SIP (180, 200, 486, 480, 404, 503), bridges the caller's media (RTP
+//! with a jitter buffer and paced sender, or WebRTC from a browser) with the line's
+//! 8 kHz mu-law, and sends BYE when the far end hangs up.
 
 mod bridge;
 mod call;
+mod legs;
 mod register;
 
 use std::collections::HashMap;

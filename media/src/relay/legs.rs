@@ -1,0 +1,120 @@
+//! The network legs a relay call bridges to its line, behind one trait so the
+//! bridge is the same for both: plain RTP/AVP for softphones (validating receiver,
+//! jitter buffer, paced sender) and WebRTC for browsers (str0m, Opus or PCMU).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
+use crate::rtp::jitter::{JitterBuffer, JitterConfig};
+use crate::rtp::packet::{PayloadMap, RtpReceiver};
+use crate::rtp::sender::RtpSender;
+use crate::sdp::{G711, Negotiated};
+use crate::webrtc::WebRtcPeer;
+
+/// A call's network side, as the bridge drives it.
+pub(crate) trait MediaLeg: Send {
+    /// A datagram arrived.
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    /// 20 ms of line audio (mu-law) to send.
+    fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]);
+    /// The next 20 ms for the line (mu-law).
+    fn next_line_frame(&mut self, now: Instant) -> [u8; 160];
+    /// A datagram to send.
+    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
+    /// The leg's next deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Time passes.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The peer is gone.
+    fn is_closed(&self) -> bool;
+}
+
+/// RTP/AVP with PCMU or PCMA.
+pub(crate) struct RtpLeg {
+    remote: SocketAddr,
+    codec: G711,
+    receiver: RtpReceiver,
+    jitter: JitterBuffer,
+    sender: RtpSender,
+    payload: Vec<u8>,
+}
+
+impl RtpLeg {
+    pub(crate) fn new(negotiated: &Negotiated) -> Self {
+        Self {
+            remote: negotiated.remote,
+            codec: negotiated.codec,
+            receiver: RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type)),
+            jitter: JitterBuffer::new(JitterConfig::default()),
+            sender: RtpSender::new(negotiated.codec.payload_type(), &mut rand::rng()),
+            payload: Vec::with_capacity(160),
+        }
+    }
+}
+
+impl MediaLeg for RtpLeg {
+    fn on_datagram(&mut self, now: Instant, _from: SocketAddr, bytes: &[u8]) {
+        if let Ok(packet) = self.receiver.receive(bytes)
+            && let Some(audio) = to_audio_packet(&packet)
+        {
+            self.jitter.push(now, audio);
+        }
+    }
+
+    fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        self.payload.clear();
+        line_to_payload(self.codec, mulaw, &mut self.payload);
+        self.sender.handle_input(now, &self.payload);
+    }
+
+    fn next_line_frame(&mut self, now: Instant) -> [u8; 160] {
+        frame_to_line(&self.jitter.pop(now))
+    }
+
+    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.sender.poll_output().map(|packet| (self.remote, packet))
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.sender.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.sender.handle_timeout(now);
+    }
+
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+impl MediaLeg for WebRtcPeer {
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.handle_datagram(now, from, bytes);
+    }
+
+    fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        self.send_line_audio(now, mulaw);
+    }
+
+    fn next_line_frame(&mut self, _now: Instant) -> [u8; 160] {
+        WebRtcPeer::next_line_frame(self)
+    }
+
+    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        WebRtcPeer::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        WebRtcPeer::handle_timeout(self, now);
+    }
+
+    fn is_closed(&self) -> bool {
+        WebRtcPeer::is_closed(self)
+    }
+}

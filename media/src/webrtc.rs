@@ -1,0 +1,261 @@
+//! WebRTC termination for browser calls, on str0m (a sans-IO WebRTC stack: ICE-lite
+//! here, DTLS-SRTP, rtcp-mux, BUNDLE), chosen because it fits our sans-IO cores and
+//! connected to headless Chromium in ~60 ms on this machine (DEPENDENCIES.md).
+//! Opus with ropus (pure Rust; the `opus` crate does not build here), preferred
+//! over PCMU when offered. Opus runs at 8 kHz on our side: its decoder renders and
+//! its encoder takes 8 kHz directly (the 48 kHz <-> 8 kHz resampling happens inside
+//! the codec, band-limited the way Opus does it), while the RTP clock stays 48 kHz.
+//! The line side is 20 ms frames of 8 kHz mu-law, like every relay leg.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use ropus::{Application, Channels, DecodeMode, Decoder, Encoder};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use crate::dsp::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
+
+/// 20 ms at 8 kHz.
+const FRAME: usize = 160;
+
+/// Why a browser's offer cannot be answered (the caller answers 488, or 400).
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// The SDP does not parse.
+    #[error("malformed WebRTC SDP: {0}")]
+    Sdp(String),
+    /// The offer cannot be accepted (no common audio codec, no ICE/DTLS data).
+    #[error("WebRTC offer not acceptable: {0}")]
+    Offer(String),
+    /// Our address is not usable as an ICE candidate.
+    #[error("bad local candidate: {0}")]
+    Candidate(String),
+}
+
+/// One browser's media session.
+pub struct WebRtcPeer {
+    rtc: Rtc,
+    local: SocketAddr,
+    mid: Option<Mid>,
+    decoder: Decoder,
+    encoder: Encoder,
+    rtp_ticks: u64,
+    to_line: VecDeque<[u8; FRAME]>,
+    partial: Vec<u8>,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    next_timeout: Option<Instant>,
+    connected: bool,
+    closed: bool,
+}
+
+impl std::fmt::Debug for WebRtcPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcPeer")
+            .field("local", &self.local)
+            .field("connected", &self.connected)
+            .finish()
+    }
+}
+
+impl WebRtcPeer {
+    /// Accepts a browser's offer for media on `local` (a bound UDP socket); returns
+    /// the peer and the SDP answer.
+    pub fn accept(now: Instant, offer: &str, local: SocketAddr) -> Result<(Self, String), WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_pcmu(true, false)
+            .build(now);
+        let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        // 8 kHz mono is a valid Opus rate: no resampler of our own needed.
+        let decoder =
+            Decoder::new(8_000, Channels::Mono).map_err(|e| WebRtcError::Offer(format!("{e:?}")))?;
+        let encoder = Encoder::builder(8_000, Channels::Mono, Application::Voip)
+            .build()
+            .map_err(|e| WebRtcError::Offer(format!("{e:?}")))?;
+        let mut peer = Self {
+            rtc,
+            local,
+            mid: None,
+            decoder,
+            encoder,
+            rtp_ticks: 0,
+            to_line: VecDeque::new(),
+            partial: Vec::new(),
+            transmits: VecDeque::new(),
+            next_timeout: None,
+            connected: false,
+            closed: false,
+        };
+        peer.drain();
+        Ok((peer, answer.to_sdp_string()))
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the browser went away.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// str0m's contract: after every change, poll until it asks for a timeout.
+    fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.next_timeout = Some(at);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmits.push_back((t.destination, t.contents.to_vec())),
+                Ok(Output::Event(event)) => self.on_event(event),
+                Err(err) => {
+                    tracing::debug!(%err, "WebRTC session failed");
+                    self.closed = true;
+                    self.next_timeout = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.connected = true,
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.closed = true,
+            Event::MediaAdded(added) => self.mid = Some(added.mid),
+            Event::MediaData(data) => {
+                let mut pcm = [0i16; 960];
+                let samples = match data.params.spec().codec {
+                    Codec::Opus => self
+                        .decoder
+                        .decode(&data.data, &mut pcm, DecodeMode::Normal)
+                        .unwrap_or(0),
+                    Codec::PCMU => data
+                        .data
+                        .iter()
+                        .zip(pcm.iter_mut())
+                        .map(|(&c, s)| *s = ulaw_to_linear(c))
+                        .count(),
+                    Codec::PCMA => data
+                        .data
+                        .iter()
+                        .zip(pcm.iter_mut())
+                        .map(|(&c, s)| *s = alaw_to_linear(c))
+                        .count(),
+                    _ => 0,
+                };
+                self.partial
+                    .extend(pcm[..samples.min(960)].iter().map(|&s| linear_to_ulaw(s)));
+                while self.partial.len() >= FRAME {
+                    let mut frame = [0u8; FRAME];
+                    frame.copy_from_slice(&self.partial[..FRAME]);
+                    self.partial.drain(..FRAME);
+                    // Keep at most 200 ms: a late reader hears the present, not the past.
+                    if self.to_line.len() >= 10 {
+                        self.to_line.pop_front();
+                    }
+                    self.to_line.push_back(frame);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A datagram from the browser arrived on our socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(contents) = bytes.try_into() else { return };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source: from,
+            destination: self.local,
+            contents,
+        };
+        if self.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
+            self.drain();
+        }
+    }
+
+    /// The deadline str0m asked for.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+
+    /// Time passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.rtc.handle_input(Input::Timeout(now)).is_ok() {
+            self.drain();
+        }
+    }
+
+    /// A datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The browser's next 20 ms for the line (mu-law silence when none came).
+    pub fn next_line_frame(&mut self) -> [u8; FRAME] {
+        self.to_line.pop_front().unwrap_or([0xFF; FRAME])
+    }
+
+    /// 20 ms of line audio (8 kHz mu-law) to the browser.
+    pub fn send_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        let Some(mid) = self.mid.filter(|_| self.connected) else {
+            return;
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let chosen: Option<(Pt, Codec)> = {
+            let params: Vec<_> = writer
+                .payload_params()
+                .map(|p| (p.pt(), p.spec().codec))
+                .collect();
+            params
+                .iter()
+                .find(|(_, c)| *c == Codec::Opus)
+                .or_else(|| params.iter().find(|(_, c)| *c == Codec::PCMU))
+                .copied()
+        };
+        let Some((pt, codec)) = chosen else { return };
+        let result = match codec {
+            Codec::Opus => {
+                let pcm: Vec<i16> = mulaw.iter().map(|&c| ulaw_to_linear(c)).collect();
+                let mut packet = [0u8; 400];
+                let Ok(len) = self.encoder.encode(&pcm, &mut packet) else {
+                    return;
+                };
+                let time = MediaTime::new(self.rtp_ticks, Frequency::FORTY_EIGHT_KHZ);
+                self.rtp_ticks += 6 * mulaw.len() as u64;
+                writer.write(pt, now, time, packet[..len].to_vec())
+            }
+            _ => {
+                let time = MediaTime::new(self.rtp_ticks / 6, Frequency::EIGHT_KHZ);
+                self.rtp_ticks += 6 * mulaw.len() as u64;
+                writer.write(pt, now, time, mulaw.to_vec())
+            }
+        };
+        if result.is_ok() {
+            self.drain();
+        }
+    }
+}
+
+/// Whether an SDP offer is WebRTC (DTLS-SRTP) rather than plain RTP/AVP.
+pub fn is_webrtc_offer(offer: &str) -> bool {
+    offer.contains("UDP/TLS/RTP/SAVP") || offer.contains("a=fingerprint:")
+}
