@@ -196,7 +196,10 @@ async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {
     let lines: Vec<&str> = config.lines.iter().map(|l| l.name.as_str()).collect();
     let lines = lines.join(", ");
     let relay = Relay::start(config).await?;
-    println!("offhook: media relay at sip:{} with lines {lines}", relay.local);
+    println!(
+        "offhook: media relay at sip:{} with lines {lines} (registered)",
+        relay.local
+    );
     Ok(relay)
 }
 

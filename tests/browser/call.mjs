@@ -24,6 +24,14 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(pageUrl);
+  // Like a site owner's page: embed the icon's widget if the page does not show it.
+  await page.evaluate((icon) => {
+    if (document.querySelector(`.offhook-widget[data-icon="${icon}"]`)) return;
+    const script = document.createElement("script");
+    script.src = "/widget.js";
+    script.dataset.icon = icon;
+    document.body.appendChild(script);
+  }, iconId);
   const host = page.locator(`.offhook-widget[data-icon="${iconId}"]`);
   await host.locator("button.call").click();
   const want = expect === "in-call" ? ["in-call"] : ["failed", "busy", "no-answer"];

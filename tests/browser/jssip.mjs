@@ -3,12 +3,21 @@
 // the call to be confirmed, then hangs up. Prints a JSON report on stdout.
 // usage: node jssip.mjs <page-url-on-an-allowed-origin> <icon-public-id> <tone.wav>
 import { chromium } from "playwright-core";
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { buildSync } from "esbuild";
 
 const [pageUrl, iconId, wav] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
-const jssip = readFileSync(require.resolve("jssip/dist/jssip.min.js"), "utf8");
+// npm's JsSIP ships CommonJS only: bundle it for the page with esbuild.
+const bundle = buildSync({
+  entryPoints: [require.resolve("jssip")],
+  bundle: true,
+  format: "iife",
+  globalName: "JsSIPModule",
+  platform: "browser",
+  write: false,
+});
+const jssip = bundle.outputFiles[0].text + "\nwindow.JsSIP = JsSIPModule.default || JsSIPModule;";
 const report = { events: [], error: null };
 
 const browser = await chromium.launch({

@@ -130,8 +130,6 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     demo.wait_for_line("media relay at").await;
     let web_line = demo.wait_for_line("web serving http://").await;
     let web = after(&web_line, "http://").to_owned();
-    // The relay registers its line right after it starts.
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
         .await
@@ -183,15 +181,21 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
     assert_eq!(bye.status, 200);
 
-    // A busy line: 486 to the caller.
-    tokio::time::sleep(Duration::from_millis(500)).await; // the line settles on hook
-    let grant = click(&web, "demo-busy").await;
-    let busy = final_response(
-        &ua,
-        invite(&grant, ua.local, rtp.local_addr().unwrap(), "e2e-busy"),
-        proxy,
-    )
-    .await;
+    // A busy line: 486 to the caller. The line may still be going on hook after the
+    // BYE (503 "All lines busy"): poll until it is free again.
+    let mut busy = None;
+    for attempt in 0..20 {
+        let grant = click(&web, "demo-busy").await;
+        let call_id = format!("e2e-busy-{attempt}");
+        let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
+        let response = final_response(&ua, request, proxy).await;
+        if response.status != 503 {
+            busy = Some((call_id, response));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (busy_call, busy) = busy.expect("the line is free again");
     assert_eq!(busy.status, 486, "{busy:?}");
 
     let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
@@ -207,7 +211,7 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let echo = by_call("e2e-echo");
     assert_eq!(echo["answer_source"], "ringback-stopped");
     assert_eq!(echo["hangup_cause"], "normal");
-    assert_eq!(by_call("e2e-busy")["hangup_cause"], "busy");
+    assert_eq!(by_call(&busy_call)["hangup_cause"], "busy");
     assert!(demo.stop().await.success());
     offhook.db.finish().await;
 }

@@ -95,7 +95,8 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
         }
     };
     let Some(mut line) = lock(&slot).take() else {
-        return respond(486, "Line in use");
+        // Not the callee being busy: signaling tries another line.
+        return respond(503, "Line in use");
     };
     let (dialog_tx, mut dialog) = mpsc::unbounded_channel();
     lock(&shared.dialogs).insert(invite.call_id().to_owned(), dialog_tx);

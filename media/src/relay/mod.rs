@@ -171,14 +171,27 @@ impl Relay {
             lines,
             dialogs: Mutex::new(HashMap::new()),
         });
-        for spec in &shared.config.lines {
-            tokio::spawn(register::keep_registered(shared.clone(), spec.name.clone()));
-        }
-        let task = tokio::spawn(async move {
-            while let Some(upcall) = upcalls.recv().await {
-                dispatch(&shared, upcall);
+        let task = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                while let Some(upcall) = upcalls.recv().await {
+                    dispatch(&shared, upcall);
+                }
             }
         });
+        // Lines are usable once registered: wait (bounded) for each first REGISTER.
+        for spec in &shared.config.lines {
+            let (first, registered) = tokio::sync::oneshot::channel();
+            tokio::spawn(register::keep_registered(
+                shared.clone(),
+                spec.name.clone(),
+                first,
+            ));
+            match tokio::time::timeout(Duration::from_secs(10), registered).await {
+                Ok(Ok(true)) => {}
+                _ => tracing::warn!(line = %spec.name, "not registered yet; retrying in the background"),
+            }
+        }
         Ok(Self {
             local,
             _endpoint: endpoint,

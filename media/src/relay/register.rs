@@ -68,7 +68,13 @@ async fn exchange(shared: &Shared, request: Request) -> Option<offhook_signaling
     None
 }
 
-pub(crate) async fn keep_registered(shared: Arc<Shared>, line: String) {
+/// Registers `line` and keeps it registered; `first` hears how the first attempt went.
+pub(crate) async fn keep_registered(
+    shared: Arc<Shared>,
+    line: String,
+    first: tokio::sync::oneshot::Sender<bool>,
+) {
+    let mut first = Some(first);
     let call_id = format!("{}-{line}", hex_string());
     let mut cseq = 1;
     loop {
@@ -89,6 +95,10 @@ pub(crate) async fn keep_registered(shared: Arc<Shared>, line: String) {
             let request = register_request(&shared, &line, &call_id, cseq, auth.as_deref());
             response = exchange(&shared, request).await;
             cseq += 1;
+        }
+        let registered = response.as_ref().is_some_and(|r| r.status == 200);
+        if let Some(first) = first.take() {
+            let _ = first.send(registered);
         }
         let wait = match response.map(|r| r.status) {
             Some(200) => {

@@ -231,9 +231,20 @@ impl Endpoint {
             }
         });
         let (upcalls_tx, upcalls) = mpsc::unbounded_channel();
-        let engine = Engine::new(TransactionLayer::new(timers), transports, inbound, upcalls_tx, Arc::default());
+        let engine = Engine::new(
+            TransactionLayer::new(timers),
+            transports,
+            inbound,
+            upcalls_tx,
+            Arc::default(),
+        );
         let ctx = engine.ctx();
-        Ok(Self { ctx, upcalls, local, tasks: vec![udp, tokio::spawn(engine.run())] })
+        Ok(Self {
+            ctx,
+            upcalls,
+            local,
+            tasks: vec![udp, tokio::spawn(engine.run())],
+        })
     }
 }
 

@@ -1,0 +1,163 @@
+//! Click-to-call in a real browser: Debian's headless Chromium with a fake
+//! microphone playing a 1 kHz tone opens the `offhook demo` page, clicks the echo
+//! icon, and must hear the tone back (WebAudio analyser) over WebRTC with Opus, the
+//! relay dialing the emulated modem; hang-up ends the call and completes the CDR.
+//! Refusals (origin not allowed, disabled icon, rate limit) show their reason in
+//! the widget. JsSIP, a second real SIP client, calls with a token too.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use offhook_directory::testing::Backend;
+use offhook_tests::{ANY_PORTS, Offhook, STEP_TIMEOUT, write_tone_wav};
+use serde_json::Value;
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Installs playwright-core and JsSIP from npm (locked) on first use.
+fn npm_ci() {
+    if browser_dir().join("node_modules/playwright-core").exists() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(browser_dir())
+        .status()
+        .expect("npm is installed");
+    assert!(status.success(), "npm ci in tests/browser");
+}
+
+/// Runs a browser script; its JSON report.
+async fn node(script: &str, args: &[&str]) -> Value {
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(STEP_TIMEOUT * 3, run)
+        .await
+        .expect("browser script in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{script} report: {text}"))
+}
+
+#[tokio::test]
+async fn browser_calls_the_echo_and_sees_refusals() {
+    npm_ci();
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let dir = tempfile_dir();
+    let wav = dir.join("tone.wav");
+    write_tone_wav(&wav, 1000.0, 30).unwrap();
+    let wav = wav.to_str().unwrap();
+    let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
+    let line = demo.wait_for_line("web serving http://").await;
+    let url = format!(
+        "http://{}/",
+        line.split("http://").nth(1).unwrap().split('/').next().unwrap()
+    );
+
+    // The echo: ringing, in call, the tone back, hang-up, over Opus.
+    let report = node("call.mjs", &[&url, wav, "demo-echo"]).await;
+    assert!(report["error"].is_null(), "{report}");
+    let states: Vec<&str> = report["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for state in ["connecting", "ringing", "in-call", "ended"] {
+        assert!(states.contains(&state), "{state} in {states:?}");
+    }
+    let peak = report["audio"]["peakHz"].as_f64().unwrap();
+    assert!(
+        (950.0..1050.0).contains(&peak),
+        "the echoed tone is the loudest: {report}"
+    );
+    assert!(report["audio"]["peakDb"].as_f64().unwrap() > -60.0, "{report}");
+    assert_eq!(
+        report["codecs"]["outbound-rtp"], "audio/opus",
+        "Opus from the browser"
+    );
+    assert_eq!(
+        report["codecs"]["inbound-rtp"], "audio/opus",
+        "Opus to the browser"
+    );
+
+    // Refusals, each shown in the widget.
+    let change = |args: &'static [&'static str]| offhook.run(args);
+    assert!(
+        change(&[
+            "directory",
+            "icon",
+            "update",
+            "demo-invalid",
+            "--origin",
+            "https://elsewhere.example"
+        ])
+        .await
+        .status
+        .success()
+    );
+    assert!(
+        change(&["directory", "icon", "update", "demo-no-answer", "--disable"])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        change(&["directory", "icon", "update", "demo-busy", "--per-minute", "1"])
+            .await
+            .status
+            .success()
+    );
+    for (icon, shown) in [
+        ("demo-invalid", "not allowed from this page"),
+        ("demo-no-answer", "disabled"),
+        ("demo-busy", "busy"),
+        ("demo-busy", "Too many calls"),
+    ] {
+        let report = node("call.mjs", &[&url, wav, icon, "failed"]).await;
+        let text = report["statusText"].as_str().unwrap_or_default();
+        assert!(text.contains(shown), "{icon}: '{shown}' in {report}");
+    }
+
+    // JsSIP calls the echo with a token from the click API.
+    let report = node("jssip.mjs", &[&url, "demo-echo", wav]).await;
+    assert!(report["error"].is_null(), "{report}");
+    let events: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        events.contains(&"confirmed") && events.contains(&"ended"),
+        "{events:?}"
+    );
+
+    assert!(demo.stop().await.success());
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
+    let echo_calls: Vec<&Value> = cdrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["number"] == "5550100")
+        .collect();
+    assert_eq!(echo_calls.len(), 2, "the widget's call and JsSIP's");
+    for cdr in echo_calls {
+        assert_eq!(cdr["answer_source"], "ringback-stopped");
+        assert_eq!(cdr["hangup_cause"], "normal", "{cdr}");
+    }
+    offhook.db.finish().await;
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("offhook-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
