@@ -35,8 +35,22 @@ impl Directory {
         sqlx::any::install_default_drivers();
         let url = sqlite_create_if_missing(url);
         let options = AnyConnectOptions::from_str(&url)?;
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(pool_size(&url))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Write-ahead log: readers never wait for the writer, and a commit
+                        // is one append (synced at checkpoints), not a journal rewrite.
+                        // Writers wait for each other instead of failing.
+                        sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -56,13 +56,8 @@ fn answer_source(response: &Response) -> AnswerSource {
 fn forwarded(node: &Node, request: &Request, uri: &str, from: &Flow, to: &Flow) -> Request {
     let mut out = request.clone();
     out.uri = uri.to_owned();
-    let hops = request
-        .headers
-        .get("Max-Forwards")
-        .and_then(|m| m.trim().parse::<u8>().ok())
-        .unwrap_or(70);
-    out.headers
-        .set("Max-Forwards", &hops.saturating_sub(1).to_string());
+    // Max-Forwards 0 was answered with 483 before routing.
+    out.decrement_max_forwards();
     out.headers.remove("Proxy-Authorization");
     for name in PRIVATE_HEADERS {
         out.headers.remove(name);
@@ -368,27 +363,20 @@ fn next_hop(node: &Node, request: &mut Request) -> Option<Flow> {
     node.flow_to_uri(&uri)
 }
 
-fn prepare_in_dialog(node: &Node, request: &Request) -> Option<(Request, Flow)> {
+/// The request as forwarded inside a dialog, and where; or the refusal.
+fn prepare_in_dialog(node: &Node, request: &Request) -> Result<(Request, Flow), (u16, &'static str)> {
     let mut out = request.clone();
-    let flow = next_hop(node, &mut out)?;
-    let hops = out
-        .headers
-        .get("Max-Forwards")
-        .and_then(|m| m.trim().parse::<u8>().ok())
-        .unwrap_or(70);
-    out.headers
-        .set("Max-Forwards", &hops.saturating_sub(1).to_string());
+    let flow = next_hop(node, &mut out).ok_or((481, "Call/Transaction Does Not Exist"))?;
+    out.decrement_max_forwards().ok_or((483, "Too Many Hops"))?;
     out.headers.push_front("Via", &node.via(flow.kind));
-    Some((out, flow))
+    Ok((out, flow))
 }
 
 /// A request inside a dialog (BYE, re-INVITE, INFO, ...), forwarded statefully.
 pub(crate) async fn in_dialog(node: Arc<Node>, key: ServerKey, request: Request) {
-    let Some((fwd, out)) = prepare_in_dialog(&node, &request) else {
-        return node.ctx.respond(
-            &key,
-            request.response(481, "Call/Transaction Does Not Exist", None),
-        );
+    let (fwd, out) = match prepare_in_dialog(&node, &request) {
+        Ok(prepared) => prepared,
+        Err((status, reason)) => return node.ctx.respond(&key, request.response(status, reason, None)),
     };
     let Some((_, mut events)) = node.ctx.send(fwd, out).await else {
         return;
@@ -425,7 +413,7 @@ async fn end_dialog(node: &Node, bye: &Request) {
 
 /// The ACK of a 2xx: forwarded without a transaction.
 pub(crate) fn ack(node: &Node, request: &Request) {
-    if let Some((fwd, out)) = prepare_in_dialog(node, request) {
+    if let Ok((fwd, out)) = prepare_in_dialog(node, request) {
         node.ctx.send_stateless(Message::Request(fwd), out);
     }
 }
