@@ -19,6 +19,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::dsp::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
+use crate::rtp::dtmf::{TelephoneEvent, digit};
 
 /// 20 ms at 8 kHz.
 const FRAME: usize = 160;
@@ -51,6 +52,8 @@ pub struct WebRtcPeer {
     next_timeout: Option<Instant>,
     connected: bool,
     closed: bool,
+    keys: VecDeque<char>,
+    last_key_time: Option<u64>,
 }
 
 impl std::fmt::Debug for WebRtcPeer {
@@ -98,6 +101,8 @@ impl WebRtcPeer {
             next_timeout: None,
             connected: false,
             closed: false,
+            keys: VecDeque::new(),
+            last_key_time: None,
         };
         peer.drain();
         Ok((peer, answer.to_sdp_string()))
@@ -138,6 +143,17 @@ impl WebRtcPeer {
             Event::Connected => self.connected = true,
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.closed = true,
             Event::MediaAdded(added) => self.mid = Some(added.mid),
+            Event::MediaData(data) if data.params.spec().codec == Codec::Tele => {
+                // One key press is many packets with one timestamp: report it once.
+                let start = data.time.numer();
+                if let Ok(event) = TelephoneEvent::parse(&data.data)
+                    && let Some(key) = digit(event.event)
+                    && self.last_key_time != Some(start)
+                {
+                    self.last_key_time = Some(start);
+                    self.keys.push_back(key);
+                }
+            }
             Event::MediaData(data) => {
                 let mut pcm = [0i16; 960];
                 let samples = match data.params.spec().codec {
@@ -205,6 +221,11 @@ impl WebRtcPeer {
     /// A datagram to send, if any.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.transmits.pop_front()
+    }
+
+    /// A key the browser sent (RFC 4733 telephone-event), once per press.
+    pub fn poll_dtmf(&mut self) -> Option<char> {
+        self.keys.pop_front()
     }
 
     /// The browser's next 20 ms for the line (mu-law silence when none came).

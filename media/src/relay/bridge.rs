@@ -3,6 +3,7 @@
 //! and takes the line's audio back out. The 200 OK is retransmitted until the
 //! caller's ACK (RFC 3261 s13.3.1.4).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use offhook_signaling::server::Ctx;
@@ -13,6 +14,8 @@ use tokio::sync::mpsc;
 
 use super::call::InDialog;
 use super::legs::MediaLeg;
+use crate::dsp::g711::linear_to_ulaw;
+use crate::dsp::tone::Dtmf;
 use crate::modem::{LineCommand, LineEvent, LineHandle};
 use crate::rtp::jitter::FRAME_PERIOD;
 
@@ -36,6 +39,22 @@ pub(crate) struct AnsweredCall<'a> {
     pub dialog: &'a mut mpsc::UnboundedReceiver<InDialog>,
 }
 
+/// How long a key pressed by the caller sounds on the line.
+const KEY_FRAMES: usize = 5;
+
+/// A pressed key as the line hears it: 100 ms of its DTMF dual tone, then 40 ms
+/// of silence, as 20 ms mu-law frames (the modem side has no RFC 4733).
+fn dtmf_frames(key: char) -> VecDeque<[u8; 160]> {
+    let Some(mut tone) = Dtmf::new(key, 8000.0) else {
+        return VecDeque::new();
+    };
+    let mut frames: VecDeque<[u8; 160]> = (0..KEY_FRAMES)
+        .map(|_| std::array::from_fn(|_| linear_to_ulaw(tone.next_sample())))
+        .collect();
+    frames.extend([[0xFF; 160]; 2]);
+    frames
+}
+
 pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
     let AnsweredCall {
         ctx,
@@ -51,6 +70,7 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
     let mut retransmit_at = tokio::time::Instant::now() + retransmit_in;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(32);
     let mut buf = vec![0u8; 2048];
+    let mut key_tone = VecDeque::new();
     loop {
         let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -61,7 +81,13 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
                 }
             }
             _ = playout.tick() => {
-                let frame = leg.next_line_frame(Instant::now());
+                if let Some(key) = leg.poll_dtmf() {
+                    key_tone = dtmf_frames(key);
+                }
+                let mut frame = leg.next_line_frame(Instant::now());
+                if let Some(tone) = key_tone.pop_front() {
+                    frame = tone;
+                }
                 let _ = line.commands.try_send(LineCommand::Audio(frame.to_vec()));
                 if leg.is_closed() {
                     return Ended::ByLine;
@@ -98,5 +124,29 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
         while let Some((to, packet)) = leg.poll_datagram() {
             let _ = socket.send_to(&packet, to).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dtmf_frames;
+    use crate::dsp::g711::ulaw_to_linear;
+    use crate::dsp::goertzel::relative_level;
+
+    #[test]
+    fn a_key_becomes_its_dual_tone_on_the_line() {
+        let frames = dtmf_frames('5');
+        let samples: Vec<i16> = frames
+            .iter()
+            .take(5)
+            .flatten()
+            .map(|&c| ulaw_to_linear(c))
+            .collect();
+        // '5' is 770 Hz + 1336 Hz: each carries a good share of the energy (1336 Hz falls
+        // between Goertzel bins of a 100 ms block, so it reads a little lower).
+        assert!(relative_level(&samples, 770.0, 8000.0) > 0.2);
+        assert!(relative_level(&samples, 1336.0, 8000.0) > 0.2);
+        assert!(relative_level(&samples, 1000.0, 8000.0) < 0.05);
+        assert!(dtmf_frames('x').is_empty());
     }
 }

@@ -2,10 +2,12 @@
 //! bridge is the same for both: plain RTP/AVP for softphones (validating receiver,
 //! jitter buffer, paced sender) and WebRTC for browsers (str0m, Opus or PCMU).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
+use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig};
 use crate::rtp::packet::{PayloadMap, RtpReceiver};
 use crate::rtp::sender::RtpSender;
@@ -28,6 +30,8 @@ pub(crate) trait MediaLeg: Send {
     fn handle_timeout(&mut self, now: Instant);
     /// The peer is gone.
     fn is_closed(&self) -> bool;
+    /// A key the caller pressed (RFC 4733), once per press.
+    fn poll_dtmf(&mut self) -> Option<char>;
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -38,6 +42,8 @@ pub(crate) struct RtpLeg {
     jitter: JitterBuffer,
     sender: RtpSender,
     payload: Vec<u8>,
+    dtmf: DtmfReceiver,
+    keys: VecDeque<char>,
 }
 
 impl RtpLeg {
@@ -49,16 +55,21 @@ impl RtpLeg {
             jitter: JitterBuffer::new(JitterConfig::default()),
             sender: RtpSender::new(negotiated.codec.payload_type(), &mut rand::rng()),
             payload: Vec::with_capacity(160),
+            dtmf: DtmfReceiver::default(),
+            keys: VecDeque::new(),
         }
     }
 }
 
 impl MediaLeg for RtpLeg {
     fn on_datagram(&mut self, now: Instant, _from: SocketAddr, bytes: &[u8]) {
-        if let Ok(packet) = self.receiver.receive(bytes)
-            && let Some(audio) = to_audio_packet(&packet)
-        {
+        let Ok(packet) = self.receiver.receive(bytes) else {
+            return;
+        };
+        if let Some(audio) = to_audio_packet(&packet) {
             self.jitter.push(now, audio);
+        } else if let Some(press) = self.dtmf.handle(&packet) {
+            self.keys.push_back(press.digit);
         }
     }
 
@@ -86,6 +97,10 @@ impl MediaLeg for RtpLeg {
 
     fn is_closed(&self) -> bool {
         false
+    }
+
+    fn poll_dtmf(&mut self) -> Option<char> {
+        self.keys.pop_front()
     }
 }
 
@@ -116,5 +131,9 @@ impl MediaLeg for WebRtcPeer {
 
     fn is_closed(&self) -> bool {
         WebRtcPeer::is_closed(self)
+    }
+
+    fn poll_dtmf(&mut self) -> Option<char> {
+        WebRtcPeer::poll_dtmf(self)
     }
 }
