@@ -1,7 +1,8 @@
 //! A whole call through the real `offhook demo`: a token from the click API, an
 //! INVITE over UDP to signaling, the relay dialing the echo on the emulated modem
 //! (a real PTY, the real driver), a 1 kHz PCMU tone sent as RTP and heard back
-//! (Goertzel), BYE, and the CDR with how the answer was known. Then a busy line.
+//! (Goertzel), BYE, and the CDR with how the answer was known. Then a busy line
+//! (486), an invalid number (404) and one nobody answers (480), each with its CDR.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -124,7 +125,9 @@ fn sdp_port(body: &[u8]) -> u16 {
 #[tokio::test]
 async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
+    // Nobody-answers gives up after 8 s here (60 s by default; the echo answers in ~5.5 s).
+    let envs = [ANY_PORTS, &[("OFFHOOK_MEDIA__NO_ANSWER_S", "8")]].concat();
+    let mut demo = offhook.spawn(&["demo"], &envs);
     let sip_line = demo.wait_for_line("signaling serving SIP").await;
     let proxy: SocketAddr = after(&sip_line, "udp=").parse().unwrap();
     demo.wait_for_line("media relay at").await;
@@ -197,6 +200,32 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     }
     let (busy_call, busy) = busy.expect("the line is free again");
     assert_eq!(busy.status, 486, "{busy:?}");
+    let mut outcome = |icon: &'static str, call_id: &'static str| {
+        let (ua, web, rtp) = (&ua, &web, &rtp);
+        async move {
+            // As above: wait until the line is back on hook.
+            for _ in 0..20 {
+                let grant = click(web, icon).await;
+                let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), call_id);
+                let response = final_response(ua, request, proxy).await;
+                if response.status != 503 {
+                    return response.status;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            503
+        }
+    };
+    assert_eq!(
+        outcome("demo-invalid", "e2e-invalid").await,
+        404,
+        "SIT: number not reachable"
+    );
+    assert_eq!(
+        outcome("demo-no-answer", "e2e-no-answer").await,
+        480,
+        "nobody answers"
+    );
 
     let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
     let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
@@ -212,6 +241,8 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     assert_eq!(echo["answer_source"], "ringback-stopped");
     assert_eq!(echo["hangup_cause"], "normal");
     assert_eq!(by_call(&busy_call)["hangup_cause"], "busy");
+    assert_eq!(by_call("e2e-invalid")["hangup_cause"], "invalid-number");
+    assert_eq!(by_call("e2e-no-answer")["hangup_cause"], "no-answer");
     assert!(demo.stop().await.success());
     offhook.db.finish().await;
 }
