@@ -184,48 +184,30 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
     assert_eq!(bye.status, 200);
 
-    // A busy line: 486 to the caller. The line may still be going on hook after the
-    // BYE (503 "All lines busy"): poll until it is free again.
-    let mut busy = None;
-    for attempt in 0..20 {
-        let grant = click(&web, "demo-busy").await;
-        let call_id = format!("e2e-busy-{attempt}");
-        let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
-        let response = final_response(&ua, request, proxy).await;
-        if response.status != 503 {
-            busy = Some((call_id, response));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (busy_call, busy) = busy.expect("the line is free again");
-    assert_eq!(busy.status, 486, "{busy:?}");
-    let mut outcome = |icon: &'static str, call_id: &'static str| {
+    // A busy line (486), an invalid number (404), nobody answering (480). After a
+    // call the line may still be going on hook (503 "All lines busy"): retry then.
+    let outcome = |icon: &'static str| {
         let (ua, web, rtp) = (&ua, &web, &rtp);
         async move {
-            // As above: wait until the line is back on hook.
-            for _ in 0..20 {
+            for attempt in 0..20 {
                 let grant = click(web, icon).await;
-                let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), call_id);
+                let call_id = format!("e2e-{icon}-{attempt}");
+                let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
                 let response = final_response(ua, request, proxy).await;
                 if response.status != 503 {
-                    return response.status;
+                    return (call_id, response.status);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            503
+            panic!("{icon}: the line never came back");
         }
     };
-    assert_eq!(
-        outcome("demo-invalid", "e2e-invalid").await,
-        404,
-        "SIT: number not reachable"
-    );
-    assert_eq!(
-        outcome("demo-no-answer", "e2e-no-answer").await,
-        480,
-        "nobody answers"
-    );
+    let (busy_call, status) = outcome("demo-busy").await;
+    assert_eq!(status, 486, "busy");
+    let (invalid_call, status) = outcome("demo-invalid").await;
+    assert_eq!(status, 404, "SIT: number not reachable");
+    let (no_answer_call, status) = outcome("demo-no-answer").await;
+    assert_eq!(status, 480, "nobody answers");
 
     let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
     let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
@@ -241,8 +223,8 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     assert_eq!(echo["answer_source"], "ringback-stopped");
     assert_eq!(echo["hangup_cause"], "normal");
     assert_eq!(by_call(&busy_call)["hangup_cause"], "busy");
-    assert_eq!(by_call("e2e-invalid")["hangup_cause"], "invalid-number");
-    assert_eq!(by_call("e2e-no-answer")["hangup_cause"], "no-answer");
+    assert_eq!(by_call(&invalid_call)["hangup_cause"], "invalid-number");
+    assert_eq!(by_call(&no_answer_call)["hangup_cause"], "no-answer");
     assert!(demo.stop().await.success());
     offhook.db.finish().await;
 }
