@@ -95,6 +95,7 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
             }
             event = line.events.recv() => match event {
                 Some(LineEvent::Audio(audio)) => leg.on_line_audio(Instant::now(), &audio),
+                Some(LineEvent::Dtmf(key)) => leg.send_dtmf(key),
                 Some(LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle) | None => {
                     return Ended::ByLine;
                 }

@@ -14,6 +14,9 @@ use crate::rtp::sender::RtpSender;
 use crate::sdp::{G711, Negotiated};
 use crate::webrtc::WebRtcPeer;
 
+/// How long a far-end key is signalled to the caller.
+const KEY_DURATION: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A call's network side, as the bridge drives it.
 pub(crate) trait MediaLeg: Send {
     /// A datagram arrived.
@@ -32,6 +35,9 @@ pub(crate) trait MediaLeg: Send {
     fn is_closed(&self) -> bool;
     /// A key the caller pressed (RFC 4733), once per press.
     fn poll_dtmf(&mut self) -> Option<char>;
+    /// A key pressed at the far end of the line, to the caller (RFC 4733 where
+    /// negotiated; otherwise it stays in the audio, where the line put it).
+    fn send_dtmf(&mut self, key: char);
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -43,6 +49,7 @@ pub(crate) struct RtpLeg {
     sender: RtpSender,
     payload: Vec<u8>,
     dtmf: DtmfReceiver,
+    dtmf_payload_type: Option<u8>,
     keys: VecDeque<char>,
 }
 
@@ -56,6 +63,7 @@ impl RtpLeg {
             sender: RtpSender::new(negotiated.codec.payload_type(), &mut rand::rng()),
             payload: Vec::with_capacity(160),
             dtmf: DtmfReceiver::default(),
+            dtmf_payload_type: negotiated.dtmf_payload_type,
             keys: VecDeque::new(),
         }
     }
@@ -102,6 +110,13 @@ impl MediaLeg for RtpLeg {
     fn poll_dtmf(&mut self) -> Option<char> {
         self.keys.pop_front()
     }
+
+    fn send_dtmf(&mut self, key: char) {
+        if let Some(pt) = self.dtmf_payload_type {
+            // Keys come from the modem's DTMF detector: always 0-9 * # A-D.
+            let _ = self.sender.send_digit(pt, key, KEY_DURATION);
+        }
+    }
 }
 
 impl MediaLeg for WebRtcPeer {
@@ -135,5 +150,44 @@ impl MediaLeg for WebRtcPeer {
 
     fn poll_dtmf(&mut self) -> Option<char> {
         WebRtcPeer::poll_dtmf(self)
+    }
+
+    fn send_dtmf(&mut self, _key: char) {
+        // The browser hears the tone in the audio; there is no keypad display to feed.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{MediaLeg, RtpLeg};
+    use crate::sdp::{G711, Negotiated};
+
+    #[test]
+    fn far_end_keys_go_out_as_telephone_events() {
+        let negotiated = Negotiated {
+            codec: G711::Pcmu,
+            dtmf_payload_type: Some(101),
+            remote: "127.0.0.1:4000".parse().unwrap(),
+            ptime_ms: 20,
+            on_hold: false,
+        };
+        let mut leg = RtpLeg::new(&negotiated);
+        let t0 = Instant::now();
+        leg.on_line_audio(t0, &[0xFF; 160]);
+        leg.send_dtmf('7');
+        let mut payload_types = Vec::new();
+        for n in 1..=10 {
+            leg.handle_timeout(t0 + Duration::from_millis(20 * n));
+            while let Some((to, packet)) = leg.poll_datagram() {
+                assert_eq!(to, negotiated.remote);
+                payload_types.push(packet[1] & 0x7F);
+            }
+        }
+        assert!(
+            payload_types.contains(&101),
+            "telephone-event packets sent: {payload_types:?}"
+        );
     }
 }
