@@ -66,6 +66,34 @@ try {
       }, iconId),
       deadline(15000, "audio measurement"),
     ]);
+    // A key press: the relay plays its DTMF tone into the line; the echo brings it back.
+    report.dtmf = await Promise.race([
+      page.evaluate(async (find) => {
+        const w = eval(find);
+        const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
+        const ctx = new AudioContext();
+        const source = ctx.createMediaStreamSource(new MediaStream([track]));
+        const analyser = ctx.createAnalyser();
+        analyser.fftSize = 4096;
+        source.connect(analyser);
+        const bins = new Float32Array(analyser.frequencyBinCount);
+        const level = (hz) => bins[Math.round((hz * analyser.fftSize) / ctx.sampleRate)];
+        const watch = async (ms) => {
+          let best = -Infinity;
+          for (let t = 0; t < ms; t += 50) {
+            await new Promise((r) => setTimeout(r, 50));
+            analyser.getFloatFrequencyData(bins);
+            best = Math.max(best, Math.min(level(770), level(1336)));
+          }
+          return best;
+        };
+        const before = await watch(600);
+        w.sendDtmf("5");
+        const during = await watch(1200);
+        return { before, during };
+      }, widget),
+      deadline(15000, "DTMF measurement"),
+    ]);
     report.codecs = await page.evaluate(async (find) => {
       const stats = await eval(find).pc.getStats();
       const codecs = {};

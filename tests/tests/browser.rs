@@ -1,7 +1,8 @@
 //! Click-to-call in a real browser: Debian's headless Chromium with a fake
 //! microphone playing a 1 kHz tone opens the `offhook demo` page, clicks the echo
 //! icon, and must hear the tone back (WebAudio analyser) over WebRTC with Opus, the
-//! relay dialing the emulated modem; hang-up ends the call and completes the CDR.
+//! relay dialing the emulated modem; a key pressed in the widget is played into
+//! the line and heard back; hang-up ends the call and completes the CDR.
 //! Refusals (origin not allowed, disabled icon, rate limit) show their reason in
 //! the widget. JsSIP, a second real SIP client, calls with a token too.
 
