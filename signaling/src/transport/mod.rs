@@ -5,6 +5,7 @@
 //! Stream connections are kept in a table by [`ConnId`], so that requests for a
 //! client behind NAT or on a WebSocket go back down the connection it opened.
 
+mod accept;
 mod stream;
 mod tls;
 mod udp;

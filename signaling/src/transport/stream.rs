@@ -7,24 +7,17 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
+use super::accept::accept_loop;
 use super::{Flow, TransportKind, Transports};
 use crate::sip::StreamFramer;
 use std::sync::atomic::Ordering;
 
 /// Accepts TCP connections until the core goes away.
 pub async fn serve_tcp(listener: TcpListener, transports: Transports) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    loop {
-        let (socket, remote) = listener.accept().await?;
-        let _ = socket.set_nodelay(true);
-        tokio::spawn(serve_connection(
-            socket,
-            TransportKind::Tcp,
-            local,
-            remote,
-            transports.clone(),
-        ));
-    }
+    accept_loop(listener, None, transports, |stream, local, remote, transports| {
+        serve_connection(stream, TransportKind::Tcp, local, remote, transports)
+    })
+    .await
 }
 
 /// Runs one stream connection: reads and frames, and writes what the core sends.

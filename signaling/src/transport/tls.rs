@@ -9,6 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::accept_loop;
 use super::stream::serve_connection;
 use super::{TransportKind, Transports};
 
@@ -32,16 +33,13 @@ pub async fn serve_tls(
     acceptor: TlsAcceptor,
     transports: Transports,
 ) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    loop {
-        let (socket, remote) = listener.accept().await?;
-        let acceptor = acceptor.clone();
-        let transports = transports.clone();
-        tokio::spawn(async move {
-            match acceptor.accept(socket).await {
-                Ok(stream) => serve_connection(stream, TransportKind::Tls, local, remote, transports).await,
-                Err(err) => tracing::debug!(%remote, %err, "TLS handshake failed"),
-            }
-        });
-    }
+    accept_loop(
+        listener,
+        Some(acceptor),
+        transports,
+        |stream, local, remote, transports| {
+            serve_connection(stream, TransportKind::Tls, local, remote, transports)
+        },
+    )
+    .await
 }

@@ -14,22 +14,15 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::accept::accept_loop;
 use super::{Flow, TransportKind, Transports};
 
 /// Accepts plain WebSocket connections.
 pub async fn serve_ws(listener: TcpListener, transports: Transports) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    loop {
-        let (socket, remote) = listener.accept().await?;
-        let _ = socket.set_nodelay(true);
-        tokio::spawn(serve_ws_connection(
-            socket,
-            TransportKind::Ws,
-            local,
-            remote,
-            transports.clone(),
-        ));
-    }
+    accept_loop(listener, None, transports, |stream, local, remote, transports| {
+        serve_ws_connection(stream, TransportKind::Ws, local, remote, transports)
+    })
+    .await
 }
 
 /// Accepts WebSocket connections over TLS.
@@ -38,20 +31,15 @@ pub async fn serve_wss(
     acceptor: TlsAcceptor,
     transports: Transports,
 ) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    loop {
-        let (socket, remote) = listener.accept().await?;
-        let acceptor = acceptor.clone();
-        let transports = transports.clone();
-        tokio::spawn(async move {
-            match acceptor.accept(socket).await {
-                Ok(stream) => {
-                    serve_ws_connection(stream, TransportKind::Wss, local, remote, transports).await
-                }
-                Err(err) => tracing::debug!(%remote, %err, "TLS handshake failed"),
-            }
-        });
-    }
+    accept_loop(
+        listener,
+        Some(acceptor),
+        transports,
+        |stream, local, remote, transports| {
+            serve_ws_connection(stream, TransportKind::Wss, local, remote, transports)
+        },
+    )
+    .await
 }
 
 /// Accepts the handshake only with the `sip` subprotocol, and echoes it.
