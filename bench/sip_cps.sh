@@ -18,7 +18,9 @@ cargo build --release -q -p offhook
 bin="$CARGO_TARGET_DIR/release/offhook"
 scen=signaling/tests/sipp
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+cleanup() { kill $(jobs -p) 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 export OFFHOOK_DATABASE_URL="sqlite://$work/bench.db"
 export RUST_LOG=error
 proxy_port=15060
@@ -77,11 +79,11 @@ PY
 }
 
 # Direct baseline: sipp uac -> sipp uas, built-in scenarios.
-(cd "$work" && sipp -sn uas -p 16070 -nostdin >/dev/null 2>&1) &
+(cd "$work" && exec sipp -sn uas -p 16070 -nostdin >/dev/null 2>&1) &
 for rate in "${rates[@]}"; do run direct "$rate" -sn uac 127.0.0.1:16070 -p 16080; done
 
 # Through offhook: register the uas as line-1 of relay-b, then call the icon.
-(cd "$work" && sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -nostdin >/dev/null 2>&1) &
+(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -nostdin >/dev/null 2>&1) &
 # Every line of the relay is a contact on the same sipp UAS.
 for n in $(seq 1 "$lines"); do
   (cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 -nostdin \
