@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the test suite talks to, idempotently (run as root, or with sudo):
+# sipp and baresip (SIP peers), Debian chromium (browser tests), openssl (test
+# certificates), the npm tools in tests/browser (playwright-core, JsSIP, esbuild),
+# and a PostgreSQL server on 127.0.0.1:5432 with a `test` database that the
+# `postgres` user reaches without a password (only configured when this script
+# installed PostgreSQL itself; otherwise the running server is used as it is).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(sip-tester baresip socat sox chromium openssl nodejs npm)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ! command -v pg_isready >/dev/null 2>&1; then missing+=(postgresql); fresh_postgres=1; fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund --prefix tests/browser >/dev/null
+
+if [ "${fresh_postgres:-0}" = 1 ]; then
+  version=$(ls /etc/postgresql | head -n1)
+  echo "host test postgres 127.0.0.1/32 trust" > /tmp/offhook-pg-hba
+  cat "/etc/postgresql/$version/main/pg_hba.conf" >> /tmp/offhook-pg-hba
+  cp /tmp/offhook-pg-hba "/etc/postgresql/$version/main/pg_hba.conf"
+fi
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+if [ "${fresh_postgres:-0}" = 1 ]; then
+  su postgres -c "createdb test" 2>/dev/null || true
+fi
