@@ -225,3 +225,16 @@ impl Directory {
         Ok(rows)
     }
 }
+
+impl Directory {
+    /// Calls by how they ended (`active` for calls not ended yet), all tenants.
+    pub async fn cdr_outcomes(&self) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(hangup_cause, 'active') AS outcome, COUNT(*) AS calls FROM cdrs \
+             GROUP BY COALESCE(hangup_cause, 'active') ORDER BY outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}

@@ -351,3 +351,14 @@ impl Directory {
         Ok(())
     }
 }
+
+impl Directory {
+    /// Lines per state (`idle`, `dialing`, `in-call`, `fault`, `offline`).
+    pub async fn line_states(&self) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) AS lines FROM lines GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows)
+    }
+}

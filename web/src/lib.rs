@@ -5,6 +5,7 @@
 //! with [`serve`].
 
 mod click;
+mod metrics;
 mod pages;
 mod widget;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }
 

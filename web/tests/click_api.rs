@@ -174,3 +174,45 @@ async fn serves_the_widget_and_icon_info() {
     assert!(info.get("number").is_none(), "the number is not public");
     db.finish().await;
 }
+
+#[tokio::test]
+async fn metrics_count_calls_and_lines() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let state = setup(&db).await;
+        let d = &db.directory;
+        let tenant = d.tenant("shop").await.unwrap();
+        let icon = d.icon(&Scope::Operator, "shop-sales").await.unwrap();
+        let new_cdr = |call_id: &str| offhook_directory::NewCdr {
+            tenant_id: tenant.id.clone(),
+            icon_id: Some(icon.id.clone()),
+            account_id: None,
+            call_id: call_id.into(),
+            number: "5550100".into(),
+            line_id: None,
+            started_at: 1,
+        };
+        let ended = d.start_cdr(new_cdr("c1")).await.unwrap();
+        d.end_cdr(&ended.id, 2, "busy").await.unwrap();
+        d.start_cdr(new_cdr("c2")).await.unwrap();
+        let line = offhook_directory::NewLine {
+            name: "line-1".into(),
+            relay: "relay-1".into(),
+            tenant: None,
+            device_path: "emulated".into(),
+            kind: offhook_directory::LineKind::Emulated,
+        };
+        d.create_line(line).await.unwrap();
+        let response = router(state)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("offhook_calls{outcome=\"busy\"} 1"), "{text}");
+        assert!(text.contains("offhook_calls{outcome=\"active\"} 1"), "{text}");
+        assert!(text.contains("offhook_lines{state=\"idle\"} 1"), "{text}");
+        db.finish().await;
+    }
+}
