@@ -23,8 +23,8 @@ use offhook_directory::Directory;
 use offhook_signaling::limits::Limiter;
 use tokio::net::TcpListener;
 
-/// The name of the directory secret that signs call tokens.
-pub const CALL_TOKEN_SECRET: &str = "call-token";
+/// The directory secret that signs call tokens: the one signaling verifies with.
+pub use offhook_signaling::server::CALL_TOKEN_SECRET;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
