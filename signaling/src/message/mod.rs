@@ -111,31 +111,6 @@ impl Request {
         )
     }
 
-    /// The top Via, parsed.
-    pub fn top_via(&self) -> Option<Via> {
-        self.headers.get("Via").and_then(|v| Via::parse(v).ok())
-    }
-
-    /// CSeq, parsed.
-    pub fn cseq(&self) -> Option<CSeq> {
-        self.headers.get("CSeq").and_then(|v| CSeq::parse(v).ok())
-    }
-
-    /// The Call-ID.
-    pub fn call_id(&self) -> &str {
-        self.headers.get("Call-ID").unwrap_or("")
-    }
-
-    /// From, parsed.
-    pub fn from(&self) -> Option<NameAddr> {
-        self.headers.get("From").and_then(|v| NameAddr::parse(v).ok())
-    }
-
-    /// To, parsed.
-    pub fn to(&self) -> Option<NameAddr> {
-        self.headers.get("To").and_then(|v| NameAddr::parse(v).ok())
-    }
-
     /// The Request-URI, parsed.
     pub fn request_uri(&self) -> Option<Uri> {
         Uri::parse(&self.uri).ok()
@@ -193,24 +168,39 @@ impl Response {
             &self.body,
         )
     }
-
-    /// The top Via, parsed.
-    pub fn top_via(&self) -> Option<Via> {
-        self.headers.get("Via").and_then(|v| Via::parse(v).ok())
-    }
-
-    /// CSeq, parsed.
-    pub fn cseq(&self) -> Option<CSeq> {
-        self.headers.get("CSeq").and_then(|v| CSeq::parse(v).ok())
-    }
-
-    /// The Call-ID.
-    pub fn call_id(&self) -> &str {
-        self.headers.get("Call-ID").unwrap_or("")
-    }
-
-    /// To, parsed.
-    pub fn to(&self) -> Option<NameAddr> {
-        self.headers.get("To").and_then(|v| NameAddr::parse(v).ok())
-    }
 }
+
+/// The parsed views of the headers both requests and responses carry, written
+/// once for both types.
+macro_rules! header_views {
+    ($($message:ty),+) => {$(
+        impl $message {
+            /// The top Via, parsed.
+            pub fn top_via(&self) -> Option<Via> {
+                self.headers.get("Via").and_then(|v| Via::parse(v).ok())
+            }
+
+            /// CSeq, parsed.
+            pub fn cseq(&self) -> Option<CSeq> {
+                self.headers.get("CSeq").and_then(|v| CSeq::parse(v).ok())
+            }
+
+            /// The Call-ID.
+            pub fn call_id(&self) -> &str {
+                self.headers.get("Call-ID").unwrap_or("")
+            }
+
+            /// From, parsed.
+            pub fn from(&self) -> Option<NameAddr> {
+                self.headers.get("From").and_then(|v| NameAddr::parse(v).ok())
+            }
+
+            /// To, parsed.
+            pub fn to(&self) -> Option<NameAddr> {
+                self.headers.get("To").and_then(|v| NameAddr::parse(v).ok())
+            }
+        }
+    )+};
+}
+
+header_views!(Request, Response);
