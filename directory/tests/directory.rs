@@ -22,6 +22,36 @@ async fn two_tenants(d: &Directory) -> (Tenant, Tenant) {
     (a, b)
 }
 
+fn account(tenant: &str, username: &str, password: &str, kind: AccountKind) -> NewAccount {
+    NewAccount {
+        tenant: tenant.into(),
+        username: username.into(),
+        password: password.into(),
+        display_name: String::new(),
+        number: None,
+        kind,
+    }
+}
+
+/// Lines of relay `relay-1`: one of alpha, one of beta, one shared.
+async fn three_lines(d: &Directory) {
+    for (name, tenant) in [
+        ("line-a", Some("alpha")),
+        ("line-b", Some("beta")),
+        ("shared", None),
+    ] {
+        d.create_line(NewLine {
+            name: name.into(),
+            relay: "relay-1".into(),
+            tenant: tenant.map(Into::into),
+            device_path: "emulated".into(),
+            kind: LineKind::Emulated,
+        })
+        .await
+        .unwrap();
+    }
+}
+
 fn cdr_for(tenant: &Tenant, icon: &Icon, call_id: &str) -> NewCdr {
     NewCdr {
         tenant_id: tenant.id.clone(),
@@ -46,32 +76,11 @@ async fn tenant_isolation() {
             .unwrap();
         let icon_b = d.create_icon(NewIcon::new("beta", "5550101", "B")).await.unwrap();
         for (t, user) in [(&a, "alice"), (&b, "bob")] {
-            d.create_account(NewAccount {
-                tenant: t.name.clone(),
-                username: user.into(),
-                password: "correct horse".into(),
-                display_name: String::new(),
-                number: None,
-                kind: AccountKind::User,
-            })
-            .await
-            .unwrap();
+            d.create_account(account(&t.name, user, "correct horse", AccountKind::User))
+                .await
+                .unwrap();
         }
-        for (name, tenant) in [
-            ("line-a", Some("alpha")),
-            ("line-b", Some("beta")),
-            ("shared", None),
-        ] {
-            d.create_line(NewLine {
-                name: name.into(),
-                relay: "relay-1".into(),
-                tenant: tenant.map(Into::into),
-                device_path: "emulated".into(),
-                kind: LineKind::Emulated,
-            })
-            .await
-            .unwrap();
-        }
+        three_lines(d).await;
         d.start_cdr(cdr_for(&a, &icon_a, "call-a")).await.unwrap();
         d.start_cdr(cdr_for(&b, &icon_b, "call-b")).await.unwrap();
 
@@ -313,31 +322,10 @@ async fn registrations_and_line_claims() {
         let d = &db.directory;
         let (a, b) = two_tenants(d).await;
         // The ISP's relay registers with a relay account; its lines are contacts.
-        d.create_account(NewAccount {
-            tenant: "alpha".into(),
-            username: "relay-1".into(),
-            password: "relay-secret".into(),
-            display_name: String::new(),
-            number: None,
-            kind: AccountKind::Relay,
-        })
-        .await
-        .unwrap();
-        for (name, tenant) in [
-            ("line-a", Some("alpha")),
-            ("line-b", Some("beta")),
-            ("shared", None),
-        ] {
-            d.create_line(NewLine {
-                name: name.into(),
-                relay: "relay-1".into(),
-                tenant: tenant.map(Into::into),
-                device_path: "emulated".into(),
-                kind: LineKind::Emulated,
-            })
+        d.create_account(account("alpha", "relay-1", "relay-secret", AccountKind::Relay))
             .await
             .unwrap();
-        }
+        three_lines(d).await;
         assert!(
             d.free_lines(&a.id, 100).await.unwrap().is_empty(),
             "nothing registered yet"
