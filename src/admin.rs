@@ -5,14 +5,14 @@
 use std::io::BufRead as _;
 
 use offhook_directory::{
-    AccountKind, AccountUpdate, CdrFilter, Directory, IconUpdate, LineKind, LineUpdate, NewAccount, NewIcon,
-    NewLine, NewTenant, Scope, TenantUpdate,
+    AccountKind, AccountUpdate, CdrFilter, Directory, IconUpdate, LineKind, LineUpdate, NewAccount,
+    NewApiToken, NewIcon, NewLine, NewTenant, Scope, TenantUpdate,
 };
 use serde::Serialize;
 
 use crate::cli::{
     AccountCommand, CdrCommand, DirectoryCommand, IconCommand, IconSettings, LineCommand, ListFormat,
-    TenantCommand,
+    TenantCommand, TokenCommand,
 };
 use crate::config::Config;
 use crate::table;
@@ -31,6 +31,7 @@ pub async fn run(config: &Config, command: DirectoryCommand) -> anyhow::Result<(
         DirectoryCommand::Icon(c) => icon(&directory, c).await,
         DirectoryCommand::Line(c) => line(&directory, c).await,
         DirectoryCommand::Cdr(c) => cdr(&directory, c).await,
+        DirectoryCommand::Token(c) => token(&directory, c).await,
     };
     directory.close().await;
     result
@@ -374,6 +375,7 @@ async fn cdr(directory: &Directory, command: CdrCommand) -> anyhow::Result<()> {
         until: time_ms("until", until.as_deref())?,
         icon_id,
         cause,
+        active: false,
         limit: Some(limit),
     };
     let cdrs = directory.list_cdrs(&scope, &filter).await?;
@@ -401,4 +403,38 @@ async fn cdr(directory: &Directory, command: CdrCommand) -> anyhow::Result<()> {
             ]
         },
     )
+}
+
+async fn token(directory: &Directory, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { name, tenant } => {
+            let (token, secret) = directory.create_api_token(NewApiToken { name, tenant }).await?;
+            let role = match &token.tenant_id {
+                None => "operator".to_owned(),
+                Some(tenant) => format!("tenant admin of {tenant}"),
+            };
+            eprintln!(
+                "created token {} ({role}); its secret, shown this once:",
+                token.id
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List { tenant, format } => {
+            let scope = scope(directory, tenant.as_deref()).await?;
+            let tokens = directory.list_api_tokens(&scope).await?;
+            print_list(&format, &tokens, &["ID", "NAME", "TENANT", "CREATED"], |t| {
+                vec![
+                    t.id.clone(),
+                    t.name.clone(),
+                    opt(t.tenant_id.as_deref()),
+                    ms_text(Some(t.created_at)),
+                ]
+            })?;
+        }
+        TokenCommand::Delete { id } => {
+            directory.delete_api_token(&Scope::Operator, &id).await?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
 }

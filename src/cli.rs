@@ -58,6 +58,35 @@ pub enum DirectoryCommand {
     /// Call detail records.
     #[command(subcommand)]
     Cdr(CdrCommand),
+    /// API tokens of the admin REST API and UI.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `offhook directory token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print its secret (shown this once; only a hash is kept).
+    Create {
+        /// What the token is for.
+        name: String,
+        /// A tenant admin's token for this tenant; absent: an operator token.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this tenant's tokens.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Revoke a token.
+    Delete {
+        /// Token id (`tok_…`).
+        id: String,
+    },
 }
 
 /// Output format of list commands.

@@ -2,16 +2,17 @@
 //! their lines with their own credentials). Passwords are never stored: only the
 //! digest HA1 for MD5 and SHA-256, computed with the tenant's domain as realm.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row, any::AnyRow};
 
 use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::{new_id, now_ms};
+use crate::tenants::Tenant;
 use crate::validate::{self, DigestAlgorithm, digest_ha1};
 
 /// What an account is used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountKind {
     /// A person's softphone.
@@ -43,7 +44,7 @@ impl AccountKind {
 }
 
 /// An account row. The HA1 values are not serialized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Account {
     /// Generated id (`acc_…`).
     pub id: String,
@@ -217,6 +218,17 @@ impl Directory {
             .ok_or_else(|| DirectoryError::not_found("number", number))
     }
 
+    /// Finds an account by id, within `scope`.
+    pub async fn account_by_id(&self, scope: &Scope, id: &str) -> Result<Account> {
+        let account: Option<Account> = sqlx::query_as("SELECT * FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        account
+            .filter(|a| scope.sees(Some(&a.tenant_id), false))
+            .ok_or_else(|| DirectoryError::not_found("account", id))
+    }
+
     /// Changes an account, named by tenant (name or id) and user name.
     pub async fn update_account(
         &self,
@@ -225,11 +237,38 @@ impl Directory {
         update: AccountUpdate,
     ) -> Result<Account> {
         let tenant = self.tenant(tenant).await?;
-        let mut account = self.account(&tenant.id, username).await?;
+        let account = self.account(&tenant.id, username).await?;
+        self.change_account(&tenant, account, update).await
+    }
+
+    /// Changes an account named by id, within `scope`.
+    pub async fn update_account_by_id(
+        &self,
+        scope: &Scope,
+        id: &str,
+        update: AccountUpdate,
+    ) -> Result<Account> {
+        let account = self.account_by_id(scope, id).await?;
+        let tenant = self.tenant(&account.tenant_id).await?;
+        self.change_account(&tenant, account, update).await
+    }
+
+    /// Validates every change, then writes them all at once.
+    async fn change_account(
+        &self,
+        tenant: &Tenant,
+        mut account: Account,
+        update: AccountUpdate,
+    ) -> Result<Account> {
         if let Some(new) = update.password {
             let new = password(&new)?;
-            account.ha1_md5 = digest_ha1(DigestAlgorithm::Md5, username, &tenant.sip_domain, new);
-            account.ha1_sha256 = digest_ha1(DigestAlgorithm::Sha256, username, &tenant.sip_domain, new);
+            account.ha1_md5 = digest_ha1(DigestAlgorithm::Md5, &account.username, &tenant.sip_domain, new);
+            account.ha1_sha256 = digest_ha1(
+                DigestAlgorithm::Sha256,
+                &account.username,
+                &tenant.sip_domain,
+                new,
+            );
         }
         if let Some(number) = update.number {
             account.number = number.as_deref().map(validate::number).transpose()?;
@@ -254,8 +293,18 @@ impl Directory {
     pub async fn delete_account(&self, tenant: &str, username: &str) -> Result<()> {
         let tenant = self.tenant(tenant).await?;
         let account = self.account(&tenant.id, username).await?;
+        self.remove_account(&account.id).await
+    }
+
+    /// Deletes an account named by id, within `scope`.
+    pub async fn delete_account_by_id(&self, scope: &Scope, id: &str) -> Result<()> {
+        let account = self.account_by_id(scope, id).await?;
+        self.remove_account(&account.id).await
+    }
+
+    async fn remove_account(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM accounts WHERE id = $1")
-            .bind(&account.id)
+            .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -36,7 +36,7 @@ impl AnswerSource {
 }
 
 /// A CDR row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Cdr {
     /// Generated id (`cdr_…`).
     pub id: String,
@@ -113,6 +113,8 @@ pub struct CdrFilter {
     pub icon_id: Option<String>,
     /// With this hang-up cause.
     pub cause: Option<String>,
+    /// Only calls that have not ended yet (the active calls).
+    pub active: bool,
     /// At most this many, newest first (default 1000).
     pub limit: Option<i64>,
 }
@@ -211,7 +213,8 @@ impl Directory {
              (CAST($2 AS BIGINT) IS NULL OR started_at >= $2) AND \
              (CAST($3 AS BIGINT) IS NULL OR started_at < $3) AND \
              (CAST($4 AS TEXT) IS NULL OR icon_id = $4) AND \
-             (CAST($5 AS TEXT) IS NULL OR hangup_cause = $5) \
+             (CAST($5 AS TEXT) IS NULL OR hangup_cause = $5) AND \
+             ($7 = 0 OR ended_at IS NULL) \
              ORDER BY started_at DESC, id LIMIT $6",
         )
         .bind(tenant)
@@ -220,6 +223,7 @@ impl Directory {
         .bind(filter.icon_id.as_deref())
         .bind(filter.cause.as_deref())
         .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
+        .bind(i64::from(filter.active))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
@@ -227,6 +231,21 @@ impl Directory {
 }
 
 impl Directory {
+    /// Calls started per hour in `scope` since `since` (Unix ms): the start of each
+    /// hour (Unix ms) that had calls, and how many, oldest first.
+    pub async fn calls_per_hour(&self, scope: &Scope, since: i64) -> Result<Vec<(i64, i64)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT (started_at / 3600000) * 3600000 AS hour, COUNT(*) AS calls FROM cdrs \
+             WHERE started_at >= $1 AND (CAST($2 AS TEXT) IS NULL OR tenant_id = $2) \
+             GROUP BY (started_at / 3600000) * 3600000 ORDER BY hour",
+        )
+        .bind(since)
+        .bind(scope.tenant_id())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// Calls by how they ended (`active` for calls not ended yet), all tenants.
     pub async fn cdr_outcomes(&self) -> Result<Vec<(String, i64)>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(

@@ -19,6 +19,27 @@ pub enum Scope {
     Tenant(String),
 }
 
+impl Scope {
+    /// The tenant id a tenant scope is bound to; `None` for the operator.
+    pub fn tenant_id(&self) -> Option<&str> {
+        match self {
+            Self::Operator => None,
+            Self::Tenant(tenant) => Some(tenant),
+        }
+    }
+
+    /// Whether a row owned by `owner` (a tenant id; `None` for the ISP's own rows,
+    /// such as shared lines) is visible in this scope. Shared rows are visible to
+    /// every tenant only when `shared_visible` says so.
+    pub fn sees(&self, owner: Option<&str>, shared_visible: bool) -> bool {
+        match (self, owner) {
+            (Self::Operator, _) => true,
+            (Self::Tenant(tenant), Some(owner)) => tenant == owner,
+            (Self::Tenant(_), None) => shared_visible,
+        }
+    }
+}
+
 /// A handle on the directory; cheap to clone (a connection pool inside).
 #[derive(Debug, Clone)]
 pub struct Directory {

@@ -12,7 +12,7 @@ use crate::ids::{new_id, now_ms};
 use crate::validate;
 
 /// An icon row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Icon {
     /// Generated internal id (`icn_…`).
     pub id: String,
@@ -140,7 +140,7 @@ pub struct IconUpdate {
 /// Checks every field of an icon; returns it normalised.
 fn validated(mut icon: Icon) -> Result<Icon> {
     icon.number = validate::number(&icon.number)?;
-    icon.label = validate::label(&icon.label)?;
+    icon.label = validate::label("label", &icon.label)?;
     icon.allowed_origins = icon
         .allowed_origins
         .iter()

@@ -6,6 +6,7 @@
 //! queries take a [`Scope`] so that a tenant never sees another tenant's rows.
 
 mod accounts;
+mod api_tokens;
 pub mod call_tokens;
 mod cdrs;
 mod db;
@@ -14,6 +15,7 @@ mod hours;
 mod icons;
 mod ids;
 mod lines;
+mod node_metrics;
 mod registrations;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -21,12 +23,14 @@ pub mod testing;
 mod validate;
 
 pub use accounts::{Account, AccountKind, AccountUpdate, NewAccount};
+pub use api_tokens::{ApiToken, NewApiToken};
 pub use cdrs::{AnswerSource, Cdr, CdrFilter, NewCdr};
 pub use db::{Directory, Scope};
 pub use error::{DirectoryError, Result};
 pub use hours::OpeningHours;
 pub use icons::{Icon, IconUpdate, NewIcon};
 pub use lines::{Line, LineKind, LineUpdate, NewLine, NewRelay, Relay};
+pub use node_metrics::NodeMetric;
 pub use registrations::{FreeLine, Registration};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::{DigestAlgorithm, digest_ha1};

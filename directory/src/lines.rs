@@ -2,7 +2,7 @@
 //! is one modem (optionally with a sound card carrying its audio) or an emulated
 //! modem. A line belongs to one tenant or, with no tenant, to the ISP's shared pool.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row, any::AnyRow};
 
 use crate::db::{Directory, Scope};
@@ -11,7 +11,7 @@ use crate::ids::{new_id, now_ms};
 use crate::validate;
 
 /// How a line reaches the telephone network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum LineKind {
     /// A V.253 voice modem carrying the audio itself.
     #[serde(rename = "modem")]
@@ -52,7 +52,7 @@ impl LineKind {
 const LINE_STATES: [&str; 5] = ["idle", "dialing", "in-call", "fault", "offline"];
 
 /// A relay row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Relay {
     /// Generated id (`rel_…`).
     pub id: String,
@@ -89,7 +89,7 @@ pub struct NewRelay {
 }
 
 /// A line row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Line {
     /// Generated id (`lin_…`).
     pub id: String,
@@ -223,6 +223,16 @@ impl Directory {
             .await?)
     }
 
+    /// Deletes a relay and, by cascade, its lines.
+    pub async fn delete_relay(&self, name_or_id: &str) -> Result<()> {
+        let relay = self.relay(name_or_id).await?;
+        sqlx::query("DELETE FROM relays WHERE id = $1")
+            .bind(&relay.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a relay's contact and health (`up`/`down`) at `at` (Unix ms).
     pub async fn set_relay_seen(&self, name_or_id: &str, sip_uri: &str, state: &str, at: i64) -> Result<()> {
         let relay = self.relay(name_or_id).await?;
@@ -319,6 +329,17 @@ impl Directory {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| DirectoryError::not_found("line", name_or_id))
+    }
+
+    /// Finds a line by name or id, within `scope` (a tenant sees its own lines and
+    /// the shared pool).
+    pub async fn line_in(&self, scope: &Scope, name_or_id: &str) -> Result<Line> {
+        let line = self.line(name_or_id).await?;
+        if scope.sees(line.tenant_id.as_deref(), true) {
+            Ok(line)
+        } else {
+            Err(DirectoryError::not_found("line", name_or_id))
+        }
     }
 
     /// Changes a line.

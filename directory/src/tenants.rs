@@ -10,7 +10,7 @@ use crate::ids::{new_id, now_ms};
 use crate::validate;
 
 /// A tenant row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Generated id (`ten_…`).
     pub id: String,
@@ -100,6 +100,16 @@ impl Directory {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| DirectoryError::not_found("tenant", name_or_id))
+    }
+
+    /// Finds a tenant by name or id, within `scope` (a tenant sees itself only).
+    pub async fn tenant_in(&self, scope: &Scope, name_or_id: &str) -> Result<Tenant> {
+        let tenant = self.tenant(name_or_id).await?;
+        if scope.sees(Some(&tenant.id), false) {
+            Ok(tenant)
+        } else {
+            Err(DirectoryError::not_found("tenant", name_or_id))
+        }
     }
 
     /// Finds the tenant that owns a SIP domain (the registrar's realm lookup).

@@ -130,14 +130,15 @@ pub(crate) fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Re
     }
 }
 
-/// A free-text label: non-empty, at most 200 characters, no control characters.
-pub(crate) fn label(value: &str) -> Result<String> {
+/// A free-text label named `field`: non-empty, at most 200 characters, no
+/// control characters.
+pub(crate) fn label(field: &'static str, value: &str) -> Result<String> {
     let ok = !value.trim().is_empty() && value.chars().count() <= 200 && !value.chars().any(char::is_control);
     if ok {
         Ok(value.to_owned())
     } else {
         Err(DirectoryError::invalid(
-            "label",
+            field,
             "must be 1-200 characters without control characters",
         ))
     }

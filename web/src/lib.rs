@@ -1,9 +1,12 @@
 //! offhook's HTTP side (axum): the start page with the call icons, the embeddable
 //! widget (`/widget.js`), the click API that hands out call tokens, health
-//! (`/healthz`, `/readyz`), and the admin API. The router is
+//! (`/healthz`, `/readyz`), metrics, the admin REST API with its OpenAPI document
+//! and the admin UI (`/admin`). The router is
 //! built by [`router`] so that tests call it with `oneshot` and processes serve it
 //! with [`serve`].
 
+mod admin;
+mod admin_ui;
 mod click;
 mod metrics;
 mod pages;
@@ -54,7 +57,19 @@ impl AppState {
 
 /// All routes of the web process.
 pub fn router(state: AppState) -> Router {
+    let (admin, openapi) = admin::router(&state);
+    let openapi = Arc::new(openapi);
     Router::new()
+        .merge(admin)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&openapi);
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/admin", get(admin_ui::page))
+        .route("/admin/admin.js", get(admin_ui::script))
         .route("/", get(pages::index))
         .route("/widget.js", get(widget::script))
         .route("/api/v1/icons/{public_id}", get(click::icon_info))

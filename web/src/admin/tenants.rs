@@ -1,0 +1,111 @@
+//! `/api/v1/admin/tenants`: the ISP's customers. The operator creates, changes and
+//! deletes them; a tenant admin sees its own tenant only.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use offhook_directory::{NewTenant, Tenant, TenantUpdate};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiResult;
+use super::extract::{ApiJson, ApiPath};
+use super::principal::Principal;
+use crate::AppState;
+use axum::Extension;
+
+/// A new tenant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Short unique name: 1-63 lowercase letters, digits or '-'.
+    pub name: String,
+    /// The tenant's SIP domain (its accounts' digest realm).
+    pub sip_domain: String,
+}
+
+/// Changes to a tenant; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// New SIP domain (refused while the tenant has accounts).
+    pub sip_domain: Option<String>,
+}
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant, delete_tenant))
+}
+
+/// Lists the tenants the caller sees.
+#[utoipa::path(get, path = "/tenants", tag = "tenants", responses((status = 200, body = [Tenant])))]
+async fn list_tenants(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<Tenant>>> {
+    Ok(Json(state.directory.list_tenants(&who.scope()).await?))
+}
+
+/// Creates a tenant (operator only).
+#[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = Tenant)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    who.operator_only("create tenants")?;
+    let tenant = state
+        .directory
+        .create_tenant(NewTenant {
+            name: body.name,
+            sip_domain: body.sip_domain,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// One tenant, by name or id.
+#[utoipa::path(get, path = "/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "tenant name or id")),
+    responses((status = 200, body = Tenant)))]
+async fn get_tenant(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Tenant>> {
+    Ok(Json(state.directory.tenant_in(&who.scope(), &id).await?))
+}
+
+/// Changes a tenant (operator only).
+#[utoipa::path(patch, path = "/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "tenant name or id")),
+    request_body = UpdateTenant, responses((status = 200, body = Tenant)))]
+async fn update_tenant(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateTenant>,
+) -> ApiResult<Json<Tenant>> {
+    let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
+    who.operator_only("change tenants")?;
+    let update = TenantUpdate {
+        sip_domain: body.sip_domain,
+    };
+    Ok(Json(state.directory.update_tenant(&tenant.id, update).await?))
+}
+
+/// Deletes a tenant and everything it owns (operator only).
+#[utoipa::path(delete, path = "/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "tenant name or id")),
+    responses((status = 204, description = "deleted")))]
+async fn delete_tenant(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
+    who.operator_only("delete tenants")?;
+    state.directory.delete_tenant(&tenant.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
