@@ -3,23 +3,14 @@
 // up, measures what comes back from the far end (WebAudio analyser on the remote
 // stream), hangs up, and prints a JSON report on stdout.
 // usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed]
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [pageUrl, wav, iconId = "demo-echo", expect = "in-call"] = process.argv.slice(2);
 const report = { states: [], error: null };
 const deadline = (ms, what) =>
   new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}`, "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launch(wav, ["--autoplay-policy=no-user-gesture-required"]);
 try {
   const page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));

@@ -2,7 +2,7 @@
 // with a call token from the click API, over offhook's SIP WebSocket, waits for
 // the call to be confirmed, then hangs up. Prints a JSON report on stdout.
 // usage: node jssip.mjs <page-url-on-an-allowed-origin> <icon-public-id> <tone.wav>
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 import { createRequire } from "node:module";
 import { buildSync } from "esbuild";
 
@@ -20,15 +20,7 @@ const bundle = buildSync({
 const jssip = bundle.outputFiles[0].text + "\nwindow.JsSIP = JsSIPModule.default || JsSIPModule;";
 const report = { events: [], error: null };
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}`, "--allow-loopback-in-peer-connection",
-  ],
-});
+const browser = await launch(wav);
 try {
   const page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));

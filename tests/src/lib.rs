@@ -2,6 +2,7 @@
 //! fresh test database, start long-running subcommands and wait for what they print.
 
 mod audio;
+pub mod browser;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

@@ -6,45 +6,12 @@
 //! Refusals (origin not allowed, disabled icon, rate limit) show their reason in
 //! the widget. JsSIP, a second real SIP client, calls with a token too.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 
 use offhook_directory::testing::Backend;
-use offhook_tests::{ANY_PORTS, Offhook, STEP_TIMEOUT, write_tone_wav};
+use offhook_tests::browser::{node, npm_ci};
+use offhook_tests::{ANY_PORTS, Offhook, write_tone_wav};
 use serde_json::Value;
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Installs playwright-core and JsSIP from npm (locked) on first use.
-fn npm_ci() {
-    if browser_dir().join("node_modules/playwright-core").exists() {
-        return;
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(browser_dir())
-        .status()
-        .expect("npm is installed");
-    assert!(status.success(), "npm ci in tests/browser");
-}
-
-/// Runs a browser script; its JSON report.
-async fn node(script: &str, args: &[&str]) -> Value {
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join(script))
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(STEP_TIMEOUT * 3, run)
-        .await
-        .expect("browser script in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{script} report: {text}"))
-}
 
 #[tokio::test]
 async fn browser_calls_the_echo_and_sees_refusals() {
