@@ -2,6 +2,7 @@
 # Installs what the test suite talks to, idempotently (run as root, or with sudo):
 # sipp and baresip (SIP peers), Debian chromium (browser tests), openssl (test
 # certificates), the npm tools in tests/browser (playwright-core, JsSIP, esbuild),
+# schemathesis (PyPI) for the admin API's OpenAPI check,
 # and a PostgreSQL server on 127.0.0.1:5432 with a `test` database that the
 # `postgres` user reaches without a password (only configured when this script
 # installed PostgreSQL itself; otherwise the running server is used as it is).
@@ -18,6 +19,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund --prefix tests/browser >/dev/null
+# schemathesis (PyPI) checks the admin API against its OpenAPI document (tests/api_schema.sh).
+command -v schemathesis >/dev/null 2>&1 || pip install --quiet --root-user-action=ignore "schemathesis>=4,<5"
 
 if [ "${fresh_postgres:-0}" = 1 ]; then
   version=$(ls /etc/postgresql | head -n1)
