@@ -1,6 +1,8 @@
 //! `offhook demo` and `offhook web`: seed the demo tenant (idempotently) and run
 //! the services in this process until Ctrl-C or SIGTERM.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use offhook_directory::{
     AccountKind, Directory, DirectoryError, IconUpdate, LineKind, NewAccount, NewIcon, NewLine, NewTenant,
@@ -12,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
 use crate::config::Config;
+use crate::publish;
 
 /// The demo tenant's name.
 pub const DEMO_TENANT: &str = "demo";
@@ -141,6 +144,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let signaling = start_signaling(config, &directory).await?;
+    let _signaling_metrics = publish_signaling(config, &directory, &signaling);
     let relay = start_media(RelayConfig {
         signaling: signaling.bound.udp.unwrap_or(config.media.signaling),
         ..config.media.clone()
@@ -161,7 +165,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 pub async fn run_signaling(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let server = start_signaling(config, &directory).await?;
+    let metrics = publish_signaling(config, &directory, &server);
     shutdown_signal().await;
+    drop(metrics);
     drop(server);
     directory.close().await;
     Ok(())
@@ -182,6 +188,14 @@ async fn start_signaling(config: &Config, directory: &Directory) -> anyhow::Resu
         show("wss", b.wss)
     );
     Ok(server)
+}
+
+/// Publishes the signaling node's counters under its node id.
+fn publish_signaling(config: &Config, directory: &Directory, server: &Server) -> publish::Publisher {
+    let stats = Arc::clone(&server.stats);
+    publish::spawn(directory.clone(), config.signaling.node_id.clone(), move || {
+        stats.metric_values()
+    })
 }
 
 /// `offhook media`: the relay and its lines until stopped.

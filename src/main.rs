@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod logging;
+mod publish;
 mod table;
 
 use std::process::ExitCode;

@@ -78,12 +78,6 @@ impl Directory {
         Ok(Self { pool })
     }
 
-    /// Whether the database answers (for readiness checks).
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// Closes every pooled connection.
     pub async fn close(&self) {
         self.pool.close().await;

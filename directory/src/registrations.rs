@@ -183,6 +183,21 @@ impl Directory {
         Ok(free)
     }
 
+    /// Lines (in any state) whose relay has a live binding for them at `now`: what
+    /// readiness and the metrics call registered lines.
+    pub async fn registered_lines(&self, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT l.id) FROM lines l \
+             JOIN relays rel ON rel.id = l.relay_id \
+             JOIN accounts a ON a.username = rel.name AND a.kind = 'relay' AND a.enabled = 1 \
+             JOIN registrations r ON r.tenant_id = a.tenant_id AND r.aor = a.username AND r.contact_user = l.name \
+             WHERE r.expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Claims an idle line for a call; false when another call got it first.
     pub async fn claim_line(&self, line_id: &str) -> Result<bool> {
         let done = sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")

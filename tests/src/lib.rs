@@ -25,27 +25,33 @@ pub const ANY_PORTS: &[(&str, &str)] = &[
 /// How long any single step of an end-to-end test may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Path of the `offhook` binary of this build, built first if missing.
+/// Path of the `offhook` binary of this build, brought up to date by `cargo build`
+/// once per test process (a test package does not depend on a binary, so cargo
+/// would not rebuild it for us, and a stale one would test old code).
 ///
 /// # Panics
 /// When it cannot be built: nothing can be tested without it.
 pub fn offhook_bin() -> PathBuf {
-    // target/<profile>/deps/<test-exe> -> target/<profile>/offhook
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("offhook");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "offhook", "--bin", "offhook"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p offhook failed");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // target/<profile>/deps/<test-exe> -> target/<profile>/offhook
+            let exe = std::env::current_exe().expect("test executable path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("test executable lives in target/<profile>/deps");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build.args(["build", "-p", "offhook", "--bin", "offhook"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "cargo build -p offhook failed");
+            profile_dir.join("offhook")
+        })
+        .clone()
 }
 
 /// The binary, configured for one test database.

@@ -259,6 +259,24 @@ async fn demo_seeds_and_serves_until_terminated() {
         assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
         let page = http_get(&address, "/").await;
         assert!(page.contains("demo-echo"), "{page}");
+        // The signaling node publishes its counters (every 5 s): the relay's REGISTERs.
+        let registers = "offhook_sip_requests_received_total{node=\"node-1\",method=\"REGISTER\"}";
+        let counted = tokio::time::timeout(offhook_tests::STEP_TIMEOUT, async {
+            loop {
+                let metrics = http_get(&address, "/metrics").await;
+                let count = metrics
+                    .lines()
+                    .find_map(|l| l.strip_prefix(registers))
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if count.is_some_and(|n| n > 0) {
+                    return metrics;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+        .await
+        .expect("the relay's REGISTERs in /metrics");
+        assert!(counted.contains("offhook_registered_lines 1"), "{counted}");
 
         // The shell sees what the demo seeded, while it runs.
         let icons = icons_json(&offhook).await;

@@ -98,10 +98,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the directory database answers.
+/// Readiness: the directory database answers and at least one relay has
+/// registered a line (otherwise no call could be placed).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.directory.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
+    let now = chrono::Utc::now().timestamp_millis();
+    match state.directory.registered_lines(now).await {
+        Ok(0) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no relay has registered a line\n",
+        ),
+        Ok(_) => (StatusCode::OK, "ready\n"),
         Err(err) => {
             tracing::warn!(%err, "readiness: directory unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "directory unreachable\n")

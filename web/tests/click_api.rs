@@ -176,7 +176,7 @@ async fn serves_the_widget_and_icon_info() {
 }
 
 #[tokio::test]
-async fn metrics_count_calls_and_lines() {
+async fn metrics_count_calls_lines_and_node_counters() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let state = setup(&db).await;
@@ -203,6 +203,31 @@ async fn metrics_count_calls_and_lines() {
             kind: offhook_directory::LineKind::Emulated,
         };
         d.create_line(line).await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let sip = |method: &str, n| {
+            (
+                "offhook_sip_requests_received_total".to_owned(),
+                format!("method=\"{method}\""),
+                n,
+            )
+        };
+        d.publish_node_metrics("node-1", &[sip("INVITE", 3), sip("BYE", 2)], now)
+            .await
+            .unwrap();
+        d.publish_node_metrics("gone-node", &[sip("INVITE", 99)], now - 60_000)
+            .await
+            .unwrap();
+        let depth = ("offhook_jitter_depth_ms".to_owned(), String::new(), 40);
+        d.publish_node_metrics("relay-1", &[depth], now).await.unwrap();
+        let ready = router(state.clone())
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            ready.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no relay registered a line"
+        );
         let response = router(state)
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
@@ -213,6 +238,26 @@ async fn metrics_count_calls_and_lines() {
         assert!(text.contains("offhook_calls{outcome=\"busy\"} 1"), "{text}");
         assert!(text.contains("offhook_calls{outcome=\"active\"} 1"), "{text}");
         assert!(text.contains("offhook_lines{state=\"idle\"} 1"), "{text}");
+        assert!(text.contains("offhook_active_calls 1"), "{text}");
+        assert!(text.contains("offhook_registered_lines 0"), "{text}");
+        assert!(
+            text.contains("# TYPE offhook_sip_requests_received_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offhook_sip_requests_received_total{node=\"node-1\",method=\"INVITE\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offhook_jitter_depth_ms{node=\"relay-1\"} 40"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE offhook_jitter_depth_ms gauge"), "{text}");
+        assert!(!text.contains("gone-node"), "stale nodes are left out: {text}");
+        assert_eq!(
+            text.matches("# TYPE offhook_sip_requests_received_total").count(),
+            1
+        );
         db.finish().await;
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::counters::MessageCounts;
 use crate::sip::{self, Message, Request, Response};
 use crate::transaction::{ClientKey, Output, ServerKey, TransactionLayer};
 use crate::transport::{Flow, Inbound, Transports};
@@ -62,6 +63,40 @@ pub struct Stats {
     pub requests: AtomicU64,
     /// Responses received.
     pub responses: AtomicU64,
+    /// Requests received by method, responses by class.
+    pub messages: MessageCounts,
+}
+
+impl Stats {
+    /// The counters as (metric name, Prometheus labels, value), for the
+    /// directory's node metrics.
+    pub fn metric_values(&self) -> Vec<(String, String, i64)> {
+        let value = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut values: Vec<(String, String, i64)> = self
+            .messages
+            .requests()
+            .map(|(method, n)| {
+                (
+                    "offhook_sip_requests_received_total".to_owned(),
+                    format!("method=\"{method}\""),
+                    value(n),
+                )
+            })
+            .collect();
+        values.extend(self.messages.responses().map(|(class, n)| {
+            (
+                "offhook_sip_responses_received_total".to_owned(),
+                format!("class=\"{class}\""),
+                value(n),
+            )
+        }));
+        values.push((
+            "offhook_sip_unparsable_total".to_owned(),
+            String::new(),
+            value(self.unparsable.load(Ordering::Relaxed)),
+        ));
+        values
+    }
 }
 
 /// A transaction user's handle on the loop; cheap to clone.
@@ -257,12 +292,14 @@ impl Engine {
         match sip::parse(&bytes) {
             Ok(Message::Request(mut request)) => {
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.stats.messages.request(&request.method);
                 stamp_received(&mut request, &flow);
                 self.layer
                     .handle_message(Instant::now(), Message::Request(request), flow);
             }
             Ok(Message::Response(response)) => {
                 self.stats.responses.fetch_add(1, Ordering::Relaxed);
+                self.stats.messages.response(response.status);
                 self.layer
                     .handle_message(Instant::now(), Message::Response(response), flow);
             }

@@ -3,6 +3,7 @@
 //! each request in its own task.
 
 mod auth_check;
+mod counters;
 mod engine;
 mod node;
 mod proxy;
@@ -16,6 +17,7 @@ use offhook_directory::Directory;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+pub use counters::MessageCounts;
 pub use engine::{ClientEvent, Ctx, Stats, Upcall};
 pub use node::Bound;
 
