@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cli::{
     AccountCommand, CdrCommand, DirectoryCommand, IconCommand, IconSettings, LineCommand, ListFormat,
-    TenantCommand, TokenCommand,
+    TenantCommand, TenantList, TokenCommand,
 };
 use crate::config::Config;
 use crate::table;
@@ -156,7 +156,7 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
                 .await?;
             println!("created {} account {} ({})", a.kind.as_str(), a.username, a.id);
         }
-        AccountCommand::List { tenant, format } => {
+        AccountCommand::List(TenantList { tenant, format }) => {
             let accounts = directory
                 .list_accounts(&scope(directory, tenant.as_deref()).await?)
                 .await?;
@@ -243,7 +243,7 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
                 .await?;
             println!("created icon {} dialing {}", i.public_id, i.number);
         }
-        IconCommand::List { tenant, format } => {
+        IconCommand::List(TenantList { tenant, format }) => {
             let icons = directory
                 .list_icons(&scope(directory, tenant.as_deref()).await?)
                 .await?;
@@ -308,7 +308,7 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
                 .await?;
             println!("created {} line {} ({})", l.kind.as_str(), l.name, l.id);
         }
-        LineCommand::List { tenant, format } => {
+        LineCommand::List(TenantList { tenant, format }) => {
             let lines = directory
                 .list_lines(&scope(directory, tenant.as_deref()).await?)
                 .await?;
@@ -419,7 +419,7 @@ async fn token(directory: &Directory, command: TokenCommand) -> anyhow::Result<(
             );
             println!("{secret}");
         }
-        TokenCommand::List { tenant, format } => {
+        TokenCommand::List(TenantList { tenant, format }) => {
             let scope = scope(directory, tenant.as_deref()).await?;
             let tokens = directory.list_api_tokens(&scope).await?;
             print_list(&format, &tokens, &["ID", "NAME", "TENANT", "CREATED"], |t| {

@@ -75,18 +75,22 @@ pub enum TokenCommand {
         tenant: Option<String>,
     },
     /// List tokens (never their secrets).
-    List {
-        /// Only this tenant's tokens.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        format: ListFormat,
-    },
+    List(TenantList),
     /// Revoke a token.
     Delete {
         /// Token id (`tok_…`).
         id: String,
     },
+}
+
+/// A list command's arguments: a tenant to narrow it to, and the format.
+#[derive(Debug, Args)]
+pub struct TenantList {
+    /// Only this tenant's (lines: the ones it can use, its own and the shared pool).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub format: ListFormat,
 }
 
 /// Output format of list commands.
@@ -148,13 +152,7 @@ pub enum AccountCommand {
         kind: String,
     },
     /// List accounts.
-    List {
-        /// Only this tenant's.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        format: ListFormat,
-    },
+    List(TenantList),
     /// Change an account.
     Update {
         /// Tenant name or id.
@@ -277,13 +275,7 @@ pub enum IconCommand {
         settings: IconSettings,
     },
     /// List icons.
-    List {
-        /// Only this tenant's.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        format: ListFormat,
-    },
+    List(TenantList),
     /// Change an icon.
     Update {
         /// Public id.
@@ -324,13 +316,7 @@ pub enum LineCommand {
         tenant: Option<String>,
     },
     /// List lines.
-    List {
-        /// Only lines this tenant can use.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        format: ListFormat,
-    },
+    List(TenantList),
     /// Change a line.
     Update {
         /// Line name or id.

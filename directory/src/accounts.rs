@@ -116,16 +116,24 @@ pub struct NewAccount {
 }
 
 /// Changes for [`Directory::update_account`]; `None` keeps the current value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccountUpdate {
     /// New password (HA1 recomputed).
     pub password: Option<String>,
     /// New display name.
     pub display_name: Option<String>,
-    /// New number; `Some(None)` removes it.
+    /// New number; `Some(None)` (JSON `null`) removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub number: Option<Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 const MIN_PASSWORD_LEN: usize = 8;

@@ -117,7 +117,8 @@ impl NewIcon {
 }
 
 /// Changes for [`Directory::update_icon`]; `None` keeps the current value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IconUpdate {
     /// New number.
     pub number: Option<String>,

@@ -149,7 +149,8 @@ pub struct NewLine {
 }
 
 /// Changes for [`Directory::update_line`]; `None` keeps the current value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LineUpdate {
     /// New device path.
     pub device_path: Option<String>,

@@ -43,7 +43,8 @@ pub struct NewTenant {
 }
 
 /// Changes for [`Directory::update_tenant`]; `None` keeps the current value.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
     /// New SIP domain; refused while the tenant has accounts (their HA1 is bound
     /// to the old realm).

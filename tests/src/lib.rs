@@ -124,6 +124,17 @@ impl Running {
             .unwrap_or_else(|_| panic!("offhook did not print '{needle}' in time"))
     }
 
+    /// Waits for the web server's "web serving http://ADDRESS/" line; the address
+    /// (`127.0.0.1:PORT`).
+    pub async fn wait_for_web_address(&mut self) -> String {
+        let line = self.wait_for_line("web serving http://").await;
+        line.split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("an address after http://")
+            .to_owned()
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("process still running");

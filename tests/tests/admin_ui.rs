@@ -15,11 +15,7 @@ async fn admin_ui_signs_in_creates_an_icon_and_lists_it() {
     npm_ci();
     let offhook = Offhook::new(Backend::Sqlite).await;
     let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
-    let line = demo.wait_for_line("web serving http://").await;
-    let base = format!(
-        "http://{}/",
-        line.split("http://").nth(1).unwrap().split('/').next().unwrap()
-    );
+    let base = format!("http://{}/", demo.wait_for_web_address().await);
     let made = offhook
         .run(&["directory", "token", "create", "admin-ui-test"])
         .await;

@@ -22,11 +22,7 @@ async fn browser_calls_the_echo_and_sees_refusals() {
     write_tone_wav(&wav, 1000.0, 30).unwrap();
     let wav = wav.to_str().unwrap();
     let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
-    let line = demo.wait_for_line("web serving http://").await;
-    let url = format!(
-        "http://{}/",
-        line.split("http://").nth(1).unwrap().split('/').next().unwrap()
-    );
+    let url = format!("http://{}/", demo.wait_for_web_address().await);
 
     // The echo: ringing, in call, the tone back, hang-up, over Opus.
     let report = node("call.mjs", &[&url, wav, "demo-echo"]).await;

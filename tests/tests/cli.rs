@@ -243,13 +243,7 @@ async fn demo_seeds_and_serves_until_terminated() {
     for backend in backends() {
         let offhook = Offhook::new(backend).await;
         let mut demo = offhook.spawn(&["demo"], offhook_tests::ANY_PORTS);
-        let line = demo.wait_for_line("web serving http://").await;
-        let address = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .expect("address in the line")
-            .to_owned();
+        let address = demo.wait_for_web_address().await;
         let health = http_get(&address, "/healthz").await;
         assert!(
             health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),

@@ -39,27 +39,6 @@ fn user_kind() -> AccountKind {
     AccountKind::User
 }
 
-/// Changes to an account; absent fields keep their value.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateAccount {
-    /// New password.
-    pub password: Option<String>,
-    /// New display name.
-    pub display_name: Option<String>,
-    /// New number; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub number: Option<Option<String>>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_accounts, create_account))
@@ -111,19 +90,13 @@ async fn get_account(
 
 /// Changes an account.
 #[utoipa::path(patch, path = "/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "account id")),
-    request_body = UpdateAccount, responses((status = 200, body = Account)))]
+    request_body = AccountUpdate, responses((status = 200, body = Account)))]
 async fn update_account(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateAccount>,
+    ApiJson(update): ApiJson<AccountUpdate>,
 ) -> ApiResult<Json<Account>> {
-    let update = AccountUpdate {
-        password: body.password,
-        display_name: body.display_name,
-        number: body.number,
-        enabled: body.enabled,
-    };
     Ok(Json(
         state
             .directory

@@ -41,28 +41,6 @@ pub struct CreateIcon {
     pub calls_per_minute: Option<i64>,
 }
 
-/// Changes to an icon; absent fields keep their value.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateIcon {
-    /// New number.
-    pub number: Option<String>,
-    /// New label.
-    pub label: Option<String>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// Replace the allowed origins.
-    pub allowed_origins: Option<Vec<String>>,
-    /// New opening hours.
-    pub opening_hours: Option<String>,
-    /// New time zone.
-    pub timezone: Option<String>,
-    /// New concurrent call limit.
-    pub max_concurrent_calls: Option<i64>,
-    /// New calls per minute limit.
-    pub calls_per_minute: Option<i64>,
-}
-
 /// The HTML that embeds an icon on a page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmbedSnippet {
@@ -122,23 +100,13 @@ async fn get_icon(
 
 /// Changes an icon; the whole result is validated before anything is written.
 #[utoipa::path(patch, path = "/icons/{id}", tag = "icons", params(("id" = String, Path, description = "icon public id or id")),
-    request_body = UpdateIcon, responses((status = 200, body = Icon)))]
+    request_body = IconUpdate, responses((status = 200, body = Icon)))]
 async fn update_icon(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateIcon>,
+    ApiJson(update): ApiJson<IconUpdate>,
 ) -> ApiResult<Json<Icon>> {
-    let update = IconUpdate {
-        number: body.number,
-        label: body.label,
-        enabled: body.enabled,
-        allowed_origins: body.allowed_origins,
-        opening_hours: body.opening_hours,
-        timezone: body.timezone,
-        max_concurrent_calls: body.max_concurrent_calls,
-        calls_per_minute: body.calls_per_minute,
-    };
     Ok(Json(
         state.directory.update_icon(&who.scope(), &id, update).await?,
     ))

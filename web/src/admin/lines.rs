@@ -33,18 +33,6 @@ pub struct CreateLine {
     pub kind: LineKind,
 }
 
-/// Changes to a line; absent fields keep their value.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateLine {
-    /// New device path.
-    pub device_path: Option<String>,
-    /// New kind.
-    pub kind: Option<LineKind>,
-    /// New state: `idle`, `dialing`, `in-call`, `fault` or `offline`.
-    pub state: Option<String>,
-}
-
 /// A new relay.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -105,20 +93,15 @@ async fn get_line(
 
 /// Changes a line (operator only).
 #[utoipa::path(patch, path = "/lines/{id}", tag = "lines", params(("id" = String, Path, description = "line name or id")),
-    request_body = UpdateLine, responses((status = 200, body = Line)))]
+    request_body = LineUpdate, responses((status = 200, body = Line)))]
 async fn update_line(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateLine>,
+    ApiJson(update): ApiJson<LineUpdate>,
 ) -> ApiResult<Json<Line>> {
     let line = state.directory.line_in(&who.scope(), &id).await?;
     who.operator_only("change lines")?;
-    let update = LineUpdate {
-        device_path: body.device_path,
-        kind: body.kind,
-        state: body.state,
-    };
     Ok(Json(state.directory.update_line(&line.id, update).await?))
 }
 

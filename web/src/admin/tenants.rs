@@ -26,14 +26,6 @@ pub struct CreateTenant {
     pub sip_domain: String,
 }
 
-/// Changes to a tenant; absent fields keep their value.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTenant {
-    /// New SIP domain (refused while the tenant has accounts).
-    pub sip_domain: Option<String>,
-}
-
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tenants, create_tenant))
@@ -81,18 +73,15 @@ async fn get_tenant(
 
 /// Changes a tenant (operator only).
 #[utoipa::path(patch, path = "/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "tenant name or id")),
-    request_body = UpdateTenant, responses((status = 200, body = Tenant)))]
+    request_body = TenantUpdate, responses((status = 200, body = Tenant)))]
 async fn update_tenant(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<UpdateTenant>,
+    ApiJson(update): ApiJson<TenantUpdate>,
 ) -> ApiResult<Json<Tenant>> {
     let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
     who.operator_only("change tenants")?;
-    let update = TenantUpdate {
-        sip_domain: body.sip_domain,
-    };
     Ok(Json(state.directory.update_tenant(&tenant.id, update).await?))
 }
 
