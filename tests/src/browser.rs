@@ -47,3 +47,11 @@ pub async fn node(script: &str, args: &[&str]) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{script} report: {text}"))
 }
+
+/// The strings of the array `key` of a script's report (empty when absent).
+pub fn strings<'a>(report: &'a Value, key: &str) -> Vec<&'a str> {
+    report[key]
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}

@@ -6,7 +6,7 @@
 //! artifact in `target/tmp/admin-ui.png`.
 
 use offhook_directory::testing::Backend;
-use offhook_tests::browser::{node, npm_ci};
+use offhook_tests::browser::{node, npm_ci, strings};
 use offhook_tests::{ANY_PORTS, Offhook};
 use serde_json::Value;
 
@@ -27,12 +27,7 @@ async fn admin_ui_signs_in_creates_an_icon_and_lists_it() {
     let report = node("admin.mjs", &[&base, &token, screenshot.to_str().unwrap()]).await;
     assert!(report["error"].is_null(), "{report}");
     assert!(report["who"].as_str().unwrap().contains("operator"), "{report}");
-    let lines: Vec<&str> = report["boardLines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let lines = strings(&report, "boardLines");
     assert!(
         lines.contains(&"demo-line-1"),
         "the demo line on the board: {report}"

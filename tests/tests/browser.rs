@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use offhook_directory::testing::Backend;
-use offhook_tests::browser::{node, npm_ci};
+use offhook_tests::browser::{node, npm_ci, strings};
 use offhook_tests::{ANY_PORTS, Offhook, write_tone_wav};
 use serde_json::Value;
 
@@ -27,12 +27,7 @@ async fn browser_calls_the_echo_and_sees_refusals() {
     // The echo: ringing, in call, the tone back, hang-up, over Opus.
     let report = node("call.mjs", &[&url, wav, "demo-echo"]).await;
     assert!(report["error"].is_null(), "{report}");
-    let states: Vec<&str> = report["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let states = strings(&report, "states");
     for state in ["connecting", "ringing", "in-call", "ended"] {
         assert!(states.contains(&state), "{state} in {states:?}");
     }
@@ -92,12 +87,7 @@ async fn browser_calls_the_echo_and_sees_refusals() {
     // JsSIP calls the echo with a token from the click API.
     let report = node("jssip.mjs", &[&url, "demo-echo", wav]).await;
     assert!(report["error"].is_null(), "{report}");
-    let events: Vec<&str> = report["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let events = strings(&report, "events");
     assert!(
         events.contains(&"confirmed") && events.contains(&"ended"),
         "{events:?}"
