@@ -15,7 +15,7 @@ use offhook_signaling::server::{ClientEvent, Endpoint};
 use offhook_signaling::sip::{NameAddr, Request, Response};
 use offhook_signaling::transaction::Timers;
 use offhook_signaling::transport::{Flow, TransportKind};
-use offhook_tests::{ANY_PORTS, Offhook};
+use offhook_tests::{ANY_PORTS, Offhook, after};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
@@ -33,13 +33,6 @@ async fn click(web: &str, icon: &str) -> Value {
     stream.read_to_string(&mut response).await.unwrap();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or_else(|_| panic!("grant JSON: {response}"))
-}
-
-fn after<'a>(line: &'a str, marker: &str) -> &'a str {
-    line.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split([' ', '/']).next())
-        .expect("address in the line")
 }
 
 fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
