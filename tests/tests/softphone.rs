@@ -4,8 +4,10 @@
 //! digest challenge, the proxy, the media relay, the real modem driver on a PTY,
 //! the emulated modem and telephone network) and sends a 1 kHz tone as PCMU RTP;
 //! the test's own socket, named as the softphone's RTP port in sipp's offer, must
-//! hear the echo of that tone (Goertzel). Then busy (486), an invalid number (404)
-//! and a number nobody answers (480), each with its CDR cause.
+//! hear the echo of that tone (Goertzel), and the relay's RTCP sender reports on
+//! the port above it (no `rtcp-mux` in sipp's offer: RTP port + 1, RFC 3550 s11).
+//! Then busy (486), an invalid number (404) and a number nobody answers (480),
+//! each with its CDR cause.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use offhook_directory::testing::Backend;
 use offhook_media::dsp::g711::ulaw_to_linear;
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::rtp::packet::parse;
+use offhook_media::rtp::rtcp::{RtcpPacket, parse_compound};
 use offhook_tests::sipp::{SippRun, Softphone};
 use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir, write_ulaw_tone};
 use serde_json::Value;
@@ -37,6 +40,22 @@ async fn until_the_line_is_free(phone: &Softphone, scenario: &str, extra: &[&str
     panic!("{scenario}: the line never came back");
 }
 
+/// Two UDP sockets on 127.0.0.1 at ports P and P + 1 (RTP and RTCP).
+async fn port_pair() -> (UdpSocket, UdpSocket) {
+    for _ in 0..50 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let next = rtp.local_addr().unwrap().port().checked_add(1);
+        if let Some(Ok(rtcp)) = next
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+            .map(std::net::UdpSocket::bind)
+        {
+            rtcp.set_nonblocking(true).unwrap();
+            return (rtp, UdpSocket::from_std(rtcp).unwrap());
+        }
+    }
+    panic!("no free pair of UDP ports on 127.0.0.1");
+}
+
 /// The Call-ID sipp used (its first message's).
 fn call_id(run: &SippRun) -> String {
     run.trace
@@ -49,7 +68,14 @@ fn call_id(run: &SippRun) -> String {
 #[tokio::test]
 async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let envs = [ANY_PORTS, &[("OFFHOOK_MEDIA__NO_ANSWER_S", "8")]].concat();
+    let envs = [
+        ANY_PORTS,
+        &[
+            ("OFFHOOK_MEDIA__NO_ANSWER_S", "8"),
+            ("OFFHOOK_MEDIA__RTCP_INTERVAL_MS", "1000"),
+        ],
+    ]
+    .concat();
     let mut demo = offhook.spawn(&["demo"], &envs);
     let sip_line = demo.wait_for_line("signaling serving SIP").await;
     let proxy = after(&sip_line, "udp=").parse().unwrap();
@@ -82,21 +108,28 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
     let registered = phone.run("register.xml", "register", &[]).await;
     assert!(registered.success, "REGISTER:\n{}", registered.trace);
 
-    // The echo: what the relay sends lands on our socket (the offer's RTP port).
-    let ear = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // The echo: what the relay sends lands on our sockets (the offer's RTP port
+    // and the one above it for RTCP).
+    let (ear, ear_rtcp) = port_pair().await;
     let ear_port = ear.local_addr().unwrap().port().to_string();
     let (stop, mut stopped) = oneshot::channel::<()>();
     let listening = tokio::spawn(async move {
-        let (mut heard, mut buf) = (Vec::new(), vec![0u8; 2048]);
+        let (mut heard, mut ssrc, mut reports) = (Vec::new(), None, Vec::new());
+        let (mut buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
         loop {
             tokio::select! {
                 received = ear.recv_from(&mut buf) => {
                     let Ok((len, _)) = received else { continue };
                     if let Some(packet) = parse(&buf[..len]).ok().filter(|p| p.payload_type == 0) {
+                        ssrc = Some(packet.ssrc);
                         heard.extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
                     }
                 }
-                _ = &mut stopped => return heard,
+                received = ear_rtcp.recv_from(&mut rtcp_buf) => {
+                    let Ok((len, from)) = received else { continue };
+                    reports.push((from, parse_compound(&rtcp_buf[..len])));
+                }
+                _ = &mut stopped => return (heard, ssrc, reports),
             }
         }
     });
@@ -108,7 +141,37 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
         echo.trace
     );
     stop.send(()).unwrap();
-    let heard = listening.await.unwrap();
+    let (heard, relay_ssrc, reports) = listening.await.unwrap();
+    // The relay's RTP port (its answer, the trace's last SDP) + 1 sends a sender
+    // report every second.
+    let relay_rtp_port = echo
+        .trace
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next()?.parse::<u16>().ok())
+        .expect("the relay's answer in the trace");
+    let senders: Vec<_> = reports
+        .iter()
+        .filter_map(|(from, parsed)| match parsed.as_deref() {
+            Ok([RtcpPacket::Sender(sr)]) if from.port() == relay_rtp_port + 1 => Some(sr),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "{} RTCP datagrams on RTP + 1, {} SRs from the relay's RTP port + 1",
+        reports.len(),
+        senders.len()
+    );
+    assert!(
+        senders.len() >= 3,
+        "sender reports over the ~5 s call: {reports:?}"
+    );
+    assert!(
+        senders
+            .iter()
+            .all(|sr| Some(sr.ssrc) == relay_ssrc && sr.packets > 0)
+    );
     let tone_windows = heard
         .chunks_exact(WINDOW)
         .filter(|w| relative_level(w, 1000.0, 8000.0) > 0.5)
