@@ -68,6 +68,11 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// The offer holds the call (`sendonly`/`inactive` or a zero address).
     pub on_hold: bool,
+    /// RTCP shares the RTP port (`a=rtcp-mux`, RFC 5761): we accept it when offered.
+    pub rtcp_mux: bool,
+    /// Where the offerer receives RTCP: the RTP address with `rtcp-mux`, else
+    /// `a=rtcp` (RFC 3605) or the RTP port + 1.
+    pub remote_rtcp: SocketAddr,
 }
 
 fn rtpmaps(media: &SdpMedia) -> impl Iterator<Item = (u8, &str, u32)> {
@@ -133,18 +138,31 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
     let on_hold = ip.is_unspecified()
         || media.get_attribute(SdpAttributeType::Sendonly).is_some()
         || media.get_attribute(SdpAttributeType::Inactive).is_some();
+    let remote = SocketAddr::new(ip, port);
+    let rtcp_mux = media.get_attribute(SdpAttributeType::RtcpMux).is_some();
+    let remote_rtcp = match media.get_attribute(SdpAttributeType::Rtcp) {
+        _ if rtcp_mux => remote,
+        Some(SdpAttribute::Rtcp(rtcp)) => match &rtcp.unicast_addr {
+            Some(ExplicitlyTypedAddress::Ip(other)) => SocketAddr::new(*other, rtcp.port),
+            _ => SocketAddr::new(ip, rtcp.port),
+        },
+        _ => SocketAddr::new(ip, port.wrapping_add(1)),
+    };
     Ok(Negotiated {
         codec,
         dtmf_payload_type,
-        remote: SocketAddr::new(ip, port),
+        remote,
         ptime_ms,
         on_hold,
+        rtcp_mux,
+        remote_rtcp,
     })
 }
 
 /// Our SDP answer: one audio stream at `local`, the negotiated codec, and
-/// telephone-event when offered. `session_id` must be fresh per call.
-pub fn answer(negotiated: &Negotiated, local: SocketAddr, session_id: u64) -> String {
+/// telephone-event when offered; `a=rtcp-mux` when offered, else `a=rtcp` when our
+/// RTCP port `local_rtcp` is not the RTP port + 1. `session_id` must be fresh per call.
+pub fn answer(negotiated: &Negotiated, local: SocketAddr, local_rtcp: u16, session_id: u64) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
     let ip = local.ip();
     let codec = negotiated.codec;
@@ -155,6 +173,11 @@ pub fn answer(negotiated: &Negotiated, local: SocketAddr, session_id: u64) -> St
         attributes.push_str(&format!(
             "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n"
         ));
+    }
+    if negotiated.rtcp_mux {
+        attributes.push_str("a=rtcp-mux\r\n");
+    } else if local_rtcp != local.port().wrapping_add(1) {
+        attributes.push_str(&format!("a=rtcp:{local_rtcp}\r\n"));
     }
     let direction = if negotiated.on_hold {
         "recvonly"
@@ -184,10 +207,35 @@ mod tests {
         assert_eq!(n.dtmf_payload_type, Some(101));
         assert_eq!(n.remote, "127.0.0.1:6000".parse().unwrap());
         assert!(!n.on_hold);
-        let text = answer(&n, "127.0.0.1:7000".parse().unwrap(), 42);
+        assert!(!n.rtcp_mux);
+        assert_eq!(
+            n.remote_rtcp,
+            "127.0.0.1:6001".parse().unwrap(),
+            "RTCP on RTP + 1"
+        );
+        let text = answer(&n, "127.0.0.1:7000".parse().unwrap(), 7001, 42);
         assert!(text.contains("m=audio 7000 RTP/AVP 8 101\r\n"), "{text}");
+        assert!(!text.contains("a=rtcp"), "{text}");
         let again = negotiate(&text).unwrap();
         assert_eq!((again.codec, again.dtmf_payload_type), (G711::Pcma, Some(101)));
+        assert_eq!(again.remote_rtcp, "127.0.0.1:7001".parse().unwrap());
+    }
+
+    #[test]
+    fn rtcp_mux_and_a_separate_rtcp_port() {
+        let mux = negotiate(&format!("{SIPP_OFFER}a=rtcp-mux\r\n")).unwrap();
+        assert!(mux.rtcp_mux);
+        assert_eq!(mux.remote_rtcp, mux.remote);
+        let text = answer(&mux, "127.0.0.1:7000".parse().unwrap(), 7000, 1);
+        assert!(text.contains("a=rtcp-mux\r\n"), "{text}");
+        let elsewhere = negotiate(&format!("{SIPP_OFFER}a=rtcp:6100 IN IP4 127.0.0.2\r\n")).unwrap();
+        assert_eq!(elsewhere.remote_rtcp, "127.0.0.2:6100".parse().unwrap());
+        let ours = answer(&elsewhere, "127.0.0.1:7000".parse().unwrap(), 7300, 1);
+        assert!(ours.contains("a=rtcp:7300\r\n"), "{ours}");
+        assert_eq!(
+            negotiate(&ours).unwrap().remote_rtcp,
+            "127.0.0.1:7300".parse().unwrap()
+        );
     }
 
     #[test]

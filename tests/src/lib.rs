@@ -3,6 +3,7 @@
 
 mod audio;
 pub mod browser;
+pub mod sipp;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
@@ -12,7 +13,7 @@ use offhook_directory::testing::{Backend, TestDb};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-pub use audio::write_tone_wav;
+pub use audio::{write_tone_wav, write_ulaw_tone};
 
 /// Environment that puts every listener of `offhook demo` on a free port.
 pub const ANY_PORTS: &[(&str, &str)] = &[
@@ -24,6 +25,25 @@ pub const ANY_PORTS: &[(&str, &str)] = &[
 
 /// How long any single step of an end-to-end test may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A fresh scratch directory for one test (`name` tells whose it is).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("offhook-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// The address after `marker` in a line the binary printed (up to a space or `/`),
+/// e.g. `after(line, "udp=")` on `signaling serving SIP udp=127.0.0.1:5060 tcp=…`.
+///
+/// # Panics
+/// When the line has no such address: the binary's output changed.
+pub fn after<'a>(line: &'a str, marker: &str) -> &'a str {
+    line.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split([' ', '/']).next())
+        .unwrap_or_else(|| panic!("no address after '{marker}' in: {line}"))
+}
 
 /// Path of the `offhook` binary of this build, brought up to date by `cargo build`
 /// once per test process (a test package does not depend on a binary, so cargo
@@ -128,11 +148,7 @@ impl Running {
     /// (`127.0.0.1:PORT`).
     pub async fn wait_for_web_address(&mut self) -> String {
         let line = self.wait_for_line("web serving http://").await;
-        line.split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .expect("an address after http://")
-            .to_owned()
+        after(&line, "http://").to_owned()
     }
 
     /// Asks the process to stop (SIGTERM) and waits for a clean exit.

@@ -6,18 +6,16 @@
 //! Refusals (origin not allowed, disabled icon, rate limit) show their reason in
 //! the widget. JsSIP, a second real SIP client, calls with a token too.
 
-use std::path::PathBuf;
-
 use offhook_directory::testing::Backend;
 use offhook_tests::browser::{node, npm_ci, strings};
-use offhook_tests::{ANY_PORTS, Offhook, write_tone_wav};
+use offhook_tests::{ANY_PORTS, Offhook, scratch_dir, write_tone_wav};
 use serde_json::Value;
 
 #[tokio::test]
 async fn browser_calls_the_echo_and_sees_refusals() {
     npm_ci();
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let dir = tempfile_dir();
+    let dir = scratch_dir("browser");
     let wav = dir.join("tone.wav");
     write_tone_wav(&wav, 1000.0, 30).unwrap();
     let wav = wav.to_str().unwrap();
@@ -108,10 +106,4 @@ async fn browser_calls_the_echo_and_sees_refusals() {
         assert_eq!(cdr["hangup_cause"], "normal", "{cdr}");
     }
     offhook.db.finish().await;
-}
-
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("offhook-browser-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -1,7 +1,9 @@
 //! A whole call through the real `offhook demo`: a token from the click API, an
 //! INVITE over UDP to signaling, the relay dialing the echo on the emulated modem
 //! (a real PTY, the real driver), a 1 kHz PCMU tone sent as RTP and heard back
-//! (Goertzel), BYE, and the CDR with how the answer was known. Then a busy line
+//! (Goertzel), RTCP both ways on the RTP port (`rtcp-mux`: the relay's sender
+//! reports arrive, our receiver report's loss and jitter come back in the BYE's
+//! 200 OK), BYE, and the CDR with how the answer was known. Then a busy line
 //! (486), an invalid number (404) and one nobody answers (480), each with its CDR.
 
 use std::net::SocketAddr;
@@ -11,11 +13,17 @@ use offhook_directory::testing::Backend;
 use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::dsp::tone::Tone;
+use offhook_media::rtp::packet::parse;
+use offhook_media::rtp::report::is_rtcp;
+use offhook_media::rtp::rtcp::{
+    ReceiverReport, ReportBlock, RtcpPacket, SenderReport, build_compound, parse_compound,
+};
+use offhook_media::rtp::units::Ssrc;
 use offhook_signaling::server::{ClientEvent, Endpoint};
 use offhook_signaling::sip::{NameAddr, Request, Response};
 use offhook_signaling::transaction::Timers;
 use offhook_signaling::transport::{Flow, TransportKind};
-use offhook_tests::{ANY_PORTS, Offhook};
+use offhook_tests::{ANY_PORTS, Offhook, after};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
@@ -33,13 +41,6 @@ async fn click(web: &str, icon: &str) -> Value {
     stream.read_to_string(&mut response).await.unwrap();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or_else(|_| panic!("grant JSON: {response}"))
-}
-
-fn after<'a>(line: &'a str, marker: &str) -> &'a str {
-    line.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split([' ', '/']).next())
-        .expect("address in the line")
 }
 
 fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
@@ -61,7 +62,7 @@ fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> R
     r.headers.push("Content-Type", "application/sdp");
     r.body = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n",
         rtp.port()
     )
     .into_bytes();
@@ -113,6 +114,24 @@ fn in_dialog(method: &str, ok: &Response, invite: &Request, local: SocketAddr, c
     r
 }
 
+/// Our RR about the relay's stream, echoing its SR: a quarter lost, 3 in all, 20 ms jitter.
+fn receiver_report(relay: Ssrc, sr: &SenderReport) -> Vec<u8> {
+    let block = ReportBlock {
+        ssrc: relay,
+        fraction_lost: 64,
+        cumulative_lost: 3,
+        highest_seq: 100,
+        jitter_ticks: 160,
+        last_sr: sr.ntp.short(),
+        delay_since_last_sr: Duration::from_millis(5),
+    };
+    let rr = ReceiverReport {
+        ssrc: Ssrc(0x1234_5678),
+        blocks: vec![block],
+    };
+    build_compound(&[RtcpPacket::Receiver(rr)]).unwrap()
+}
+
 fn sdp_port(body: &[u8]) -> u16 {
     let text = String::from_utf8_lossy(body);
     let line = text
@@ -126,13 +145,19 @@ fn sdp_port(body: &[u8]) -> u16 {
 async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let offhook = Offhook::new(Backend::Sqlite).await;
     // Nobody-answers gives up after 8 s here (60 s by default; the echo answers in ~5.5 s).
-    let envs = [ANY_PORTS, &[("OFFHOOK_MEDIA__NO_ANSWER_S", "8")]].concat();
+    let envs = [
+        ANY_PORTS,
+        &[
+            ("OFFHOOK_MEDIA__NO_ANSWER_S", "8"),
+            ("OFFHOOK_MEDIA__RTCP_INTERVAL_MS", "400"),
+        ],
+    ]
+    .concat();
     let mut demo = offhook.spawn(&["demo"], &envs);
     let sip_line = demo.wait_for_line("signaling serving SIP").await;
     let proxy: SocketAddr = after(&sip_line, "udp=").parse().unwrap();
     demo.wait_for_line("media relay at").await;
-    let web_line = demo.wait_for_line("web serving http://").await;
-    let web = after(&web_line, "http://").to_owned();
+    let web = demo.wait_for_web_address().await;
 
     let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
         .await
@@ -154,11 +179,16 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
         flow,
     );
 
-    // 2 s of 1 kHz PCMU, 20 ms per packet; collect what comes back.
+    // 2 s of 1 kHz PCMU, 20 ms per packet; collect what comes back. The relay's
+    // sender reports share the port; each is answered with our receiver report.
     let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok.body)));
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("a=rtcp-mux"),
+        "rtcp-mux accepted"
+    );
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut heard = Vec::new();
+    let (mut heard, mut relay_ssrc, mut reports) = (Vec::new(), None, Vec::<SenderReport>::new());
     let mut buf = [0u8; 2048];
     for seq in 0..100u16 {
         tick.tick().await;
@@ -168,9 +198,39 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
         packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
         rtp.send_to(&packet, relay_rtp).await.unwrap();
         while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
-            heard.extend(buf[12..len].iter().map(|&c| ulaw_to_linear(c)));
+            if is_rtcp(&buf[..len]) {
+                let sr = match &parse_compound(&buf[..len]).expect("the relay's RTCP parses")[..] {
+                    [RtcpPacket::Sender(sr)] => sr.clone(),
+                    // Its first report may come before its first RTP packet.
+                    [RtcpPacket::Receiver(_)] if reports.is_empty() => continue,
+                    other => panic!("one SR from a sending relay: {other:?}"),
+                };
+                let rr = receiver_report(relay_ssrc.expect("RTP before the first SR"), &sr);
+                rtp.send_to(&rr, relay_rtp).await.unwrap();
+                reports.push(sr);
+            } else if let Ok(packet) = parse(&buf[..len]) {
+                relay_ssrc = Some(packet.ssrc);
+                heard.extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
+            }
         }
     }
+    // At 0.2 s, then every 0.4 s of the ~2 s: four or five; allow for a loaded machine.
+    assert!(
+        reports.len() >= 3,
+        "sender reports from the relay: {}",
+        reports.len()
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|sr| Some(sr.ssrc) == relay_ssrc && sr.packets > 0)
+    );
+    assert!(
+        reports
+            .windows(2)
+            .all(|w| w[1].packets > w[0].packets && w[1].ntp > w[0].ntp),
+        "counts and NTP time grow"
+    );
     let last: Vec<i16> = heard.iter().rev().take(4000).copied().collect();
     assert!(
         heard.len() > 4000,
@@ -183,6 +243,15 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     );
     let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
     assert_eq!(bye.status, 200);
+    let rtcp = bye.headers.get("X-Offhook-RTCP").expect("the relay's RTCP stats");
+    eprintln!(
+        "{} sender reports from the relay in 2 s; its view of our reports: {rtcp}",
+        reports.len()
+    );
+    assert!(
+        rtcp.contains("fraction-lost=0.250;cumulative-lost=3;jitter-ms=20;rtt-ms="),
+        "our receiver reports were read: {rtcp}"
+    );
 
     // A busy line (486), an invalid number (404), nobody answering (480). After a
     // call the line may still be going on hook (503 "All lines busy"): retry then.

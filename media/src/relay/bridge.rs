@@ -1,7 +1,9 @@
 //! One answered call's audio, both ways, until either side hangs up: the network
 //! leg ([`MediaLeg`]: RTP/AVP or WebRTC) gives the line 20 ms of mu-law every 20 ms
-//! and takes the line's audio back out. The 200 OK is retransmitted until the
-//! caller's ACK (RFC 3261 s13.3.1.4).
+//! and takes the line's audio back out; RTCP goes over the RTP socket or the
+//! call's RTCP socket, as the leg says. The 200 OK is retransmitted until the
+//! caller's ACK (RFC 3261 s13.3.1.4). The peer's RTCP view of the call ends up in
+//! an `X-Offhook-RTCP` header of the 200 OK to its BYE (or of our BYE).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,11 +15,15 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::call::InDialog;
-use super::legs::MediaLeg;
+use super::legs::{MediaLeg, Port};
 use crate::dsp::g711::linear_to_ulaw;
 use crate::dsp::tone::Dtmf;
 use crate::modem::{LineCommand, LineEvent, LineHandle};
 use crate::rtp::jitter::FRAME_PERIOD;
+use crate::rtp::report::PeerReports;
+
+/// The header carrying the peer's RTCP reports of the call ([`PeerReports::to_header`]).
+pub(crate) const RTCP_HEADER: &str = "X-Offhook-RTCP";
 
 /// How the call ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +40,8 @@ pub(crate) struct AnsweredCall<'a> {
     pub key: &'a ServerKey,
     pub ok: Response,
     pub socket: UdpSocket,
+    /// The RTCP socket of an RTP/AVP call without `rtcp-mux`.
+    pub rtcp_socket: Option<UdpSocket>,
     pub leg: Box<dyn MediaLeg>,
     pub line: &'a mut LineHandle,
     pub dialog: &'a mut mpsc::UnboundedReceiver<InDialog>,
@@ -55,21 +63,61 @@ fn dtmf_frames(key: char) -> VecDeque<[u8; 160]> {
     frames
 }
 
-pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
+/// Receives on `socket`, or never when there is none.
+async fn recv_on(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the call until either side ends it; how, and the peer's RTCP reports.
+pub(crate) async fn run(call: AnsweredCall<'_>) -> (Ended, Option<PeerReports>) {
     let AnsweredCall {
         ctx,
         key,
         ok,
         socket,
+        rtcp_socket,
         mut leg,
         line,
         dialog,
     } = call;
+    let ended = run_media(
+        ctx,
+        key,
+        ok,
+        (&socket, rtcp_socket.as_ref()),
+        &mut *leg,
+        line,
+        dialog,
+    )
+    .await;
+    let reports = leg.peer_reports();
+    if let Some(reports) = reports {
+        tracing::info!(rtcp = %reports.to_header(), "call media ended");
+    }
+    (ended, reports)
+}
+
+async fn run_media(
+    ctx: &Ctx,
+    key: &ServerKey,
+    ok: Response,
+    (socket, rtcp_socket): (&UdpSocket, Option<&UdpSocket>),
+    leg: &mut dyn MediaLeg,
+    line: &mut LineHandle,
+    dialog: &mut mpsc::UnboundedReceiver<InDialog>,
+) -> Ended {
     let mut playout = tokio::time::interval(FRAME_PERIOD);
     let (mut acked, mut retransmit_in) = (false, Duration::from_millis(500));
     let mut retransmit_at = tokio::time::Instant::now() + retransmit_in;
     let give_up = tokio::time::Instant::now() + Duration::from_secs(32);
     let mut buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 2048];
     let mut key_tone = VecDeque::new();
     loop {
         let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
@@ -77,7 +125,12 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 if let Ok((len, from)) = received {
-                    leg.on_datagram(Instant::now(), from, &buf[..len]);
+                    leg.on_datagram(Instant::now(), Port::Rtp, from, &buf[..len]);
+                }
+            }
+            received = recv_on(rtcp_socket, &mut rtcp_buf) => {
+                if let Ok((len, from)) = received {
+                    leg.on_datagram(Instant::now(), Port::Rtcp, from, &rtcp_buf[..len]);
                 }
             }
             _ = playout.tick() => {
@@ -105,7 +158,11 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
             request = dialog.recv() => match request {
                 Some(InDialog { request, .. }) if request.method == "ACK" => acked = true,
                 Some(InDialog { key: Some(bye_key), request }) if request.method == "BYE" => {
-                    ctx.respond(&bye_key, request.response(200, "OK", None));
+                    let mut ok = request.response(200, "OK", None);
+                    if let Some(reports) = leg.peer_reports() {
+                        ok.headers.push(RTCP_HEADER, &reports.to_header());
+                    }
+                    ctx.respond(&bye_key, ok);
                     return Ended::ByCaller;
                 }
                 Some(InDialog { key: Some(other), request }) => {
@@ -122,8 +179,12 @@ pub(crate) async fn run(call: AnsweredCall<'_>) -> Ended {
                 retransmit_at = tokio::time::Instant::now() + retransmit_in;
             }
         }
-        while let Some((to, packet)) = leg.poll_datagram() {
-            let _ = socket.send_to(&packet, to).await;
+        while let Some((port, to, packet)) = leg.poll_datagram() {
+            let from = match port {
+                Port::Rtcp => rtcp_socket.unwrap_or(socket),
+                Port::Rtp => socket,
+            };
+            let _ = from.send_to(&packet, to).await;
         }
     }
 }

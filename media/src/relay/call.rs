@@ -3,6 +3,7 @@
 //! progress as SIP responses, bridge the audio once answered, and end the call
 //! from either side, leaving the line idle for the next one.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::bridge::{self, AnsweredCall, Ended};
 use super::legs::{MediaLeg, RtpLeg};
 use super::{Shared, lock};
 use crate::modem::{LineCommand, LineEvent, LineHandle};
+use crate::rtp::report::PeerReports;
 use crate::sdp;
 use crate::webrtc::{WebRtcPeer, is_webrtc_offer};
 
@@ -80,6 +82,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
         return respond(503, "No media port");
     };
     let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    let mut rtcp_socket = None;
     let (leg, answer_sdp): (Box<dyn MediaLeg>, String) = if is_webrtc_offer(&offer) {
         match WebRtcPeer::accept(std::time::Instant::now(), &offer, media_addr) {
             Ok((peer, answer)) => (Box::new(peer), answer),
@@ -88,8 +91,24 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
     } else {
         match sdp::negotiate(&offer) {
             Ok(n) => {
+                let rtcp_port = if n.rtcp_mux {
+                    media_addr.port()
+                } else {
+                    let Some((socket, port)) = bind_rtcp(media_addr).await else {
+                        return respond(503, "No media port");
+                    };
+                    rtcp_socket = Some(socket);
+                    port
+                };
                 let session: u64 = rand::rng().random_range(1..1_000_000_000);
-                (Box::new(RtpLeg::new(&n)), sdp::answer(&n, media_addr, session))
+                let interval = Duration::from_millis(shared.config.rtcp_interval_ms.max(1));
+                let leg = RtpLeg::new(
+                    &n,
+                    std::time::Instant::now(),
+                    std::time::SystemTime::now(),
+                    interval,
+                );
+                (Box::new(leg), sdp::answer(&n, media_addr, rtcp_port, session))
             }
             Err(err) => return respond(488, &err.to_string()),
         }
@@ -139,18 +158,32 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
             key: &key,
             ok,
             socket,
+            rtcp_socket,
             leg,
             line: &mut line,
             dialog: &mut dialog,
         };
-        if bridge::run(call).await == Ended::ByLine {
-            bye(&shared, &invite, &tag, flow).await;
+        let (ended, reports) = bridge::run(call).await;
+        if ended == Ended::ByLine {
+            bye(&shared, &invite, &tag, flow, reports).await;
         }
         let _ = line.commands.send(LineCommand::HangUp).await;
     }
     lock(&shared.dialogs).remove(invite.call_id());
     settle(&mut line).await;
     *lock(&slot) = Some(line);
+}
+
+/// The RTCP socket next to the RTP one: its port + 1 where free (RFC 3550
+/// s11), else any port (announced with `a=rtcp`, RFC 3605); with its port.
+async fn bind_rtcp(rtp: SocketAddr) -> Option<(UdpSocket, u16)> {
+    let next = SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?);
+    let socket = match UdpSocket::bind(next).await {
+        Ok(socket) => socket,
+        Err(_) => UdpSocket::bind(SocketAddr::new(rtp.ip(), 0)).await.ok()?,
+    };
+    let port = socket.local_addr().ok()?.port();
+    Some((socket, port))
 }
 
 /// Waits (bounded) for the line to be on hook again, draining what it says.
@@ -166,7 +199,7 @@ async fn settle(line: &mut LineHandle) {
 }
 
 /// The far end hung up: BYE to the caller along the dialog's route set.
-async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow) {
+async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow, reports: Option<PeerReports>) {
     let target = invite
         .headers
         .get("Contact")
@@ -190,6 +223,9 @@ async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow) {
     bye.headers.push("Call-ID", invite.call_id());
     let cseq = invite.cseq().map_or(1, |c| c.number) + 1;
     bye.headers.push("CSeq", &format!("{cseq} BYE"));
+    if let Some(reports) = reports {
+        bye.headers.push(bridge::RTCP_HEADER, &reports.to_header());
+    }
     if let Some((_, mut events)) = shared.ctx.send(bye, flow).await {
         while let Some(ClientEvent::Response(r)) = events.recv().await {
             if r.status >= 200 {

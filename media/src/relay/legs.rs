@@ -1,15 +1,18 @@
 //! The network legs a relay call bridges to its line, behind one trait so the
 //! bridge is the same for both: plain RTP/AVP for softphones (validating receiver,
-//! jitter buffer, paced sender) and WebRTC for browsers (str0m, Opus or PCMU).
+//! jitter buffer, paced sender, RTCP reports on the RTP port with `rtcp-mux` or on
+//! their own port) and WebRTC for browsers (str0m, Opus or PCMU, its own RTCP).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
 use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig};
 use crate::rtp::packet::{PayloadMap, RtpReceiver};
+use crate::rtp::report::{PeerReports, RtcpReporter, SendSide, is_rtcp};
+use crate::rtp::rtcp::NtpTime;
 use crate::rtp::sender::RtpSender;
 use crate::sdp::{G711, Negotiated};
 use crate::webrtc::WebRtcPeer;
@@ -17,16 +20,25 @@ use crate::webrtc::WebRtcPeer;
 /// How long a far-end key is signalled to the caller.
 const KEY_DURATION: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Which of a call's media sockets a datagram uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    /// The RTP port (RTCP too with `rtcp-mux`, and all of WebRTC).
+    Rtp,
+    /// The RTCP port of a call without `rtcp-mux`.
+    Rtcp,
+}
+
 /// A call's network side, as the bridge drives it.
 pub(crate) trait MediaLeg: Send {
-    /// A datagram arrived.
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    /// A datagram arrived on `port`.
+    fn on_datagram(&mut self, now: Instant, port: Port, from: SocketAddr, bytes: &[u8]);
     /// 20 ms of line audio (mu-law) to send.
     fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]);
     /// The next 20 ms for the line (mu-law).
     fn next_line_frame(&mut self, now: Instant) -> [u8; 160];
-    /// A datagram to send.
-    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
+    /// A datagram to send, from `port`.
+    fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)>;
     /// The leg's next deadline.
     fn poll_timeout(&self) -> Option<Instant>;
     /// Time passes.
@@ -38,6 +50,8 @@ pub(crate) trait MediaLeg: Send {
     /// A key pressed at the far end of the line, to the caller (RFC 4733 where
     /// negotiated; otherwise it stays in the audio, where the line put it).
     fn send_dtmf(&mut self, key: char);
+    /// What the peer's RTCP reports said of our stream (RTP/AVP legs).
+    fn peer_reports(&self) -> Option<PeerReports>;
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -51,11 +65,24 @@ pub(crate) struct RtpLeg {
     dtmf: DtmfReceiver,
     dtmf_payload_type: Option<u8>,
     keys: VecDeque<char>,
+    rtcp: RtcpReporter,
+    rtcp_mux: bool,
+    remote_rtcp: SocketAddr,
 }
 
 impl RtpLeg {
-    pub(crate) fn new(negotiated: &Negotiated) -> Self {
+    /// The leg of `negotiated`, reporting every `rtcp_interval`; its NTP clock
+    /// reads `wallclock` at `now`.
+    pub(crate) fn new(
+        negotiated: &Negotiated,
+        now: Instant,
+        wallclock: SystemTime,
+        rtcp_interval: Duration,
+    ) -> Self {
         Self {
+            rtcp: RtcpReporter::new(now, NtpTime::from_system_time(wallclock), rtcp_interval),
+            rtcp_mux: negotiated.rtcp_mux,
+            remote_rtcp: negotiated.remote_rtcp,
             remote: negotiated.remote,
             codec: negotiated.codec,
             receiver: RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type)),
@@ -70,7 +97,12 @@ impl RtpLeg {
 }
 
 impl MediaLeg for RtpLeg {
-    fn on_datagram(&mut self, now: Instant, _from: SocketAddr, bytes: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, port: Port, _from: SocketAddr, bytes: &[u8]) {
+        if port == Port::Rtcp || (self.rtcp_mux && is_rtcp(bytes)) {
+            // A bad report is counted in the peer's stats and otherwise ignored.
+            let _ = self.rtcp.handle_datagram(now, bytes, self.sender.ssrc());
+            return;
+        }
         let Ok(packet) = self.receiver.receive(bytes) else {
             return;
         };
@@ -91,16 +123,30 @@ impl MediaLeg for RtpLeg {
         frame_to_line(&self.jitter.pop(now))
     }
 
-    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.sender.poll_output().map(|packet| (self.remote, packet))
+    fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
+        if let Some(packet) = self.sender.poll_output() {
+            return Some((Port::Rtp, self.remote, packet));
+        }
+        let report = self.rtcp.poll_output()?;
+        Some(match self.rtcp_mux {
+            true => (Port::Rtp, self.remote, report),
+            false => (Port::Rtcp, self.remote_rtcp, report),
+        })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.sender.poll_timeout()
+        let report = self.rtcp.poll_timeout();
+        Some(self.sender.poll_timeout().map_or(report, |rtp| rtp.min(report)))
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.sender.handle_timeout(now);
+        let ours = SendSide {
+            ssrc: self.sender.ssrc(),
+            stats: self.sender.stats(),
+            media_time: self.sender.media_time(),
+        };
+        self.rtcp.handle_timeout(now, &ours, &self.jitter.stats());
     }
 
     fn is_closed(&self) -> bool {
@@ -117,10 +163,14 @@ impl MediaLeg for RtpLeg {
             let _ = self.sender.send_digit(pt, key, KEY_DURATION);
         }
     }
+
+    fn peer_reports(&self) -> Option<PeerReports> {
+        Some(self.rtcp.peer())
+    }
 }
 
 impl MediaLeg for WebRtcPeer {
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, _port: Port, from: SocketAddr, bytes: &[u8]) {
         self.handle_datagram(now, from, bytes);
     }
 
@@ -132,8 +182,8 @@ impl MediaLeg for WebRtcPeer {
         WebRtcPeer::next_line_frame(self)
     }
 
-    fn poll_datagram(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.poll_transmit()
+    fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
+        self.poll_transmit().map(|(to, bytes)| (Port::Rtp, to, bytes))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -155,39 +205,118 @@ impl MediaLeg for WebRtcPeer {
     fn send_dtmf(&mut self, _key: char) {
         // The browser hears the tone in the audio; there is no keypad display to feed.
     }
+
+    fn peer_reports(&self) -> Option<PeerReports> {
+        // str0m runs the WebRTC leg's RTCP (and its feedback) itself.
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::{Duration, Instant, SystemTime};
 
-    use super::{MediaLeg, RtpLeg};
+    use super::{MediaLeg, Port, RtpLeg};
+    use crate::rtp::rtcp::{ReceiverReport, ReportBlock, RtcpPacket, build_compound, parse_compound};
     use crate::sdp::{G711, Negotiated};
+
+    const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+
+    fn negotiated(rtcp_mux: bool) -> Negotiated {
+        let remote = "127.0.0.1:4000".parse().unwrap();
+        Negotiated {
+            codec: G711::Pcmu,
+            dtmf_payload_type: Some(101),
+            remote,
+            ptime_ms: 20,
+            on_hold: false,
+            rtcp_mux,
+            remote_rtcp: if rtcp_mux {
+                remote
+            } else {
+                "127.0.0.1:4001".parse().unwrap()
+            },
+        }
+    }
+
+    /// Runs `leg` for `ms` of line audio; every datagram it sends, with its port.
+    fn run(leg: &mut RtpLeg, t0: Instant, ms: u64) -> Vec<(Port, std::net::SocketAddr, Vec<u8>)> {
+        let mut sent = Vec::new();
+        for n in 1..=ms / 20 {
+            let now = t0 + Duration::from_millis(20 * n);
+            leg.on_line_audio(now, &[0xFF; 160]);
+            leg.handle_timeout(now);
+            sent.extend(std::iter::from_fn(|| leg.poll_datagram()));
+        }
+        sent
+    }
 
     #[test]
     fn far_end_keys_go_out_as_telephone_events() {
-        let negotiated = Negotiated {
-            codec: G711::Pcmu,
-            dtmf_payload_type: Some(101),
-            remote: "127.0.0.1:4000".parse().unwrap(),
-            ptime_ms: 20,
-            on_hold: false,
-        };
-        let mut leg = RtpLeg::new(&negotiated);
+        let negotiated = negotiated(false);
         let t0 = Instant::now();
+        let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL);
         leg.on_line_audio(t0, &[0xFF; 160]);
         leg.send_dtmf('7');
-        let mut payload_types = Vec::new();
-        for n in 1..=10 {
-            leg.handle_timeout(t0 + Duration::from_millis(20 * n));
-            while let Some((to, packet)) = leg.poll_datagram() {
-                assert_eq!(to, negotiated.remote);
-                payload_types.push(packet[1] & 0x7F);
-            }
-        }
+        let payload_types: Vec<u8> = run(&mut leg, t0, 200)
+            .into_iter()
+            .map(|(port, to, packet)| {
+                assert_eq!((port, to), (Port::Rtp, negotiated.remote));
+                packet[1] & 0x7F
+            })
+            .collect();
         assert!(
             payload_types.contains(&101),
             "telephone-event packets sent: {payload_types:?}"
         );
+    }
+
+    #[test]
+    fn sender_reports_go_to_the_rtcp_port_or_share_the_rtp_port() {
+        for mux in [false, true] {
+            let negotiated = negotiated(mux);
+            let t0 = Instant::now();
+            let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL);
+            let reports: Vec<_> = run(&mut leg, t0, 3000)
+                .into_iter()
+                .filter(|(_, _, bytes)| crate::rtp::report::is_rtcp(bytes))
+                .collect();
+            // At 0.5 s, 1.5 s and 2.5 s: half an interval, then every interval.
+            assert_eq!(reports.len(), 3, "mux {mux}");
+            for (port, to, bytes) in &reports {
+                let expected = if mux { Port::Rtp } else { Port::Rtcp };
+                assert_eq!((*port, *to), (expected, negotiated.remote_rtcp), "mux {mux}");
+                assert!(matches!(
+                    parse_compound(bytes).unwrap()[..],
+                    [RtcpPacket::Sender(_)]
+                ));
+            }
+            // The peer's RR about our stream, on the port it belongs to.
+            let RtcpPacket::Sender(ours) = &parse_compound(&reports[0].2).unwrap()[0] else {
+                unreachable!("checked above")
+            };
+            let rr = build_compound(&[RtcpPacket::Receiver(ReceiverReport {
+                ssrc: crate::rtp::units::Ssrc(7),
+                blocks: vec![ReportBlock {
+                    ssrc: ours.ssrc,
+                    fraction_lost: 128,
+                    cumulative_lost: 5,
+                    highest_seq: 150,
+                    jitter_ticks: 80,
+                    last_sr: ours.ntp.short(),
+                    delay_since_last_sr: Duration::from_millis(100),
+                }],
+            })])
+            .unwrap();
+            let port = if mux { Port::Rtp } else { Port::Rtcp };
+            leg.on_datagram(t0 + Duration::from_secs(3), port, negotiated.remote_rtcp, &rr);
+            let peer = leg.peer_reports().unwrap();
+            assert_eq!(
+                (peer.received, peer.fraction_lost, peer.cumulative_lost),
+                (1, 128, 5)
+            );
+            assert_eq!(peer.jitter, Duration::from_millis(10));
+            assert!(peer.round_trip.is_some());
+        }
     }
 }

@@ -64,6 +64,8 @@ pub struct RelayConfig {
     pub international_prefix: String,
     /// Seconds a line may ring before the call is given up (480).
     pub no_answer_s: u64,
+    /// Milliseconds between our RTCP reports on RTP/AVP calls (RFC 3550: 5 s).
+    pub rtcp_interval_ms: u64,
 }
 
 impl Default for RelayConfig {
@@ -80,6 +82,7 @@ impl Default for RelayConfig {
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,
+            rtcp_interval_ms: 5000,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! which the playout clock pops every 20 ms for the line. Line audio goes back out
 //! through [`sender::RtpSender`] as 20 ms packets; key presses go both ways as
 //! RFC 4733 telephone-events ([`dtmf`]); [`rtcp`] builds and parses the reports both
-//! ways. [`units`] holds the typed ids and media time every module speaks; [`netsim`]
+//! ways, and [`report`] sends ours every interval and keeps what the peer's say. [`units`] holds the typed ids and media time every module speaks; [`netsim`]
 //! simulates a network for tests and the relay benchmark.
 
 pub mod codec;
@@ -11,6 +11,7 @@ pub mod dtmf;
 pub mod jitter;
 pub mod netsim;
 pub mod packet;
+pub mod report;
 pub mod rtcp;
 pub mod sender;
 pub mod units;
