@@ -150,6 +150,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         ..config.media.clone()
     })
     .await?;
+    let _media_metrics = publish_media(&config.media.name, &directory, &relay);
     // Browsers call over the WebSocket this process actually listens on.
     let sip_ws_url = signaling
         .bound
@@ -198,12 +199,23 @@ fn publish_signaling(config: &Config, directory: &Directory, server: &Server) ->
     })
 }
 
-/// `offhook media`: the relay and its lines until stopped.
+/// `offhook media`: the relay and its lines until stopped. It uses the directory
+/// only to publish its media counters.
 pub async fn run_media(config: &Config) -> anyhow::Result<()> {
+    let directory = Directory::connect(&config.database_url).await?;
     let relay = start_media(config.media.clone()).await?;
+    let metrics = publish_media(&config.media.name, &directory, &relay);
     shutdown_signal().await;
+    drop(metrics);
     drop(relay);
+    directory.close().await;
     Ok(())
+}
+
+/// Publishes the relay's media counters under its name.
+fn publish_media(name: &str, directory: &Directory, relay: &Relay) -> publish::Publisher {
+    let stats = Arc::clone(&relay.stats);
+    publish::spawn(directory.clone(), name.to_owned(), move || stats.metric_values())
 }
 
 async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {

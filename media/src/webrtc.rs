@@ -54,6 +54,18 @@ pub struct WebRtcPeer {
     closed: bool,
     keys: VecDeque<char>,
     last_key_time: Option<u64>,
+    counts: MediaCounts,
+}
+
+/// Media packets a WebRTC session handed up and sent, and frames waiting for the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaCounts {
+    /// Audio packets received (after SRTP and str0m's reordering).
+    pub received: u64,
+    /// Audio packets written.
+    pub sent: u64,
+    /// 20 ms frames waiting for the line.
+    pub queued_frames: u64,
 }
 
 impl std::fmt::Debug for WebRtcPeer {
@@ -103,6 +115,7 @@ impl WebRtcPeer {
             closed: false,
             keys: VecDeque::new(),
             last_key_time: None,
+            counts: MediaCounts::default(),
         };
         peer.drain();
         Ok((peer, answer.to_sdp_string()))
@@ -155,6 +168,7 @@ impl WebRtcPeer {
                 }
             }
             Event::MediaData(data) => {
+                self.counts.received += 1;
                 let mut pcm = [0i16; 960];
                 let samples = match data.params.spec().codec {
                     Codec::Opus => self
@@ -271,7 +285,16 @@ impl WebRtcPeer {
             }
         };
         if result.is_ok() {
+            self.counts.sent += 1;
             self.drain();
+        }
+    }
+
+    /// What the session counted so far.
+    pub fn media_counts(&self) -> MediaCounts {
+        MediaCounts {
+            queued_frames: self.to_line.len() as u64,
+            ..self.counts
         }
     }
 }

@@ -45,6 +45,53 @@ pub fn after<'a>(line: &'a str, marker: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no address after '{marker}' in: {line}"))
 }
 
+/// A minimal HTTP/1.0 GET over a real socket: the whole response.
+///
+/// # Panics
+/// When the web server cannot be reached.
+pub async fn http_get(address: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to offhook web");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the response");
+    response
+}
+
+/// Polls `/metrics` of the web server at `address` until the sample `series`
+/// (`name{labels}` as printed) is at least `min`, as processes publish their
+/// counters every few seconds; its value.
+///
+/// # Panics
+/// When it does not get there within [`STEP_TIMEOUT`].
+pub async fn wait_for_metric(address: &str, series: &str, min: i64) -> i64 {
+    let poll = async {
+        loop {
+            let metrics = http_get(address, "/metrics").await;
+            let value = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series))
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            if let Some(value) = value.filter(|v| *v >= min) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(STEP_TIMEOUT, poll)
+        .await
+        .unwrap_or_else(|_| panic!("{series} >= {min} in /metrics in time"))
+}
+
 /// Path of the `offhook` binary of this build, brought up to date by `cargo build`
 /// once per test process (a test package does not depend on a binary, so cargo
 /// would not rebuild it for us, and a stale one would test old code).

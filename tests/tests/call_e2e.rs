@@ -23,7 +23,7 @@ use offhook_signaling::server::{ClientEvent, Endpoint};
 use offhook_signaling::sip::{NameAddr, Request, Response};
 use offhook_signaling::transaction::Timers;
 use offhook_signaling::transport::{Flow, TransportKind};
-use offhook_tests::{ANY_PORTS, Offhook, after};
+use offhook_tests::{ANY_PORTS, Offhook, after, http_get, wait_for_metric};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
@@ -251,6 +251,16 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     assert!(
         rtcp.contains("fraction-lost=0.250;cumulative-lost=3;jitter-ms=20;rtt-ms="),
         "our receiver reports were read: {rtcp}"
+    );
+    // The relay published the call's RTP counters (every 5 s) for /metrics.
+    let relay = |name: &str| format!("{name}{{node=\"demo-relay\"}}");
+    let received = wait_for_metric(&web, &relay("offhook_rtp_packets_received_total"), 50).await;
+    let sent = wait_for_metric(&web, &relay("offhook_rtp_packets_sent_total"), 50).await;
+    eprintln!("relay metrics: {received} RTP packets received, {sent} sent");
+    let metrics = http_get(&web, "/metrics").await;
+    assert!(
+        metrics.contains("offhook_jitter_buffer_depth_ms{node=\"demo-relay\",line=\"demo-line-1\"}"),
+        "{metrics}"
     );
 
     // A busy line (486), an invalid number (404), nobody answering (480). After a

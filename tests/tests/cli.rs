@@ -2,9 +2,8 @@
 //! `offhook demo`, on SQLite and PostgreSQL.
 
 use offhook_directory::testing::backends;
-use offhook_tests::Offhook;
+use offhook_tests::{Offhook, http_get, wait_for_metric};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -224,20 +223,6 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
     }
 }
 
-/// A minimal HTTP/1.0 GET over a real socket: status line and body.
-async fn http_get(address: &str, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect to offhook web");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
 #[tokio::test]
 async fn demo_seeds_and_serves_until_terminated() {
     for backend in backends() {
@@ -255,22 +240,9 @@ async fn demo_seeds_and_serves_until_terminated() {
         assert!(page.contains("demo-echo"), "{page}");
         // The signaling node publishes its counters (every 5 s): the relay's REGISTERs.
         let registers = "offhook_sip_requests_received_total{node=\"node-1\",method=\"REGISTER\"}";
-        let counted = tokio::time::timeout(offhook_tests::STEP_TIMEOUT, async {
-            loop {
-                let metrics = http_get(&address, "/metrics").await;
-                let count = metrics
-                    .lines()
-                    .find_map(|l| l.strip_prefix(registers))
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                if count.is_some_and(|n| n > 0) {
-                    return metrics;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-        })
-        .await
-        .expect("the relay's REGISTERs in /metrics");
-        assert!(counted.contains("offhook_registered_lines 1"), "{counted}");
+        wait_for_metric(&address, registers, 1).await;
+        let metrics = http_get(&address, "/metrics").await;
+        assert!(metrics.contains("offhook_registered_lines 1"), "{metrics}");
 
         // The shell sees what the demo seeded, while it runs.
         let icons = icons_json(&offhook).await;

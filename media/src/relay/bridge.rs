@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::call::InDialog;
 use super::legs::{MediaLeg, Port};
+use super::stats::{LegCounts, RelayStats};
 use crate::dsp::g711::linear_to_ulaw;
 use crate::dsp::tone::Dtmf;
 use crate::modem::{LineCommand, LineEvent, LineHandle};
@@ -45,6 +46,9 @@ pub(crate) struct AnsweredCall<'a> {
     pub leg: Box<dyn MediaLeg>,
     pub line: &'a mut LineHandle,
     pub dialog: &'a mut mpsc::UnboundedReceiver<InDialog>,
+    /// The relay's counters, and the line's name in them.
+    pub stats: &'a RelayStats,
+    pub line_name: &'a str,
 }
 
 /// How long a key pressed by the caller sounds on the line.
@@ -75,43 +79,24 @@ async fn recv_on(
 }
 
 /// Runs the call until either side ends it; how, and the peer's RTCP reports.
-pub(crate) async fn run(call: AnsweredCall<'_>) -> (Ended, Option<PeerReports>) {
-    let AnsweredCall {
-        ctx,
-        key,
-        ok,
-        socket,
-        rtcp_socket,
-        mut leg,
-        line,
-        dialog,
-    } = call;
-    let ended = run_media(
-        ctx,
-        key,
-        ok,
-        (&socket, rtcp_socket.as_ref()),
-        &mut *leg,
-        line,
-        dialog,
-    )
-    .await;
-    let reports = leg.peer_reports();
+pub(crate) async fn run(mut call: AnsweredCall<'_>) -> (Ended, Option<PeerReports>) {
+    call.stats.call_started();
+    let ended = run_media(&mut call).await;
+    call.stats.call_ended(call.line_name);
+    let reports = call.leg.peer_reports();
     if let Some(reports) = reports {
         tracing::info!(rtcp = %reports.to_header(), "call media ended");
     }
     (ended, reports)
 }
 
-async fn run_media(
-    ctx: &Ctx,
-    key: &ServerKey,
-    ok: Response,
-    (socket, rtcp_socket): (&UdpSocket, Option<&UdpSocket>),
-    leg: &mut dyn MediaLeg,
-    line: &mut LineHandle,
-    dialog: &mut mpsc::UnboundedReceiver<InDialog>,
-) -> Ended {
+async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
+    let (ctx, key, ok) = (call.ctx, call.key, &call.ok);
+    let (socket, rtcp_socket) = (&call.socket, call.rtcp_socket.as_ref());
+    let leg = &mut *call.leg;
+    let line = &mut *call.line;
+    let dialog = &mut *call.dialog;
+    let (stats, line_name) = (call.stats, call.line_name);
     let mut playout = tokio::time::interval(FRAME_PERIOD);
     let (mut acked, mut retransmit_in) = (false, Duration::from_millis(500));
     let mut retransmit_at = tokio::time::Instant::now() + retransmit_in;
@@ -119,6 +104,7 @@ async fn run_media(
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
     let mut key_tone = VecDeque::new();
+    let mut counted = LegCounts::default();
     loop {
         let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -142,6 +128,9 @@ async fn run_media(
                     frame = tone;
                 }
                 let _ = line.commands.try_send(LineCommand::Audio(frame.to_vec()));
+                let counts = leg.counts();
+                stats.add(line_name, &counted, &counts);
+                counted = counts;
                 if leg.is_closed() {
                     return Ended::ByLine;
                 }

@@ -162,6 +162,8 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
             leg,
             line: &mut line,
             dialog: &mut dialog,
+            stats: &shared.stats,
+            line_name: &line_name,
         };
         let (ended, reports) = bridge::run(call).await;
         if ended == Ended::ByLine {

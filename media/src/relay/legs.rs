@@ -17,6 +17,8 @@ use crate::rtp::sender::RtpSender;
 use crate::sdp::{G711, Negotiated};
 use crate::webrtc::WebRtcPeer;
 
+use super::stats::LegCounts;
+
 /// How long a far-end key is signalled to the caller.
 const KEY_DURATION: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -52,6 +54,8 @@ pub(crate) trait MediaLeg: Send {
     fn send_dtmf(&mut self, key: char);
     /// What the peer's RTCP reports said of our stream (RTP/AVP legs).
     fn peer_reports(&self) -> Option<PeerReports>;
+    /// What the leg counted since the call began, for the relay's metrics.
+    fn counts(&self) -> LegCounts;
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -167,6 +171,18 @@ impl MediaLeg for RtpLeg {
     fn peer_reports(&self) -> Option<PeerReports> {
         Some(self.rtcp.peer())
     }
+
+    fn counts(&self) -> LegCounts {
+        let jitter = self.jitter.stats();
+        LegCounts {
+            received: self.receiver.accepted(),
+            sent: self.sender.stats().packets,
+            invalid: self.receiver.drops().total(),
+            late: jitter.late,
+            lost: jitter.lost,
+            depth_ms: u64::try_from(jitter.depth.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 impl MediaLeg for WebRtcPeer {
@@ -209,6 +225,17 @@ impl MediaLeg for WebRtcPeer {
     fn peer_reports(&self) -> Option<PeerReports> {
         // str0m runs the WebRTC leg's RTCP (and its feedback) itself.
         None
+    }
+
+    fn counts(&self) -> LegCounts {
+        // str0m reorders and drops inside; what it hands up, and what waits for the line.
+        let media = self.media_counts();
+        LegCounts {
+            received: media.received,
+            sent: media.sent,
+            depth_ms: media.queued_frames * 20,
+            ..LegCounts::default()
+        }
     }
 }
 

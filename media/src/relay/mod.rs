@@ -10,6 +10,7 @@ mod bridge;
 mod call;
 mod legs;
 mod register;
+mod stats;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +22,8 @@ use offhook_signaling::server::{Endpoint, Upcall};
 use offhook_signaling::transaction::Timers;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub use stats::{LegCounts, RelayStats};
 
 use crate::emulator::{Faults, pty};
 use crate::modem::{DriverConfig, LineEvent, LineHandle, open_modem};
@@ -98,6 +101,8 @@ pub(crate) struct Shared {
     pub lines: HashMap<String, LineSlot>,
     /// In-dialog requests for live calls, by Call-ID.
     pub dialogs: Mutex<HashMap<String, mpsc::UnboundedSender<call::InDialog>>>,
+    /// Media counters of all calls.
+    pub stats: Arc<RelayStats>,
 }
 
 /// A running relay.
@@ -105,6 +110,8 @@ pub(crate) struct Shared {
 pub struct Relay {
     /// Our SIP address.
     pub local: SocketAddr,
+    /// Media counters of all its calls.
+    pub stats: Arc<RelayStats>,
     _endpoint: Endpoint,
     _endpoint_tasks: tokio::task::JoinHandle<()>,
     _modems: Vec<pty::EmulatedModem>,
@@ -166,7 +173,9 @@ impl Relay {
             .map_err(|e| RelayError::Io(config.listen.to_string(), e))?;
         let (ctx, local) = (endpoint.ctx.clone(), endpoint.local);
         let mut upcalls = std::mem::replace(&mut endpoint.upcalls, mpsc::unbounded_channel().1);
+        let stats = Arc::new(RelayStats::new(config.lines.iter().map(|l| l.name.as_str())));
         let shared = Arc::new(Shared {
+            stats: stats.clone(),
             rtp_ip: local.ip(),
             config,
             ctx,
@@ -197,6 +206,7 @@ impl Relay {
         }
         Ok(Self {
             local,
+            stats,
             _endpoint: endpoint,
             _endpoint_tasks: task,
             _modems: modems,
