@@ -1,13 +1,15 @@
 //! The real modem driver over a real pseudo-terminal, through tokio-serial, against
-//! the emulator running in real time: an echoed tone, busy, an invalid number, the
-//! Conexant `+VTR` quirk, and an unplugged modem. Bounded: every wait has a timeout.
+//! the emulator running in real time: an echoed tone, a key sent by `+VTS` and
+//! heard back, busy, an invalid number, the Conexant `+VTR` quirk, a half-duplex
+//! line turning round (`+VTX` while the caller talks, `+VRX` to hear the parrot
+//! repeat it), and an unplugged modem. Bounded: every wait has a timeout.
 
 use std::time::Duration;
 
 use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::dsp::tone::Tone;
-use offhook_media::emulator::network::{BUSY, ECHO, INVALID};
+use offhook_media::emulator::network::{BUSY, ECHO, INVALID, PARROT};
 use offhook_media::emulator::{Faults, pty};
 use offhook_media::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem};
 
@@ -37,6 +39,36 @@ async fn hang_up(line: &mut LineHandle) {
     next_event(line, |e| *e == LineEvent::Idle).await;
 }
 
+/// Plays `frames` of 20 ms into the line, paced in real time, each made by
+/// `frame(n)`; collects the audio that comes back meanwhile.
+async fn talk(line: &mut LineHandle, frames: usize, mut frame: impl FnMut(usize) -> Vec<u8>) -> Vec<u8> {
+    let mut heard = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for n in 0..frames {
+        tick.tick().await;
+        line.commands.send(LineCommand::Audio(frame(n))).await.unwrap();
+        while let Ok(event) = line.events.try_recv() {
+            if let LineEvent::Audio(audio) = event {
+                heard.extend(audio);
+            }
+        }
+    }
+    heard
+}
+
+/// 20 ms of a continuing 1 kHz tone.
+fn tone_frame(tone: &mut Tone) -> Vec<u8> {
+    (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect()
+}
+
+/// Whether some 100 ms of `heard` carries each of `freqs` (Goertzel share above `min`).
+fn has_tone(heard: &[u8], freqs: &[f64], min: f64) -> bool {
+    heard.chunks(800).any(|w| {
+        let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
+        freqs.iter().all(|&f| relative_level(&samples, f, 8000.0) > min)
+    })
+}
+
 #[tokio::test]
 async fn echo_over_a_real_pty() {
     let (_modem, mut line) = ready_line(Faults::default()).await;
@@ -45,18 +77,7 @@ async fn echo_over_a_real_pty() {
     assert!(matches!(answered, LineEvent::Answered(_)));
     // 1.5 s of a 1 kHz tone into the line, paced at 20 ms; collect what comes back.
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
-    let mut heard = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for _ in 0..75 {
-        tick.tick().await;
-        let chunk: Vec<u8> = (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect();
-        line.commands.send(LineCommand::Audio(chunk)).await.unwrap();
-        while let Ok(event) = line.events.try_recv() {
-            if let LineEvent::Audio(audio) = event {
-                heard.extend(audio);
-            }
-        }
-    }
+    let heard = talk(&mut line, 75, |_| tone_frame(&mut tone)).await;
     let last: Vec<i16> = heard
         .iter()
         .rev()
@@ -66,6 +87,40 @@ async fn echo_over_a_real_pty() {
     assert!(
         relative_level(&last, 1000.0, 8000.0) > 0.5,
         "the echo returns the tone"
+    );
+    // A key by AT+VTS (the stream is left and entered again): '9' is 852 + 1477 Hz.
+    line.commands.send(LineCommand::Dtmf('9')).await.unwrap();
+    let heard = talk(&mut line, 40, |_| vec![0xFF; 160]).await;
+    assert!(
+        has_tone(&heard, &[852.0, 1477.0], 0.2),
+        "the key comes back through the echo"
+    );
+    hang_up(&mut line).await;
+}
+
+#[tokio::test]
+async fn half_duplex_line_turns_round_for_the_caller_and_back() {
+    let (_modem, mut line) = ready_line(Faults {
+        no_vtr: true,
+        ..Faults::default()
+    })
+    .await;
+    line.commands
+        .send(LineCommand::Dial(PARROT.into()))
+        .await
+        .unwrap();
+    next_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
+    // 1 s of tone (+VTX), then quiet: after the hangover the line receives again
+    // (+VRX) and hears the parrot repeat the tone, 0.6 s after it ended.
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let heard = talk(&mut line, 150, |n| match n < 50 {
+        true => tone_frame(&mut tone),
+        false => vec![0xFF; 160],
+    })
+    .await;
+    assert!(
+        has_tone(&heard, &[1000.0], 0.5),
+        "the parrot heard on the half-duplex line"
     );
     hang_up(&mut line).await;
 }

@@ -61,3 +61,44 @@ impl Dtmf {
         self.low.next_sample().saturating_add(self.high.next_sample())
     }
 }
+
+/// How long a key sounds when we play it into a line ourselves.
+pub const KEY_TONE_FRAMES: usize = 5;
+
+/// A pressed key as a line hears it: 100 ms of its DTMF dual tone, then 40 ms of
+/// silence, as 20 ms frames of 8 kHz mu-law; none for a non-key.
+pub fn dtmf_frames(key: char) -> Vec<[u8; 160]> {
+    let Some(mut tone) = Dtmf::new(key, 8000.0) else {
+        return Vec::new();
+    };
+    let mut frames: Vec<[u8; 160]> = (0..KEY_TONE_FRAMES)
+        .map(|_| std::array::from_fn(|_| super::g711::linear_to_ulaw(tone.next_sample())))
+        .collect();
+    frames.extend([[0xFF; 160]; 2]);
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dtmf_frames;
+    use crate::dsp::g711::ulaw_to_linear;
+    use crate::dsp::goertzel::relative_level;
+
+    #[test]
+    fn a_key_becomes_its_dual_tone_on_the_line() {
+        let frames = dtmf_frames('5');
+        assert_eq!(frames.len(), 7);
+        let samples: Vec<i16> = frames
+            .iter()
+            .take(5)
+            .flatten()
+            .map(|&c| ulaw_to_linear(c))
+            .collect();
+        // '5' is 770 Hz + 1336 Hz: each carries a good share of the energy (1336 Hz falls
+        // between Goertzel bins of a 100 ms block, so it reads a little lower).
+        assert!(relative_level(&samples, 770.0, 8000.0) > 0.2);
+        assert!(relative_level(&samples, 1336.0, 8000.0) > 0.2);
+        assert!(relative_level(&samples, 1000.0, 8000.0) < 0.05);
+        assert!(dtmf_frames('x').is_empty());
+    }
+}

@@ -1,8 +1,11 @@
 //! A V.253 voice modem emulator, sans-IO: what a driver writes and the time go
 //! in, what the modem answers (result codes, DLE events, audio paced at 8,000
 //! bytes/s in 20 ms chunks: a PTY has no baud rate to pace it) comes out. Behind
-//! it is the simulated telephone network of [`network`]. Fault switches reproduce
-//! real modem quirks. `offhook demo` and the tests run it on a pseudo-terminal
+//! it is the simulated telephone network of [`network`]. Streams: `+VTR` both
+//! ways, `+VRX` from the line (ended by `<DLE>!` or `<DLE>^`), `+VTX` to the line
+//! (ended by the DTE's `<DLE><ETX>`); while the DTE does not transmit, the line
+//! carries silence to the far end. `AT+VTS` plays keys to the far end. Fault
+//! switches reproduce real modem quirks. `offhook demo` and the tests run it on a pseudo-terminal
 //! ([`pty`]) so that the real driver talks to it through the real serial code.
 
 pub mod network;
@@ -11,6 +14,7 @@ pub mod pty;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::dsp::tone::dtmf_frames;
 use crate::modem::stream::{DLE, ETX, shield};
 use network::{FarAudio, Script, script};
 
@@ -33,12 +37,18 @@ pub struct Faults {
     pub stuck_in_duplex: bool,
     /// Reports an underrun now and then while streaming.
     pub underruns: bool,
+    /// No `+VTS`: keys must come as tones in the audio.
+    pub no_vts: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Mode {
     Command,
-    Streaming { transmit: bool },
+    /// A voice stream: audio from the DTE to the line, and/or from the line to the DTE.
+    Streaming {
+        to_line: bool,
+        from_line: bool,
+    },
 }
 
 /// The emulated modem.
@@ -94,6 +104,23 @@ impl Emulator {
         let mu_law_id = if self.faults.vendor_vsm { "132" } else { "0" };
         match upper.as_str() {
             "AT" | "ATZ" | "ATE0V1Q0" | "AT+FCLASS=8" | "AT+VSD=0,0" | "AT+VIT=0" => self.reply("OK"),
+            s if s.starts_with("AT+VTS") && self.faults.no_vts => self.reply("ERROR"),
+            "AT+VTS=?" => {
+                self.reply("(200-3300),(200-3300),(0-50)");
+                self.reply("OK");
+            }
+            s if s.starts_with("AT+VTS=") => {
+                let keys: Vec<char> = s[7..].chars().filter(|c| *c != ',').collect();
+                if keys.is_empty() || keys.iter().any(|k| dtmf_frames(*k).is_empty()) {
+                    return self.reply("ERROR");
+                }
+                for key in keys {
+                    for frame in dtmf_frames(key) {
+                        self.send_to_far_end(now, &frame);
+                    }
+                }
+                self.reply("OK");
+            }
             "AT+VSM=?" => {
                 for format in self.formats() {
                     self.reply(format);
@@ -120,10 +147,11 @@ impl Emulator {
             "AT+VTR=?" if self.faults.vtr_query_error || self.faults.no_vtr => self.reply("ERROR"),
             "AT+VTR=?" => self.reply("OK"),
             "AT+VTR" if self.faults.no_vtr => self.reply("ERROR"),
-            "AT+VTR" | "AT+VRX" if self.off_hook => {
+            "AT+VTR" | "AT+VRX" | "AT+VTX" if self.off_hook => {
                 self.reply("CONNECT");
                 self.mode = Mode::Streaming {
-                    transmit: upper == "AT+VTR",
+                    to_line: upper != "AT+VRX",
+                    from_line: upper != "AT+VTX",
                 };
                 self.next_tick = Some(now + TICK);
             }
@@ -143,16 +171,31 @@ impl Emulator {
         self.reply("OK");
     }
 
+    /// Audio the far end hears (once it has answered).
+    fn send_to_far_end(&mut self, now: Instant, audio: &[u8]) {
+        if let Some((start, script)) = self.call.as_mut()
+            && script.answer_at.is_some_and(|at| now >= *start + at)
+        {
+            script.audio.hear(audio);
+        }
+    }
+
     /// Bytes the driver wrote.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         let mut heard = Vec::new();
         for &b in bytes {
-            if let Mode::Streaming { .. } = self.mode {
+            if let Mode::Streaming { to_line, from_line } = self.mode {
                 if self.after_dle {
                     self.after_dle = false;
                     match b {
                         DLE => heard.push(DLE),
-                        b'^' if !self.faults.stuck_in_duplex => self.end_stream(),
+                        b'^' | b'!' if !self.faults.stuck_in_duplex => self.end_stream(),
+                        ETX if !from_line => {
+                            // The end of +VTX data: the modem is back in command mode.
+                            self.mode = Mode::Command;
+                            self.next_tick = None;
+                            self.reply("OK");
+                        }
                         ETX => {
                             // A stuck modem comes out on <DLE><ETX> (the driver's resync).
                             self.faults.stuck_in_duplex = false;
@@ -162,7 +205,7 @@ impl Emulator {
                     }
                 } else if b == DLE {
                     self.after_dle = true;
-                } else {
+                } else if to_line {
                     heard.push(b);
                 }
                 continue;
@@ -180,10 +223,8 @@ impl Emulator {
                 _ => {}
             }
         }
-        if let Some((start, script)) = self.call.as_mut()
-            && script.answer_at.is_some_and(|at| now >= *start + at)
-        {
-            script.audio.hear(&heard);
+        if !heard.is_empty() {
+            self.send_to_far_end(now, &heard);
         }
     }
 
@@ -205,6 +246,13 @@ impl Emulator {
         }
         self.next_tick = Some(tick + TICK);
         self.ticks += 1;
+        let Mode::Streaming { to_line, from_line } = self.mode else {
+            return;
+        };
+        if !to_line {
+            // We send nothing: the far end hears the line's silence.
+            self.send_to_far_end(now, &[0xFF; CHUNK]);
+        }
         let mut chunk = Vec::with_capacity(CHUNK + 8);
         match self.call.as_mut() {
             Some((start, script)) => {
@@ -217,9 +265,12 @@ impl Emulator {
                     Some(at) if elapsed >= at => script.audio.next(CHUNK),
                     _ => FarAudio::Silence.next(CHUNK),
                 };
-                shield(&audio, &mut chunk);
+                if from_line {
+                    shield(&audio, &mut chunk);
+                }
             }
-            None => shield(&[0xFF; CHUNK], &mut chunk),
+            None if from_line => shield(&[0xFF; CHUNK], &mut chunk),
+            None => {}
         }
         if self.faults.underruns && self.ticks.is_multiple_of(50) {
             chunk.extend([DLE, b'u']);

@@ -1,11 +1,12 @@
 //! The simulated telephone network behind the emulated modem: what each demo
 //! number does once dialed, as a script of DLE events over time, and the audio the
-//! far end sends (an echo 300 ms late, a 1 kHz tone, or silence).
+//! far end sends (an echo 300 ms late, a 1 kHz tone, a parrot that repeats what it
+//! heard once the caller is quiet, or silence).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::dsp::g711::linear_to_ulaw;
+use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::Tone;
 
 /// Plays back what it hears 300 ms later; answers after two ringbacks.
@@ -22,6 +23,16 @@ pub const INVALID: &str = "5550104";
 pub const HANGS_UP: &str = "5550105";
 /// Echo that signals its answer by polarity reversal.
 pub const POLARITY: &str = "5550106";
+/// Parrot: records what it hears, and once the line has been quiet for
+/// [`PARROT_QUIET`] plays it back (a half-duplex line can hear that).
+pub const PARROT: &str = "5550107";
+
+/// Quiet that makes the parrot speak.
+pub const PARROT_QUIET: Duration = Duration::from_millis(600);
+/// Longest recording the parrot keeps.
+const PARROT_MAX: usize = 5 * 8000;
+/// Sample level (of 32767) the parrot counts as sound.
+const PARROT_LEVEL: u16 = 300;
 
 /// Ringback cadence of the simulated exchange: one ring every 2 s (short, for the demo).
 pub const RING_PERIOD: Duration = Duration::from_secs(2);
@@ -37,6 +48,15 @@ pub enum FarAudio {
     Echo(VecDeque<u8>),
     /// A tone.
     Tone(Tone),
+    /// What it heard until a pause, played back after the pause.
+    Parrot {
+        /// Heard so far (since the first sound).
+        recording: Vec<u8>,
+        /// Being played back.
+        playback: VecDeque<u8>,
+        /// Quiet samples since the last sound.
+        quiet: usize,
+    },
 }
 
 impl FarAudio {
@@ -46,13 +66,39 @@ impl FarAudio {
             Self::Silence => vec![0xFF; len],
             Self::Echo(buffer) => (0..len).map(|_| buffer.pop_front().unwrap_or(0xFF)).collect(),
             Self::Tone(tone) => (0..len).map(|_| linear_to_ulaw(tone.next_sample())).collect(),
+            Self::Parrot { playback, .. } => (0..len).map(|_| playback.pop_front().unwrap_or(0xFF)).collect(),
         }
     }
 
     /// What the line sends to the far end.
     pub fn hear(&mut self, audio: &[u8]) {
-        if let Self::Echo(buffer) = self {
-            buffer.extend(audio);
+        match self {
+            Self::Echo(buffer) => buffer.extend(audio),
+            Self::Parrot {
+                recording,
+                playback,
+                quiet,
+            } if playback.is_empty() => {
+                let pause = PARROT_QUIET.as_millis() as usize * 8;
+                for &code in audio {
+                    if ulaw_to_linear(code).unsigned_abs() > PARROT_LEVEL {
+                        *quiet = 0;
+                    } else if recording.is_empty() {
+                        continue;
+                    } else {
+                        *quiet += 1;
+                    }
+                    if recording.len() < PARROT_MAX {
+                        recording.push(code);
+                    }
+                    if *quiet >= pause {
+                        recording.truncate(recording.len().saturating_sub(*quiet));
+                        playback.extend(recording.drain(..));
+                        *quiet = 0;
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -112,6 +158,15 @@ pub fn script(number: &str, hangup_after: Duration) -> Script {
                 audio: echo(),
             }
         }
+        PARROT => Script {
+            events: rings(1),
+            answer_at: Some(Duration::from_millis(500) + RING_PERIOD),
+            audio: FarAudio::Parrot {
+                recording: Vec::new(),
+                playback: VecDeque::new(),
+                quiet: 0,
+            },
+        },
         POLARITY => Script {
             events: vec![(Duration::from_millis(500), b'r'), (Duration::from_secs(2), b'L')],
             answer_at: Some(Duration::from_secs(2)),

@@ -9,6 +9,7 @@ use super::{Emulator, Faults};
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::goertzel::relative_level;
 use crate::dsp::tone::Tone;
+use crate::modem::driver::Stream;
 use crate::modem::{
     AnswerHow, DriverConfig, DriverOutput, HangupReason, LineCommand, LineEvent, ModemDriver,
 };
@@ -20,6 +21,10 @@ struct Bench {
     events: Vec<LineEvent>,
     heard: Vec<u8>,
     tone: Option<Tone>,
+    /// After this, the relay's side sends silence instead of the tone.
+    tone_until: Option<Instant>,
+    /// The modem's streams as they changed (`None`: command mode).
+    streams: Vec<Option<Stream>>,
     step: u64,
 }
 
@@ -37,6 +42,8 @@ impl Bench {
             events: Vec::new(),
             heard: Vec::new(),
             tone: None,
+            tone_until: None,
+            streams: vec![None],
             step: 0,
         };
         bench.run(Duration::from_millis(200));
@@ -56,6 +63,9 @@ impl Bench {
             }
             if let Some(bytes) = self.modem.poll_transmit() {
                 self.driver.handle_bytes(self.now, &bytes);
+                if self.streams.last() != Some(&self.driver.stream()) {
+                    self.streams.push(self.driver.stream());
+                }
                 continue;
             }
             self.now += Duration::from_millis(10);
@@ -66,12 +76,16 @@ impl Bench {
             // The relay's side: 20 ms of tone into the line every other 10 ms step.
             let answered = self.events.iter().any(|e| matches!(e, LineEvent::Answered(_)));
             self.step += 1;
+            let talking = self.tone_until.is_none_or(|until| self.now < until);
             if let Some(tone) = self
                 .tone
                 .as_mut()
                 .filter(|_| answered && self.step.is_multiple_of(2))
             {
-                let chunk: Vec<u8> = (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect();
+                let chunk: Vec<u8> = match talking {
+                    true => (0..160).map(|_| linear_to_ulaw(tone.next_sample())).collect(),
+                    false => vec![0xFF; 160],
+                };
                 self.driver.handle_command(self.now, LineCommand::Audio(chunk));
             }
         }
@@ -232,4 +246,118 @@ fn only_digits_reach_the_modem() {
         "{out:?}"
     );
     assert!(b.driver.poll_output().is_none(), "nothing written to the modem");
+}
+
+/// Goertzel share of `freq` in the last `samples` line samples heard.
+fn level_of_last(heard: &[u8], samples: usize, freq: f64) -> f64 {
+    let tail: Vec<i16> = heard
+        .iter()
+        .rev()
+        .take(samples)
+        .map(|&c| ulaw_to_linear(c))
+        .collect();
+    relative_level(&tail, freq, 8000.0)
+}
+
+#[test]
+fn half_duplex_transmits_while_the_caller_talks_then_receives() {
+    let mut b = Bench::new(Faults {
+        no_vtr: true,
+        ..Faults::default()
+    });
+    b.tone = Some(Tone::new(1000.0, 8000.0, 8000.0));
+    // Answered when ringback stops (one ring, then 3 s): 1 s of tone, then quiet.
+    b.dial(PARROT, Duration::from_secs(6));
+    assert!(
+        b.outcome()
+            .contains(&LineEvent::Answered(AnswerHow::RingbackStopped)),
+        "{:?}",
+        b.events
+    );
+    b.heard.clear();
+    b.tone_until = Some(b.now + Duration::from_secs(1));
+    b.run(Duration::from_secs(3));
+    assert!(b.driver.is_half_duplex());
+    let turns: Vec<_> = b.streams.iter().flatten().copied().collect();
+    assert!(
+        turns
+            .windows(3)
+            .any(|w| w == [Stream::Receive, Stream::Transmit, Stream::Receive]),
+        "receive, transmit while talking, receive again: {:?}",
+        b.streams
+    );
+    assert_eq!(b.driver.stream(), Some(Stream::Receive));
+    // The parrot repeats the second of tone once the line is quiet: heard on +VRX.
+    let tone = b.heard.windows(800).any(|w| {
+        let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
+        relative_level(&samples, 1000.0, 8000.0) > 0.5
+    });
+    assert!(
+        tone,
+        "the parrot's playback heard in receive mode ({} bytes)",
+        b.heard.len()
+    );
+    b.hang_up();
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle), "{:?}", b.events);
+}
+
+#[test]
+fn keys_go_out_by_vts_and_come_back_through_the_echo() {
+    for (faults, by_vts) in [
+        (Faults::default(), true),
+        (
+            Faults {
+                no_vts: true,
+                ..Faults::default()
+            },
+            false,
+        ),
+    ] {
+        let mut b = Bench::new(faults);
+        assert_eq!(b.driver.has_tone_command(), by_vts, "probed with AT+VTS=?");
+        b.tone = Some(Tone::new(1000.0, 0.0, 8000.0));
+        b.dial(ECHO, Duration::from_secs(9));
+        assert_eq!(b.driver.stream(), Some(Stream::Duplex));
+        b.streams = vec![b.driver.stream()];
+        b.heard.clear();
+        b.driver.handle_command(b.now, LineCommand::Dtmf('5'));
+        b.run(Duration::from_millis(600));
+        // '5' is 770 + 1336 Hz; the echo returns it 300 ms later.
+        let found = b.heard.windows(800).any(|w| {
+            let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
+            relative_level(&samples, 770.0, 8000.0) > 0.2 && relative_level(&samples, 1336.0, 8000.0) > 0.2
+        });
+        assert!(found, "the key came back (vts {by_vts})");
+        let left_the_stream = b.streams.contains(&None);
+        assert_eq!(
+            left_the_stream, by_vts,
+            "+VTS is sent in command mode: {:?}",
+            b.streams
+        );
+        assert_eq!(b.driver.stream(), Some(Stream::Duplex), "back in full duplex");
+        assert!(level_of_last(&b.heard, 400, 770.0) < 0.2, "and only once");
+        b.hang_up();
+        assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+    }
+}
+
+#[test]
+fn a_key_on_a_half_duplex_line_goes_by_vts_and_receiving_resumes() {
+    let mut b = Bench::new(Faults {
+        no_vtr: true,
+        ..Faults::default()
+    });
+    b.dial(ANNOUNCEMENT, Duration::from_secs(7));
+    assert_eq!(b.driver.stream(), Some(Stream::Receive));
+    assert!(level_of_last(&b.heard, 800, 1000.0) > 0.5, "announcement heard");
+    b.streams = vec![b.driver.stream()];
+    b.driver.handle_command(b.now, LineCommand::Dtmf('#'));
+    b.run(Duration::from_secs(1));
+    assert_eq!(b.streams, [Some(Stream::Receive), None, Some(Stream::Receive)]);
+    assert!(
+        level_of_last(&b.heard, 800, 1000.0) > 0.5,
+        "announcement heard again"
+    );
+    b.hang_up();
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle));
 }

@@ -7,11 +7,20 @@
 //! `AT+VTR=?` while `AT+VTR` works), reports call progress from result codes and
 //! DLE events, presumes or observes the answer, carries audio both ways with DLE
 //! shielding, hangs up, and resynchronises a modem stuck in a stream.
+//!
+//! Half duplex: the line receives (`+VRX`) until the caller's side has something
+//! to say — voice above a threshold, or a key as its dual tone — then transmits
+//! (`+VTX`) until it has been quiet for [`DriverConfig::talk_hangover`], then
+//! receives again. Keys go out by `AT+VTS` where the modem has it (probed with
+//! `AT+VTS=?`; the stream is left for it and entered again), else as their dual
+//! tone in place of the caller's audio.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::stream::{DLE, ETX, ModemOutput, StreamParser, shield};
+use crate::dsp::g711::ulaw_to_linear;
+use crate::dsp::tone::{dtmf_frames, dtmf_frequencies};
 
 /// How the answer of a call was known (recorded in the CDR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +64,8 @@ pub enum LineCommand {
     HangUp,
     /// 8 kHz mu-law audio to play into the line.
     Audio(Vec<u8>),
+    /// A key (`0-9 * # A-D`) to play into the line as DTMF.
+    Dtmf(char),
 }
 
 /// What the line tells the relay.
@@ -99,6 +110,8 @@ pub struct DriverConfig {
     pub no_ringback: Duration,
     /// Ringing this long: no answer.
     pub no_answer: Duration,
+    /// Half duplex: quiet this long while transmitting, back to receiving.
+    pub talk_hangover: Duration,
 }
 
 impl Default for DriverConfig {
@@ -108,6 +121,7 @@ impl Default for DriverConfig {
             ringback_gap: Duration::from_secs(3),
             no_ringback: Duration::from_secs(8),
             no_answer: Duration::from_secs(60),
+            talk_hangover: Duration::from_millis(400),
         }
     }
 }
@@ -131,6 +145,7 @@ enum Step {
     SetFormat,
     SilenceOff,
     InactivityOff,
+    ProbeTones,
     OffHook,
     Dial,
     FullDuplex,
@@ -138,6 +153,53 @@ enum Step {
     LeaveStream,
     Resync,
     OnHook,
+    /// Left a stream to switch (direction, or to send keys): waiting for OK.
+    Switch,
+    /// `AT+VTS` sent.
+    Tone,
+    /// `AT+VTR`, `AT+VRX` or `AT+VTX` sent during a call: waiting for CONNECT.
+    Enter(Stream),
+}
+
+/// The voice stream the modem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `+VTR`: both ways.
+    Duplex,
+    /// `+VRX`: from the line only.
+    Receive,
+    /// `+VTX`: to the line only.
+    Transmit,
+}
+
+impl Stream {
+    fn command(self) -> &'static str {
+        match self {
+            Self::Duplex => "AT+VTR",
+            Self::Receive => "AT+VRX",
+            Self::Transmit => "AT+VTX",
+        }
+    }
+
+    /// What the DTE sends to end the stream (V.253: `<DLE>^` ends +VTR, `<DLE>!`
+    /// aborts +VRX, `<DLE><ETX>` ends +VTX data).
+    fn end(self) -> [u8; 2] {
+        match self {
+            Self::Duplex => [DLE, b'^'],
+            Self::Receive => [DLE, b'!'],
+            Self::Transmit => [DLE, ETX],
+        }
+    }
+}
+
+/// Most 20 ms frames held while the line turns round to transmit.
+const MAX_BACKLOG: usize = 10;
+/// Mean absolute level (of 32767) above which a frame is voice, not quiet (~ -40 dBFS).
+const VOICE_LEVEL: i32 = 330;
+
+fn is_voice(mulaw: &[u8]) -> bool {
+    let sum: i32 = mulaw.iter().map(|&c| i32::from(ulaw_to_linear(c)).abs()).sum();
+    sum > VOICE_LEVEL * mulaw.len() as i32
 }
 
 #[derive(Debug)]
@@ -159,6 +221,20 @@ pub struct ModemDriver {
     call: Option<Call>,
     ended: bool,
     half_duplex: bool,
+    /// The modem has `+VTS`.
+    vts: bool,
+    /// The stream we are in, if any.
+    stream: Option<Stream>,
+    /// Where a switch is going once out of the stream (`None`: back where we were).
+    switch_to: Option<Stream>,
+    /// Keys waiting for `AT+VTS`.
+    keys: VecDeque<char>,
+    /// Keys as dual-tone frames, in place of the caller's audio (no `+VTS`).
+    key_frames: VecDeque<[u8; 160]>,
+    /// Half duplex: audio waiting for `+VTX` to connect.
+    backlog: VecDeque<Vec<u8>>,
+    /// Half duplex: when the caller's side last had something to say.
+    last_voice: Option<Instant>,
     /// Times the stream had to be resynchronised.
     pub resyncs: u32,
     /// Underrun / overrun events reported by the modem.
@@ -196,6 +272,13 @@ impl ModemDriver {
             call: None,
             ended: false,
             half_duplex: false,
+            vts: false,
+            stream: None,
+            switch_to: None,
+            keys: VecDeque::new(),
+            key_frames: VecDeque::new(),
+            backlog: VecDeque::new(),
+            last_voice: None,
             resyncs: 0,
             underruns: 0,
             overruns: 0,
@@ -204,9 +287,19 @@ impl ModemDriver {
         driver
     }
 
-    /// Whether the line is streaming half-duplex (receive only) for lack of `+VTR`.
+    /// Whether the line is streaming half-duplex for lack of `+VTR`.
     pub fn is_half_duplex(&self) -> bool {
         self.half_duplex
+    }
+
+    /// The voice stream the modem is in, if any.
+    pub fn stream(&self) -> Option<Stream> {
+        self.stream
+    }
+
+    /// Whether the modem plays keys itself (`+VTS`).
+    pub fn has_tone_command(&self) -> bool {
+        self.vts
     }
 
     fn send(&mut self, now: Instant, step: Step, command: &str) {
@@ -230,12 +323,101 @@ impl ModemDriver {
 
     fn hang_up(&mut self, now: Instant) {
         self.call = None;
-        if self.parser.is_streaming() {
-            self.out.push_back(DriverOutput::Write(vec![DLE, b'^']));
-            self.waiting = Some((Step::LeaveStream, now + self.config.command_timeout));
-        } else {
-            self.send(now, Step::OnHook, "ATH");
+        self.switch_to = None;
+        self.keys.clear();
+        self.key_frames.clear();
+        self.backlog.clear();
+        match self.stream.take() {
+            Some(Stream::Transmit) => {
+                // No <DLE><ETX> comes back from +VTX: the modem answers OK.
+                self.out
+                    .push_back(DriverOutput::Write(Stream::Transmit.end().to_vec()));
+                self.parser.set_streaming(false);
+                self.waiting = Some((Step::LeaveStream, now + self.config.command_timeout));
+            }
+            Some(stream) => {
+                self.out.push_back(DriverOutput::Write(stream.end().to_vec()));
+                self.waiting = Some((Step::LeaveStream, now + self.config.command_timeout));
+            }
+            None if self.parser.is_streaming() => {
+                self.out.push_back(DriverOutput::Write(vec![DLE, b'^']));
+                self.waiting = Some((Step::LeaveStream, now + self.config.command_timeout));
+            }
+            None => self.send(now, Step::OnHook, "ATH"),
         }
+    }
+
+    /// Leaves the stream we are in towards `to` (`None`: where we were, after keys).
+    fn switch(&mut self, now: Instant, to: Option<Stream>) {
+        if self.waiting.is_some() {
+            return;
+        }
+        self.switch_to = to;
+        match self.stream.take() {
+            Some(stream) => {
+                self.out.push_back(DriverOutput::Write(stream.end().to_vec()));
+                if stream == Stream::Transmit {
+                    self.parser.set_streaming(false);
+                }
+                self.waiting = Some((Step::Switch, now + self.config.command_timeout));
+            }
+            None => self.after_switch(now),
+        }
+    }
+
+    /// Out of the stream: keys first, then the stream the call needs.
+    fn after_switch(&mut self, now: Instant) {
+        if let Some(key) = self.keys.pop_front() {
+            return self.send(now, Step::Tone, &format!("AT+VTS={key}"));
+        }
+        let home = if self.half_duplex {
+            Stream::Receive
+        } else {
+            Stream::Duplex
+        };
+        let to = self.switch_to.take().unwrap_or(home);
+        self.send(now, Step::Enter(to), to.command());
+    }
+
+    /// Audio for the line (a key's tone frame goes first).
+    fn play(&mut self, now: Instant, audio: Vec<u8>) {
+        let audio = self.key_frames.pop_front().map_or(audio, |frame| frame.to_vec());
+        let answered = self.call.as_ref().is_some_and(|c| c.answered);
+        match self.stream {
+            Some(Stream::Duplex) => self.write_audio(&audio),
+            Some(Stream::Transmit) => {
+                if is_voice(&audio) {
+                    self.last_voice = Some(now);
+                }
+                self.write_audio(&audio);
+            }
+            Some(Stream::Receive) if answered && is_voice(&audio) => {
+                self.last_voice = Some(now);
+                self.backlog.push_back(audio);
+                self.switch(now, Some(Stream::Transmit));
+            }
+            None if self.switch_to == Some(Stream::Transmit) => {
+                if self.backlog.len() == MAX_BACKLOG {
+                    self.backlog.pop_front();
+                }
+                self.backlog.push_back(audio);
+            }
+            _ => {}
+        }
+    }
+
+    fn write_audio(&mut self, audio: &[u8]) {
+        let mut bytes = Vec::with_capacity(audio.len() + 8);
+        shield(audio, &mut bytes);
+        self.out.push_back(DriverOutput::Write(bytes));
+    }
+
+    /// Half duplex: when transmitting turns back to receiving.
+    fn talk_ends_at(&self) -> Option<Instant> {
+        let idle = self.keys.is_empty() && self.key_frames.is_empty() && self.waiting.is_none();
+        (self.stream == Some(Stream::Transmit) && idle)
+            .then(|| self.last_voice.map(|at| at + self.config.talk_hangover))
+            .flatten()
     }
 
     /// A command from the relay.
@@ -266,16 +448,21 @@ impl ModemDriver {
                 self.send(now, Step::OffHook, "AT+VLS=1");
             }
             LineCommand::HangUp => {
-                if self.call.is_some() || self.parser.is_streaming() {
+                if self.call.is_some() || self.parser.is_streaming() || self.stream.is_some() {
                     self.ended = true;
                     self.hang_up(now);
                 }
             }
-            LineCommand::Audio(audio) => {
-                if self.parser.is_streaming() && !self.half_duplex {
-                    let mut bytes = Vec::with_capacity(audio.len() + 8);
-                    shield(&audio, &mut bytes);
-                    self.out.push_back(DriverOutput::Write(bytes));
+            LineCommand::Audio(audio) => self.play(now, audio),
+            LineCommand::Dtmf(key) => {
+                if !self.call.as_ref().is_some_and(|c| c.answered) {
+                    return;
+                }
+                if self.vts && dtmf_frequencies(key).is_some() {
+                    self.keys.push_back(key.to_ascii_uppercase());
+                    self.switch(now, None);
+                } else {
+                    self.key_frames.extend(dtmf_frames(key));
                 }
             }
         }
@@ -329,6 +516,7 @@ impl ModemDriver {
             b'u' => self.underruns += 1,
             b'o' => self.overruns += 1,
             ETX => {
+                self.stream = None;
                 if matches!(self.waiting, Some((Step::LeaveStream, _))) {
                     self.send(now, Step::OnHook, "ATH");
                 }
@@ -361,7 +549,9 @@ impl ModemDriver {
             (Step::SetFormat, _) if ok => self.send(now, Step::SilenceOff, "AT+VSD=0,0"),
             // Not every modem has silence tuning or an inactivity timer: go on.
             (Step::SilenceOff, _) if ok || error => self.send(now, Step::InactivityOff, "AT+VIT=0"),
-            (Step::InactivityOff, _) if ok || error => {
+            (Step::InactivityOff, _) if ok || error => self.send(now, Step::ProbeTones, "AT+VTS=?"),
+            (Step::ProbeTones, _) if ok || error => {
+                self.vts = ok;
                 self.waiting = None;
                 self.event(LineEvent::Ready);
             }
@@ -373,10 +563,41 @@ impl ModemDriver {
             (Step::FullDuplex, "CONNECT") | (Step::HalfDuplex, "CONNECT") => {
                 self.half_duplex = step == Step::HalfDuplex;
                 self.waiting = None;
+                self.stream = Some(if self.half_duplex {
+                    Stream::Receive
+                } else {
+                    Stream::Duplex
+                });
                 self.parser.set_streaming(true);
             }
+            (Step::Switch, _) if ok => {
+                self.waiting = None;
+                self.after_switch(now);
+            }
+            (Step::Tone, _) if ok || error => {
+                if error {
+                    // Refused after all: the remaining keys go as tones.
+                    self.vts = false;
+                    for key in std::mem::take(&mut self.keys) {
+                        self.key_frames.extend(dtmf_frames(key));
+                    }
+                }
+                self.waiting = None;
+                self.after_switch(now);
+            }
+            (Step::Enter(stream), "CONNECT") => {
+                self.waiting = None;
+                self.stream = Some(stream);
+                self.parser.set_streaming(true);
+                if stream == Stream::Transmit {
+                    self.last_voice = Some(now);
+                    for audio in std::mem::take(&mut self.backlog) {
+                        self.write_audio(&audio);
+                    }
+                }
+            }
             (Step::FullDuplex, "ERROR") => self.send(now, Step::HalfDuplex, "AT+VRX"),
-            (Step::OffHook | Step::Dial | Step::FullDuplex | Step::HalfDuplex, "BUSY") => {
+            (Step::OffHook | Step::Dial | Step::FullDuplex | Step::HalfDuplex | Step::Enter(_), "BUSY") => {
                 self.end_call(now, LineEvent::Busy)
             }
             (
@@ -387,6 +608,9 @@ impl ModemDriver {
                 Step::OffHook | Step::Dial | Step::FullDuplex | Step::HalfDuplex,
                 "NO ANSWER" | "NO CARRIER",
             ) => self.end_call(now, LineEvent::NoAnswer),
+            (Step::Enter(_) | Step::Switch | Step::Tone, "NO CARRIER") => {
+                self.end_call(now, LineEvent::RemoteHangup(HangupReason::LoopBreak))
+            }
             (Step::LeaveStream, _) if ok => self.send(now, Step::OnHook, "ATH"),
             (Step::Resync, _) if ok => self.send(now, Step::OnHook, "ATH"),
             (Step::OnHook, _) if ok || error => {
@@ -413,7 +637,12 @@ impl ModemDriver {
 
     /// The next deadline: a command's timeout or a call-progress timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let command = self.waiting.as_ref().map(|(_, at)| *at);
+        let command = self
+            .waiting
+            .as_ref()
+            .map(|(_, at)| *at)
+            .into_iter()
+            .chain(self.talk_ends_at());
         let call = self.call.as_ref().filter(|c| !c.answered).map(|c| {
             let ringing = match c.last_ringback {
                 Some(last) => last + self.config.ringback_gap,
@@ -421,7 +650,7 @@ impl ModemDriver {
             };
             ringing.min(c.dialed_at + self.config.no_answer)
         });
-        command.into_iter().chain(call).min()
+        command.chain(call).min()
     }
 
     /// Fires what is due at `now`.
@@ -447,6 +676,10 @@ impl ModemDriver {
                     self.fault(&format!("no answer from the modem to {step:?}"));
                 }
             }
+            return;
+        }
+        if self.talk_ends_at().is_some_and(|at| at <= now) {
+            self.switch(now, Some(Stream::Receive));
             return;
         }
         let Some(call) = self.call.as_ref().filter(|c| !c.answered) else {

@@ -5,7 +5,6 @@
 //! caller's ACK (RFC 3261 s13.3.1.4). The peer's RTCP view of the call ends up in
 //! an `X-Offhook-RTCP` header of the 200 OK to its BYE (or of our BYE).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use offhook_signaling::server::Ctx;
@@ -17,8 +16,6 @@ use tokio::sync::mpsc;
 use super::call::InDialog;
 use super::legs::{MediaLeg, Port};
 use super::stats::{LegCounts, RelayStats};
-use crate::dsp::g711::linear_to_ulaw;
-use crate::dsp::tone::Dtmf;
 use crate::modem::{LineCommand, LineEvent, LineHandle};
 use crate::rtp::jitter::FRAME_PERIOD;
 use crate::rtp::report::PeerReports;
@@ -49,22 +46,6 @@ pub(crate) struct AnsweredCall<'a> {
     /// The relay's counters, and the line's name in them.
     pub stats: &'a RelayStats,
     pub line_name: &'a str,
-}
-
-/// How long a key pressed by the caller sounds on the line.
-const KEY_FRAMES: usize = 5;
-
-/// A pressed key as the line hears it: 100 ms of its DTMF dual tone, then 40 ms
-/// of silence, as 20 ms mu-law frames (the modem side has no RFC 4733).
-fn dtmf_frames(key: char) -> VecDeque<[u8; 160]> {
-    let Some(mut tone) = Dtmf::new(key, 8000.0) else {
-        return VecDeque::new();
-    };
-    let mut frames: VecDeque<[u8; 160]> = (0..KEY_FRAMES)
-        .map(|_| std::array::from_fn(|_| linear_to_ulaw(tone.next_sample())))
-        .collect();
-    frames.extend([[0xFF; 160]; 2]);
-    frames
 }
 
 /// Receives on `socket`, or never when there is none.
@@ -103,7 +84,6 @@ async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
     let give_up = tokio::time::Instant::now() + Duration::from_secs(32);
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
-    let mut key_tone = VecDeque::new();
     let mut counted = LegCounts::default();
     loop {
         let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
@@ -121,12 +101,10 @@ async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
             }
             _ = playout.tick() => {
                 if let Some(key) = leg.poll_dtmf() {
-                    key_tone = dtmf_frames(key);
+                    // The line plays it: +VTS, or its dual tone in place of our audio.
+                    let _ = line.commands.try_send(LineCommand::Dtmf(key));
                 }
-                let mut frame = leg.next_line_frame(Instant::now());
-                if let Some(tone) = key_tone.pop_front() {
-                    frame = tone;
-                }
+                let frame = leg.next_line_frame(Instant::now());
                 let _ = line.commands.try_send(LineCommand::Audio(frame.to_vec()));
                 let counts = leg.counts();
                 stats.add(line_name, &counted, &counts);
@@ -175,29 +153,5 @@ async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
             };
             let _ = from.send_to(&packet, to).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dtmf_frames;
-    use crate::dsp::g711::ulaw_to_linear;
-    use crate::dsp::goertzel::relative_level;
-
-    #[test]
-    fn a_key_becomes_its_dual_tone_on_the_line() {
-        let frames = dtmf_frames('5');
-        let samples: Vec<i16> = frames
-            .iter()
-            .take(5)
-            .flatten()
-            .map(|&c| ulaw_to_linear(c))
-            .collect();
-        // '5' is 770 Hz + 1336 Hz: each carries a good share of the energy (1336 Hz falls
-        // between Goertzel bins of a 100 ms block, so it reads a little lower).
-        assert!(relative_level(&samples, 770.0, 8000.0) > 0.2);
-        assert!(relative_level(&samples, 1336.0, 8000.0) > 0.2);
-        assert!(relative_level(&samples, 1000.0, 8000.0) < 0.05);
-        assert!(dtmf_frames('x').is_empty());
     }
 }
