@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite talks to, idempotently (run as root, or with sudo):
-# sipp and baresip (SIP peers), Debian chromium (browser tests), openssl (test
-# certificates), the npm tools in tests/browser (playwright-core, JsSIP, esbuild),
+# sipp and baresip (SIP peers), Debian chromium (browser tests), pulseaudio (its
+# null sink is the sound card of the sound-card test; libasound2-dev and pkg-config
+# build cpal), openssl (test certificates), the npm tools in tests/browser (playwright-core, JsSIP, esbuild),
 # schemathesis (PyPI) for the admin API's OpenAPI check,
 # and a PostgreSQL server on 127.0.0.1:5432 with a `test` database that the
 # `postgres` user reaches without a password (only configured when this script
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip socat sox chromium openssl nodejs npm)
+packages=(sip-tester baresip socat sox chromium openssl nodejs npm pulseaudio libasound2-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_isready >/dev/null 2>&1; then missing+=(postgresql); fresh_postgres=1; fi
