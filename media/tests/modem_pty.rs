@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
-use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::goertzel::{relative_level, some_block_has};
 use offhook_media::dsp::tone::Tone;
 use offhook_media::emulator::network::{BUSY, ECHO, INVALID, PARROT};
 use offhook_media::emulator::{Faults, pty};
@@ -63,10 +63,8 @@ fn tone_frame(tone: &mut Tone) -> Vec<u8> {
 
 /// Whether some 100 ms of `heard` carries each of `freqs` (Goertzel share above `min`).
 fn has_tone(heard: &[u8], freqs: &[f64], min: f64) -> bool {
-    heard.chunks(800).any(|w| {
-        let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
-        freqs.iter().all(|&f| relative_level(&samples, f, 8000.0) > min)
-    })
+    let samples: Vec<i16> = heard.iter().map(|&c| ulaw_to_linear(c)).collect();
+    some_block_has(&samples, 800, freqs, min)
 }
 
 #[tokio::test]

@@ -167,6 +167,35 @@ impl Offhook {
     }
 }
 
+/// `offhook demo` started and serving: signaling's UDP address and the web address.
+#[derive(Debug)]
+pub struct Demo {
+    /// The process.
+    pub running: Running,
+    /// Signaling over UDP.
+    pub sip_udp: std::net::SocketAddr,
+    /// The web server (`host:port`).
+    pub web: String,
+}
+
+impl Offhook {
+    /// Starts `offhook demo` on free ports with `extra` environment and waits until
+    /// signaling, the media relay (its lines registered) and the web server serve.
+    pub async fn demo(&self, extra: &[(&str, &str)]) -> Demo {
+        let envs = [ANY_PORTS, extra].concat();
+        let mut running = self.spawn(&["demo"], &envs);
+        let sip_line = running.wait_for_line("signaling serving SIP").await;
+        let sip_udp = after(&sip_line, "udp=").parse().expect("signaling's UDP address");
+        running.wait_for_line("media relay at").await;
+        let web = running.wait_for_web_address().await;
+        Demo {
+            running,
+            sip_udp,
+            web,
+        }
+    }
+}
+
 /// A running `offhook` process.
 #[derive(Debug)]
 pub struct Running {

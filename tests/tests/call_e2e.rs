@@ -23,7 +23,7 @@ use offhook_signaling::server::{ClientEvent, Endpoint};
 use offhook_signaling::sip::{NameAddr, Request, Response};
 use offhook_signaling::transaction::Timers;
 use offhook_signaling::transport::{Flow, TransportKind};
-use offhook_tests::{ANY_PORTS, Offhook, after, http_get, wait_for_metric};
+use offhook_tests::{Offhook, http_get, wait_for_metric};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
@@ -145,19 +145,13 @@ fn sdp_port(body: &[u8]) -> u16 {
 async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let offhook = Offhook::new(Backend::Sqlite).await;
     // Nobody-answers gives up after 8 s here (60 s by default; the echo answers in ~5.5 s).
-    let envs = [
-        ANY_PORTS,
-        &[
+    let demo = offhook
+        .demo(&[
             ("OFFHOOK_MEDIA__NO_ANSWER_S", "8"),
             ("OFFHOOK_MEDIA__RTCP_INTERVAL_MS", "400"),
-        ],
-    ]
-    .concat();
-    let mut demo = offhook.spawn(&["demo"], &envs);
-    let sip_line = demo.wait_for_line("signaling serving SIP").await;
-    let proxy: SocketAddr = after(&sip_line, "udp=").parse().unwrap();
-    demo.wait_for_line("media relay at").await;
-    let web = demo.wait_for_web_address().await;
+        ])
+        .await;
+    let (proxy, web) = (demo.sip_udp, demo.web.clone());
 
     let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
         .await
@@ -304,6 +298,6 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     assert_eq!(by_call(&busy_call)["hangup_cause"], "busy");
     assert_eq!(by_call(&invalid_call)["hangup_cause"], "invalid-number");
     assert_eq!(by_call(&no_answer_call)["hangup_cause"], "no-answer");
-    assert!(demo.stop().await.success());
+    assert!(demo.running.stop().await.success());
     offhook.db.finish().await;
 }

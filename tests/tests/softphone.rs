@@ -17,7 +17,7 @@ use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::rtp::packet::parse;
 use offhook_media::rtp::rtcp::{RtcpPacket, parse_compound};
 use offhook_tests::sipp::{SippRun, Softphone};
-use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir, write_ulaw_tone};
+use offhook_tests::{Offhook, scratch_dir, write_ulaw_tone};
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -68,18 +68,13 @@ fn call_id(run: &SippRun) -> String {
 #[tokio::test]
 async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let envs = [
-        ANY_PORTS,
-        &[
+    let demo = offhook
+        .demo(&[
             ("OFFHOOK_MEDIA__NO_ANSWER_S", "8"),
             ("OFFHOOK_MEDIA__RTCP_INTERVAL_MS", "1000"),
-        ],
-    ]
-    .concat();
-    let mut demo = offhook.spawn(&["demo"], &envs);
-    let sip_line = demo.wait_for_line("signaling serving SIP").await;
-    let proxy = after(&sip_line, "udp=").parse().unwrap();
-    demo.wait_for_line("media relay at").await;
+        ])
+        .await;
+    let proxy = demo.sip_udp;
     let created = offhook
         .run(&[
             "directory",
@@ -211,6 +206,6 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
     for ((number, id), expected) in refused.iter().zip(["busy", "invalid-number", "no-answer"]) {
         assert_eq!(cause(id).0, expected, "CDR of {number}");
     }
-    assert!(demo.stop().await.success());
+    assert!(demo.running.stop().await.success());
     offhook.db.finish().await;
 }

@@ -25,6 +25,14 @@ pub fn relative_level(samples: &[i16], freq: f64, rate: f64) -> f64 {
     (2.0 * power(samples, freq, rate) / (samples.len() as f64 * energy)).min(1.0)
 }
 
+/// Whether some block of `block` samples carries every one of `freqs` with a
+/// share above `min` (a tone or a DTMF key somewhere in a recording).
+pub fn some_block_has(samples: &[i16], block: usize, freqs: &[f64], min: f64) -> bool {
+    samples
+        .chunks(block.max(1))
+        .any(|b| freqs.iter().all(|&f| relative_level(b, f, 8000.0) > min))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +45,9 @@ mod tests {
         assert!(relative_level(&block, 1000.0, 8000.0) > 0.8);
         assert!(relative_level(&block, 1400.0, 8000.0) < 0.05);
         assert_eq!(relative_level(&[0; 160], 1000.0, 8000.0), 0.0);
+        let mut quiet_then_tone = vec![0; 800];
+        quiet_then_tone.extend(&block);
+        assert!(some_block_has(&quiet_then_tone, 400, &[1000.0], 0.8));
+        assert!(!some_block_has(&quiet_then_tone, 400, &[1400.0], 0.1));
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::network::*;
 use super::{Emulator, Faults};
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
-use crate::dsp::goertzel::relative_level;
+use crate::dsp::goertzel::{relative_level, some_block_has};
 use crate::dsp::tone::Tone;
 use crate::modem::driver::Stream;
 use crate::modem::{
@@ -248,6 +248,10 @@ fn only_digits_reach_the_modem() {
     assert!(b.driver.poll_output().is_none(), "nothing written to the modem");
 }
 
+fn linear(mulaw: &[u8]) -> Vec<i16> {
+    mulaw.iter().map(|&c| ulaw_to_linear(c)).collect()
+}
+
 /// Goertzel share of `freq` in the last `samples` line samples heard.
 fn level_of_last(heard: &[u8], samples: usize, freq: f64) -> f64 {
     let tail: Vec<i16> = heard
@@ -288,10 +292,7 @@ fn half_duplex_transmits_while_the_caller_talks_then_receives() {
     );
     assert_eq!(b.driver.stream(), Some(Stream::Receive));
     // The parrot repeats the second of tone once the line is quiet: heard on +VRX.
-    let tone = b.heard.windows(800).any(|w| {
-        let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
-        relative_level(&samples, 1000.0, 8000.0) > 0.5
-    });
+    let tone = some_block_has(&linear(&b.heard), 800, &[1000.0], 0.5);
     assert!(
         tone,
         "the parrot's playback heard in receive mode ({} bytes)",
@@ -323,10 +324,7 @@ fn keys_go_out_by_vts_and_come_back_through_the_echo() {
         b.driver.handle_command(b.now, LineCommand::Dtmf('5'));
         b.run(Duration::from_millis(600));
         // '5' is 770 + 1336 Hz; the echo returns it 300 ms later.
-        let found = b.heard.windows(800).any(|w| {
-            let samples: Vec<i16> = w.iter().map(|&c| ulaw_to_linear(c)).collect();
-            relative_level(&samples, 770.0, 8000.0) > 0.2 && relative_level(&samples, 1336.0, 8000.0) > 0.2
-        });
+        let found = some_block_has(&linear(&b.heard), 400, &[770.0, 1336.0], 0.2);
         assert!(found, "the key came back (vts {by_vts})");
         let left_the_stream = b.streams.contains(&None);
         assert_eq!(
