@@ -5,7 +5,10 @@
 //! ways, `+VRX` from the line (ended by `<DLE>!` or `<DLE>^`), `+VTX` to the line
 //! (ended by the DTE's `<DLE><ETX>`); while the DTE does not transmit, the line
 //! carries silence to the far end. `AT+VTS` plays keys to the far end. Fault
-//! switches reproduce real modem quirks. `offhook demo` and the tests run it on a pseudo-terminal
+//! switches reproduce real modem quirks. With [`Faults::no_serial_audio`] it is the
+//! modem of a modem + sound card line: its audio is on its audio ports (wired to a
+//! sound card), so it streams none over the serial port; after `ATDT` it reports
+//! the call's progress and end as DLE events in voice command mode. `offhook demo` and the tests run it on a pseudo-terminal
 //! ([`pty`]) so that the real driver talks to it through the real serial code.
 
 pub mod network;
@@ -39,6 +42,11 @@ pub struct Faults {
     pub underruns: bool,
     /// No `+VTS`: keys must come as tones in the audio.
     pub no_vts: bool,
+    /// The audio is on the modem's audio ports (a sound card line), not on the
+    /// serial port: `+VTR`, `+VRX` and `+VTX` answer ERROR, and call progress
+    /// comes as DLE events in command mode. The far end hears nothing from the
+    /// serial port and sends nothing back over it.
+    pub no_serial_audio: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +113,11 @@ impl Emulator {
         match upper.as_str() {
             "AT" | "ATZ" | "ATE0V1Q0" | "AT+FCLASS=8" | "AT+VSD=0,0" | "AT+VIT=0" => self.reply("OK"),
             s if s.starts_with("AT+VTS") && self.faults.no_vts => self.reply("ERROR"),
+            s if ["AT+VTR", "AT+VRX", "AT+VTX"].iter().any(|c| s.starts_with(c))
+                && self.faults.no_serial_audio =>
+            {
+                self.reply("ERROR")
+            }
             "AT+VTS=?" => {
                 self.reply("(200-3300),(200-3300),(0-50)");
                 self.reply("OK");
@@ -142,6 +155,10 @@ impl Emulator {
                     .filter(|c| c.is_ascii_digit() || "*#".contains(*c))
                     .collect();
                 self.call = Some((now, script(&number, self.hangup_after)));
+                if self.faults.no_serial_audio {
+                    // No stream will follow: the call's events come in command mode.
+                    self.next_tick = Some(now + TICK);
+                }
                 self.reply("OK");
             }
             "AT+VTR=?" if self.faults.vtr_query_error || self.faults.no_vtr => self.reply("ERROR"),
@@ -158,6 +175,7 @@ impl Emulator {
             "ATH" | "ATH0" => {
                 self.off_hook = false;
                 self.call = None;
+                self.next_tick = None;
                 self.reply("OK");
             }
             _ => self.reply("ERROR"),
@@ -247,6 +265,12 @@ impl Emulator {
         self.next_tick = Some(tick + TICK);
         self.ticks += 1;
         let Mode::Streaming { to_line, from_line } = self.mode else {
+            // Voice command mode (audio ports): only the call's events.
+            if let Some((start, script)) = self.call.as_mut() {
+                for code in script.take_due(now.saturating_duration_since(*start)) {
+                    self.out.extend([DLE, code]);
+                }
+            }
             return;
         };
         if !to_line {
@@ -257,8 +281,7 @@ impl Emulator {
         match self.call.as_mut() {
             Some((start, script)) => {
                 let elapsed = now.saturating_duration_since(*start);
-                while script.events.first().is_some_and(|(at, _)| *at <= elapsed) {
-                    let (_, code) = script.events.remove(0);
+                for code in script.take_due(elapsed) {
                     chunk.extend([DLE, code]);
                 }
                 let audio = match script.answer_at {

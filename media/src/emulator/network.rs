@@ -114,6 +114,14 @@ pub struct Script {
     pub audio: FarAudio,
 }
 
+impl Script {
+    /// Takes the event codes due `elapsed` after the dial, in order.
+    pub fn take_due(&mut self, elapsed: Duration) -> Vec<u8> {
+        let due = self.events.iter().take_while(|(at, _)| *at <= elapsed).count();
+        self.events.drain(..due).map(|(_, code)| code).collect()
+    }
+}
+
 fn echo() -> FarAudio {
     // Pre-filled with 300 ms of silence: what is heard comes back 300 ms later.
     FarAudio::Echo(VecDeque::from(vec![0xFF; ECHO_DELAY.as_millis() as usize * 8]))

@@ -1,6 +1,7 @@
 //! The real driver against the emulator with simulated time: whole calls in
 //! milliseconds of test time, every demo number and fault switch, each ending
-//! with the line idle again.
+//! with the line idle again; and the modem + sound card line, whose modem only
+//! dials and holds the line while the bench stands in for the card.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use crate::dsp::goertzel::{relative_level, some_block_has};
 use crate::dsp::tone::Tone;
 use crate::modem::driver::Stream;
 use crate::modem::{
-    AnswerHow, DriverConfig, DriverOutput, HangupReason, LineCommand, LineEvent, ModemDriver,
+    AnswerHow, DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver,
 };
 
 struct Bench {
@@ -26,13 +27,25 @@ struct Bench {
     /// The modem's streams as they changed (`None`: command mode).
     streams: Vec<Option<Stream>>,
     step: u64,
+    /// Sound card line: what the driver gave the card to play.
+    played: Vec<u8>,
+    /// Sound card line: what the card captures from the line (fed every 20 ms).
+    card_input: Option<Tone>,
+    /// Every byte the driver wrote to the modem, and the modem sent back.
+    to_modem: Vec<u8>,
+    from_modem: Vec<u8>,
 }
 
 impl Bench {
     fn new(faults: Faults) -> Self {
+        Self::with_audio(faults, LineAudio::Serial)
+    }
+
+    fn with_audio(faults: Faults, audio: LineAudio) -> Self {
         let now = Instant::now();
         let config = DriverConfig {
             no_answer: Duration::from_secs(20),
+            audio,
             ..DriverConfig::default()
         };
         let mut bench = Self {
@@ -45,6 +58,10 @@ impl Bench {
             tone_until: None,
             streams: vec![None],
             step: 0,
+            played: Vec::new(),
+            card_input: None,
+            to_modem: Vec::new(),
+            from_modem: Vec::new(),
         };
         bench.run(Duration::from_millis(200));
         bench
@@ -56,12 +73,17 @@ impl Bench {
         while self.now < end {
             while let Some(output) = self.driver.poll_output() {
                 match output {
-                    DriverOutput::Write(bytes) => self.modem.handle_bytes(self.now, &bytes),
+                    DriverOutput::Write(bytes) => {
+                        self.to_modem.extend(&bytes);
+                        self.modem.handle_bytes(self.now, &bytes);
+                    }
                     DriverOutput::Event(LineEvent::Audio(audio)) => self.heard.extend(audio),
                     DriverOutput::Event(event) => self.events.push(event),
+                    DriverOutput::Play(audio) => self.played.extend(audio),
                 }
             }
             if let Some(bytes) = self.modem.poll_transmit() {
+                self.from_modem.extend(&bytes);
                 self.driver.handle_bytes(self.now, &bytes);
                 if self.streams.last() != Some(&self.driver.stream()) {
                     self.streams.push(self.driver.stream());
@@ -76,6 +98,10 @@ impl Bench {
             // The relay's side: 20 ms of tone into the line every other 10 ms step.
             let answered = self.events.iter().any(|e| matches!(e, LineEvent::Answered(_)));
             self.step += 1;
+            if let Some(card) = self.card_input.as_mut().filter(|_| self.step.is_multiple_of(2)) {
+                let frame: Vec<u8> = (0..160).map(|_| linear_to_ulaw(card.next_sample())).collect();
+                self.driver.handle_card_audio(&frame);
+            }
             let talking = self.tone_until.is_none_or(|until| self.now < until);
             if let Some(tone) = self
                 .tone
@@ -357,5 +383,166 @@ fn a_key_on_a_half_duplex_line_goes_by_vts_and_receiving_resumes() {
         "announcement heard again"
     );
     b.hang_up();
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+}
+
+/// A modem + sound card line: the driver's bench with the emulator's audio on its
+/// audio ports, and the bench's card input playing a 1 kHz tone.
+fn card_bench(faults: Faults) -> Bench {
+    let mut b = Bench::with_audio(
+        Faults {
+            no_serial_audio: true,
+            ..faults
+        },
+        LineAudio::SoundCard,
+    );
+    assert_eq!(b.events, [LineEvent::Ready], "initialised as usual");
+    b.card_input = Some(Tone::new(1000.0, 8000.0, 8000.0));
+    b
+}
+
+fn written(b: &Bench) -> String {
+    String::from_utf8_lossy(&b.to_modem).into_owned()
+}
+
+#[test]
+fn sound_card_line_dials_and_holds_the_line_while_the_card_carries_the_audio() {
+    let mut b = card_bench(Faults::default());
+    b.tone = Some(Tone::new(1000.0, 8000.0, 8000.0));
+    b.dial(ECHO, Duration::from_secs(9));
+    assert_eq!(
+        b.outcome(),
+        [
+            LineEvent::Ringing,
+            LineEvent::Answered(AnswerHow::RingbackStopped)
+        ],
+        "call progress from DLE events in command mode"
+    );
+    let commands = written(&b);
+    for expected in ["AT+FCLASS=8\r", "AT+VLS=1\r", "ATDT5550100\r"] {
+        assert!(commands.contains(expected), "{expected:?} in {commands:?}");
+    }
+    assert!(!commands.contains("AT+VTR") && !commands.contains("AT+VRX") && !commands.contains("AT+VTX"));
+    assert_eq!(b.streams, [None], "never in a voice stream");
+    // The last ringback 2.5 s after the dial, plus the 3 s gap: answered at 5.5 s, 3.5 s ago.
+    // The card captured 1 kHz the whole time; the relay hears it only once answered.
+    let samples: Vec<i16> = b.heard.iter().map(|&c| ulaw_to_linear(c)).collect();
+    assert!(
+        (24_000..=32_000).contains(&samples.len()),
+        "the card's audio once answered: {} samples",
+        samples.len()
+    );
+    assert!(relative_level(&samples, 1000.0, 8000.0) > 0.5);
+    // What the relay sent the line went to the card, not to the serial port.
+    let played: Vec<i16> = b.played.iter().map(|&c| ulaw_to_linear(c)).collect();
+    assert!(played.len() >= 24_000, "{} samples played", played.len());
+    assert!(relative_level(&played, 1000.0, 8000.0) > 0.5);
+    assert!(
+        b.from_modem.len() < 500,
+        "only result codes and DLE events came over the serial port: {} bytes",
+        b.from_modem.len()
+    );
+    b.hang_up();
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+    assert!(
+        written(&b).ends_with("ATH\r"),
+        "on hook by ATH: {:?}",
+        written(&b)
+    );
+    let (played, heard) = (b.played.len(), b.heard.len());
+    b.run(Duration::from_secs(1));
+    assert_eq!(
+        (b.played.len(), b.heard.len()),
+        (played, heard),
+        "no audio after the call"
+    );
+}
+
+#[test]
+fn sound_card_line_outcomes_and_far_end_hang_up() {
+    for (number, expected) in [
+        (BUSY, LineEvent::Busy),
+        (INVALID, LineEvent::Invalid),
+        (NEVER_ANSWERS, LineEvent::NoAnswer),
+        (HANGS_UP, LineEvent::RemoteHangup(HangupReason::LoopBreak)),
+    ] {
+        let mut b = card_bench(Faults::default());
+        b.dial(number, Duration::from_secs(25));
+        let outcome = b.outcome();
+        assert!(outcome.contains(&expected), "{number}: {outcome:?}");
+        assert_eq!(b.events.last(), Some(&LineEvent::Idle), "{number}: back to idle");
+        assert_eq!(b.streams, [None], "{number}: never streamed");
+    }
+    let mut b = card_bench(Faults {
+        no_dial_tone: true,
+        ..Faults::default()
+    });
+    b.dial(ECHO, Duration::from_secs(2));
+    assert!(b.outcome().contains(&LineEvent::NoDialTone), "{:?}", b.events);
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+}
+
+#[test]
+fn sound_card_line_hears_an_unsolicited_no_carrier_as_the_far_end_hanging_up() {
+    let mut b = card_bench(Faults::default());
+    b.dial(POLARITY, Duration::from_secs(3));
+    assert!(b.driver.is_answered(), "{:?}", b.events);
+    // Some modems end a held call with a result code rather than <DLE>l.
+    b.driver.handle_bytes(b.now, b"\r\nNO CARRIER\r\n");
+    b.run(Duration::from_secs(1));
+    assert!(
+        b.outcome()
+            .contains(&LineEvent::RemoteHangup(HangupReason::LoopBreak)),
+        "{:?}",
+        b.events
+    );
+    assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+}
+
+#[test]
+fn sound_card_line_keys_by_vts_in_command_mode_or_as_tones_on_the_card() {
+    for (faults, by_vts) in [
+        (Faults::default(), true),
+        (
+            Faults {
+                no_vts: true,
+                ..Faults::default()
+            },
+            false,
+        ),
+    ] {
+        let mut b = card_bench(faults);
+        b.tone = Some(Tone::new(1000.0, 0.0, 8000.0));
+        b.dial(POLARITY, Duration::from_secs(3));
+        assert!(b.driver.is_answered());
+        b.played.clear();
+        b.driver.handle_command(b.now, LineCommand::Dtmf('5'));
+        b.run(Duration::from_millis(600));
+        assert_eq!(written(&b).contains("AT+VTS=5\r"), by_vts, "{:?}", written(&b));
+        // '5' is 770 + 1336 Hz: on the card only when the modem cannot play it.
+        let on_card = some_block_has(&linear(&b.played), 400, &[770.0, 1336.0], 0.2);
+        assert_eq!(on_card, !by_vts, "key tone on the card (vts {by_vts})");
+        assert_eq!(b.streams, [None], "no stream entered after the key");
+        b.hang_up();
+        assert_eq!(b.events.last(), Some(&LineEvent::Idle));
+    }
+}
+
+#[test]
+fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
+    let mut b = Bench::new(Faults {
+        no_serial_audio: true,
+        ..Faults::default()
+    });
+    b.dial(ECHO, Duration::from_secs(2));
+    let fault = b.events.iter().find_map(|e| match e {
+        LineEvent::Fault(what) => Some(what.clone()),
+        _ => None,
+    });
+    assert!(
+        fault.as_deref().is_some_and(|f| f.contains("HalfDuplex")),
+        "+VTR and +VRX refused, said so: {:?}",
+        b.events
+    );
     assert_eq!(b.events.last(), Some(&LineEvent::Idle));
 }

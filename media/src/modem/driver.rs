@@ -8,6 +8,14 @@
 //! DLE events, presumes or observes the answer, carries audio both ways with DLE
 //! shielding, hangs up, and resynchronises a modem stuck in a stream.
 //!
+//! Sound card ([`LineAudio::SoundCard`]): the modem's audio ports are wired to a
+//! sound card. The modem is initialised and dials the same way, but after `ATDT`
+//! it stays in voice command mode holding the line: no stream, no audio on the
+//! serial port. Call progress and the far end hanging up come as DLE events (or
+//! result codes) in command mode; the line's audio is the card's: what the relay
+//! gives the line comes out as [`DriverOutput::Play`] once answered, and what the
+//! card captured goes in by [`ModemDriver::handle_card_audio`].
+//!
 //! Half duplex: the line receives (`+VRX`) until the caller's side has something
 //! to say — voice above a threshold, or a key as its dual tone — then transmits
 //! (`+VTX`) until it has been quiet for [`DriverConfig::talk_hangover`], then
@@ -99,7 +107,18 @@ pub enum LineEvent {
     Fault(String),
 }
 
-/// Timing of the driver.
+/// Where a line's audio goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LineAudio {
+    /// Over the serial port, in a voice stream (`+VTR`; `+VRX`/`+VTX` half duplex).
+    #[default]
+    Serial,
+    /// Through a sound card wired to the modem's audio ports: the modem only
+    /// dials and holds the line, in voice command mode.
+    SoundCard,
+}
+
+/// Timing and audio path of the driver.
 #[derive(Debug, Clone, Copy)]
 pub struct DriverConfig {
     /// How long a command may wait for its result.
@@ -112,6 +131,8 @@ pub struct DriverConfig {
     pub no_answer: Duration,
     /// Half duplex: quiet this long while transmitting, back to receiving.
     pub talk_hangover: Duration,
+    /// Where the audio goes.
+    pub audio: LineAudio,
 }
 
 impl Default for DriverConfig {
@@ -122,6 +143,7 @@ impl Default for DriverConfig {
             no_ringback: Duration::from_secs(8),
             no_answer: Duration::from_secs(60),
             talk_hangover: Duration::from_millis(400),
+            audio: LineAudio::Serial,
         }
     }
 }
@@ -133,6 +155,9 @@ pub enum DriverOutput {
     Write(Vec<u8>),
     /// Tell the relay.
     Event(LineEvent),
+    /// 20 ms of 8 kHz mu-law for the sound card to play into the line
+    /// ([`LineAudio::SoundCard`], once answered).
+    Play(Vec<u8>),
 }
 
 /// A command sent, waiting for its result.
@@ -297,6 +322,11 @@ impl ModemDriver {
         self.stream
     }
 
+    /// Whether a call is answered and up (the line carries its audio).
+    pub fn is_answered(&self) -> bool {
+        self.call.as_ref().is_some_and(|c| c.answered)
+    }
+
     /// Whether the modem plays keys itself (`+VTS`).
     pub fn has_tone_command(&self) -> bool {
         self.vts
@@ -376,6 +406,10 @@ impl ModemDriver {
             Stream::Duplex
         };
         let to = self.switch_to.take().unwrap_or(home);
+        if self.config.audio == LineAudio::SoundCard {
+            // Keys sent; the line stays held in command mode.
+            return;
+        }
         self.send(now, Step::Enter(to), to.command());
     }
 
@@ -383,6 +417,13 @@ impl ModemDriver {
     fn play(&mut self, now: Instant, audio: Vec<u8>) {
         let audio = self.key_frames.pop_front().map_or(audio, |frame| frame.to_vec());
         let answered = self.call.as_ref().is_some_and(|c| c.answered);
+        if self.config.audio == LineAudio::SoundCard {
+            // Before the answer (and after the call) the card plays silence.
+            if answered {
+                self.out.push_back(DriverOutput::Play(audio));
+            }
+            return;
+        }
         match self.stream {
             Some(Stream::Duplex) => self.write_audio(&audio),
             Some(Stream::Transmit) => {
@@ -485,6 +526,14 @@ impl ModemDriver {
         }
     }
 
+    /// 20 ms of mu-law the sound card captured from the line
+    /// ([`LineAudio::SoundCard`]); reported once the far end has answered.
+    pub fn handle_card_audio(&mut self, mulaw: &[u8]) {
+        if self.call.as_ref().is_some_and(|c| c.answered) {
+            self.event(LineEvent::Audio(mulaw.to_vec()));
+        }
+    }
+
     fn answered(&mut self, how: AnswerHow) {
         if let Some(call) = self.call.as_mut()
             && !call.answered
@@ -530,7 +579,7 @@ impl ModemDriver {
 
     fn on_line(&mut self, now: Instant, line: &str) {
         let Some((step, _)) = self.waiting else {
-            return;
+            return self.on_unsolicited(now, line);
         };
         let ok = line == "OK" || line == "VCON";
         let error = line == "ERROR";
@@ -559,7 +608,11 @@ impl ModemDriver {
                 let dial = format!("ATDT{}", self.number);
                 self.send(now, Step::Dial, &dial);
             }
-            (Step::Dial, _) if ok => self.send(now, Step::FullDuplex, "AT+VTR"),
+            (Step::Dial, _) if ok => match self.config.audio {
+                LineAudio::Serial => self.send(now, Step::FullDuplex, "AT+VTR"),
+                // The line is held; its audio is the sound card's.
+                LineAudio::SoundCard => self.waiting = None,
+            },
             (Step::FullDuplex, "CONNECT") | (Step::HalfDuplex, "CONNECT") => {
                 self.half_duplex = step == Step::HalfDuplex;
                 self.waiting = None;
@@ -623,6 +676,23 @@ impl ModemDriver {
             }
             _ => {}
         }
+    }
+
+    /// A result code with no command waiting: a modem holding the line in
+    /// command mode may report the call's end this way rather than by DLE event.
+    fn on_unsolicited(&mut self, now: Instant, line: &str) {
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        let event = match (call.answered, line) {
+            (true, "NO CARRIER") => LineEvent::RemoteHangup(HangupReason::LoopBreak),
+            (true, "BUSY") => LineEvent::RemoteHangup(HangupReason::BusyTone),
+            (false, "BUSY") => LineEvent::Busy,
+            (false, "NO ANSWER" | "NO CARRIER") => LineEvent::NoAnswer,
+            (false, "NO DIALTONE" | "NO DIAL TONE") => LineEvent::NoDialTone,
+            _ => return,
+        };
+        self.end_call(now, event);
     }
 
     fn fault(&mut self, what: &str) {

@@ -7,5 +7,7 @@ pub mod driver;
 pub mod port;
 pub mod stream;
 
-pub use driver::{AnswerHow, DriverConfig, DriverOutput, HangupReason, LineCommand, LineEvent, ModemDriver};
-pub use port::{LineHandle, open_modem};
+pub use driver::{
+    AnswerHow, DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver,
+};
+pub use port::{LineHandle, open_modem, open_modem_with_card};

@@ -2,7 +2,9 @@
 //! tokio-serial, feeds the sans-IO [`ModemDriver`] with bytes, commands and its
 //! deadlines, writes what it asks, and hands line events to the relay. The relay
 //! talks to a line only through [`LineHandle`]'s channels: nothing it does can
-//! block the port.
+//! block the port. A modem + sound card line ([`open_modem_with_card`]) also moves
+//! the audio between the driver and the card's rings: what the driver plays goes
+//! into the play ring, and every 20 ms the whole frames captured are handed to it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +13,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_serial::SerialPortBuilderExt as _;
 
-use super::driver::{DriverConfig, DriverOutput, LineCommand, LineEvent, ModemDriver};
+use super::driver::{DriverConfig, DriverOutput, LineAudio, LineCommand, LineEvent, ModemDriver};
+use crate::soundcard::{CardCounts, SoundCard};
 
 /// The relay's handle on one modem line.
 #[derive(Debug)]
@@ -22,27 +25,86 @@ pub struct LineHandle {
     pub events: mpsc::Receiver<LineEvent>,
 }
 
-/// Opens the modem at `path` and starts driving it.
+/// Opens the modem at `path` and starts driving it; the audio goes over the serial port.
 pub fn open_modem(path: &Path, config: DriverConfig) -> std::io::Result<LineHandle> {
+    let config = DriverConfig {
+        audio: LineAudio::Serial,
+        ..config
+    };
+    spawn(path, config, None)
+}
+
+/// Opens the modem at `path`, whose audio ports are wired to `card`, and starts
+/// driving it: the modem dials and holds the line, the card carries the audio.
+pub fn open_modem_with_card(
+    path: &Path,
+    config: DriverConfig,
+    card: SoundCard,
+) -> std::io::Result<LineHandle> {
+    let config = DriverConfig {
+        audio: LineAudio::SoundCard,
+        ..config
+    };
+    spawn(path, config, Some(card))
+}
+
+fn spawn(path: &Path, config: DriverConfig, card: Option<SoundCard>) -> std::io::Result<LineHandle> {
     let port = tokio_serial::new(path.to_string_lossy(), 115_200).open_native_async()?;
     let (commands, command_rx) = mpsc::channel(256);
     let (event_tx, events) = mpsc::channel(256);
+    let card = card.map(|card| Card {
+        card,
+        call_start: None,
+    });
     tokio::spawn(run(
         port,
         ModemDriver::new(config, Instant::now()),
+        card,
         command_rx,
         event_tx,
     ));
     Ok(LineHandle { commands, events })
 }
 
+/// The sound card of a line, and its counters when the current call was answered.
+struct Card {
+    card: SoundCard,
+    call_start: Option<CardCounts>,
+}
+
+impl Card {
+    /// Follows the driver's call state: underruns count while a call is up, and
+    /// what the card counted during a call is logged at its end.
+    fn follow(&mut self, driver: &ModemDriver) {
+        let counters = &self.card.counters;
+        match (driver.is_answered(), self.call_start) {
+            (true, None) => {
+                counters.in_call.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.call_start = Some(counters.read());
+            }
+            (false, Some(start)) => {
+                counters
+                    .in_call
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.call_start = None;
+                let during = counters.read().since(&start);
+                tracing::info!(card = %during, "sound card during the call");
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn run(
     mut port: tokio_serial::SerialStream,
     mut driver: ModemDriver,
+    mut card: Option<Card>,
     mut commands: mpsc::Receiver<LineCommand>,
     events: mpsc::Sender<LineEvent>,
 ) {
     let mut buf = [0u8; 4096];
+    let mut capture = tokio::time::interval(Duration::from_millis(20));
+    capture.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while let Some(output) = driver.poll_output() {
             match output {
@@ -60,7 +122,15 @@ async fn run(
                         return;
                     }
                 }
+                DriverOutput::Play(audio) => {
+                    if let Some(card) = card.as_mut() {
+                        card.card.play_ulaw(&audio);
+                    }
+                }
             }
+        }
+        if let Some(card) = card.as_mut() {
+            card.follow(&driver);
         }
         let deadline = driver.poll_timeout().map(tokio::time::Instant::from_std);
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -77,6 +147,15 @@ async fn run(
                 None => return,
             },
             () = tokio::time::sleep_until(deadline.unwrap_or(far)) => driver.handle_timeout(Instant::now()),
+            _ = capture.tick(), if card.is_some() => {
+                // Everything captured since the last tick (the card delivers in
+                // bursts): the capture ring never fills, and no delay builds up.
+                if let Some(card) = card.as_mut() {
+                    while let Some(frame) = card.card.captured_frame() {
+                        driver.handle_card_audio(&frame);
+                    }
+                }
+            }
         }
     }
 }

@@ -4,7 +4,9 @@
 //! the number signaling put in `X-Offhook-Number` on the line it named, maps call
 //! progress to SIP (180, 200, 486, 480, 404, 503), bridges the caller's media (RTP
 //! with a jitter buffer and paced sender, or WebRTC from a browser) with the line's
-//! 8 kHz mu-law, and sends BYE when the far end hangs up.
+//! 8 kHz mu-law, and sends BYE when the far end hangs up. A line with a sound card
+//! ([`LineSpec::soundcard`]) is a modem + sound card line: its modem only dials
+//! and holds the line, and the call's audio is played and captured by the card.
 
 mod bridge;
 mod call;
@@ -26,7 +28,8 @@ use tokio::sync::mpsc;
 pub use stats::{LegCounts, RelayStats};
 
 use crate::emulator::{Faults, pty};
-use crate::modem::{DriverConfig, LineEvent, LineHandle, open_modem};
+use crate::modem::{DriverConfig, LineEvent, LineHandle, open_modem, open_modem_with_card};
+use crate::soundcard::{self, CardCounters, DEFAULT_DEVICE};
 
 /// Where a line's modem is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,6 +48,40 @@ pub struct LineSpec {
     pub name: String,
     /// Its modem.
     pub device: Device,
+    /// The sound card wired to the modem's audio ports, if the audio goes that way
+    /// (a modem + sound card line; an emulated modem then streams no audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soundcard: Option<SoundCardSpec>,
+}
+
+/// The sound server a card is reached through.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SoundHost {
+    /// PulseAudio (or PipeWire's PulseAudio server): paced, names sinks and sources.
+    #[default]
+    PulseAudio,
+    /// ALSA directly (`hw:…`, `plughw:…` names).
+    Alsa,
+}
+
+/// A line's sound card: where its audio is played (into the modem's line input)
+/// and captured (from the modem's line output), 8 kHz mono.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SoundCardSpec {
+    /// The sound server.
+    #[serde(default)]
+    pub host: SoundHost,
+    /// Output device name, or `default`.
+    #[serde(default = "default_device")]
+    pub playback: String,
+    /// Input device name, or `default`.
+    #[serde(default = "default_device")]
+    pub capture: String,
+}
+
+fn default_device() -> String {
+    DEFAULT_DEVICE.to_owned()
 }
 
 /// The relay's settings.
@@ -82,6 +119,7 @@ impl Default for RelayConfig {
             lines: vec![LineSpec {
                 name: "demo-line-1".into(),
                 device: Device::Emulated,
+                soundcard: None,
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,
@@ -143,15 +181,39 @@ async fn wait_ready(name: &str, line: &mut LineHandle) -> Result<(), RelayError>
     }
 }
 
+/// Opens the sound card of line `name` (cpal connects to the sound server
+/// synchronously: off the async threads).
+async fn open_card(name: &str, spec: &SoundCardSpec) -> Result<soundcard::SoundCard, RelayError> {
+    let host = match spec.host {
+        SoundHost::PulseAudio => cpal::HostId::PulseAudio,
+        SoundHost::Alsa => cpal::HostId::Alsa,
+    };
+    let (playback, capture) = (spec.playback.clone(), spec.capture.clone());
+    let opened = tokio::task::spawn_blocking(move || soundcard::open(host, &playback, &capture)).await;
+    match opened {
+        Ok(Ok(card)) => Ok(card),
+        Ok(Err(err)) => Err(RelayError::Line(name.into(), format!("sound card: {err}"))),
+        Err(err) => Err(RelayError::Line(name.into(), format!("sound card: {err}"))),
+    }
+}
+
+/// What [`Relay::start`] keeps of each sound card: its line and counters.
+pub(crate) type CardCountersOf = (String, Arc<CardCounters>);
+
 impl Relay {
     /// Opens the modems, registers the lines and starts answering calls.
     pub async fn start(config: RelayConfig) -> Result<Self, RelayError> {
         let mut modems = Vec::new();
         let mut lines = HashMap::new();
+        let mut cards = Vec::new();
         for spec in &config.lines {
             let path = match &spec.device {
                 Device::Emulated => {
-                    let modem = pty::spawn(Faults::default(), Duration::from_secs(5))
+                    let faults = Faults {
+                        no_serial_audio: spec.soundcard.is_some(),
+                        ..Faults::default()
+                    };
+                    let modem = pty::spawn(faults, Duration::from_secs(5))
                         .map_err(|e| RelayError::Io("emulated modem".into(), e))?;
                     let path = modem.path.clone();
                     modems.push(modem);
@@ -163,8 +225,15 @@ impl Relay {
                 no_answer: Duration::from_secs(config.no_answer_s),
                 ..DriverConfig::default()
             };
-            let mut line =
-                open_modem(&path, driver).map_err(|e| RelayError::Io(path.display().to_string(), e))?;
+            let opened = match &spec.soundcard {
+                None => open_modem(&path, driver),
+                Some(card) => {
+                    let card = open_card(&spec.name, card).await?;
+                    cards.push((spec.name.clone(), card.counters.clone()));
+                    open_modem_with_card(&path, driver, card)
+                }
+            };
+            let mut line = opened.map_err(|e| RelayError::Io(path.display().to_string(), e))?;
             wait_ready(&spec.name, &mut line).await?;
             lines.insert(spec.name.clone(), Arc::new(Mutex::new(Some(line))));
         }
@@ -173,7 +242,7 @@ impl Relay {
             .map_err(|e| RelayError::Io(config.listen.to_string(), e))?;
         let (ctx, local) = (endpoint.ctx.clone(), endpoint.local);
         let mut upcalls = std::mem::replace(&mut endpoint.upcalls, mpsc::unbounded_channel().1);
-        let stats = Arc::new(RelayStats::new(config.lines.iter().map(|l| l.name.as_str())));
+        let stats = Arc::new(RelayStats::new(config.lines.iter().map(|l| l.name.as_str())).with_cards(cards));
         let shared = Arc::new(Shared {
             stats: stats.clone(),
             rtp_ip: local.ip(),

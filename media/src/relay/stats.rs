@@ -3,9 +3,14 @@
 //! lost packets (the jitter buffer's view), calls in progress, and each line's
 //! jitter buffer depth. A call adds what its leg counted since it last reported,
 //! once per 20 ms frame, so the counters move while calls run, not only at their end.
+//! Sound card lines add their card's counters (samples played, captured, underruns
+//! during calls, overruns, dropped), read from the card's atomics.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::soundcard::CardCounters;
 
 /// What one call's network leg has counted so far (all since the call began).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +39,7 @@ pub struct RelayStats {
     lost: AtomicU64,
     active_calls: AtomicI64,
     depth_ms: HashMap<String, AtomicU64>,
+    cards: Vec<(String, Arc<CardCounters>)>,
 }
 
 impl RelayStats {
@@ -46,6 +52,11 @@ impl RelayStats {
                 .collect(),
             ..Self::default()
         }
+    }
+
+    /// With the sound cards of these lines.
+    pub(crate) fn with_cards(self, cards: Vec<super::CardCountersOf>) -> Self {
+        Self { cards, ..self }
     }
 
     /// A call starts.
@@ -123,6 +134,19 @@ impl RelayStats {
                 value(depth),
             )
         }));
+        for (line, counters) in &self.cards {
+            let c = counters.read();
+            for (name, count) in [
+                ("offhook_soundcard_played_samples_total", c.played),
+                ("offhook_soundcard_captured_samples_total", c.captured),
+                ("offhook_soundcard_underrun_samples_total", c.underruns),
+                ("offhook_soundcard_overrun_samples_total", c.overruns),
+                ("offhook_soundcard_dropped_samples_total", c.dropped),
+            ] {
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
+                values.push((name.to_owned(), format!("line=\"{line}\""), count));
+            }
+        }
         values
     }
 }
