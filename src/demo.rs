@@ -8,7 +8,7 @@ use offhook_directory::{
     AccountKind, Directory, DirectoryError, IconUpdate, LineKind, NewAccount, NewIcon, NewLine, NewTenant,
     Scope,
 };
-use offhook_media::relay::{Relay, RelayConfig};
+use offhook_media::relay::{Device, Relay, RelayConfig};
 use offhook_signaling::server::Server;
 use tokio::net::TcpListener;
 
@@ -25,7 +25,7 @@ pub const DEMO_ICON: &str = "demo-echo";
 /// The number of the echo on the emulated telephone network.
 pub const ECHO_NUMBER: &str = "5550100";
 
-/// Seeds the demo tenant, icon and emulated line unless they exist, and lets the
+/// Seeds the demo tenant, icons and the relay's configured lines unless they exist, and lets the
 /// icon be used from the pages served on `web_port` (none when 0).
 async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::Result<()> {
     match directory
@@ -89,16 +89,24 @@ async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::
         Ok(_) | Err(DirectoryError::Conflict(_)) => {}
         Err(err) => return Err(err.into()),
     }
-    let line = NewLine {
-        name: "demo-line-1".into(),
-        relay: config.media.name.clone(),
-        tenant: None,
-        device_path: "emulated".into(),
-        kind: LineKind::Emulated,
-    };
-    match directory.create_line(line).await {
-        Ok(_) | Err(DirectoryError::Conflict(_)) => {}
-        Err(err) => return Err(err.into()),
+    for spec in &config.media.lines {
+        let (device_path, kind) = match (&spec.device, &spec.soundcard) {
+            (Device::Emulated, None) => ("emulated".to_owned(), LineKind::Emulated),
+            (Device::Emulated, Some(_)) => ("emulated".to_owned(), LineKind::ModemSoundcard),
+            (Device::Serial(path), None) => (path.display().to_string(), LineKind::Modem),
+            (Device::Serial(path), Some(_)) => (path.display().to_string(), LineKind::ModemSoundcard),
+        };
+        let line = NewLine {
+            name: spec.name.clone(),
+            relay: config.media.name.clone(),
+            tenant: None,
+            device_path,
+            kind,
+        };
+        match directory.create_line(line).await {
+            Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod audio;
 pub mod browser;
 pub mod sipp;
+pub mod ua;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

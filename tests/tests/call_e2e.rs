@@ -19,100 +19,12 @@ use offhook_media::rtp::rtcp::{
     ReceiverReport, ReportBlock, RtcpPacket, SenderReport, build_compound, parse_compound,
 };
 use offhook_media::rtp::units::Ssrc;
-use offhook_signaling::server::{ClientEvent, Endpoint};
-use offhook_signaling::sip::{NameAddr, Request, Response};
+use offhook_signaling::server::Endpoint;
 use offhook_signaling::transaction::Timers;
-use offhook_signaling::transport::{Flow, TransportKind};
+use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
 use offhook_tests::{Offhook, http_get, wait_for_metric};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::UdpSocket;
-
-/// `POST /api/v1/icons/{icon}/calls` from the demo page's origin; the JSON grant.
-async fn click(web: &str, icon: &str) -> Value {
-    let mut stream = tokio::net::TcpStream::connect(web).await.unwrap();
-    let port = web.rsplit(':').next().unwrap();
-    let request = format!(
-        "POST /api/v1/icons/{icon}/calls HTTP/1.0\r\nHost: {web}\r\nOrigin: http://127.0.0.1:{port}\r\n\
-         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|_| panic!("grant JSON: {response}"))
-}
-
-fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
-    let target = grant["target"].as_str().unwrap();
-    let mut r = Request::new("INVITE", target);
-    r.headers.push(
-        "Via",
-        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport"),
-    );
-    r.headers.push("Max-Forwards", "70");
-    r.headers
-        .push("From", &format!("<sip:visitor@{local}>;tag=t{call_id}"));
-    r.headers.push("To", &format!("<{target}>"));
-    r.headers.push("Call-ID", call_id);
-    r.headers.push("CSeq", "1 INVITE");
-    r.headers.push("Contact", &format!("<sip:visitor@{local}>"));
-    r.headers
-        .push("X-Offhook-Token", grant["token"].as_str().unwrap());
-    r.headers.push("Content-Type", "application/sdp");
-    r.body = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n",
-        rtp.port()
-    )
-    .into_bytes();
-    r
-}
-
-/// Sends a request and returns its final response.
-async fn final_response(ua: &Endpoint, request: Request, proxy: SocketAddr) -> Response {
-    let flow = Flow {
-        kind: TransportKind::Udp,
-        local: ua.local,
-        remote: proxy,
-        conn: None,
-    };
-    let (_, mut events) = ua.ctx.send(request, flow).await.unwrap();
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Some(ClientEvent::Response(r)) if r.status >= 200 => return r,
-                Some(ClientEvent::Response(_)) => continue,
-                other => panic!("no final response: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("final response in time")
-}
-
-fn in_dialog(method: &str, ok: &Response, invite: &Request, local: SocketAddr, cseq: u32) -> Request {
-    let contact = ok
-        .headers
-        .get("Contact")
-        .and_then(|c| NameAddr::parse(c).ok())
-        .unwrap();
-    let mut r = Request::new(method, &contact.uri);
-    r.headers.push(
-        "Via",
-        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}"),
-    );
-    r.headers.push("Max-Forwards", "70");
-    for route in ok.headers.get_all("Record-Route").into_iter().rev() {
-        r.headers.push("Route", route);
-    }
-    r.headers.push("From", invite.headers.get("From").unwrap());
-    r.headers.push("To", ok.headers.get("To").unwrap());
-    r.headers.push("Call-ID", invite.call_id());
-    r.headers.push("CSeq", &format!("{cseq} {method}"));
-    r
-}
 
 /// Our RR about the relay's stream, echoing its SR: a quarter lost, 3 in all, 20 ms jitter.
 fn receiver_report(relay: Ssrc, sr: &SenderReport) -> Vec<u8> {
@@ -130,15 +42,6 @@ fn receiver_report(relay: Ssrc, sr: &SenderReport) -> Vec<u8> {
         blocks: vec![block],
     };
     build_compound(&[RtcpPacket::Receiver(rr)]).unwrap()
-}
-
-fn sdp_port(body: &[u8]) -> u16 {
-    let text = String::from_utf8_lossy(body);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("m=audio "))
-        .expect("m=audio in the answer");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -162,16 +65,7 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
     let ok = final_response(&ua, request.clone(), proxy).await;
     assert_eq!(ok.status, 200, "{ok:?}");
     assert_eq!(ok.headers.get("X-Offhook-Answer"), Some("ringback-stopped"));
-    let flow = Flow {
-        kind: TransportKind::Udp,
-        local: ua.local,
-        remote: proxy,
-        conn: None,
-    };
-    ua.ctx.send_stateless(
-        offhook_signaling::sip::Message::Request(in_dialog("ACK", &ok, &request, ua.local, 1)),
-        flow,
-    );
+    ack(&ua, &ok, &request, proxy);
 
     // 2 s of 1 kHz PCMU, 20 ms per packet; collect what comes back. The relay's
     // sender reports share the port; each is answered with our receiver report.

@@ -1,0 +1,220 @@
+//! A call on a modem + sound card line through the real `offhook demo`: the line
+//! is configured with a sound card (`soundcard = { playback, capture }`), its
+//! emulated modem streams no audio over the PTY (it dials the echo number and
+//! reports ringback, answer and hang-up in voice command mode), and the card is a
+//! PulseAudio null sink of this test's own: what the relay plays into the sink
+//! comes back from its monitor, the loopback standing in for the phone line. Our
+//! UA sends 1 s of silence then 5 s of 1 kHz PCMU; the tone must come back as RTP
+//! (Goertzel), the call ends with BYE, the CDR says normal, the line is idle
+//! again, and the card's counters (played, underruns, overruns) reach /metrics.
+//! Measured and printed: tone onset sent -> heard back, and the card's counts.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use offhook_directory::testing::Backend;
+use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::tone::Tone;
+use offhook_media::rtp::packet::parse;
+use offhook_media::rtp::report::is_rtcp;
+use offhook_media::soundcard::testing::{MONITOR, PulseServer, SINK};
+use offhook_signaling::server::Endpoint;
+use offhook_signaling::transaction::Timers;
+use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
+use offhook_tests::{Offhook, STEP_TIMEOUT, http_get, scratch_dir, wait_for_metric};
+use serde_json::Value;
+use tokio::net::UdpSocket;
+
+const LINE: &str = "sound-line-1";
+/// Silence before the tone, and the tone's length, in 20 ms packets.
+const QUIET_PACKETS: u16 = 50;
+const TONE_PACKETS: u16 = 250;
+/// Listening after the last packet sent (PulseAudio holds ~2 s of playback).
+const TAIL: Duration = Duration::from_secs(4);
+
+fn is_tone(samples: &[i16]) -> bool {
+    let loud = samples.iter().any(|s| s.unsigned_abs() > 1000);
+    loud && relative_level(samples, 1000.0, 8000.0) > 0.5
+}
+
+/// The state of `line` in `offhook directory line list --json`.
+async fn line_state(offhook: &Offhook, line: &str) -> String {
+    let out = offhook.run(&["directory", "line", "list", "--json"]).await;
+    let lines: Value = serde_json::from_slice(&out.stdout).expect("line list JSON");
+    let found = lines
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["name"] == line));
+    found.map_or_else(String::new, |l| l["state"].as_str().unwrap_or("").to_owned())
+}
+
+/// The value of `series` in `/metrics` of `web`.
+async fn metric(web: &str, series: &str) -> i64 {
+    let metrics = http_get(web, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} in /metrics"))
+}
+
+#[tokio::test]
+async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_card() {
+    let dir = scratch_dir("soundcard-call");
+    let pulse = PulseServer::start(&dir)
+        .unwrap_or_else(|e| panic!("the sound card line test needs its PulseAudio server: {e}"));
+    let config = dir.join("offhook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[media]\nlines = [{{ name = \"{LINE}\", device = \"emulated\", \
+             soundcard = {{ playback = \"{SINK}\", capture = \"{MONITOR}\" }} }}]\n"
+        ),
+    )
+    .unwrap();
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let config = config.display().to_string();
+    let pulse_server = pulse.address();
+    let demo = offhook
+        .demo(&[
+            ("OFFHOOK_CONFIG", config.as_str()),
+            ("PULSE_SERVER", pulse_server.as_str()),
+            ("RUST_LOG", "warn,offhook_media::modem::port=info"),
+        ])
+        .await;
+    let (proxy, web) = (demo.sip_udp, demo.web.clone());
+    let out = offhook.run(&["directory", "line", "list", "--json"]).await;
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        lines.contains(LINE) && lines.contains("modem+soundcard"),
+        "the configured line is in the directory: {lines}"
+    );
+
+    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
+        .await
+        .unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let grant = click(&web, "demo-echo").await;
+    let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), "card-echo");
+    let ok = final_response(&ua, request.clone(), proxy).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.headers.get("X-Offhook-Answer"), Some("ringback-stopped"));
+    ack(&ua, &ok, &request, proxy);
+    let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok.body)));
+
+    // 1 s of silence, 5 s of tone, one packet every 20 ms; then listen a while.
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut buf = [0u8; 2048];
+    let (mut heard, mut onset_sent, mut onset_heard) = (Vec::<i16>::new(), None, None);
+    let mut tone_before_onset = 0;
+    let mut seq = 0u16;
+    let mut tail_until = None;
+    while tail_until.is_none_or(|until| Instant::now() < until) {
+        tick.tick().await;
+        if seq < QUIET_PACKETS + TONE_PACKETS {
+            let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+            packet.extend((u32::from(seq) * 160).to_be_bytes());
+            packet.extend(0x0bad_cafe_u32.to_be_bytes());
+            if seq < QUIET_PACKETS {
+                packet.extend([0xFF; 160]);
+            } else {
+                onset_sent.get_or_insert_with(Instant::now);
+                packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
+            }
+            rtp.send_to(&packet, relay_rtp).await.unwrap();
+            seq += 1;
+        } else {
+            tail_until.get_or_insert_with(|| Instant::now() + TAIL);
+        }
+        while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
+            if is_rtcp(&buf[..len]) {
+                continue;
+            }
+            let Ok(packet) = parse(&buf[..len]) else { continue };
+            let samples: Vec<i16> = packet.payload.iter().map(|&c| ulaw_to_linear(c)).collect();
+            if is_tone(&samples) {
+                match onset_sent {
+                    None => tone_before_onset += 1,
+                    Some(_) => {
+                        onset_heard.get_or_insert_with(Instant::now);
+                    }
+                }
+            }
+            heard.extend(samples);
+        }
+    }
+    let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
+    assert_eq!(bye.status, 200);
+
+    let windows = heard.chunks_exact(2000).filter(|w| is_tone(w)).count();
+    let latency = onset_heard
+        .zip(onset_sent)
+        .map(|(heard, sent)| heard.duration_since(sent));
+    eprintln!(
+        "sound card line: {} samples heard back, {windows} windows of 250 ms with the tone \
+         (5 s sent = 20); tone onset sent -> heard back: {latency:?}",
+        heard.len()
+    );
+    assert_eq!(tone_before_onset, 0, "no tone heard before it was sent");
+    let latency = latency.expect("the tone came back through the sound card");
+    assert!(
+        windows >= 14,
+        "the tone came back for most of its 5 s ({windows} of 20 windows)"
+    );
+    assert!(latency < Duration::from_secs(4), "{latency:?}");
+
+    // The call ended cleanly: CDR, the line idle again, the card's counters published.
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
+    let cdr = cdrs
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["call_id"] == "card-echo"))
+        .cloned()
+        .expect("the call's CDR");
+    assert_eq!(cdr["answer_source"], "ringback-stopped");
+    assert_eq!(cdr["hangup_cause"], "normal");
+    let idle = async {
+        while line_state(&offhook, LINE).await != "idle" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(STEP_TIMEOUT, idle)
+        .await
+        .expect("the line is idle again after the call");
+    let series = |name: &str| format!("{name}{{node=\"demo-relay\",line=\"{LINE}\"}}");
+    let played = wait_for_metric(&web, &series("offhook_soundcard_played_samples_total"), 40_000).await;
+    // Published every 5 s: wait (bounded) until a publication no longer changes it.
+    let settled = async {
+        let mut last = played;
+        loop {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let now = metric(&web, &series("offhook_soundcard_played_samples_total")).await;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), settled)
+        .await
+        .expect("the card's counters settle after the call");
+    let played = metric(&web, &series("offhook_soundcard_played_samples_total")).await;
+    let underruns = metric(&web, &series("offhook_soundcard_underrun_samples_total")).await;
+    let overruns = metric(&web, &series("offhook_soundcard_overrun_samples_total")).await;
+    let dropped = metric(&web, &series("offhook_soundcard_dropped_samples_total")).await;
+    let captured = metric(&web, &series("offhook_soundcard_captured_samples_total")).await;
+    eprintln!(
+        "sound card during the call: played {played}, underruns {underruns}, captured {captured}, \
+         overruns {overruns}, dropped {dropped}"
+    );
+    assert!(
+        played >= i64::from(QUIET_PACKETS + TONE_PACKETS) * 160 * 9 / 10,
+        "the call's audio was played by the card: {played}"
+    );
+    assert_eq!(overruns, 0, "the relay kept up with the card's capture");
+    assert_eq!(dropped, 0, "the card kept up with the relay's audio");
+    assert!(demo.running.stop().await.success());
+    drop(pulse);
+    offhook.db.finish().await;
+}
