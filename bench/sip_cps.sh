@@ -5,7 +5,8 @@
 #   uac (sipp, digest auth) -> offhook signaling (UDP) -> uas (sipp, registered as a relay line)
 #
 # The relay has $LINES lines (default 200), all contacts of one sipp UAS, so that
-# calls run concurrently. For each rate it runs a fixed number of calls and reports the rate reached, failed
+# calls run concurrently. Calls go round $ICONS icons (default 20): one icon takes
+# at most 10,000 calls a minute, fewer than a run of rates makes. For each rate it runs a fixed number of calls and reports the rate reached, failed
 # calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
 # the 407 challenge). The highest rate with no failed call is the result.
 # usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
@@ -29,11 +30,18 @@ export OFFHOOK_SIGNALING__UDP=127.0.0.1:$proxy_port OFFHOOK_SIGNALING__TCP=127.0
 export OFFHOOK_SIGNALING__WS=127.0.0.1:15066
 export OFFHOOK_SIGNALING__CALLS_PER_SOURCE_PER_MINUTE=100000000
 lines=${LINES:-200}
+icons=${ICONS:-20}
 "$bin" directory tenant create bench --domain bench.test >/dev/null
 "$bin" directory account create --tenant bench caller --password caller-secret >/dev/null
 "$bin" directory account create --tenant bench relay-b --kind relay --password relay-secret >/dev/null
-"$bin" directory icon create --tenant bench --number 5550100 --public-id echo \
-  --max-concurrent 1000 --per-minute 10000 >/dev/null
+echo SEQUENTIAL > "$work/icons.csv"
+for n in $(seq 1 "$icons"); do
+  "$bin" directory icon create --tenant bench --number 5550100 --public-id "echo-$n" \
+    --max-concurrent 1000 --per-minute 10000 >/dev/null
+  echo "echo-$n;" >> "$work/icons.csv"
+done
+# uac.xml calling the icon of the injection file's line instead of -key callee.
+sed 's/\[callee\]/[field0]/g' "$scen/uac.xml" > "$work/uac_icons.xml"
 for n in $(seq 1 "$lines"); do
   "$bin" directory line create "line-$n" --relay relay-b --device emulated --kind emulated >/dev/null
 done
@@ -61,8 +69,9 @@ run() { # label rate uac-args... -> prints a result row
   local label=$1 rate=$2; shift 2
   local calls=$((rate * 10)) dir="$work/$label-$rate"
   mkdir -p "$dir"
-  (cd "$dir" && sipp "$@" -r "$rate" -m "$calls" -l 20000 -trace_rtt -rtt_freq 1 -trace_stat -fd 1 \
-      -timeout 60 -nostdin >/dev/null 2>&1 || true)
+  # sipp's own -timeout does not stop a run with calls stuck: timeout(1) does.
+  (cd "$dir" && timeout -s INT $((calls / rate + 40)) sipp "$@" -r "$rate" -m "$calls" -l 20000 \
+      -trace_rtt -rtt_freq 1 -trace_stat -fd 1 -timeout 60 -nostdin >/dev/null 2>&1 || true)
   local stat; stat=$(ls "$dir"/*_.csv "$dir"/*[0-9].csv 2>/dev/null | grep -v rtt | head -n1 || true)
   python3 - "$stat" "$label" "$rate" "$(percentiles "$dir/*rtt.csv")" <<'PY'
 import sys, csv
@@ -78,9 +87,12 @@ print(f"{label:8} target={rate:>5}/s  reached={get('CallRate(C)'):>8}/s  ok={get
 PY
 }
 
-# Direct baseline: sipp uac -> sipp uas, built-in scenarios.
-(cd "$work" && exec sipp -sn uas -p 16070 -nostdin >/dev/null 2>&1) &
-for rate in "${rates[@]}"; do run direct "$rate" -sn uac 127.0.0.1:16070 -p 16080; done
+# Direct baseline: the same call and UAS without the proxy (and its 407 round trip).
+(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p 16070 -nostdin >/dev/null 2>&1) &
+for rate in "${rates[@]}"; do
+  run direct "$rate" -sf "$PWD/$scen/uac_direct.xml" 127.0.0.1:16070 -p 16080 \
+    -key domain bench.test -key user caller -key callee echo -d 0
+done
 
 # Through offhook: register the uas as line-1 of relay-b, then call the icon.
 (cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -nostdin >/dev/null 2>&1) &
@@ -91,6 +103,6 @@ for n in $(seq 1 "$lines"); do
      -key expires 3600 -au relay-b -ap relay-secret -timeout 10 -timeout_error >/dev/null 2>&1)
 done
 for rate in "${rates[@]}"; do
-  run offhook "$rate" -sf "$PWD/$scen/uac.xml" 127.0.0.1:$proxy_port -p 15080 \
-    -key domain bench.test -key user caller -key callee echo -d 0 -au caller -ap caller-secret
+  run offhook "$rate" -sf "$work/uac_icons.xml" -inf "$work/icons.csv" 127.0.0.1:$proxy_port -p 15080 \
+    -key domain bench.test -key user caller -d 0 -au caller -ap caller-secret
 done

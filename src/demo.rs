@@ -166,7 +166,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
     let served = serve_web(listener, directory, &sip_ws_url).await;
     drop(relay);
-    drop(signaling);
+    signaling.shutdown().await;
     served
 }
 
@@ -177,7 +177,8 @@ pub async fn run_signaling(config: &Config) -> anyhow::Result<()> {
     let metrics = publish_signaling(config, &directory, &server);
     shutdown_signal().await;
     drop(metrics);
-    drop(server);
+    // CDRs still queued are written before the directory closes.
+    server.shutdown().await;
     directory.close().await;
     Ok(())
 }

@@ -21,6 +21,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod validate;
+mod write_behind;
 
 pub use accounts::{Account, AccountKind, AccountUpdate, NewAccount};
 pub use api_tokens::{ApiToken, NewApiToken};
@@ -31,6 +32,7 @@ pub use hours::OpeningHours;
 pub use icons::{Icon, IconUpdate, NewIcon};
 pub use lines::{Line, LineKind, LineUpdate, NewLine, NewRelay, Relay};
 pub use node_metrics::NodeMetric;
-pub use registrations::{FreeLine, Registration};
+pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::{DigestAlgorithm, digest_ha1};
+pub use write_behind::{CallWriter, WriterStats};

@@ -172,15 +172,18 @@ fn device_path(value: &str) -> Result<String> {
     }
 }
 
-pub(crate) fn line_state(value: &str) -> Result<String> {
-    if LINE_STATES.contains(&value) {
-        Ok(value.to_owned())
-    } else {
-        Err(DirectoryError::invalid(
+/// The line state named `value`, as a static name.
+pub(crate) fn line_state_name(value: &str) -> Result<&'static str> {
+    LINE_STATES.iter().copied().find(|s| *s == value).ok_or_else(|| {
+        DirectoryError::invalid(
             "state",
             format!("'{value}' is not a line state ({})", LINE_STATES.join(", ")),
-        ))
-    }
+        )
+    })
+}
+
+pub(crate) fn line_state(value: &str) -> Result<String> {
+    line_state_name(value).map(str::to_owned)
 }
 
 impl Directory {

@@ -83,6 +83,37 @@ pub struct FreeLine {
     pub registration: Registration,
 }
 
+/// A line, the registration that reaches it, and its relay's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutableLine {
+    /// The line (with its state when read).
+    pub line: Line,
+    /// Its relay's binding for it.
+    pub registration: Registration,
+    /// The relay's name.
+    pub relay: String,
+    /// The relay's health: `unknown`, `up` or `down`.
+    pub relay_state: String,
+}
+
+/// The columns of a line (`l_…`), its relay's binding (`r_…`) and its relay
+/// (`rel_…`), for lines whose relay account is enabled and has registered them.
+macro_rules! line_with_registration {
+    () => {
+        "SELECT l.id AS l_id, l.name AS l_name, l.relay_id AS l_relay_id, l.tenant_id AS l_tenant_id, \
+         l.device_path AS l_device_path, l.kind AS l_kind, l.state AS l_state, l.created_at AS l_created_at, \
+         r.id AS r_id, r.tenant_id AS r_tenant_id, r.aor AS r_aor, r.contact AS r_contact, \
+         r.contact_user AS r_contact_user, r.instance AS r_instance, r.transport AS r_transport, \
+         r.source AS r_source, r.node AS r_node, r.connection AS r_connection, r.call_id AS r_call_id, \
+         r.cseq AS r_cseq, r.expires_at AS r_expires_at, r.updated_at AS r_updated_at, \
+         rel.name AS rel_name, rel.state AS rel_state \
+         FROM lines l \
+         JOIN relays rel ON rel.id = l.relay_id \
+         JOIN accounts a ON a.username = rel.name AND a.kind = 'relay' AND a.enabled = 1 \
+         JOIN registrations r ON r.tenant_id = a.tenant_id AND r.aor = a.username AND r.contact_user = l.name"
+    };
+}
+
 impl Directory {
     /// Adds or refreshes a binding (same tenant, AOR and contact).
     pub async fn upsert_registration(&self, mut reg: Registration) -> Result<Registration> {
@@ -153,20 +184,11 @@ impl Directory {
     /// Idle lines usable by `tenant_id` (its own and the shared pool) whose relay has
     /// a live binding for them at `now`, the tenant's own lines first.
     pub async fn free_lines(&self, tenant_id: &str, now: i64) -> Result<Vec<FreeLine>> {
-        let rows: Vec<AnyRow> = sqlx::query(
-            "SELECT l.id AS l_id, l.name AS l_name, l.relay_id AS l_relay_id, l.tenant_id AS l_tenant_id, \
-             l.device_path AS l_device_path, l.kind AS l_kind, l.state AS l_state, l.created_at AS l_created_at, \
-             r.id AS r_id, r.tenant_id AS r_tenant_id, r.aor AS r_aor, r.contact AS r_contact, \
-             r.contact_user AS r_contact_user, r.instance AS r_instance, r.transport AS r_transport, \
-             r.source AS r_source, r.node AS r_node, r.connection AS r_connection, r.call_id AS r_call_id, \
-             r.cseq AS r_cseq, r.expires_at AS r_expires_at, r.updated_at AS r_updated_at \
-             FROM lines l \
-             JOIN relays rel ON rel.id = l.relay_id \
-             JOIN accounts a ON a.username = rel.name AND a.kind = 'relay' AND a.enabled = 1 \
-             JOIN registrations r ON r.tenant_id = a.tenant_id AND r.aor = a.username AND r.contact_user = l.name \
-             WHERE l.state = 'idle' AND (l.tenant_id = $1 OR l.tenant_id IS NULL) AND r.expires_at > $2 \
-             ORDER BY CASE WHEN l.tenant_id IS NULL THEN 1 ELSE 0 END, r.updated_at DESC",
-        )
+        let rows: Vec<AnyRow> = sqlx::query(concat!(
+            line_with_registration!(),
+            " WHERE l.state = 'idle' AND (l.tenant_id = $1 OR l.tenant_id IS NULL) AND r.expires_at > $2 \
+             ORDER BY CASE WHEN l.tenant_id IS NULL THEN 1 ELSE 0 END, r.updated_at DESC"
+        ))
         .bind(tenant_id)
         .bind(now)
         .fetch_all(&self.pool)
@@ -196,6 +218,31 @@ impl Directory {
         .bind(now)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// Every line of every tenant whose relay has a live binding for it at `now`,
+    /// whatever its state, with its relay's health: what a signaling node keeps in
+    /// memory to route calls. Ordered like [`Directory::free_lines`] within a tenant.
+    pub async fn routable_lines(&self, now: i64) -> Result<Vec<RoutableLine>> {
+        let rows: Vec<AnyRow> = sqlx::query(concat!(
+            line_with_registration!(),
+            " WHERE r.expires_at > $1 ORDER BY CASE WHEN l.tenant_id IS NULL THEN 1 ELSE 0 END, r.updated_at DESC"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let lines = rows
+            .iter()
+            .map(|row| {
+                Ok(RoutableLine {
+                    line: Line::from_prefixed_row(row, "l_")?,
+                    registration: Registration::from_prefixed_row(row, "r_")?,
+                    relay: row.try_get("rel_name")?,
+                    relay_state: row.try_get("rel_state")?,
+                })
+            })
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(lines)
     }
 
     /// Claims an idle line for a call; false when another call got it first.

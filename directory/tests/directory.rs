@@ -388,3 +388,84 @@ async fn call_tokens_share_one_secret_and_work_once() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, _) = two_tenants(d).await;
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "5550100", "A"))
+            .await
+            .unwrap();
+        d.create_account(account("alpha", "relay-1", "relay-secret", AccountKind::Relay))
+            .await
+            .unwrap();
+        three_lines(d).await;
+        d.upsert_registration(binding(&a, "relay-1", "line-a", i64::MAX / 2))
+            .await
+            .unwrap();
+        let writer = d.call_writer();
+        // 500 calls queued at once: one batch or a few, every row complete.
+        let mut ended = Vec::new();
+        for n in 0..500 {
+            let cdr = writer.start_cdr(cdr_for(&a, &icon, &format!("c{n}"))).unwrap();
+            writer.answer_cdr(&cdr.id, 2_000, AnswerSource::Sip);
+            ended.push(cdr.id);
+        }
+        assert!(
+            writer
+                .start_cdr(NewCdr {
+                    number: "55x".into(),
+                    ..cdr_for(&a, &icon, "bad")
+                })
+                .is_err()
+        );
+        // Each end is queued when called; waiting for the last waits for all.
+        let ends: Vec<_> = ended
+            .iter()
+            .map(|id| writer.end_cdr(id, 3_000, "normal"))
+            .collect();
+        for end in ends {
+            end.await;
+        }
+        let cdrs = d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(cdrs.len(), 500);
+        assert!(cdrs.iter().all(|c| c.answered_at == Some(2_000)
+            && c.answer_source.as_deref() == Some("sip")
+            && c.hangup_cause.as_deref() == Some("normal")));
+        let batches = writer.stats().batches.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(batches < 50, "{batches} transactions for 1,000 changes");
+
+        // A claim queued after a release of the same line sees it idle.
+        let line = d.line("line-a").await.unwrap().id;
+        assert!(writer.claim_line(&line).await);
+        assert!(!writer.claim_line(&line).await, "held");
+        writer.set_line_state(&line, "idle").unwrap();
+        let again = writer.claim_line(&line);
+        assert!(again.await, "released first, then claimed");
+        let routable = d.routable_lines(0).await.unwrap();
+        assert_eq!(routable.len(), 1);
+        assert_eq!(routable[0].line.state, "dialing");
+        assert_eq!(routable[0].relay, "relay-1");
+        assert!(writer.set_line_state(&line, "sleeping").is_err());
+
+        // Closing writes what is queued.
+        let cdr = writer.start_cdr(cdr_for(&a, &icon, "last")).unwrap();
+        writer.set_cdr_line(&cdr.id, &line);
+        writer.close().await;
+        let last = d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.call_id == "last")
+            .unwrap();
+        assert_eq!(last.line_id.as_deref(), Some(line.as_str()));
+        db.finish().await;
+    }
+}

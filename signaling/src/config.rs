@@ -48,6 +48,9 @@ pub struct SignalingConfig {
     pub max_expires_s: u32,
     /// New calls per minute from one source address.
     pub calls_per_source_per_minute: u32,
+    /// How long this node trusts what it read from the directory (tenants,
+    /// accounts, icons, the lines snapshot), in ms; 0 reads it for every call.
+    pub directory_cache_ms: u64,
 }
 
 impl Default for SignalingConfig {
@@ -71,6 +74,7 @@ impl Default for SignalingConfig {
             min_expires_s: 60,
             max_expires_s: 3_600,
             calls_per_source_per_minute: 60,
+            directory_cache_ms: 1_000,
         }
     }
 }
@@ -89,5 +93,10 @@ impl SignalingConfig {
     /// T4 as a duration.
     pub fn t4(&self) -> Duration {
         Duration::from_millis(self.t4_ms)
+    }
+
+    /// `directory_cache_ms` as a duration.
+    pub fn directory_cache(&self) -> Duration {
+        Duration::from_millis(self.directory_cache_ms)
     }
 }

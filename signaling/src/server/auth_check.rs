@@ -54,7 +54,11 @@ pub(crate) async fn authenticate(
         challenge(node, key, request, realm, proxy, false);
         return Authenticated::Answered;
     };
-    let account = match node.directory.account(&tenant.id, &credentials.username).await {
+    let account = match node
+        .lookups
+        .account(std::time::Instant::now(), &tenant.id, &credentials.username)
+        .await
+    {
         Ok(account) if account.enabled => account,
         _ => {
             node.ctx

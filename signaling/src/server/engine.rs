@@ -415,6 +415,12 @@ impl Engine {
             let layer = &self.layer;
             self.clients.retain(|key, _| layer.client_request(key).is_some());
         }
+        // Each INVITE's user watches for a CANCEL; once answered, none can come.
+        if self.cancel_watchers.len() > 2 * self.layer.len() + 64 {
+            let layer = &self.layer;
+            self.cancel_watchers
+                .retain(|key, notify| !notify.is_closed() && !layer.is_answered(key));
+        }
     }
 
     /// RFC 3261 s9.2: answer the CANCEL, and tell the INVITE's user.

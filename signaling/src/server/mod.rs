@@ -3,8 +3,10 @@
 //! each request in its own task.
 
 mod auth_check;
+mod cache;
 mod counters;
 mod engine;
+mod lines;
 mod node;
 mod proxy;
 mod registrar;
@@ -26,7 +28,9 @@ use crate::config::SignalingConfig;
 use crate::limits::Limiter;
 use crate::transaction::{Timers, TransactionLayer};
 use crate::transport::{self, Transports};
+use cache::Lookups;
 use engine::Engine;
+use lines::LinePool;
 use node::Node;
 
 /// Name of the directory secret that signs call tokens (shared with `web`).
@@ -62,6 +66,7 @@ pub struct Server {
     pub bound: Bound,
     /// Its counters.
     pub stats: Arc<Stats>,
+    writer: offhook_directory::CallWriter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -171,7 +176,15 @@ impl Server {
             upcalls_tx,
             stats.clone(),
         );
+        let writer = directory.call_writer();
         let node = Arc::new(Node {
+            lookups: Lookups::new(directory.clone(), config.directory_cache()),
+            lines: Arc::new(LinePool::new(
+                directory.clone(),
+                writer.clone(),
+                config.directory_cache(),
+            )),
+            writer: writer.clone(),
             digest: DigestServer::new(
                 directory.shared_secret(NONCE_SECRET).await?,
                 config.nonce_lifetime_s,
@@ -193,7 +206,26 @@ impl Server {
                 dispatch(&node, upcall);
             }
         }));
-        Ok(Self { bound, stats, tasks })
+        Ok(Self {
+            bound,
+            stats,
+            writer,
+            tasks,
+        })
+    }
+
+    /// Everything the calls changed so far is in the directory (CDRs and line
+    /// states are written behind the calls).
+    pub async fn flush(&self) {
+        self.writer.flush().await;
+    }
+
+    /// Stops serving, then writes what is still queued for the directory.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.writer.close().await;
     }
 }
 

@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use offhook_directory::{Directory, Registration};
+use offhook_directory::{CallWriter, Directory, Registration};
 use rand::Rng;
 
+use super::cache::Lookups;
 use super::engine::Ctx;
+use super::lines::LinePool;
 use crate::auth::{DigestServer, MemoryNonceStore};
 use crate::config::SignalingConfig;
 use crate::limits::Limiter;
@@ -58,6 +60,12 @@ pub(crate) struct TrackedCall {
 pub(crate) struct Node {
     pub config: SignalingConfig,
     pub directory: Directory,
+    /// Cached directory reads (see `cache`).
+    pub lookups: Lookups,
+    /// CDRs and line states, written behind the calls.
+    pub writer: CallWriter,
+    /// The lines calls go to (see `lines`).
+    pub lines: Arc<LinePool>,
     pub digest: DigestServer,
     pub nonces: Mutex<MemoryNonceStore>,
     pub limiter: Mutex<Limiter>,

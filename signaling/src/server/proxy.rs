@@ -1,10 +1,13 @@
 //! The stateful proxy (RFC 3261 s16): initial INVITEs are routed (see `route`),
-//! admitted by the limits, given a free relay line (claimed in the directory, with
-//! failover to the next line when a relay does not answer) or the callee's
-//! registered contact, and forwarded with our Via and a double Record-Route whose
-//! flow tokens bring in-dialog requests back down the right connection. Responses
-//! go back upstream; CANCEL is passed on; dialogs are tracked from INVITE to BYE
-//! for the CDR (written at start, completed at answer and end) and the limits.
+//! admitted by the limits, given a free relay line (see `lines`: chosen in memory,
+//! claimed in the directory, with failover to the next line when a relay does not
+//! answer) or the callee's registered contact, and forwarded with our Via and a
+//! double Record-Route whose flow tokens bring in-dialog requests back down the
+//! right connection. Responses go back upstream; CANCEL is passed on; dialogs are
+//! tracked from INVITE to BYE for the CDR (queued at start, completed at answer
+//! and end, written behind the call) and the limits. The end of a call waits for
+//! its CDR to be committed before the final response or the BYE's 200 goes
+//! upstream, so that whoever sees a call end can read how it ended.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -80,15 +83,12 @@ fn release(node: &Node, call_id: &str) -> Option<TrackedCall> {
     Some(call)
 }
 
+/// Releases the call's line and completes its CDR (resolves once committed).
 async fn finish(node: &Node, call: &TrackedCall, cause: &str) {
-    if let Err(err) = node.directory.end_cdr(&call.cdr_id, now_ms(), cause).await {
-        tracing::error!(%err, "proxy: cannot complete a CDR");
+    if let Some(line) = &call.line_id {
+        node.lines.release(line);
     }
-    if let Some(line) = &call.line_id
-        && let Err(err) = node.directory.set_line_state(line, "idle").await
-    {
-        tracing::error!(%err, "proxy: cannot release a line");
-    }
+    node.writer.end_cdr(&call.cdr_id, now_ms(), cause).await;
 }
 
 /// An initial INVITE.
@@ -125,24 +125,22 @@ pub(crate) async fn invite(node: Arc<Node>, key: ServerKey, request: Request, fl
         Target::Number { number } => number.clone(),
         Target::Account { callee } => callee.number.clone().unwrap_or_else(|| callee.username.clone()),
     };
-    let cdr = node
-        .directory
-        .start_cdr(NewCdr {
-            tenant_id: routed.tenant.id.clone(),
-            icon_id: routed.icon.as_ref().map(|i| i.id.clone()),
-            account_id: routed.caller.as_ref().map(|a| a.id.clone()),
-            call_id: request.call_id().to_owned(),
-            number: number.clone(),
-            line_id: None,
-            started_at: now_ms(),
-        })
-        .await;
+    let cdr = node.writer.start_cdr(NewCdr {
+        tenant_id: routed.tenant.id.clone(),
+        icon_id: routed.icon.as_ref().map(|i| i.id.clone()),
+        account_id: routed.caller.as_ref().map(|a| a.id.clone()),
+        call_id: request.call_id().to_owned(),
+        number: number.clone(),
+        line_id: None,
+        started_at: now_ms(),
+    });
     let cdr = match cdr {
         Ok(cdr) => cdr,
         Err(err) => {
-            tracing::error!(%err, "proxy: cannot write the CDR");
+            // Only a number the directory refuses gets here.
+            tracing::warn!(%err, "proxy: no CDR for this number");
             lock(&node.limiter).end(&routed.limit_key);
-            return node.ctx.respond(&key, reply(500, "Directory unavailable"));
+            return node.ctx.respond(&key, reply(484, "Address Incomplete"));
         }
     };
     let caller_tag = request
@@ -161,10 +159,10 @@ pub(crate) async fn invite(node: Arc<Node>, key: ServerKey, request: Request, fl
         Target::Account { callee } => to_account(&node, &key, &request, &flow, &routed, callee).await,
     };
     if let Err((status, reason)) = outcome {
-        node.ctx.respond(&key, reply(status, reason));
         if let Some(call) = release(&node, request.call_id()) {
             finish(&node, &call, &cause(status)).await;
         }
+        node.ctx.respond(&key, reply(status, reason));
     }
 }
 
@@ -178,8 +176,8 @@ async fn to_line(
     number: &str,
 ) -> Result<(), (u16, &'static str)> {
     let free = node
-        .directory
-        .free_lines(&routed.tenant.id, now_ms())
+        .lines
+        .candidates(Instant::now(), now_ms(), &routed.tenant.id)
         .await
         .map_err(|err| {
             tracing::error!(%err, "proxy: cannot list free lines");
@@ -189,12 +187,7 @@ async fn to_line(
         let Some(out) = node.flow_to_registration(&candidate.registration) else {
             continue;
         };
-        if !node
-            .directory
-            .claim_line(&candidate.line.id)
-            .await
-            .unwrap_or(false)
-        {
+        if !node.lines.claim(&candidate.line.id).await {
             continue;
         }
         let cdr_id = lock(&node.calls).get_mut(request.call_id()).map(|call| {
@@ -202,7 +195,7 @@ async fn to_line(
             call.cdr_id.clone()
         });
         if let Some(cdr_id) = cdr_id {
-            let _ = node.directory.set_cdr_line(&cdr_id, &candidate.line.id).await;
+            node.writer.set_cdr_line(&cdr_id, &candidate.line.id);
         }
         let mut fwd = forwarded(node, request, &candidate.registration.contact, flow, &out);
         fwd.headers.push("X-Offhook-Number", number);
@@ -211,7 +204,7 @@ async fn to_line(
             Relayed::Done => return Ok(()),
             Relayed::TryNext => {
                 tracing::warn!(line = %candidate.line.name, "relay did not take the call; trying the next line");
-                let _ = node.directory.set_line_state(&candidate.line.id, "idle").await;
+                node.lines.release(&candidate.line.id);
                 if let Some(call) = lock(&node.calls).get_mut(request.call_id()) {
                     call.line_id = None;
                 }
@@ -285,11 +278,11 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
             }
             Some(ClientEvent::Timeout) if !provisional => return Relayed::TryNext,
             Some(ClientEvent::Timeout) => {
-                node.ctx
-                    .respond(key, request.response(408, "Request Timeout", Some("px")));
                 if let Some(call) = release(node, &call_id) {
                     finish(node, &call, "no-answer").await;
                 }
+                node.ctx
+                    .respond(key, request.response(408, "Request Timeout", Some("px")));
                 return Relayed::Done;
             }
             Some(ClientEvent::Response(response)) => {
@@ -305,22 +298,21 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
                     answered_until = Some(tokio::time::Instant::now() + node.config.t1() * 64);
                     let tracked = lock(&node.calls).get(&call_id).cloned();
                     if let Some(call) = tracked {
-                        let _ = node
-                            .directory
-                            .answer_cdr(&call.cdr_id, now_ms(), answer_source(&response))
-                            .await;
+                        node.writer
+                            .answer_cdr(&call.cdr_id, now_ms(), answer_source(&response));
                         if let Some(line) = &call.line_id {
-                            let _ = node.directory.set_line_state(line, "in-call").await;
+                            node.lines.in_call(line);
                         }
                     }
                 }
-                node.ctx.respond(key, upstream(response));
                 if status >= 300 {
                     if let Some(call) = release(node, &call_id) {
                         finish(node, &call, &cause(status)).await;
                     }
+                    node.ctx.respond(key, upstream(response));
                     return Relayed::Done;
                 }
+                node.ctx.respond(key, upstream(response));
             }
         }
     }

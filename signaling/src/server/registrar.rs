@@ -21,7 +21,11 @@ pub(crate) async fn register(node: &Node, key: &ServerKey, request: &Request, fl
     let Some(domain) = request.request_uri().map(|u| u.host) else {
         return node.ctx.respond(key, reply(400, "Bad Request-URI"));
     };
-    let tenant = match node.directory.tenant_by_domain(&domain).await {
+    let tenant = match node
+        .lookups
+        .tenant_by_domain(std::time::Instant::now(), &domain)
+        .await
+    {
         Ok(tenant) => tenant,
         Err(DirectoryError::NotFound { .. }) => return node.ctx.respond(key, reply(404, "Unknown domain")),
         Err(err) => {
@@ -130,6 +134,8 @@ pub(crate) async fn register(node: &Node, key: &ServerKey, request: &Request, fl
         Err(err) => tracing::warn!(%err, "registrar: cannot list bindings"),
     }
     if account.kind == offhook_directory::AccountKind::Relay {
+        // Its lines (or some of them) came or went: route with a new snapshot.
+        node.lines.invalidate();
         let _ = node
             .directory
             .set_relay_seen(&account.username, &format!("sip:{}", flow.remote), "up", now)

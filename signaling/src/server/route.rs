@@ -4,6 +4,8 @@
 //! (its registered contact), an icon, or a number. Calls to numbers go to a media
 //! relay's free line. The caller never supplies the number a token call dials.
 
+use std::time::Instant;
+
 use offhook_directory::call_tokens::{self, TokenError};
 use offhook_directory::{Account, DirectoryError, Icon, Scope, Tenant};
 
@@ -54,6 +56,7 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
         None
     };
     let uri = request.request_uri()?;
+    let now = Instant::now();
     if let Some(token) = request.headers.get("X-Offhook-Token") {
         let grant = match call_tokens::verify(&node.call_token_secret, token.trim(), now_ms()) {
             Ok(grant) => grant,
@@ -63,7 +66,7 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
         if uri.user_unescaped().as_deref() != Some(grant.icon.as_str()) {
             return refuse(403, "Call token is for another icon");
         }
-        let icon = match node.directory.icon(&Scope::Operator, &grant.icon).await {
+        let icon = match node.lookups.icon(now, &Scope::Operator, &grant.icon).await {
             Ok(icon) if icon.enabled => icon,
             Ok(_) => return refuse(403, "Icon disabled"),
             Err(_) => return refuse(404, "Unknown icon"),
@@ -76,7 +79,7 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
                 return refuse(500, "Directory unavailable");
             }
         }
-        let tenant = node.directory.tenant(&icon.tenant_id).await.ok()?;
+        let tenant = node.lookups.tenant(now, &icon.tenant_id).await.ok()?;
         return Some(Routed {
             tenant,
             limits: icon_limits(node, &icon),
@@ -90,7 +93,7 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
     }
     // A softphone: the tenant is the one of the caller's domain.
     let domain = request.from().and_then(|f| f.parsed_uri()).map(|u| u.host)?;
-    let tenant = match node.directory.tenant_by_domain(&domain).await {
+    let tenant = match node.lookups.tenant_by_domain(now, &domain).await {
         Ok(tenant) => tenant,
         Err(DirectoryError::NotFound { .. }) => return refuse(403, "Unknown caller domain"),
         Err(_) => return refuse(500, "Directory unavailable"),
@@ -105,10 +108,10 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
         per_minute: ACCOUNT_LIMITS.1,
         per_source_per_minute: node.config.calls_per_source_per_minute,
     };
-    let by_number = node.directory.account_by_number(&tenant.id, &dialed).await;
+    let by_number = node.lookups.account_by_number(now, &tenant.id, &dialed).await;
     let callee = match by_number {
         Ok(callee) => Some(callee),
-        Err(_) => node.directory.account(&tenant.id, &dialed).await.ok(),
+        Err(_) => node.lookups.account(now, &tenant.id, &dialed).await.ok(),
     };
     if let Some(callee) = callee.filter(|c| c.kind == offhook_directory::AccountKind::User) {
         return Some(Routed {
@@ -121,8 +124,8 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
         });
     }
     let icon = node
-        .directory
-        .icon(&Scope::Tenant(tenant.id.clone()), &dialed)
+        .lookups
+        .icon(now, &Scope::Tenant(tenant.id.clone()), &dialed)
         .await
         .ok();
     if let Some(icon) = icon {

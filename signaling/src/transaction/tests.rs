@@ -306,3 +306,54 @@ fn stray_ack_and_response_go_to_the_user() {
     layer.handle_message(t0, Message::Response(response_to(&invite, 200)), udp);
     assert!(matches!(layer.poll_output(), Some(Output::StrayResponse { .. })));
 }
+
+/// The earliest deadline by scanning every transaction (what the heap replaces).
+fn scanned_deadline(layer: &TransactionLayer) -> Option<Instant> {
+    let servers = layer.servers.values().filter_map(ServerTx::deadline);
+    let clients = layer.clients.values().filter_map(ClientTx::deadline);
+    servers.chain(clients).min()
+}
+
+#[test]
+fn deadline_heap_matches_a_scan_through_many_calls() {
+    // A proxy's mix, started 10 ms apart: server INVITEs answered 180 then 200 or
+    // 486, client INVITEs answered 200, BYEs both ways, for 40 simulated seconds.
+    let (mut layer, t0) = (TransactionLayer::new(Timers::default()), Instant::now());
+    let udp = flow(TransportKind::Udp);
+    let mut now = t0;
+    for n in 0..4000u32 {
+        now = t0 + Duration::from_millis(10 * u64::from(n));
+        layer.handle_timeout(now);
+        let invite = request("INVITE", &format!("z9hG4bKs{n}"));
+        layer.handle_message(now, Message::Request(invite.clone()), udp);
+        let key = std::iter::from_fn(|| layer.poll_output())
+            .find_map(|o| match o {
+                Output::Request { key, .. } => Some(key),
+                _ => None,
+            })
+            .unwrap();
+        layer.respond(now, &key, response_to(&invite, 180)).unwrap();
+        let last = if n % 3 == 0 { 486 } else { 200 };
+        layer.respond(now, &key, response_to(&invite, last)).unwrap();
+        let sent = request("INVITE", &format!("z9hG4bKc{n}"));
+        layer.send_request(now, sent.clone(), udp).unwrap();
+        if n % 2 == 0 {
+            layer.handle_message(now, Message::Response(response_to(&sent, 200)), udp);
+        }
+        let bye = request("BYE", &format!("z9hG4bKb{n}"));
+        layer.send_request(now, bye.clone(), udp).unwrap();
+        if n % 5 != 0 {
+            layer.handle_message(now, Message::Response(response_to(&bye, 200)), udp);
+        }
+        while layer.poll_output().is_some() {}
+        assert_eq!(layer.poll_timeout(), scanned_deadline(&layer), "call {n}");
+    }
+    let end = now + Duration::from_secs(40);
+    while let Some(at) = layer.poll_timeout().filter(|at| *at <= end) {
+        layer.handle_timeout(at);
+        while layer.poll_output().is_some() {}
+        assert_eq!(layer.poll_timeout(), scanned_deadline(&layer));
+    }
+    assert!(layer.is_empty(), "every transaction ended by its timers");
+    assert!(layer.deadlines.is_empty(), "no stale entry outlives them");
+}

@@ -1,0 +1,488 @@
+//! Write-behind of what calls change in the directory, for signaling's hot path:
+//! CDR rows (start, line, answer, end) and line states are queued and written by
+//! one task in batches, a group commit: the task takes everything queued, writes
+//! it in one transaction (all CDR changes as one multi-row upsert, line states as
+//! one `UPDATE` per state), and starts over, so that a quiet node writes each
+//! change at once and a busy one writes many per commit. A call never waits for
+//! these writes, except where it asks to ([`CallWriter::end_cdr`] resolves when
+//! the row is committed, so that whoever sees a call end can read its CDR).
+//!
+//! Line claims go through the same queue, because they must stay atomic across
+//! nodes sharing the directory: each is one conditional `UPDATE … WHERE state =
+//! 'idle'` of one row in its own statement, run after the batch that was queued
+//! before it (a release queued before a claim of the same line is written first).
+//! No statement holds one line row while waiting for another, so nodes cannot
+//! deadlock on lines.
+//!
+//! Nothing queued is dropped: a failed batch is retried with a growing pause, and
+//! [`CallWriter::close`] writes everything queued before it returns. A crash loses
+//! what was queued and not yet committed (normally less than one batch).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cdrs::{AnswerSource, Cdr, NewCdr};
+use crate::db::Directory;
+use crate::error::Result;
+use crate::ids::new_id;
+
+/// Rows per multi-row statement (12 parameters each: well under every limit).
+const ROWS_PER_STATEMENT: usize = 400;
+/// Ops taken into one batch at most.
+const OPS_PER_BATCH: usize = 4_000;
+/// Attempts at a failing batch once the writer is closing.
+const ATTEMPTS_ON_CLOSE: u32 = 5;
+
+/// A change to one CDR.
+#[derive(Debug)]
+enum CdrChange {
+    Start(Box<Cdr>),
+    Line(String),
+    Answer(i64, AnswerSource),
+    End(i64, String),
+}
+
+#[derive(Debug)]
+enum Op {
+    Cdr {
+        id: String,
+        change: CdrChange,
+        written: Option<oneshot::Sender<()>>,
+    },
+    LineState {
+        line_id: String,
+        state: &'static str,
+    },
+    Claim {
+        line_id: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Flush {
+        written: oneshot::Sender<()>,
+    },
+    Close {
+        written: oneshot::Sender<()>,
+    },
+}
+
+/// Counters of the writer.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// CDR rows written (a row changed several times in one batch counts once).
+    pub cdr_rows: AtomicU64,
+    /// Line state changes written.
+    pub line_states: AtomicU64,
+    /// Line claims tried, and won.
+    pub claims: AtomicU64,
+    /// Of those, won.
+    pub claims_won: AtomicU64,
+    /// Batches that failed and were tried again.
+    pub retries: AtomicU64,
+}
+
+/// The queue's sending side; the sequence number and the send happen under one
+/// lock, so that ops arrive in the order of their numbers.
+#[derive(Debug)]
+struct Queue {
+    next_seq: u64,
+    ops: mpsc::UnboundedSender<(u64, Op)>,
+}
+
+/// A handle on the write-behind task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CallWriter {
+    queue: Arc<Mutex<Queue>>,
+    committed: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data: a panic mid-update cannot leave it half-changed.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Directory {
+    /// Starts the write-behind task for calls on this directory (needs a tokio
+    /// runtime). Stop it with [`CallWriter::close`].
+    pub fn call_writer(&self) -> CallWriter {
+        let (ops, rx) = mpsc::unbounded_channel();
+        let committed = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(WriterStats::default());
+        let task = Task {
+            pool: self.pool.clone(),
+            ops: rx,
+            open: HashMap::new(),
+            committed: committed.clone(),
+            stats: stats.clone(),
+        };
+        tokio::spawn(task.run());
+        CallWriter {
+            queue: Arc::new(Mutex::new(Queue { next_seq: 1, ops })),
+            committed,
+            stats,
+        }
+    }
+}
+
+impl CallWriter {
+    /// Queues `op`; returns its sequence number, or `None` when the writer is closed.
+    fn push(&self, op: Op) -> Option<u64> {
+        let mut queue = lock(&self.queue);
+        let seq = queue.next_seq;
+        if queue.ops.send((seq, op)).is_err() {
+            tracing::error!("directory writer is closed: a call's change is not written");
+            return None;
+        }
+        queue.next_seq += 1;
+        Some(seq)
+    }
+
+    /// Everything queued up to this sequence number is committed.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Queues the CDR row of a call that starts now; returns it (with its id).
+    pub fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
+        let cdr = Cdr {
+            id: new_id("cdr"),
+            tenant_id: new.tenant_id,
+            icon_id: new.icon_id,
+            account_id: new.account_id,
+            call_id: new.call_id,
+            number: crate::validate::number(&new.number)?,
+            line_id: new.line_id,
+            started_at: new.started_at,
+            answered_at: None,
+            ended_at: None,
+            answer_source: None,
+            hangup_cause: None,
+        };
+        self.push(Op::Cdr {
+            id: cdr.id.clone(),
+            change: CdrChange::Start(Box::new(cdr.clone())),
+            written: None,
+        });
+        Ok(cdr)
+    }
+
+    /// Queues the line a call uses.
+    pub fn set_cdr_line(&self, cdr_id: &str, line_id: &str) {
+        self.push(Op::Cdr {
+            id: cdr_id.to_owned(),
+            change: CdrChange::Line(line_id.to_owned()),
+            written: None,
+        });
+    }
+
+    /// Queues the answer of a call.
+    pub fn answer_cdr(&self, cdr_id: &str, at: i64, source: AnswerSource) {
+        self.push(Op::Cdr {
+            id: cdr_id.to_owned(),
+            change: CdrChange::Answer(at, source),
+            written: None,
+        });
+    }
+
+    /// Queues the end of a call (now); the future resolves when its row is committed.
+    pub fn end_cdr(&self, cdr_id: &str, at: i64, cause: &str) -> impl Future<Output = ()> + Send + use<> {
+        let (written, done) = oneshot::channel();
+        self.push(Op::Cdr {
+            id: cdr_id.to_owned(),
+            change: CdrChange::End(at, cause.to_owned()),
+            written: Some(written),
+        });
+        async move {
+            let _ = done.await;
+        }
+    }
+
+    /// Queues a claimed line's new state (`in-call`, or `idle` to release it);
+    /// returns the op's sequence number (see [`CallWriter::committed`]).
+    pub fn set_line_state(&self, line_id: &str, state: &str) -> Result<u64> {
+        let state = crate::lines::line_state_name(state)?;
+        Ok(self
+            .push(Op::LineState {
+                line_id: line_id.to_owned(),
+                state,
+            })
+            .unwrap_or(0))
+    }
+
+    /// Queues (now) the claim of an idle line for a call, after every change
+    /// queued before; resolves to false when another call (on any node) holds it.
+    pub fn claim_line(&self, line_id: &str) -> impl Future<Output = bool> + Send + use<> {
+        let (reply, won) = oneshot::channel();
+        self.push(Op::Claim {
+            line_id: line_id.to_owned(),
+            reply,
+        });
+        async move { won.await.unwrap_or(false) }
+    }
+
+    /// Resolves when everything queued before this call is committed.
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + use<> {
+        let (written, done) = oneshot::channel();
+        self.push(Op::Flush { written });
+        async move {
+            let _ = done.await;
+        }
+    }
+
+    /// Writes everything queued, then stops the task; later changes are refused
+    /// (and logged).
+    pub fn close(&self) -> impl Future<Output = ()> + Send + use<> {
+        let (written, done) = oneshot::channel();
+        self.push(Op::Close { written });
+        async move {
+            let _ = done.await;
+        }
+    }
+}
+
+/// One batch: what the ops taken from the queue change.
+#[derive(Default)]
+struct Batch {
+    /// CDRs whose rows changed, in first-change order.
+    cdrs: Vec<String>,
+    cdr_set: HashSet<String>,
+    /// Final state per line, in first-change order.
+    lines: Vec<(String, &'static str)>,
+    line_index: HashMap<String, usize>,
+    claims: Vec<(String, oneshot::Sender<bool>)>,
+    written: Vec<oneshot::Sender<()>>,
+    last_seq: u64,
+    /// A close was asked for: answered once everything is written.
+    close: Option<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.cdrs.is_empty() && self.lines.is_empty()
+    }
+}
+
+struct Task {
+    pool: AnyPool,
+    ops: mpsc::UnboundedReceiver<(u64, Op)>,
+    /// Rows of calls not ended yet (and of those ended in the current batch).
+    open: HashMap<String, Cdr>,
+    committed: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        while let Some(first) = self.ops.recv().await {
+            let mut batch = Batch::default();
+            self.take(&mut batch, first);
+            while batch.claims.len() + batch.cdrs.len() + batch.lines.len() < OPS_PER_BATCH
+                && batch.close.is_none()
+            {
+                match self.ops.try_recv() {
+                    Ok(next) => self.take(&mut batch, next),
+                    Err(_) => break,
+                }
+            }
+            self.write(&mut batch).await;
+            if let Some(closed) = batch.close {
+                self.ops.close();
+                // Whatever raced the close in is written too.
+                while let Some(late) = self.ops.recv().await {
+                    let mut batch = Batch::default();
+                    self.take(&mut batch, late);
+                    self.write(&mut batch).await;
+                }
+                let _ = closed.send(());
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, batch: &mut Batch, (seq, op): (u64, Op)) {
+        batch.last_seq = seq;
+        match op {
+            Op::Cdr { id, change, written } => {
+                match change {
+                    CdrChange::Start(cdr) => {
+                        self.open.insert(id.clone(), *cdr);
+                    }
+                    change => match self.open.get_mut(&id) {
+                        Some(row) => match change {
+                            CdrChange::Line(line) => row.line_id = Some(line),
+                            CdrChange::Answer(at, source) => {
+                                row.answered_at = Some(at);
+                                row.answer_source = Some(source.as_str().to_owned());
+                            }
+                            CdrChange::End(at, cause) => {
+                                row.ended_at = Some(at);
+                                row.hangup_cause = Some(cause);
+                            }
+                            CdrChange::Start(_) => {}
+                        },
+                        None => {
+                            tracing::warn!(cdr = %id, "directory writer: change of an unknown or ended CDR")
+                        }
+                    },
+                }
+                if batch.cdr_set.insert(id.clone()) {
+                    batch.cdrs.push(id);
+                }
+                batch.written.extend(written);
+            }
+            Op::LineState { line_id, state } => match batch.line_index.get(&line_id) {
+                Some(&at) => batch.lines[at].1 = state,
+                None => {
+                    batch.line_index.insert(line_id.clone(), batch.lines.len());
+                    batch.lines.push((line_id, state));
+                }
+            },
+            Op::Claim { line_id, reply } => batch.claims.push((line_id, reply)),
+            Op::Flush { written } => batch.written.push(written),
+            Op::Close { written } => batch.close = Some(written),
+        }
+    }
+
+    async fn write(&mut self, batch: &mut Batch) {
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        while !batch.is_empty() {
+            attempt += 1;
+            match self.commit(batch).await {
+                Ok(()) => break,
+                Err(err) if batch.close.is_some() && attempt >= ATTEMPTS_ON_CLOSE => {
+                    tracing::error!(%err, cdrs = batch.cdrs.len(), lines = batch.lines.len(),
+                        "directory writer: giving up on a batch at close");
+                    break;
+                }
+                Err(err) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%err, "directory writer: batch failed; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for id in &batch.cdrs {
+            if self.open.get(id).is_some_and(|row| row.ended_at.is_some()) {
+                self.open.remove(id);
+            }
+        }
+        let mut granted = HashSet::new();
+        for (line_id, reply) in batch.claims.drain(..) {
+            // Two claims of one line in a batch: the first may win, never both.
+            let won = granted.insert(line_id.clone()) && self.claim(&line_id).await;
+            if !won {
+                granted.remove(&line_id);
+            }
+            let _ = reply.send(won);
+        }
+        self.committed.fetch_max(batch.last_seq, Ordering::AcqRel);
+        for written in batch.written.drain(..) {
+            let _ = written.send(());
+        }
+    }
+
+    async fn claim(&self, line_id: &str) -> bool {
+        self.stats.claims.fetch_add(1, Ordering::Relaxed);
+        let done = sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")
+            .bind(line_id)
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(done) if done.rows_affected() == 1 => {
+                self.stats.claims_won.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Ok(_) => false,
+            Err(err) => {
+                tracing::error!(%err, "directory writer: cannot claim a line");
+                false
+            }
+        }
+    }
+
+    async fn commit(&self, batch: &Batch) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<&Cdr> = batch.cdrs.iter().filter_map(|id| self.open.get(id)).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at, \
+                 answered_at, ended_at, answer_source, hangup_cause) VALUES ",
+            );
+            for n in 0..chunk.len() {
+                let p = n * 12;
+                if n > 0 {
+                    sql.push_str(", ");
+                }
+                let params: Vec<String> = (1..=12).map(|i| format!("${}", p + i)).collect();
+                sql.push('(');
+                sql.push_str(&params.join(", "));
+                sql.push(')');
+            }
+            sql.push_str(
+                " ON CONFLICT (id) DO UPDATE SET line_id = excluded.line_id, answered_at = excluded.answered_at, \
+                 ended_at = excluded.ended_at, answer_source = excluded.answer_source, \
+                 hangup_cause = excluded.hangup_cause",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for cdr in chunk {
+                query = query
+                    .bind(cdr.id.clone())
+                    .bind(cdr.tenant_id.clone())
+                    .bind(cdr.icon_id.clone())
+                    .bind(cdr.account_id.clone())
+                    .bind(cdr.call_id.clone())
+                    .bind(cdr.number.clone())
+                    .bind(cdr.line_id.clone())
+                    .bind(cdr.started_at)
+                    .bind(cdr.answered_at)
+                    .bind(cdr.ended_at)
+                    .bind(cdr.answer_source.clone())
+                    .bind(cdr.hangup_cause.clone());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let mut states: Vec<&'static str> = batch.lines.iter().map(|(_, s)| *s).collect();
+        states.sort_unstable();
+        states.dedup();
+        for state in states {
+            let ids: Vec<&String> = batch
+                .lines
+                .iter()
+                .filter(|(_, s)| *s == state)
+                .map(|(l, _)| l)
+                .collect();
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!("UPDATE lines SET state = $1 WHERE id IN ({})", params.join(", "));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state);
+                for id in chunk {
+                    query = query.bind((*id).clone());
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .cdr_rows
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.stats
+            .line_states
+            .fetch_add(batch.lines.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}

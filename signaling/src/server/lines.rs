@@ -1,0 +1,194 @@
+//! The lines this node routes calls to, kept in memory: a snapshot of every line
+//! with a live relay registration (from the directory, refreshed in the
+//! background every `directory_cache_ms`, and at once after a relay registers
+//! here), overlaid with what this node did since: the lines its calls hold, those
+//! they released, those another node turned out to hold, and the relays its
+//! health checks found up or down. Choosing a line asks the database nothing.
+//!
+//! Several nodes may share one directory and route to the same relays, so the
+//! claim of a line stays atomic across nodes: a line is reserved here (so that two
+//! calls of this node never race for it), then claimed in the directory by the
+//! write-behind queue's conditional `UPDATE` (see `offhook_directory::CallWriter`),
+//! which one node only can win. A release is queued, and the line is offered
+//! again here at once: the claim that takes it next is queued after the release,
+//! so it sees the line idle. A snapshot forgets the overlay entries it already
+//! reflects (by the queue's committed sequence number taken before the read).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use offhook_directory::{CallWriter, Directory, Result, RoutableLine};
+
+use super::node::lock;
+
+/// What this node knows of a line beyond the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Local {
+    /// Reserved or claimed by a call of this node.
+    Busy,
+    /// Released by this node by the queued op with this sequence number.
+    Released(u64),
+    /// A claim failed: another node holds it (until the next snapshot).
+    Elsewhere,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lines: Arc<Vec<RoutableLine>>,
+    taken_at: Option<Instant>,
+    /// Bumped by [`LinePool::invalidate`]; a snapshot read before is stale.
+    generation: u64,
+    snapshot_generation: u64,
+    refreshing: bool,
+    local: HashMap<String, Local>,
+    /// Health seen by this node's checks, by relay name (true: up).
+    relay_up: HashMap<String, bool>,
+}
+
+/// The lines of one node (see the module comment).
+#[derive(Debug)]
+pub(crate) struct LinePool {
+    directory: Directory,
+    writer: CallWriter,
+    ttl: Duration,
+    state: Mutex<State>,
+    /// One snapshot read at a time.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl LinePool {
+    pub(crate) fn new(directory: Directory, writer: CallWriter, ttl: Duration) -> Self {
+        Self {
+            directory,
+            writer,
+            ttl,
+            state: Mutex::new(State::default()),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The snapshot is out of date (a relay registered or left here).
+    pub(crate) fn invalidate(&self) {
+        lock(&self.state).generation += 1;
+    }
+
+    /// Lines `tenant_id` may use (its own first, then the shared pool) that look
+    /// free at `now_ms`, on relays not known to be down. Reads the directory only
+    /// when there is no snapshot or it was invalidated; an old one is refreshed in
+    /// the background.
+    pub(crate) async fn candidates(
+        self: &Arc<Self>,
+        now: Instant,
+        now_ms: i64,
+        tenant_id: &str,
+    ) -> Result<Vec<RoutableLine>> {
+        let (needed, wanted) = {
+            let mut state = lock(&self.state);
+            let needed = state.taken_at.is_none() || state.snapshot_generation != state.generation;
+            let old = state
+                .taken_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= self.ttl);
+            let wanted = old && !needed && !state.refreshing;
+            if wanted {
+                state.refreshing = true;
+            }
+            (needed, wanted)
+        };
+        if needed {
+            self.refresh(now).await?;
+        } else if wanted {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = pool.refresh(now).await {
+                    tracing::warn!(%err, "lines: cannot refresh the snapshot");
+                }
+                lock(&pool.state).refreshing = false;
+            });
+        }
+        let state = lock(&self.state);
+        let free = state
+            .lines
+            .iter()
+            .filter(|l| l.line.tenant_id.as_deref().is_none_or(|t| t == tenant_id))
+            .filter(|l| l.registration.expires_at > now_ms)
+            .filter(|l| {
+                state
+                    .relay_up
+                    .get(&l.relay)
+                    .copied()
+                    .unwrap_or(l.relay_state != "down")
+            })
+            .filter(|l| match state.local.get(&l.line.id) {
+                Some(Local::Busy | Local::Elsewhere) => false,
+                Some(Local::Released(_)) => true,
+                None => l.line.state == "idle",
+            })
+            .cloned()
+            .collect();
+        Ok(free)
+    }
+
+    /// Reads a new snapshot (one read at a time; a read that finds a fresher
+    /// snapshot than it was asked for does nothing).
+    async fn refresh(&self, asked_at: Instant) -> Result<()> {
+        let _reading = self.reading.lock().await;
+        let generation = {
+            let state = lock(&self.state);
+            let fresh = state.taken_at.is_some_and(|at| at > asked_at)
+                && state.snapshot_generation == state.generation;
+            if fresh {
+                return Ok(());
+            }
+            state.generation
+        };
+        // Whatever was committed before the read is in what it returns.
+        let committed = self.writer.committed();
+        let taken_at = Instant::now();
+        let lines = self.directory.routable_lines(super::now_ms()).await?;
+        let mut state = lock(&self.state);
+        state.lines = Arc::new(lines);
+        state.taken_at = Some(taken_at);
+        state.snapshot_generation = generation;
+        state.local.retain(|_, local| match local {
+            Local::Busy => true,
+            Local::Released(seq) => *seq > committed,
+            Local::Elsewhere => false,
+        });
+        Ok(())
+    }
+
+    /// Reserves a line for a call of this node, then claims it in the directory;
+    /// false when it is taken (here or on another node).
+    pub(crate) async fn claim(&self, line_id: &str) -> bool {
+        {
+            let mut state = lock(&self.state);
+            if state.local.get(line_id) == Some(&Local::Busy) {
+                return false;
+            }
+            state.local.insert(line_id.to_owned(), Local::Busy);
+        }
+        let won = self.writer.claim_line(line_id).await;
+        if !won {
+            lock(&self.state)
+                .local
+                .insert(line_id.to_owned(), Local::Elsewhere);
+        }
+        won
+    }
+
+    /// The call on a claimed line was answered.
+    pub(crate) fn in_call(&self, line_id: &str) {
+        let _ = self.writer.set_line_state(line_id, "in-call");
+    }
+
+    /// The call on a claimed line is over: the line is free again.
+    pub(crate) fn release(&self, line_id: &str) {
+        let mut state = lock(&self.state);
+        // Queued under the lock: a claim that sees the line released is queued after.
+        match self.writer.set_line_state(line_id, "idle") {
+            Ok(seq) => state.local.insert(line_id.to_owned(), Local::Released(seq)),
+            Err(_) => state.local.remove(line_id),
+        };
+    }
+}
