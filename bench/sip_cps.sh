@@ -10,6 +10,7 @@
 # calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
 # the 407 challenge). The highest rate with no failed call is the result.
 # usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
+# env: LINES, ICONS, DIRECT=0 (no direct baseline), CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=("${@:-500 1000 1500 2000}")
@@ -70,7 +71,7 @@ run() { # label rate uac-args... -> prints a result row
   local calls=$((rate * 10)) dir="$work/$label-$rate"
   mkdir -p "$dir"
   # sipp's own -timeout does not stop a run with calls stuck: timeout(1) does.
-  (cd "$dir" && timeout -s INT $((calls / rate + 40)) sipp "$@" -r "$rate" -m "$calls" -l 20000 \
+  (cd "$dir" && timeout -s INT $((calls / rate + 40)) sipp "$@" -buff_size 4194304 -r "$rate" -m "$calls" -l 20000 \
       -trace_rtt -rtt_freq 1 -trace_stat -fd 1 -timeout 60 -nostdin >/dev/null 2>&1 || true)
   local stat; stat=$(ls "$dir"/*_.csv "$dir"/*[0-9].csv 2>/dev/null | grep -v rtt | head -n1 || true)
   python3 - "$stat" "$label" "$rate" "$(percentiles "$dir/*rtt.csv")" <<'PY'
@@ -88,14 +89,14 @@ PY
 }
 
 # Direct baseline: the same call and UAS without the proxy (and its 407 round trip).
-(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p 16070 -nostdin >/dev/null 2>&1) &
-for rate in "${rates[@]}"; do
+(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p 16070 -buff_size 4194304 -nostdin >/dev/null 2>&1) &
+[ "${DIRECT:-1}" = 0 ] || for rate in "${rates[@]}"; do
   run direct "$rate" -sf "$PWD/$scen/uac_direct.xml" 127.0.0.1:16070 -p 16080 \
     -key domain bench.test -key user caller -key callee echo -d 0
 done
 
 # Through offhook: register the uas as line-1 of relay-b, then call the icon.
-(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -nostdin >/dev/null 2>&1) &
+(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -buff_size 4194304 -nostdin >/dev/null 2>&1) &
 # Every line of the relay is a contact on the same sipp UAS.
 for n in $(seq 1 "$lines"); do
   (cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 -nostdin \

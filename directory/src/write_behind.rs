@@ -8,11 +8,12 @@
 //! the row is committed, so that whoever sees a call end can read its CDR).
 //!
 //! Line claims go through the same queue, because they must stay atomic across
-//! nodes sharing the directory: each is one conditional `UPDATE … WHERE state =
-//! 'idle'` of one row in its own statement, run after the batch that was queued
-//! before it (a release queued before a claim of the same line is written first).
-//! No statement holds one line row while waiting for another, so nodes cannot
-//! deadlock on lines.
+//! nodes sharing the directory: the claims of a batch are one conditional
+//! `UPDATE … WHERE state = 'idle' AND id IN (…) RETURNING id` in a statement of
+//! its own, run after the batch's transaction (a release queued before a claim of
+//! the same line is committed first); a line only one node can win. No
+//! transaction holds line rows while it waits for other line rows (PostgreSQL
+//! visits an `IN` list in index order), so nodes cannot deadlock on lines.
 //!
 //! Nothing queued is dropped: a failed batch is retried with a growing pause, and
 //! [`CallWriter::close`] writes everything queued before it returns. A crash loses
@@ -380,14 +381,12 @@ impl Task {
                 self.open.remove(id);
             }
         }
-        let mut granted = HashSet::new();
-        for (line_id, reply) in batch.claims.drain(..) {
-            // Two claims of one line in a batch: the first may win, never both.
-            let won = granted.insert(line_id.clone()) && self.claim(&line_id).await;
-            if !won {
-                granted.remove(&line_id);
+        if !batch.claims.is_empty() {
+            let mut won = self.claim(&batch.claims).await;
+            for (line_id, reply) in batch.claims.drain(..) {
+                // Two claims of one line in a batch: the first wins, never both.
+                let _ = reply.send(won.remove(&line_id));
             }
-            let _ = reply.send(won);
         }
         self.committed.fetch_max(batch.last_seq, Ordering::AcqRel);
         for written in batch.written.drain(..) {
@@ -395,23 +394,34 @@ impl Task {
         }
     }
 
-    async fn claim(&self, line_id: &str) -> bool {
-        self.stats.claims.fetch_add(1, Ordering::Relaxed);
-        let done = sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")
-            .bind(line_id)
-            .execute(&self.pool)
-            .await;
-        match done {
-            Ok(done) if done.rows_affected() == 1 => {
-                self.stats.claims_won.fetch_add(1, Ordering::Relaxed);
-                true
+    /// Claims these lines at once; returns those won.
+    async fn claim(&self, claims: &[(String, oneshot::Sender<bool>)]) -> HashSet<String> {
+        let mut ids: Vec<&String> = claims.iter().map(|(id, _)| id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.stats
+            .claims
+            .fetch_add(claims.len() as u64, Ordering::Relaxed);
+        let mut won = HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE lines SET state = 'dialing' WHERE state = 'idle' AND id IN ({}) RETURNING id",
+                params.join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind((*id).clone());
             }
-            Ok(_) => false,
-            Err(err) => {
-                tracing::error!(%err, "directory writer: cannot claim a line");
-                false
+            match query.fetch_all(&self.pool).await {
+                Ok(ids) => won.extend(ids),
+                Err(err) => tracing::error!(%err, "directory writer: cannot claim lines"),
             }
         }
+        self.stats
+            .claims_won
+            .fetch_add(won.len() as u64, Ordering::Relaxed);
+        won
     }
 
     async fn commit(&self, batch: &Batch) -> Result<()> {

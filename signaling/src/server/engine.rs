@@ -394,8 +394,16 @@ impl Engine {
                 }
                 Output::Response { key, response } => {
                     let last = response.status >= 200 && key.method() != "INVITE";
-                    if let Some(events) = self.clients.get(&key) {
-                        let _ = events.send(ClientEvent::Response(response));
+                    let unheard = match self.clients.get(&key) {
+                        Some(events) => events.send(ClientEvent::Response(response)).err().map(|e| e.0),
+                        None => Some(ClientEvent::Response(response)),
+                    };
+                    // A 2xx retransmission after the user went (RFC 6026 Accepted):
+                    // the proxy forwards it statelessly.
+                    if let Some(ClientEvent::Response(response)) = unheard
+                        && (200..300).contains(&response.status)
+                    {
+                        let _ = self.upcalls.send(Upcall::StrayResponse { response });
                     }
                     if last {
                         self.clients.remove(&key);
@@ -413,7 +421,8 @@ impl Engine {
         // channels of those that ended.
         if self.clients.len() > 4 * self.layer.len() + 64 {
             let layer = &self.layer;
-            self.clients.retain(|key, _| layer.client_request(key).is_some());
+            self.clients
+                .retain(|key, events| !events.is_closed() && layer.client_request(key).is_some());
         }
         // Each INVITE's user watches for a CANCEL; once answered, none can come.
         if self.cancel_watchers.len() > 2 * self.layer.len() + 64 {

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use offhook_directory::{AnswerSource, NewCdr};
 
@@ -247,8 +247,9 @@ enum Relayed {
     TryNext,
 }
 
-/// Forwards one INVITE and relays its responses upstream until the final one
-/// (and the 2xx retransmissions for 64*T1 after a 2xx).
+/// Forwards one INVITE and relays its responses upstream until the final one.
+/// Retransmissions of a 2xx come after this returns: the engine passes them up
+/// as stray responses, forwarded statelessly by Via (RFC 3261 s16.7, RFC 6026).
 async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Request, out: Flow) -> Relayed {
     let call_id = request.call_id().to_owned();
     let mut cancelled = node.ctx.cancelled(key);
@@ -256,26 +257,17 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
         return Relayed::TryNext;
     };
     let (mut provisional, mut cancel_sent) = (false, false);
-    let mut answered_until: Option<tokio::time::Instant> = None;
     loop {
-        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         let event = tokio::select! {
             event = events.recv() => event,
-            _ = &mut cancelled, if answered_until.is_none() && !cancel_sent => {
+            _ = &mut cancelled, if !cancel_sent => {
                 cancel_sent = true;
                 node.ctx.cancel(&client);
                 continue;
             }
-            () = tokio::time::sleep_until(answered_until.unwrap_or(far)) => return Relayed::Done,
         };
         match event {
-            None => {
-                return if answered_until.is_some() {
-                    Relayed::Done
-                } else {
-                    Relayed::TryNext
-                };
-            }
+            None => return Relayed::TryNext,
             Some(ClientEvent::Timeout) if !provisional => return Relayed::TryNext,
             Some(ClientEvent::Timeout) => {
                 if let Some(call) = release(node, &call_id) {
@@ -294,8 +286,7 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
                     return Relayed::TryNext;
                 }
                 provisional |= status < 200;
-                if (200..300).contains(&status) && answered_until.is_none() {
-                    answered_until = Some(tokio::time::Instant::now() + node.config.t1() * 64);
+                if (200..300).contains(&status) {
                     let tracked = lock(&node.calls).get(&call_id).cloned();
                     if let Some(call) = tracked {
                         node.writer
@@ -304,6 +295,8 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
                             node.lines.in_call(line);
                         }
                     }
+                    node.ctx.respond(key, upstream(response));
+                    return Relayed::Done;
                 }
                 if status >= 300 {
                     if let Some(call) = release(node, &call_id) {

@@ -10,8 +10,21 @@ use super::{Flow, TransportKind, Transports};
 /// Largest UDP payload there is.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// Socket buffer asked for (the kernel caps it at `net.core.rmem_max`): a burst
+/// of datagrams while the loop is busy waits here instead of being dropped.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Receives on `socket` until the core goes away.
 pub async fn serve_udp(socket: UdpSocket, transports: Transports) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(&socket);
+    for set in [
+        socket2::Socket::set_recv_buffer_size,
+        socket2::Socket::set_send_buffer_size,
+    ] {
+        if let Err(err) = set(&sock, SOCKET_BUFFER) {
+            tracing::debug!(%err, "UDP socket buffer left as it is");
+        }
+    }
     let socket = Arc::new(socket);
     let local = socket.local_addr()?;
     transports.set_udp(socket.clone());
