@@ -32,8 +32,20 @@ use crate::db::Directory;
 use crate::error::Result;
 use crate::ids::new_id;
 
-/// Rows per multi-row statement (12 parameters each: well under every limit).
-const ROWS_PER_STATEMENT: usize = 400;
+/// Rows per multi-row statement, largest first: a few statement texts only, so
+/// that they stay prepared (sqlx caches them), and few parameters each (SQLite
+/// finds a `$N` among a statement's parameters by a linear search).
+const STATEMENT_ROWS: [usize; 4] = [32, 8, 2, 1];
+
+/// Splits `items` into chunks of the sizes in [`STATEMENT_ROWS`].
+fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = STATEMENT_ROWS.iter().copied().find(|s| *s <= items.len())?;
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
 /// Ops taken into one batch at most.
 const OPS_PER_BATCH: usize = 4_000;
 /// Attempts at a failing batch once the writer is closing.
@@ -403,7 +415,7 @@ impl Task {
             .claims
             .fetch_add(claims.len() as u64, Ordering::Relaxed);
         let mut won = HashSet::new();
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&ids) {
             let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "UPDATE lines SET state = 'dialing' WHERE state = 'idle' AND id IN ({}) RETURNING id",
@@ -427,7 +439,7 @@ impl Task {
     async fn commit(&self, batch: &Batch) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<&Cdr> = batch.cdrs.iter().filter_map(|id| self.open.get(id)).collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&rows) {
             let mut sql = String::from(
                 "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at, \
                  answered_at, ended_at, answer_source, hangup_cause) VALUES ",
@@ -475,7 +487,7 @@ impl Task {
                 .filter(|(_, s)| *s == state)
                 .map(|(l, _)| l)
                 .collect();
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for chunk in statement_chunks(&ids) {
                 let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
                 let sql = format!("UPDATE lines SET state = $1 WHERE id IN ({})", params.join(", "));
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state);

@@ -35,7 +35,7 @@ enum Local {
 
 #[derive(Debug, Default)]
 struct State {
-    lines: Arc<Vec<RoutableLine>>,
+    lines: Vec<Arc<RoutableLine>>,
     taken_at: Option<Instant>,
     /// Bumped by [`LinePool::invalidate`]; a snapshot read before is stale.
     generation: u64,
@@ -82,7 +82,7 @@ impl LinePool {
         now: Instant,
         now_ms: i64,
         tenant_id: &str,
-    ) -> Result<Vec<RoutableLine>> {
+    ) -> Result<Vec<Arc<RoutableLine>>> {
         let (needed, wanted) = {
             let mut state = lock(&self.state);
             let needed = state.taken_at.is_none() || state.snapshot_generation != state.generation;
@@ -147,7 +147,7 @@ impl LinePool {
         let taken_at = Instant::now();
         let lines = self.directory.routable_lines(super::now_ms()).await?;
         let mut state = lock(&self.state);
-        state.lines = Arc::new(lines);
+        state.lines = lines.into_iter().map(Arc::new).collect();
         state.taken_at = Some(taken_at);
         state.snapshot_generation = generation;
         state.local.retain(|_, local| match local {
