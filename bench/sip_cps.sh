@@ -95,8 +95,9 @@ PY
     -key domain bench.test -key user caller -key callee echo -d 0
 done
 
-# Through offhook: register the uas as line-1 of relay-b, then call the icon.
-(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -buff_size 4194304 -nostdin >/dev/null 2>&1) &
+# Through offhook: register the uas as line-1 of relay-b, then call the icon. -aa:
+# the uas answers signaling's health checks (OPTIONS).
+(cd "$work" && exec sipp -sf "$OLDPWD/$scen/uas.xml" -p $uas_port -buff_size 4194304 -aa -nostdin >/dev/null 2>&1) &
 # Every line of the relay is a contact on the same sipp UAS.
 for n in $(seq 1 "$lines"); do
   (cd "$work" && sipp -sf "$OLDPWD/$scen/register.xml" 127.0.0.1:$proxy_port -p 15071 -m 1 -nostdin \

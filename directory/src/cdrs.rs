@@ -119,10 +119,11 @@ pub struct CdrFilter {
     pub limit: Option<i64>,
 }
 
-impl Directory {
-    /// Writes the CDR row of a call that starts now.
-    pub async fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
-        let cdr = Cdr {
+impl NewCdr {
+    /// The row of a call that starts now, with a fresh id; the number validated.
+    pub(crate) fn into_cdr(self) -> Result<Cdr> {
+        let new = self;
+        Ok(Cdr {
             id: new_id("cdr"),
             tenant_id: new.tenant_id,
             icon_id: new.icon_id,
@@ -135,7 +136,14 @@ impl Directory {
             ended_at: None,
             answer_source: None,
             hangup_cause: None,
-        };
+        })
+    }
+}
+
+impl Directory {
+    /// Writes the CDR row of a call that starts now.
+    pub async fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
+        let cdr = new.into_cdr()?;
         sqlx::query(
             "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -250,6 +250,17 @@ impl Directory {
         Ok(())
     }
 
+    /// Records a relay's health (`up`/`down`) without touching when it was last seen.
+    pub async fn set_relay_state(&self, name_or_id: &str, state: &str) -> Result<()> {
+        let relay = self.relay(name_or_id).await?;
+        sqlx::query("UPDATE relays SET state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(&relay.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Creates a line, and its relay if that does not exist yet.
     pub async fn create_line(&self, new: NewLine) -> Result<Line> {
         let name = validate::name("line", &new.name)?;

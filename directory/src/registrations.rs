@@ -96,6 +96,17 @@ pub struct RoutableLine {
     pub relay_state: String,
 }
 
+impl FromRow<'_, AnyRow> for RoutableLine {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            line: Line::from_prefixed_row(row, "l_")?,
+            registration: Registration::from_prefixed_row(row, "r_")?,
+            relay: row.try_get("rel_name")?,
+            relay_state: row.try_get("rel_state")?,
+        })
+    }
+}
+
 /// The columns of a line (`l_…`), its relay's binding (`r_…`) and its relay
 /// (`rel_…`), for lines whose relay account is enabled and has registered them.
 macro_rules! line_with_registration {
@@ -196,9 +207,10 @@ impl Directory {
         let free = rows
             .iter()
             .map(|row| {
+                let routable = RoutableLine::from_row(row)?;
                 Ok(FreeLine {
-                    line: Line::from_prefixed_row(row, "l_")?,
-                    registration: Registration::from_prefixed_row(row, "r_")?,
+                    line: routable.line,
+                    registration: routable.registration,
                 })
             })
             .collect::<sqlx::Result<Vec<_>>>()?;
@@ -233,14 +245,7 @@ impl Directory {
         .await?;
         let lines = rows
             .iter()
-            .map(|row| {
-                Ok(RoutableLine {
-                    line: Line::from_prefixed_row(row, "l_")?,
-                    registration: Registration::from_prefixed_row(row, "r_")?,
-                    relay: row.try_get("rel_name")?,
-                    relay_state: row.try_get("rel_state")?,
-                })
-            })
+            .map(RoutableLine::from_row)
             .collect::<sqlx::Result<Vec<_>>>()?;
         Ok(lines)
     }

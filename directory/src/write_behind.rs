@@ -30,7 +30,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cdrs::{AnswerSource, Cdr, NewCdr};
 use crate::db::Directory;
 use crate::error::Result;
-use crate::ids::new_id;
 
 /// Rows per multi-row statement, largest first: a few statement texts only, so
 /// that they stay prepared (sqlx caches them), and few parameters each (SQLite
@@ -169,20 +168,7 @@ impl CallWriter {
 
     /// Queues the CDR row of a call that starts now; returns it (with its id).
     pub fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
-        let cdr = Cdr {
-            id: new_id("cdr"),
-            tenant_id: new.tenant_id,
-            icon_id: new.icon_id,
-            account_id: new.account_id,
-            call_id: new.call_id,
-            number: crate::validate::number(&new.number)?,
-            line_id: new.line_id,
-            started_at: new.started_at,
-            answered_at: None,
-            ended_at: None,
-            answer_source: None,
-            hangup_cause: None,
-        };
+        let cdr = new.into_cdr()?;
         self.push(Op::Cdr {
             id: cdr.id.clone(),
             change: CdrChange::Start(Box::new(cdr.clone())),

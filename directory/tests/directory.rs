@@ -33,6 +33,14 @@ fn account(tenant: &str, username: &str, password: &str, kind: AccountKind) -> N
     }
 }
 
+/// [`three_lines`] with `relay-1` as an account of alpha.
+async fn relay_with_three_lines(d: &Directory) {
+    d.create_account(account("alpha", "relay-1", "relay-secret", AccountKind::Relay))
+        .await
+        .unwrap();
+    three_lines(d).await;
+}
+
 /// Lines of relay `relay-1`: one of alpha, one of beta, one shared.
 async fn three_lines(d: &Directory) {
     for (name, tenant) in [
@@ -322,10 +330,7 @@ async fn registrations_and_line_claims() {
         let d = &db.directory;
         let (a, b) = two_tenants(d).await;
         // The ISP's relay registers with a relay account; its lines are contacts.
-        d.create_account(account("alpha", "relay-1", "relay-secret", AccountKind::Relay))
-            .await
-            .unwrap();
-        three_lines(d).await;
+        relay_with_three_lines(d).await;
         assert!(
             d.free_lines(&a.id, 100).await.unwrap().is_empty(),
             "nothing registered yet"
@@ -394,15 +399,12 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let (a, _) = two_tenants(d).await;
+        let a = two_tenants(d).await.0;
         let icon = d
             .create_icon(NewIcon::new("alpha", "5550100", "A"))
             .await
             .unwrap();
-        d.create_account(account("alpha", "relay-1", "relay-secret", AccountKind::Relay))
-            .await
-            .unwrap();
-        three_lines(d).await;
+        relay_with_three_lines(d).await;
         d.upsert_registration(binding(&a, "relay-1", "line-a", i64::MAX / 2))
             .await
             .unwrap();

@@ -51,6 +51,13 @@ pub struct SignalingConfig {
     /// How long this node trusts what it read from the directory (tenants,
     /// accounts, icons, the lines snapshot), in ms; 0 reads it for every call.
     pub directory_cache_ms: u64,
+    /// Time between SIP OPTIONS probes of each relay registered here, in ms;
+    /// 0 turns the health checks off.
+    pub relay_check_interval_ms: u64,
+    /// How long a probe waits for its answer, in ms.
+    pub relay_check_timeout_ms: u64,
+    /// Unanswered probes in a row that mark a relay down.
+    pub relay_check_misses: u32,
 }
 
 impl Default for SignalingConfig {
@@ -75,6 +82,9 @@ impl Default for SignalingConfig {
             max_expires_s: 3_600,
             calls_per_source_per_minute: 60,
             directory_cache_ms: 1_000,
+            relay_check_interval_ms: 5_000,
+            relay_check_timeout_ms: 2_000,
+            relay_check_misses: 2,
         }
     }
 }
@@ -93,6 +103,15 @@ impl SignalingConfig {
     /// T4 as a duration.
     pub fn t4(&self) -> Duration {
         Duration::from_millis(self.t4_ms)
+    }
+
+    /// The relay health checks' settings, unless they are off.
+    pub fn relay_checks(&self) -> Option<crate::health::HealthConfig> {
+        (self.relay_check_interval_ms > 0).then(|| crate::health::HealthConfig {
+            interval: Duration::from_millis(self.relay_check_interval_ms),
+            timeout: Duration::from_millis(self.relay_check_timeout_ms),
+            misses: self.relay_check_misses,
+        })
     }
 
     /// `directory_cache_ms` as a duration.

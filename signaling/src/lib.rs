@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod health;
 pub mod limits;
 pub mod message;
 pub mod server;

@@ -3,198 +3,29 @@
 //! a sipp UAS registered as a relay line, CANCEL before answer, a busy line, and
 //! calls under packet loss. Each test on a fresh database; CDRs checked.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
-use offhook_directory::testing::{Backend, TestDb, backends};
-use offhook_directory::*;
-use offhook_signaling::config::SignalingConfig;
-use offhook_signaling::server::Server;
-use tokio::process::{Child, Command};
+use common::{Setup, Site, finish, free_port, test_config, uas};
+use offhook_directory::testing::{Backend, backends};
 
-const DOMAIN: &str = "t.test";
+const SITE: Site = Site {
+    tenant: "t",
+    domain: "t.test",
+    icon: "sales",
+};
 
-fn scenario(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Setup {
-    db: TestDb,
-    server: Server,
-}
-
-impl Setup {
-    async fn new(backend: Backend) -> Self {
-        let db = TestDb::new(backend).await;
-        let d = &db.directory;
-        d.create_tenant(NewTenant {
-            name: "t".into(),
-            sip_domain: DOMAIN.into(),
-        })
-        .await
-        .unwrap();
-        for (user, kind) in [("alice", AccountKind::User), ("relay-1", AccountKind::Relay)] {
-            d.create_account(NewAccount {
-                tenant: "t".into(),
-                username: user.into(),
-                password: format!("{user}-secret"),
-                display_name: String::new(),
-                number: None,
-                kind,
-            })
-            .await
-            .unwrap();
-        }
-        let icon = NewIcon {
-            public_id: Some("sales".into()),
-            ..NewIcon::new("t", "5550100", "Sales")
-        };
-        d.create_icon(icon).await.unwrap();
-        d.create_line(NewLine {
-            name: "line-1".into(),
-            relay: "relay-1".into(),
-            tenant: None,
-            device_path: "emulated".into(),
-            kind: LineKind::Emulated,
-        })
-        .await
-        .unwrap();
-        let any = Some("127.0.0.1:0".parse().unwrap());
-        let config = SignalingConfig {
-            udp: any,
-            tcp: None,
-            ws: None,
-            ..SignalingConfig::default()
-        };
-        let server = Server::start(config, d.clone()).await.unwrap();
-        Self { db, server }
-    }
-
-    fn proxy(&self) -> String {
-        self.server.bound.udp.unwrap().to_string()
-    }
-
-    async fn cdrs(&self) -> Vec<Cdr> {
-        self.db
-            .directory
-            .list_cdrs(&Scope::Operator, &CdrFilter::default())
-            .await
-            .unwrap()
-    }
-}
-
-fn sipp(args: &[&str]) -> Command {
-    let mut command = Command::new("sipp");
-    command
-        .args(args)
-        .args(["-timeout", "20", "-timeout_error", "-nostdin"]);
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-async fn finish(mut child: Child, what: &str) -> bool {
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("sipp {what} did not finish"))
-        .unwrap();
-    status.success()
-}
-
-/// Registers `contact_user@127.0.0.1:contact_port` for `user`.
-async fn register(proxy: &str, user: &str, password: &str, contact_user: &str, contact_port: u16) -> bool {
-    let port = free_port().to_string();
-    let contact_port = contact_port.to_string();
-    let child = sipp(&[
-        "-sf",
-        &scenario("register.xml"),
-        proxy,
-        "-p",
-        &port,
-        "-m",
-        "1",
-        "-key",
-        "domain",
-        DOMAIN,
-        "-key",
-        "user",
-        user,
-        "-key",
-        "contact_user",
-        contact_user,
-        "-key",
-        "contact_port",
-        &contact_port,
-        "-key",
-        "expires",
-        "600",
-        "-au",
-        user,
-        "-ap",
-        password,
-    ])
-    .spawn()
-    .unwrap();
-    finish(child, "register").await
-}
-
-fn uas(file: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
-    let (port, calls) = (port.to_string(), calls.to_string());
-    sipp(&[&["-sf", &scenario(file), "-p", &port, "-m", &calls], extra].concat())
-        .spawn()
-        .unwrap()
-}
-
-fn uac(file: &str, proxy: &str, callee: &str, calls: u32, extra: &[&str]) -> Child {
-    let (port, calls) = (free_port().to_string(), calls.to_string());
-    let base = [
-        "-sf",
-        &scenario(file),
-        proxy,
-        "-p",
-        &port,
-        "-m",
-        &calls,
-        "-key",
-        "domain",
-        DOMAIN,
-        "-key",
-        "user",
-        "alice",
-        "-key",
-        "callee",
-        callee,
-        "-d",
-        "200",
-        "-au",
-        "alice",
-        "-ap",
-        "alice-secret",
-    ];
-    sipp(&[&base[..], extra].concat()).spawn().unwrap()
+async fn setup(backend: Backend) -> Setup {
+    Setup::new(backend, SITE, &[("relay-1", "line-1")], test_config(false)).await
 }
 
 #[tokio::test]
 async fn register_with_digest_challenge() {
     for backend in backends() {
-        let s = Setup::new(backend).await;
+        let s = setup(backend).await;
         assert!(
-            register(&s.proxy(), "alice", "alice-secret", "alice", 5999).await,
+            s.register("alice", "alice-secret", "alice", 5999).await,
             "{backend:?}"
         );
         let tenant = s.db.directory.tenant("t").await.unwrap();
@@ -206,7 +37,7 @@ async fn register_with_digest_challenge() {
         assert_eq!(bindings.len(), 1);
         assert_eq!(bindings[0].contact, "sip:alice@127.0.0.1:5999");
         assert!(
-            !register(&s.proxy(), "alice", "wrong-password", "alice", 5999).await,
+            !s.register("alice", "wrong-password", "alice", 5999).await,
             "wrong password refused"
         );
         s.db.finish().await;
@@ -216,11 +47,11 @@ async fn register_with_digest_challenge() {
 #[tokio::test]
 async fn call_through_the_proxy_to_a_relay_line() {
     for backend in backends() {
-        let s = Setup::new(backend).await;
+        let s = setup(backend).await;
         let uas_port = free_port();
         let relay = uas("uas.xml", uas_port, 1, &[]);
-        assert!(register(&s.proxy(), "relay-1", "relay-1-secret", "line-1", uas_port).await);
-        let caller = uac("uac.xml", &s.proxy(), "sales", 1, &[]);
+        assert!(s.register("relay-1", "relay-1-secret", "line-1", uas_port).await);
+        let caller = s.uac("uac.xml", "sales", 1, &[]);
         assert!(finish(caller, "uac").await, "{backend:?}: call completes");
         assert!(finish(relay, "uas").await);
         let cdrs = s.cdrs().await;
@@ -237,16 +68,16 @@ async fn call_through_the_proxy_to_a_relay_line() {
 
 #[tokio::test]
 async fn cancel_before_answer_and_busy_line() {
-    let s = Setup::new(Backend::Sqlite).await;
+    let s = setup(Backend::Sqlite).await;
     let uas_port = free_port();
     let relay = uas("uas_ringing.xml", uas_port, 1, &[]);
-    assert!(register(&s.proxy(), "relay-1", "relay-1-secret", "line-1", uas_port).await);
-    assert!(finish(uac("uac_cancel.xml", &s.proxy(), "sales", 1, &[]), "uac cancel").await);
+    assert!(s.register("relay-1", "relay-1-secret", "line-1", uas_port).await);
+    assert!(finish(s.uac("uac_cancel.xml", "sales", 1, &[]), "uac cancel").await);
     assert!(finish(relay, "uas ringing").await);
     let busy_port = free_port();
     let relay = uas("uas_busy.xml", busy_port, 1, &[]);
-    assert!(register(&s.proxy(), "relay-1", "relay-1-secret", "line-1", busy_port).await);
-    assert!(finish(uac("uac_busy.xml", &s.proxy(), "sales", 1, &[]), "uac busy").await);
+    assert!(s.register("relay-1", "relay-1-secret", "line-1", busy_port).await);
+    assert!(finish(s.uac("uac_busy.xml", "sales", 1, &[]), "uac busy").await);
     assert!(finish(relay, "uas busy").await);
     let mut causes: Vec<_> = s
         .cdrs()
@@ -301,13 +132,13 @@ async fn retransmissions_recover_lost_invite_and_ack() {
     // The proxy's Timer A resends the lost INVITE; the relay's 200 retransmissions
     // (after the lost ACK) pass through the proxy's Accepted state to the caller,
     // whose new ACK gets through.
-    let s = Setup::new(Backend::Sqlite).await;
+    let s = setup(Backend::Sqlite).await;
     let uas_port = free_port();
     let relay = uas("uas.xml", uas_port, 1, &[]);
     let (hop, hop_task) = lossy_hop(uas_port).await;
-    assert!(register(&s.proxy(), "relay-1", "relay-1-secret", "line-1", hop).await);
+    assert!(s.register("relay-1", "relay-1-secret", "line-1", hop).await);
     // Hold 2 s: the relay's 200 retransmission (T1 = 500 ms) comes before the BYE.
-    let caller = uac("uac.xml", &s.proxy(), "sales", 1, &["-d", "2000"]);
+    let caller = s.uac("uac.xml", "sales", 1, &["-d", "2000"]);
     assert!(
         finish(caller, "uac").await,
         "the call completes despite the losses"
@@ -317,5 +148,64 @@ async fn retransmissions_recover_lost_invite_and_ack() {
     assert!(cdrs[0].answered_at.is_some());
     assert_eq!(cdrs[0].hangup_cause.as_deref(), Some("normal"));
     hop_task.abort();
+    s.db.finish().await;
+}
+
+/// Polls the directory until `relay`'s state is `state` (10 s at most).
+async fn relay_becomes(s: &Setup, relay: &str, state: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        let now = s.db.directory.relay(relay).await.unwrap();
+        if now.state == state {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{relay} stays {} instead of {state}",
+            now.state
+        );
+    }
+}
+
+#[tokio::test]
+async fn calls_fail_over_to_another_relay_when_one_stops_answering_options() {
+    // Two relays with a line each; relay-1 registered last, so its line comes
+    // first. Health checks every 200 ms, down after two unanswered probes.
+    let config = offhook_signaling::config::SignalingConfig {
+        relay_check_interval_ms: 200,
+        relay_check_timeout_ms: 200,
+        relay_check_misses: 2,
+        ..test_config(false)
+    };
+    let relays = [("relay-1", "line-1"), ("relay-2", "line-2")];
+    let s = Setup::new(Backend::Sqlite, SITE, &relays, config).await;
+    // -aa: sipp answers OPTIONS (each counts as one of its -m calls).
+    let (port_1, port_2) = (free_port(), free_port());
+    let relay_1 = uas("uas.xml", port_1, 1000, &["-aa"]);
+    let relay_2 = uas("uas.xml", port_2, 1000, &["-aa"]);
+    assert!(s.register("relay-2", "relay-2-secret", "line-2", port_2).await);
+    assert!(s.register("relay-1", "relay-1-secret", "line-1", port_1).await);
+    relay_becomes(&s, "relay-1", "up").await;
+    relay_becomes(&s, "relay-2", "up").await;
+    let line_of_last_call = |cdrs: Vec<offhook_directory::Cdr>| cdrs[0].line_id.clone().unwrap();
+    let line_1 = s.db.directory.line("line-1").await.unwrap().id;
+    let line_2 = s.db.directory.line("line-2").await.unwrap().id;
+
+    assert!(finish(s.uac("uac.xml", "sales", 1, &[]), "first call").await);
+    assert_eq!(line_of_last_call(s.cdrs().await), line_1, "relay-1's line first");
+
+    // relay-1 goes away (stops answering anything); the checks notice.
+    drop(relay_1);
+    relay_becomes(&s, "relay-1", "down").await;
+    let seen = s.db.directory.relay("relay-1").await.unwrap().last_seen_at;
+    assert!(seen.is_some(), "its last answer is recorded");
+    assert!(finish(s.uac("uac.xml", "sales", 1, &[]), "second call").await);
+    let cdrs = s.cdrs().await;
+    assert_eq!(cdrs.len(), 2);
+    assert!(cdrs.iter().all(|c| c.hangup_cause.as_deref() == Some("normal")));
+    assert_eq!(line_of_last_call(cdrs), line_2, "the call went to relay-2");
+    drop(relay_2);
     s.db.finish().await;
 }

@@ -4,15 +4,16 @@
 //! challenge, then an INVITE with a call token through the proxy to a sipp relay
 //! line, and in-dialog ACK and BYE that come back down the same socket's route.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{Setup, Site, free_port, test_config, uas};
 use futures_util::{SinkExt as _, StreamExt as _};
-use offhook_directory::call_tokens;
-use offhook_directory::testing::{Backend, TestDb};
-use offhook_directory::*;
+use offhook_directory::testing::Backend;
+use offhook_directory::{CdrFilter, Scope, call_tokens};
 use offhook_signaling::auth::answer_challenge;
-use offhook_signaling::config::SignalingConfig;
-use offhook_signaling::server::{CALL_TOKEN_SECRET, Server};
+use offhook_signaling::server::CALL_TOKEN_SECRET;
 use offhook_signaling::sip::{Message, Response, parse};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -76,49 +77,14 @@ Content-Length: 0
 
 #[tokio::test]
 async fn jssip_like_register_and_token_call_over_websocket() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let d = &db.directory;
-    d.create_tenant(NewTenant {
-        name: "ws".into(),
-        sip_domain: "ws.test".into(),
-    })
-    .await
-    .unwrap();
-    for (user, kind) in [("alice", AccountKind::User), ("relay-1", AccountKind::Relay)] {
-        d.create_account(NewAccount {
-            tenant: "ws".into(),
-            username: user.into(),
-            password: format!("{user}-secret"),
-            display_name: String::new(),
-            number: None,
-            kind,
-        })
-        .await
-        .unwrap();
-    }
-    d.create_icon(NewIcon {
-        public_id: Some("echo".into()),
-        ..NewIcon::new("ws", "5550100", "Echo")
-    })
-    .await
-    .unwrap();
-    let line = NewLine {
-        name: "line-1".into(),
-        relay: "relay-1".into(),
-        tenant: None,
-        device_path: "emulated".into(),
-        kind: LineKind::Emulated,
+    let site = Site {
+        tenant: "ws",
+        domain: "ws.test",
+        icon: "echo",
     };
-    d.create_line(line).await.unwrap();
-    let any = Some("127.0.0.1:0".parse().unwrap());
-    let config = SignalingConfig {
-        udp: any,
-        tcp: None,
-        ws: any,
-        ..SignalingConfig::default()
-    };
-    let server = Server::start(config, d.clone()).await.unwrap();
-    let mut ws = connect(server.bound.ws.unwrap()).await;
+    let s = Setup::new(Backend::Sqlite, site, &[("relay-1", "line-1")], test_config(true)).await;
+    let d = &s.db.directory;
+    let mut ws = connect(s.server.bound.ws.unwrap()).await;
 
     // REGISTER, challenged, then accepted with the quoted instance stored.
     send(&mut ws, &register(1, "")).await;
@@ -135,63 +101,9 @@ async fn jssip_like_register_and_token_call_over_websocket() {
     assert_eq!(bindings[0].instance, "<urn:uuid:a4c7b8b4-2f45>");
 
     // A relay line answered by sipp (UDP), registered by sipp.
-    let uas_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
-    let proxy = server.bound.udp.unwrap().to_string();
-    let mut uas = tokio::process::Command::new("sipp")
-        .args([
-            "-sf",
-            &format!("{scenarios}/uas.xml"),
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ])
-        .args(["-timeout", "20", "-timeout_error", "-nostdin"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let reg = tokio::process::Command::new("sipp")
-        .args([
-            "-sf",
-            &format!("{scenarios}/register.xml"),
-            &proxy,
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "10",
-        ])
-        .args([
-            "-key",
-            "domain",
-            "ws.test",
-            "-key",
-            "user",
-            "relay-1",
-            "-key",
-            "contact_user",
-            "line-1",
-        ])
-        .args([
-            "-key",
-            "contact_port",
-            &uas_port.to_string(),
-            "-key",
-            "expires",
-            "600",
-        ])
-        .args(["-au", "relay-1", "-ap", "relay-1-secret", "-timeout_error"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(reg.success());
+    let uas_port = free_port();
+    let mut uas = uas("uas.xml", uas_port, 1, &[]);
+    assert!(s.register("relay-1", "relay-1-secret", "line-1", uas_port).await);
 
     // INVITE with a call token, as the widget and JsSIP send it.
     let secret = d.shared_secret(CALL_TOKEN_SECRET).await.unwrap();
@@ -266,6 +178,5 @@ Content-Length: {}
         "the icon's number, not the caller's X-Offhook-Number"
     );
     assert_eq!(cdrs[0].hangup_cause.as_deref(), Some("normal"));
-    drop(server);
-    db.finish().await;
+    s.db.finish().await;
 }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use offhook_directory::{CallWriter, Directory, Result, RoutableLine};
+use offhook_directory::{CallWriter, Directory, Registration, Result, RoutableLine};
 
 use super::node::lock;
 
@@ -73,16 +73,34 @@ impl LinePool {
         lock(&self.state).generation += 1;
     }
 
-    /// Lines `tenant_id` may use (its own first, then the shared pool) that look
-    /// free at `now_ms`, on relays not known to be down. Reads the directory only
-    /// when there is no snapshot or it was invalidated; an old one is refreshed in
-    /// the background.
-    pub(crate) async fn candidates(
+    /// This node's health check of `relay` says up or down.
+    pub(crate) fn set_relay_up(&self, relay: &str, up: bool) {
+        lock(&self.state).relay_up.insert(relay.to_owned(), up);
+    }
+
+    /// The relays that registered through node `node_id`, each with its newest
+    /// binding (where its health checks go).
+    pub(crate) async fn relays_of(
         self: &Arc<Self>,
         now: Instant,
-        now_ms: i64,
-        tenant_id: &str,
-    ) -> Result<Vec<Arc<RoutableLine>>> {
+        node_id: &str,
+    ) -> Result<Vec<(String, Registration)>> {
+        self.fresh(now).await?;
+        let state = lock(&self.state);
+        let mut relays: Vec<(String, Registration)> = Vec::new();
+        for l in state.lines.iter().filter(|l| l.registration.node == node_id) {
+            match relays.iter_mut().find(|(name, _)| *name == l.relay) {
+                Some((_, reg)) if reg.updated_at >= l.registration.updated_at => {}
+                Some((_, reg)) => *reg = l.registration.clone(),
+                None => relays.push((l.relay.clone(), l.registration.clone())),
+            }
+        }
+        Ok(relays)
+    }
+
+    /// Reads the snapshot when there is none or it was invalidated; starts a
+    /// background read when it is older than the TTL.
+    async fn fresh(self: &Arc<Self>, now: Instant) -> Result<()> {
         let (needed, wanted) = {
             let mut state = lock(&self.state);
             let needed = state.taken_at.is_none() || state.snapshot_generation != state.generation;
@@ -106,6 +124,20 @@ impl LinePool {
                 lock(&pool.state).refreshing = false;
             });
         }
+        Ok(())
+    }
+
+    /// Lines `tenant_id` may use (its own first, then the shared pool) that look
+    /// free at `now_ms`, on relays not known to be down. Reads the directory only
+    /// when there is no snapshot or it was invalidated; an old one is refreshed in
+    /// the background.
+    pub(crate) async fn candidates(
+        self: &Arc<Self>,
+        now: Instant,
+        now_ms: i64,
+        tenant_id: &str,
+    ) -> Result<Vec<Arc<RoutableLine>>> {
+        self.fresh(now).await?;
         let state = lock(&self.state);
         let free = state
             .lines

@@ -10,6 +10,7 @@ mod lines;
 mod node;
 mod proxy;
 mod registrar;
+mod relay_checks;
 mod route;
 
 use std::collections::HashMap;
@@ -201,6 +202,9 @@ impl Server {
             transports,
         });
         tasks.push(tokio::spawn(engine.run()));
+        if let Some(checks) = node.config.relay_checks() {
+            tasks.push(tokio::spawn(relay_checks::run(node.clone(), checks)));
+        }
         tasks.push(tokio::spawn(async move {
             while let Some(upcall) = upcalls.recv().await {
                 dispatch(&node, upcall);

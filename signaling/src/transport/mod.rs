@@ -200,6 +200,34 @@ impl Transports {
         self.lock_conns().remove(&id);
     }
 
+    /// Runs one stream connection (TCP, TLS, WS, WSS) in the connection table:
+    /// `write` gets what the core sends down it (in a task of its own), `read`
+    /// gets the connection's flow and delivers what arrives; when `read` ends the
+    /// connection leaves the table and the writer stops.
+    pub(crate) async fn run_connection<W, R>(
+        &self,
+        kind: TransportKind,
+        local: SocketAddr,
+        remote: SocketAddr,
+        write: impl FnOnce(mpsc::Receiver<Vec<u8>>) -> W,
+        read: impl FnOnce(Flow) -> R,
+    ) where
+        W: std::future::Future<Output = ()> + Send + 'static,
+        R: std::future::Future<Output = ()>,
+    {
+        let (id, outgoing) = self.add_connection();
+        let flow = Flow {
+            kind,
+            local,
+            remote,
+            conn: Some(id),
+        };
+        let writing = tokio::spawn(write(outgoing));
+        read(flow).await;
+        self.remove_connection(id);
+        writing.abort();
+    }
+
     pub(crate) fn set_udp(&self, socket: Arc<UdpSocket>) {
         // A poisoned lock only means another thread panicked while swapping an Arc.
         *self.inner.udp.lock().unwrap_or_else(|p| p.into_inner()) = Some(socket);

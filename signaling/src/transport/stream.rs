@@ -30,46 +30,41 @@ pub(crate) async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (id, mut outgoing) = transports.add_connection();
-    let flow = Flow {
-        kind,
-        local,
-        remote,
-        conn: Some(id),
-    };
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let writing = tokio::spawn(async move {
+    let write = |mut outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>| async move {
         while let Some(bytes) = outgoing.recv().await {
             if writer.write_all(&bytes).await.is_err() {
                 break;
             }
         }
         let _ = writer.shutdown().await;
-    });
-    let mut framer = StreamFramer::new(transports.max_message());
-    let mut buf = vec![0u8; 16 * 1024];
-    'read: loop {
-        let len = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(len) => len,
-        };
-        framer.push(&buf[..len]);
-        loop {
-            match framer.next_message() {
-                Ok(Some(message)) => {
-                    if !transports.deliver(flow, message).await {
+    };
+    let table = transports.clone();
+    let read = |flow: Flow| async move {
+        let mut framer = StreamFramer::new(transports.max_message());
+        let mut buf = vec![0u8; 16 * 1024];
+        'read: loop {
+            let len = match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(len) => len,
+            };
+            framer.push(&buf[..len]);
+            loop {
+                match framer.next_message() {
+                    Ok(Some(message)) => {
+                        if !transports.deliver(flow, message).await {
+                            break 'read;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        transports.stats().framing_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%remote, %err, "closing stream connection");
                         break 'read;
                     }
                 }
-                Ok(None) => break,
-                Err(err) => {
-                    transports.stats().framing_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%remote, %err, "closing stream connection");
-                    break 'read;
-                }
             }
         }
-    }
-    transports.remove_connection(id);
-    writing.abort();
+    };
+    table.run_connection(kind, local, remote, write, read).await;
 }

@@ -87,15 +87,8 @@ async fn serve_ws_connection<S>(
                 return;
             }
         };
-    let (id, mut outgoing) = transports.add_connection();
-    let flow = Flow {
-        kind,
-        local,
-        remote,
-        conn: Some(id),
-    };
     let (mut sink, mut source) = socket.split();
-    let writing = tokio::spawn(async move {
+    let write = |mut outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>| async move {
         while let Some(bytes) = outgoing.recv().await {
             // SIP is text; a message that is not UTF-8 (binary body) goes as binary.
             let message = match String::from_utf8(bytes) {
@@ -107,18 +100,20 @@ async fn serve_ws_connection<S>(
             }
         }
         let _ = sink.close().await;
-    });
-    while let Some(Ok(message)) = source.next().await {
-        let bytes = match message {
-            Message::Text(text) => text.as_bytes().to_vec(),
-            Message::Binary(bytes) => bytes.to_vec(),
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        if !transports.deliver(flow, bytes).await {
-            break;
+    };
+    let table = transports.clone();
+    let read = |flow: Flow| async move {
+        while let Some(Ok(message)) = source.next().await {
+            let bytes = match message {
+                Message::Text(text) => text.as_bytes().to_vec(),
+                Message::Binary(bytes) => bytes.to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if !transports.deliver(flow, bytes).await {
+                break;
+            }
         }
-    }
-    transports.remove_connection(id);
-    writing.abort();
+    };
+    table.run_connection(kind, local, remote, write, read).await;
 }
