@@ -224,3 +224,125 @@ impl LinePool {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use offhook_directory::testing::{Backend, TestDb};
+    use offhook_directory::*;
+
+    use super::*;
+
+    /// A relay with lines `line-a` and `line-b`, both registered through node-1.
+    async fn two_lines(d: &Directory) -> Tenant {
+        let tenant = d
+            .create_tenant(NewTenant {
+                name: "t".into(),
+                sip_domain: "t.test".into(),
+            })
+            .await
+            .unwrap();
+        d.create_account(NewAccount {
+            tenant: "t".into(),
+            username: "relay-1".into(),
+            password: "relay-secret".into(),
+            display_name: String::new(),
+            number: None,
+            kind: AccountKind::Relay,
+        })
+        .await
+        .unwrap();
+        for (n, line) in ["line-a", "line-b"].into_iter().enumerate() {
+            d.create_line(NewLine {
+                name: line.into(),
+                relay: "relay-1".into(),
+                tenant: None,
+                device_path: "emulated".into(),
+                kind: LineKind::Emulated,
+            })
+            .await
+            .unwrap();
+            d.upsert_registration(Registration {
+                id: String::new(),
+                tenant_id: tenant.id.clone(),
+                aor: "relay-1".into(),
+                contact: format!("sip:{line}@127.0.0.1:5070"),
+                contact_user: line.into(),
+                instance: String::new(),
+                transport: "udp".into(),
+                source: "127.0.0.1:5070".into(),
+                node: "node-1".into(),
+                connection: String::new(),
+                call_id: "reg".into(),
+                cseq: 1,
+                expires_at: i64::MAX / 2,
+                // line-b registered last: first choice.
+                updated_at: i64::try_from(n).unwrap(),
+            })
+            .await
+            .unwrap();
+        }
+        tenant
+    }
+
+    fn names(lines: &[Arc<RoutableLine>]) -> Vec<&str> {
+        lines.iter().map(|l| l.line.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn claims_releases_and_lines_held_by_another_node() {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let d = &db.directory;
+        let tenant = two_lines(d).await;
+        let pool = Arc::new(LinePool::new(d.clone(), d.call_writer(), Duration::from_secs(60)));
+        let now = Instant::now();
+        let free = pool.candidates(now, 0, &tenant.id).await.unwrap();
+        assert_eq!(names(&free), ["line-b", "line-a"]);
+        let (b, a) = (free[0].line.id.clone(), free[1].line.id.clone());
+
+        assert!(pool.claim(&b).await);
+        assert!(!pool.claim(&b).await, "one call per line on this node");
+        // Another node takes line-a behind this node's snapshot.
+        assert!(d.claim_line(&a).await.unwrap());
+        assert_eq!(
+            names(&pool.candidates(now, 0, &tenant.id).await.unwrap()),
+            ["line-a"]
+        );
+        assert!(!pool.claim(&a).await, "the directory says no");
+        assert!(pool.candidates(now, 0, &tenant.id).await.unwrap().is_empty());
+
+        // A release is offered again at once, and the claim after it wins.
+        pool.release(&b);
+        assert_eq!(
+            names(&pool.candidates(now, 0, &tenant.id).await.unwrap()),
+            ["line-b"]
+        );
+        assert!(pool.claim(&b).await);
+        pool.in_call(&b);
+        pool.release(&b);
+        d.set_line_state(&a, "idle").await.unwrap();
+
+        // A new snapshot reflects what was committed.
+        pool.writer.flush().await;
+        pool.invalidate();
+        let free = pool.candidates(now, 0, &tenant.id).await.unwrap();
+        assert_eq!(names(&free), ["line-b", "line-a"]);
+        assert!(free.iter().all(|l| l.line.state == "idle"));
+
+        // Lines of a relay found down are skipped; expired bindings too.
+        pool.set_relay_up("relay-1", false);
+        assert!(pool.candidates(now, 0, &tenant.id).await.unwrap().is_empty());
+        pool.set_relay_up("relay-1", true);
+        assert_eq!(pool.candidates(now, 0, &tenant.id).await.unwrap().len(), 2);
+        assert!(
+            pool.candidates(now, i64::MAX, &tenant.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let relays = pool.relays_of(now, "node-1").await.unwrap();
+        assert_eq!(relays.len(), 1);
+        assert_eq!(relays[0].1.contact_user, "line-b", "the newest binding");
+        assert!(pool.relays_of(now, "node-2").await.unwrap().is_empty());
+        db.finish().await;
+    }
+}
