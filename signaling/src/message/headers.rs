@@ -53,10 +53,29 @@ const MULTI_VALUED: &[&str] = &[
 /// The canonical spelling of a header name: compact forms expanded, well-known
 /// names spelled as in the RFC, others with each dash-separated word capitalised.
 pub fn canonical_name(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if let Some((_, canonical)) = CANONICAL.iter().find(|(k, _)| *k == lower) {
-        return (*canonical).to_owned();
+    canonical(name).into_owned()
+}
+
+/// [`canonical_name`] without a copy when the name is spelled canonically
+/// already (as every name the server itself asks for is).
+fn canonical(name: &str) -> std::borrow::Cow<'_, str> {
+    if let Some((_, canonical)) = CANONICAL.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        return std::borrow::Cow::Borrowed(canonical);
     }
+    let capitalised = name.split('-').all(|word| {
+        let mut chars = word.chars();
+        chars.next().is_none_or(|first| !first.is_ascii_lowercase()) && chars.all(|c| !c.is_ascii_uppercase())
+    });
+    if capitalised {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(respelled(name))
+    }
+}
+
+/// Each dash-separated word of `name` capitalised, the rest lower case.
+fn respelled(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
     lower
         .split('-')
         .map(|word| {
@@ -111,9 +130,13 @@ impl Headers {
     /// The first value of a header (the whole line for single-valued headers; the
     /// first element for multi-valued ones).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let name = canonical_name(name);
-        let line = self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())?;
-        if MULTI_VALUED.contains(&name.as_str()) {
+        let name = canonical(name);
+        let line = self
+            .0
+            .iter()
+            .find(|(n, _)| *n == *name)
+            .map(|(_, v)| v.as_str())?;
+        if MULTI_VALUED.contains(&&*name) {
             split_values(line).into_iter().next()
         } else {
             Some(line)
@@ -122,19 +145,19 @@ impl Headers {
 
     /// Every value of a header, across lines and comma-separated elements.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        let name = canonical_name(name);
-        let multi = MULTI_VALUED.contains(&name.as_str());
+        let name = canonical(name);
+        let multi = MULTI_VALUED.contains(&&*name);
         self.0
             .iter()
-            .filter(|(n, _)| *n == name)
+            .filter(|(n, _)| *n == *name)
             .flat_map(|(_, v)| if multi { split_values(v) } else { vec![v.as_str()] })
             .collect()
     }
 
     /// Whether a header is present.
     pub fn contains(&self, name: &str) -> bool {
-        let name = canonical_name(name);
-        self.0.iter().any(|(n, _)| *n == name)
+        let name = canonical(name);
+        self.0.iter().any(|(n, _)| *n == *name)
     }
 
     /// Appends a header line.
@@ -171,15 +194,15 @@ impl Headers {
 
     /// Removes every line of a header.
     pub fn remove(&mut self, name: &str) {
-        let name = canonical_name(name);
-        self.0.retain(|(n, _)| *n != name);
+        let name = canonical(name);
+        self.0.retain(|(n, _)| *n != *name);
     }
 
     /// Removes the first value of a multi-valued header (e.g. the top Via), and
     /// returns it.
     pub fn pop_first(&mut self, name: &str) -> Option<String> {
-        let name = canonical_name(name);
-        let at = self.0.iter().position(|(n, _)| *n == name)?;
+        let name = canonical(name);
+        let at = self.0.iter().position(|(n, _)| *n == *name)?;
         let values: Vec<String> = split_values(&self.0[at].1)
             .into_iter()
             .map(str::to_owned)
@@ -212,6 +235,12 @@ mod tests {
         assert_eq!(canonical_name("v"), "Via");
         assert_eq!(canonical_name("CALL-id"), "Call-ID");
         assert_eq!(canonical_name("x-offhook-token"), "X-Offhook-Token");
+        assert_eq!(canonical_name("X-Offhook-Token"), "X-Offhook-Token");
+        assert_eq!(canonical_name("Cseq"), "CSeq");
+        assert_eq!(canonical_name("V"), "Via");
+        assert_eq!(canonical_name("Max-forwards"), "Max-Forwards");
+        assert_eq!(canonical_name("X-fOO"), "X-Foo");
+        assert_eq!(canonical_name("Ünïcode-x"), "Ünïcode-X");
         let mut h = Headers::default();
         h.push(
             "v",
