@@ -10,7 +10,7 @@
 # calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
 # the 407 challenge). The highest rate with no failed call is the result.
 # usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
-# env: LINES, ICONS, DIRECT=0 (no direct baseline), CARGO_TARGET_DIR
+# env: LINES, ICONS, DIRECT=0 (no direct baseline), PG=1 (PostgreSQL directory), CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=("${@:-500 1000 1500 2000}")
@@ -24,6 +24,12 @@ cleanup() { kill $(jobs -p) 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 export OFFHOOK_DATABASE_URL="sqlite://$work/bench.db"
+if [ "${PG:-0}" = 1 ]; then # PostgreSQL instead: a fresh schema of the test database
+  pg=postgres://postgres@127.0.0.1:5432/test schema="bench_$$"
+  psql -q "$pg" -c "CREATE SCHEMA $schema"
+  trap 'cleanup; psql -q "$pg" -c "DROP SCHEMA $schema CASCADE"' EXIT
+  export OFFHOOK_DATABASE_URL="$pg?options=-c%20search_path%3D$schema"
+fi
 export RUST_LOG=error
 proxy_port=15060
 uas_port=15070
@@ -47,6 +53,7 @@ for n in $(seq 1 "$lines"); do
   "$bin" directory line create "line-$n" --relay relay-b --device emulated --kind emulated >/dev/null
 done
 "$bin" signaling > "$work/signaling.log" 2>&1 &
+signaling=$!
 sleep 1
 
 percentiles() { # file of "time;value" lines from -trace_rtt -> p50 p99 in ms
@@ -104,7 +111,21 @@ for n in $(seq 1 "$lines"); do
      -key domain bench.test -key user relay-b -key contact_user "line-$n" -key contact_port $uas_port \
      -key expires 3600 -au relay-b -ap relay-secret -timeout 10 -timeout_error >/dev/null 2>&1)
 done
+placed=0
 for rate in "${rates[@]}"; do
+  placed=$((placed + rate * 10))
   run offhook "$rate" -sf "$work/uac_icons.xml" -inf "$work/icons.csv" 127.0.0.1:$proxy_port -p 15080 \
     -key domain bench.test -key user caller -d 0 -au caller -ap caller-secret
 done
+
+# Nothing is lost: signaling stops (writing what it still has queued), then every
+# call placed has its CDR, ended.
+kill -TERM "$signaling" && wait "$signaling" || true
+if [ "${PG:-0}" = 1 ]; then
+  cdrs=$(psql -qtA "$pg" -c "SELECT count(*), count(hangup_cause) FROM $schema.cdrs" | tr '|' ' ')
+else
+  cdrs=$(python3 -c "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(
+    'SELECT count(*), count(hangup_cause) FROM cdrs').fetchone())" "$work/bench.db")
+fi
+read -r written ended <<< "$cdrs"
+echo "CDRs: $written written, $ended ended, for $placed calls placed through offhook"
