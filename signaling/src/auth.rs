@@ -175,15 +175,47 @@ impl NonceStore for MemoryNonceStore {
 pub struct DigestServer {
     secret: Vec<u8>,
     lifetime_secs: u64,
+    algorithms: Vec<DigestAlgorithm>,
+    md5_only_user_agents: Vec<String>,
+}
+
+/// The algorithm a challenge or setting names (`MD5`, `SHA-256`), any case.
+pub fn algorithm_named(name: &str) -> Option<DigestAlgorithm> {
+    algorithm(Some(&name.to_owned()))
 }
 
 impl DigestServer {
-    /// A server signing nonces with `secret`, fresh for `lifetime_secs`.
+    /// A server signing nonces with `secret`, fresh for `lifetime_secs`,
+    /// challenging with MD5 and SHA-256.
     pub fn new(secret: Vec<u8>, lifetime_secs: u64) -> Self {
         Self {
             secret,
             lifetime_secs,
+            algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            md5_only_user_agents: Vec::new(),
         }
+    }
+
+    /// Challenges with `algorithms`, in this order (none: MD5), and with MD5
+    /// alone to clients whose User-Agent contains one of `md5_only_user_agents`
+    /// (case-insensitive): some stacks (libre, so baresip) give up on a request
+    /// challenged with an algorithm they do not know instead of picking one they
+    /// do (RFC 8760 s2.4).
+    pub fn with_algorithms(
+        mut self,
+        algorithms: Vec<DigestAlgorithm>,
+        md5_only_user_agents: &[String],
+    ) -> Self {
+        self.algorithms = if algorithms.is_empty() {
+            vec![DigestAlgorithm::Md5]
+        } else {
+            algorithms
+        };
+        self.md5_only_user_agents = md5_only_user_agents
+            .iter()
+            .map(|u| u.to_ascii_lowercase())
+            .collect();
+        self
     }
 
     fn nonce_mac(&self, issued: u64, salt: &str, realm: &str) -> String {
@@ -199,15 +231,33 @@ impl DigestServer {
         format!("{now_secs:x}.{salt}.{}", self.nonce_mac(now_secs, &salt, realm))
     }
 
-    /// The challenge header values, MD5 then SHA-256 (RFC 8760). RFC 8760 s2.4
-    /// asks for the preferred first, but many clients (sipp, older phones) only
-    /// read the first challenge and only speak MD5; SHA-256 clients find theirs.
-    pub fn challenges(&self, realm: &str, now_secs: u64, stale: bool) -> Vec<String> {
+    /// The challenge header values for a client sending `user_agent`, one per
+    /// algorithm (by default MD5 then SHA-256, RFC 8760). RFC 8760 s2.4 asks for
+    /// the preferred first, but many clients (sipp, older phones) only read the
+    /// first challenge and only speak MD5; SHA-256 clients find theirs.
+    pub fn challenges(
+        &self,
+        realm: &str,
+        now_secs: u64,
+        stale: bool,
+        user_agent: Option<&str>,
+    ) -> Vec<String> {
         let nonce = self.nonce(realm, now_secs);
         let stale = if stale { ", stale=true" } else { "" };
-        [DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
-            .into_iter()
-            .map(|a| {
+        let md5_only = user_agent.is_some_and(|ua| {
+            let ua = ua.to_ascii_lowercase();
+            self.md5_only_user_agents
+                .iter()
+                .any(|quirk| ua.contains(quirk.as_str()))
+        });
+        let algorithms: &[DigestAlgorithm] = if md5_only {
+            &[DigestAlgorithm::Md5]
+        } else {
+            &self.algorithms
+        };
+        algorithms
+            .iter()
+            .map(|&a| {
                 format!(
                     "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
                     algorithm_name(a)
@@ -348,7 +398,7 @@ mod tests {
     #[test]
     fn challenge_answer_verify_replay_stale() {
         let server = DigestServer::new(b"secret".to_vec(), 300);
-        for challenge in server.challenges("demo.test", 1_000, false) {
+        for challenge in server.challenges("demo.test", 1_000, false, None) {
             // Both challenges share a nonce: each answer gets its own store here.
             let mut store = MemoryNonceStore::default();
             let answer =
@@ -376,8 +426,21 @@ mod tests {
                 Err(AuthError::UnknownNonce)
             );
         }
-        assert!(server.challenges("r", 0, false)[1].contains("algorithm=SHA-256"));
-        assert!(server.challenges("r", 0, true)[1].contains("stale=true"));
+        assert!(server.challenges("r", 0, false, None)[1].contains("algorithm=SHA-256"));
+        assert!(server.challenges("r", 0, true, None)[1].contains("stale=true"));
+        // Settings: SHA-256 only, and MD5 alone for a client that cannot skip one.
+        let quirks = ["baresip".to_owned()];
+        let sha = server
+            .clone()
+            .with_algorithms(vec![DigestAlgorithm::Sha256], &quirks);
+        let offered = sha.challenges("r", 0, false, Some("Linphone/5.2"));
+        assert_eq!(offered.len(), 1);
+        assert!(offered[0].contains("algorithm=SHA-256"));
+        let offered = sha.challenges("r", 0, false, Some("baresip v1.0.0 (x86_64/linux)"));
+        assert_eq!(offered.len(), 1);
+        assert!(offered[0].contains("algorithm=MD5"));
+        assert_eq!(algorithm_named("sha-256"), Some(DigestAlgorithm::Sha256));
+        assert_eq!(algorithm_named("SHA-512"), None);
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct SignalingConfig {
     pub relay_check_timeout_ms: u64,
     /// Unanswered probes in a row that mark a relay down.
     pub relay_check_misses: u32,
+    /// Digest algorithms offered in challenges, in this order (`MD5`, `SHA-256`).
+    pub digest_algorithms: Vec<String>,
+    /// Clients (a part of their User-Agent, any case) challenged with MD5 alone,
+    /// because they give up on a challenge whose algorithm they do not know.
+    pub md5_only_user_agents: Vec<String>,
 }
 
 impl Default for SignalingConfig {
@@ -85,6 +90,8 @@ impl Default for SignalingConfig {
             relay_check_interval_ms: 5_000,
             relay_check_timeout_ms: 2_000,
             relay_check_misses: 2,
+            digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
+            md5_only_user_agents: vec!["baresip".to_owned()],
         }
     }
 }

@@ -14,7 +14,7 @@ use offhook_directory::testing::{Backend, TestDb};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-pub use audio::{write_tone_wav, write_ulaw_tone};
+pub use audio::{read_wav_samples, write_tone_wav, write_tone_wav_at, write_ulaw_tone};
 
 /// Environment that puts every listener of `offhook demo` on a free port.
 pub const ANY_PORTS: &[(&str, &str)] = &[

@@ -24,7 +24,10 @@ fn challenge(node: &Node, key: &ServerKey, request: &Request, realm: &str, proxy
     };
     let mut response = request.response(status, reason, Some("auth"));
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    for value in node.digest.challenges(realm, now, stale) {
+    for value in node
+        .digest
+        .challenges(realm, now, stale, request.headers.get("User-Agent"))
+    {
         response.headers.push(header, &value);
     }
     node.ctx.respond(key, response);

@@ -58,6 +58,9 @@ pub enum StartError {
     /// The directory failed.
     #[error(transparent)]
     Directory(#[from] offhook_directory::DirectoryError),
+    /// A setting has a value the server cannot use.
+    #[error("setting {0}: {1}")]
+    Setting(&'static str, String),
 }
 
 /// A running signaling server.
@@ -177,6 +180,15 @@ impl Server {
             upcalls_tx,
             stats.clone(),
         );
+        let digest_algorithms = config
+            .digest_algorithms
+            .iter()
+            .map(|name| {
+                crate::auth::algorithm_named(name).ok_or_else(|| {
+                    StartError::Setting("digest_algorithms", format!("'{name}' is not MD5 or SHA-256"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let writer = directory.call_writer();
         let node = Arc::new(Node {
             lookups: Lookups::new(directory.clone(), config.directory_cache()),
@@ -189,7 +201,8 @@ impl Server {
             digest: DigestServer::new(
                 directory.shared_secret(NONCE_SECRET).await?,
                 config.nonce_lifetime_s,
-            ),
+            )
+            .with_algorithms(digest_algorithms, &config.md5_only_user_agents),
             call_token_secret: directory.shared_secret(CALL_TOKEN_SECRET).await?,
             config,
             directory,
