@@ -180,6 +180,29 @@ pub struct Demo {
 }
 
 impl Offhook {
+    /// Creates a softphone account of the demo tenant with `offhook directory
+    /// account create`, the way an administrator would.
+    ///
+    /// # Panics
+    /// When the command fails.
+    pub async fn create_demo_account(&self, username: &str, password: &str, number: &str) {
+        let created = self
+            .run(&[
+                "directory",
+                "account",
+                "create",
+                "--tenant",
+                "demo",
+                username,
+                "--password",
+                password,
+                "--number",
+                number,
+            ])
+            .await;
+        assert!(created.status.success(), "account create: {created:?}");
+    }
+
     /// Starts `offhook demo` on free ports with `extra` environment and waits until
     /// signaling, the media relay (its lines registered) and the web server serve.
     pub async fn demo(&self, extra: &[(&str, &str)]) -> Demo {

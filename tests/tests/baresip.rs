@@ -76,23 +76,7 @@ fn heard(dump: &Path) -> Vec<i16> {
 async fn baresip_registers_calls_the_echo_and_hears_it_then_a_busy_line() {
     let offhook = Offhook::new(Backend::Sqlite).await;
     let demo = offhook.demo(&[]).await;
-    let created = offhook
-        .run(&[
-            "directory",
-            "account",
-            "create",
-            "--tenant",
-            "demo",
-            "alice",
-            "--password",
-            PASSWORD,
-        ])
-        .await;
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    offhook.create_demo_account("alice", PASSWORD, "201").await;
 
     let dir = scratch_dir("baresip");
     let dump = dir.join("dump");

@@ -75,21 +75,7 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
         ])
         .await;
     let proxy = demo.sip_udp;
-    let created = offhook
-        .run(&[
-            "directory",
-            "account",
-            "create",
-            "--tenant",
-            "demo",
-            "alice",
-            "--password",
-            PASSWORD,
-            "--number",
-            "201",
-        ])
-        .await;
-    assert!(created.status.success(), "{created:?}");
+    offhook.create_demo_account("alice", PASSWORD, "201").await;
 
     let dir = scratch_dir("softphone");
     write_ulaw_tone(&dir.join("tone.ulaw"), 1000.0, 4).unwrap();
