@@ -5,9 +5,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
 
+/// webrtc-sdp warns about every SDP attribute it does not model (`a=tool`,
+/// `a=minptime`, …), which real softphones send on every call: quiet unless asked.
+const QUIET_BY_DEFAULT: &str = "webrtc_sdp=error";
+
 /// Installs the global subscriber once.
 pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| config.filter.clone());
+    if !asked.contains("webrtc_sdp")
+        && let Ok(quiet) = QUIET_BY_DEFAULT.parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
