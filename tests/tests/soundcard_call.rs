@@ -74,11 +74,12 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
     .unwrap();
     let offhook = Offhook::new(Backend::Sqlite).await;
     let config = config.display().to_string();
-    let pulse_server = pulse.address();
+    let [(server_var, server), (cookie_var, cookie)] = pulse.client_env();
     let demo = offhook
         .demo(&[
             ("OFFHOOK_CONFIG", config.as_str()),
-            ("PULSE_SERVER", pulse_server.as_str()),
+            (server_var, server.as_str()),
+            (cookie_var, cookie.as_str()),
             ("RUST_LOG", "warn,offhook_media::modem::port=info"),
         ])
         .await;

@@ -3,6 +3,12 @@
 //! played into the sink comes back from its monitor source, in real time: the
 //! loopback stands in for the phone line. Used by the sound card tests of this
 //! crate and the end-to-end tests; the daemon stops when the value is dropped.
+//!
+//! It is self-contained: it makes its own authentication cookie in its directory
+//! and tells clients where it is ([`PulseServer::client_env`]), so nothing depends
+//! on a `~/.config/pulse/cookie` an earlier PulseAudio run left behind (the
+//! native protocol refuses an AUTH without a 256-byte cookie even in anonymous
+//! mode, and a client without one is kicked with a protocol error).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +24,11 @@ pub const MONITOR: &str = "offhook_test_line.monitor";
 pub struct PulseServer {
     child: Child,
     socket: PathBuf,
+    cookie: PathBuf,
 }
+
+/// Length of a PulseAudio authentication cookie (`PA_NATIVE_COOKIE_LENGTH`).
+const COOKIE_LEN: usize = 256;
 
 impl Drop for PulseServer {
     fn drop(&mut self) {
@@ -37,6 +47,10 @@ impl PulseServer {
     /// not pass without a sound server.
     pub fn start(dir: &Path) -> Result<Self, String> {
         let socket = dir.join("native");
+        let cookie = dir.join("cookie");
+        let mut secret = [0u8; COOKIE_LEN];
+        rand::fill(&mut secret[..]);
+        std::fs::write(&cookie, secret).map_err(|e| format!("{}: {e}", cookie.display()))?;
         let log_path = dir.join("pulseaudio.log");
         let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let child = Command::new("pulseaudio")
@@ -48,8 +62,9 @@ impl PulseServer {
             ])
             .arg("-L")
             .arg(format!(
-                "module-native-protocol-unix socket={} auth-anonymous=1",
-                socket.display()
+                "module-native-protocol-unix socket={} auth-cookie={} auth-anonymous=1",
+                socket.display(),
+                cookie.display()
             ))
             .arg("-L")
             .arg(format!(
@@ -57,12 +72,13 @@ impl PulseServer {
             ))
             .env("XDG_RUNTIME_DIR", dir)
             .env("HOME", dir)
+            .env("PULSE_COOKIE", &cookie)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot run pulseaudio ({e}); tests/setup.sh installs it"))?;
-        let mut server = Self { child, socket };
+        let mut server = Self { child, socket, cookie };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !server.socket.exists() {
             let tail = || {
@@ -88,18 +104,25 @@ impl PulseServer {
         Ok(server)
     }
 
-    /// The server address for `PULSE_SERVER` (`unix:…`).
-    pub fn address(&self) -> String {
-        format!("unix:{}", self.socket.display())
+    /// What a client process needs in its environment to reach this server:
+    /// `PULSE_SERVER` (`unix:…`) and `PULSE_COOKIE` (the server's own cookie).
+    pub fn client_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("PULSE_SERVER", format!("unix:{}", self.socket.display())),
+            ("PULSE_COOKIE", self.cookie.display().to_string()),
+        ]
     }
 
     /// Makes this server the one cpal's PulseAudio host connects to in this process.
     ///
     /// # Safety
-    /// Sets `PULSE_SERVER` in the environment: no other thread may read or write
-    /// the environment meanwhile (call it before starting threads that do).
+    /// Sets `PULSE_SERVER` and `PULSE_COOKIE` in the environment: no other thread
+    /// may read or write the environment meanwhile (call it before starting
+    /// threads that do).
     pub unsafe fn use_in_this_process(&self) {
-        // SAFETY: the caller promises no concurrent access to the environment.
-        unsafe { std::env::set_var("PULSE_SERVER", self.address()) };
+        for (name, value) in self.client_env() {
+            // SAFETY: the caller promises no concurrent access to the environment.
+            unsafe { std::env::set_var(name, value) };
+        }
     }
 }
