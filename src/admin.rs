@@ -22,6 +22,14 @@ use crate::table;
 #[error("{0}")]
 pub struct BadInput(String);
 
+/// A vocabulary word given on the command line (`--kind`, `--state`, `--cause`).
+fn word<W: std::str::FromStr<Err = offhook_directory::vocab::UnknownWord>>(
+    option: &str,
+    text: &str,
+) -> Result<W, BadInput> {
+    text.parse().map_err(|e| BadInput(format!("--{option}: {e}")))
+}
+
 /// Runs one directory command.
 pub async fn run(config: &Config, command: DirectoryCommand) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
@@ -296,7 +304,7 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
             kind,
             tenant,
         } => {
-            let kind = LineKind::parse(&kind)?;
+            let kind: LineKind = word("kind", &kind)?;
             let l = directory
                 .create_line(NewLine {
                     name,
@@ -321,7 +329,7 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
                         l.name.clone(),
                         l.kind.as_str().to_owned(),
                         l.device_path.clone(),
-                        l.state.clone(),
+                        l.state.to_string(),
                         l.tenant_id.clone().unwrap_or_else(|| "(shared)".into()),
                         l.relay_id.clone(),
                     ]
@@ -334,7 +342,8 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
             kind,
             state,
         } => {
-            let kind = kind.as_deref().map(LineKind::parse).transpose()?;
+            let kind = kind.map(|k| word("kind", &k)).transpose()?;
+            let state = state.map(|s| word("state", &s)).transpose()?;
             let l = directory
                 .update_line(
                     &name,
@@ -374,7 +383,7 @@ async fn cdr(directory: &Directory, command: CdrCommand) -> anyhow::Result<()> {
         since: time_ms("since", since.as_deref())?,
         until: time_ms("until", until.as_deref())?,
         icon_id,
-        cause,
+        cause: cause.map(|c| word("cause", &c)).transpose()?,
         active: false,
         limit: Some(limit),
     };
@@ -397,8 +406,8 @@ async fn cdr(directory: &Directory, command: CdrCommand) -> anyhow::Result<()> {
                 c.number.clone(),
                 ms_text(c.answered_at),
                 ms_text(c.ended_at),
-                opt(c.answer_source.as_deref()),
-                opt(c.hangup_cause.as_deref()),
+                opt(c.answer_source.map(|s| s.to_string()).as_deref()),
+                opt(c.hangup_cause.map(|c| c.to_string()).as_deref()),
                 c.call_id.clone(),
             ]
         },

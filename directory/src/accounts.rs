@@ -9,7 +9,9 @@ use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::{new_id, now_ms};
 use crate::tenants::Tenant;
-use crate::validate::{self, DigestAlgorithm, digest_ha1};
+use offhook_vocab::DigestAlgorithm;
+
+use crate::validate;
 
 /// What an account is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -157,8 +159,8 @@ impl Directory {
         let account = Account {
             id: new_id("acc"),
             tenant_id: tenant.id,
-            ha1_md5: digest_ha1(DigestAlgorithm::Md5, &username, &tenant.sip_domain, password),
-            ha1_sha256: digest_ha1(DigestAlgorithm::Sha256, &username, &tenant.sip_domain, password),
+            ha1_md5: DigestAlgorithm::Md5.ha1(&username, &tenant.sip_domain, password),
+            ha1_sha256: DigestAlgorithm::Sha256.ha1(&username, &tenant.sip_domain, password),
             username,
             display_name: new.display_name,
             number: new.number.as_deref().map(validate::number).transpose()?,
@@ -270,13 +272,8 @@ impl Directory {
     ) -> Result<Account> {
         if let Some(new) = update.password {
             let new = password(&new)?;
-            account.ha1_md5 = digest_ha1(DigestAlgorithm::Md5, &account.username, &tenant.sip_domain, new);
-            account.ha1_sha256 = digest_ha1(
-                DigestAlgorithm::Sha256,
-                &account.username,
-                &tenant.sip_domain,
-                new,
-            );
+            account.ha1_md5 = DigestAlgorithm::Md5.ha1(&account.username, &tenant.sip_domain, new);
+            account.ha1_sha256 = DigestAlgorithm::Sha256.ha1(&account.username, &tenant.sip_domain, new);
         }
         if let Some(number) = update.number {
             account.number = number.as_deref().map(validate::number).transpose()?;

@@ -14,6 +14,9 @@ use crate::ids::now_ms;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Name of the directory secret that signs call tokens (`Directory::shared_secret`).
+pub const SECRET_NAME: &str = "call-token";
+
 /// What a valid token grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallGrant {

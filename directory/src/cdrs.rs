@@ -8,32 +8,8 @@ use sqlx::{FromRow, Row, any::AnyRow};
 use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::new_id;
-
-/// How the answer of a call was known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AnswerSource {
-    /// Presumed: ringback was heard, then stopped (V.253 `+VRA`).
-    RingbackStopped,
-    /// Presumed: ringback never started (V.253 `+VRN`).
-    NoRingback,
-    /// Signalled by the exchange: line polarity reversal (`<DLE>L`).
-    PolarityReversal,
-    /// A SIP 200 OK from a registered user agent (account-to-account calls).
-    Sip,
-}
-
-impl AnswerSource {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RingbackStopped => "ringback-stopped",
-            Self::NoRingback => "no-ringback",
-            Self::PolarityReversal => "polarity-reversal",
-            Self::Sip => "sip",
-        }
-    }
-}
+use crate::words::optional_word;
+pub use offhook_vocab::{AnswerSource, HangupCause};
 
 /// A CDR row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -59,9 +35,9 @@ pub struct Cdr {
     /// End, Unix ms.
     pub ended_at: Option<i64>,
     /// How the answer was known (see [`AnswerSource`]).
-    pub answer_source: Option<String>,
-    /// Why the call ended (`normal`, `busy`, `no-answer`, ...).
-    pub hangup_cause: Option<String>,
+    pub answer_source: Option<AnswerSource>,
+    /// Why the call ended.
+    pub hangup_cause: Option<HangupCause>,
 }
 
 impl FromRow<'_, AnyRow> for Cdr {
@@ -77,8 +53,8 @@ impl FromRow<'_, AnyRow> for Cdr {
             started_at: row.try_get("started_at")?,
             answered_at: row.try_get("answered_at")?,
             ended_at: row.try_get("ended_at")?,
-            answer_source: row.try_get("answer_source")?,
-            hangup_cause: row.try_get("hangup_cause")?,
+            answer_source: optional_word(row, "answer_source")?,
+            hangup_cause: optional_word(row, "hangup_cause")?,
         })
     }
 }
@@ -112,7 +88,7 @@ pub struct CdrFilter {
     /// Through this icon id.
     pub icon_id: Option<String>,
     /// With this hang-up cause.
-    pub cause: Option<String>,
+    pub cause: Option<HangupCause>,
     /// Only calls that have not ended yet (the active calls).
     pub active: bool,
     /// At most this many, newest first (default 1000).
@@ -185,11 +161,11 @@ impl Directory {
     }
 
     /// Records the end of a call and why it ended.
-    pub async fn end_cdr(&self, cdr_id: &str, at: i64, cause: &str) -> Result<()> {
+    pub async fn end_cdr(&self, cdr_id: &str, at: i64, cause: HangupCause) -> Result<()> {
         self.update_cdr(
             sqlx::query("UPDATE cdrs SET ended_at = $1, hangup_cause = $2 WHERE id = $3")
                 .bind(at)
-                .bind(cause)
+                .bind(cause.to_string())
                 .bind(cdr_id),
             cdr_id,
         )
@@ -229,7 +205,7 @@ impl Directory {
         .bind(filter.since)
         .bind(filter.until)
         .bind(filter.icon_id.as_deref())
-        .bind(filter.cause.as_deref())
+        .bind(filter.cause.map(|c| c.to_string()))
         .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
         .bind(i64::from(filter.active))
         .fetch_all(&self.pool)

@@ -14,6 +14,7 @@ mod error;
 mod hours;
 mod icons;
 mod ids;
+pub mod limits;
 mod lines;
 mod node_metrics;
 mod registrations;
@@ -21,18 +22,21 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod validate;
+mod words;
 mod write_behind;
 
 pub use accounts::{Account, AccountKind, AccountUpdate, NewAccount};
 pub use api_tokens::{ApiToken, NewApiToken};
-pub use cdrs::{AnswerSource, Cdr, CdrFilter, NewCdr};
+pub use cdrs::{Cdr, CdrFilter, NewCdr};
 pub use db::{Directory, Scope};
 pub use error::{DirectoryError, Result};
 pub use hours::OpeningHours;
 pub use icons::{Icon, IconUpdate, NewIcon};
-pub use lines::{Line, LineKind, LineUpdate, NewLine, NewRelay, Relay};
+pub use lines::{Line, LineUpdate, NewLine, NewRelay, Relay};
 pub use node_metrics::NodeMetric;
 pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
-pub use validate::{DigestAlgorithm, digest_ha1};
 pub use write_behind::{CallWriter, WriterStats};
+
+pub use offhook_vocab as vocab;
+pub use offhook_vocab::{AnswerSource, DigestAlgorithm, HangupCause, LineKind, LineState};

@@ -2,54 +2,15 @@
 //! is one modem (optionally with a sound card carrying its audio) or an emulated
 //! modem. A line belongs to one tenant or, with no tenant, to the ISP's shared pool.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{FromRow, Row, any::AnyRow};
 
 use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::{new_id, now_ms};
 use crate::validate;
-
-/// How a line reaches the telephone network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum LineKind {
-    /// A V.253 voice modem carrying the audio itself.
-    #[serde(rename = "modem")]
-    Modem,
-    /// A modem that dials and holds the line, audio through a sound card.
-    #[serde(rename = "modem+soundcard")]
-    ModemSoundcard,
-    /// The modem emulator on a pseudo-terminal.
-    #[serde(rename = "emulated")]
-    Emulated,
-}
-
-impl LineKind {
-    /// The stored and command-line spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Modem => "modem",
-            Self::ModemSoundcard => "modem+soundcard",
-            Self::Emulated => "emulated",
-        }
-    }
-
-    /// Parses `modem`, `modem+soundcard` or `emulated`.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "modem" => Ok(Self::Modem),
-            "modem+soundcard" => Ok(Self::ModemSoundcard),
-            "emulated" => Ok(Self::Emulated),
-            other => Err(DirectoryError::invalid(
-                "kind",
-                format!("'{other}' is not a line kind (modem, modem+soundcard, emulated)"),
-            )),
-        }
-    }
-}
-
-/// Line states as the relays report them.
-const LINE_STATES: [&str; 5] = ["idle", "dialing", "in-call", "fault", "offline"];
+use crate::words::word;
+pub use offhook_vocab::{LineKind, LineState};
 
 /// A relay row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -103,8 +64,8 @@ pub struct Line {
     pub device_path: String,
     /// Backend kind.
     pub kind: LineKind,
-    /// `idle`, `dialing`, `in-call`, `fault` or `offline`.
-    pub state: String,
+    /// What it is doing.
+    pub state: LineState,
     /// Creation time, Unix ms.
     pub created_at: i64,
 }
@@ -113,15 +74,14 @@ impl Line {
     /// Reads a line from columns named `{prefix}id`, `{prefix}name`, ...
     pub(crate) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> sqlx::Result<Self> {
         let col = |name: &str| format!("{prefix}{name}");
-        let kind: String = row.try_get(col("kind").as_str())?;
         Ok(Self {
             id: row.try_get(col("id").as_str())?,
             name: row.try_get(col("name").as_str())?,
             relay_id: row.try_get(col("relay_id").as_str())?,
             tenant_id: row.try_get(col("tenant_id").as_str())?,
             device_path: row.try_get(col("device_path").as_str())?,
-            kind: LineKind::parse(&kind).map_err(|e| sqlx::Error::Decode(e.into()))?,
-            state: row.try_get(col("state").as_str())?,
+            kind: word(row, &col("kind"))?,
+            state: word(row, &col("state"))?,
             created_at: row.try_get(col("created_at").as_str())?,
         })
     }
@@ -157,7 +117,7 @@ pub struct LineUpdate {
     /// New kind.
     pub kind: Option<LineKind>,
     /// New state.
-    pub state: Option<String>,
+    pub state: Option<LineState>,
 }
 
 fn device_path(value: &str) -> Result<String> {
@@ -170,20 +130,6 @@ fn device_path(value: &str) -> Result<String> {
             "must be a path of 1-255 characters",
         ))
     }
-}
-
-/// The line state named `value`, as a static name.
-pub(crate) fn line_state_name(value: &str) -> Result<&'static str> {
-    LINE_STATES.iter().copied().find(|s| *s == value).ok_or_else(|| {
-        DirectoryError::invalid(
-            "state",
-            format!("'{value}' is not a line state ({})", LINE_STATES.join(", ")),
-        )
-    })
-}
-
-pub(crate) fn line_state(value: &str) -> Result<String> {
-    line_state_name(value).map(str::to_owned)
 }
 
 impl Directory {
@@ -285,7 +231,7 @@ impl Directory {
             tenant_id,
             device_path,
             kind: new.kind,
-            state: "idle".to_owned(),
+            state: LineState::Idle,
             created_at: now_ms(),
         };
         sqlx::query(
@@ -298,7 +244,7 @@ impl Directory {
         .bind(&line.tenant_id)
         .bind(&line.device_path)
         .bind(line.kind.as_str())
-        .bind(&line.state)
+        .bind(line.state.as_str())
         .bind(line.created_at)
         .execute(&self.pool)
         .await
@@ -363,14 +309,12 @@ impl Directory {
         if let Some(path) = update.device_path {
             line.device_path = device_path(&path)?;
         }
-        if let Some(state) = update.state {
-            line.state = line_state(&state)?;
-        }
+        line.state = update.state.unwrap_or(line.state);
         line.kind = update.kind.unwrap_or(line.kind);
         sqlx::query("UPDATE lines SET device_path = $1, kind = $2, state = $3 WHERE id = $4")
             .bind(&line.device_path)
             .bind(line.kind.as_str())
-            .bind(&line.state)
+            .bind(line.state.as_str())
             .bind(&line.id)
             .execute(&self.pool)
             .await?;

@@ -10,7 +10,7 @@ use sqlx::{FromRow, Row, any::AnyRow};
 use crate::db::Directory;
 use crate::error::Result;
 use crate::ids::new_id;
-use crate::lines::Line;
+use crate::lines::{Line, LineState};
 
 /// One binding of an address of record to a contact, and the flow it came over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -260,10 +260,9 @@ impl Directory {
     }
 
     /// Sets a claimed line's state (`in-call`, or `idle` to release it).
-    pub async fn set_line_state(&self, line_id: &str, state: &str) -> Result<()> {
-        let state = crate::lines::line_state(state)?;
+    pub async fn set_line_state(&self, line_id: &str, state: LineState) -> Result<()> {
         sqlx::query("UPDATE lines SET state = $1 WHERE id = $2")
-            .bind(state)
+            .bind(state.as_str())
             .bind(line_id)
             .execute(&self.pool)
             .await?;

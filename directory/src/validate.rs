@@ -1,10 +1,6 @@
 //! Input checks shared by every writer of the directory (CLI, admin API, demo seed):
-//! phone numbers, tenant names, SIP domains and user names, web origins, limits; and
-//! the digest HA1 that accounts store instead of a password. A value that passes
-//! here is safe to put in a SIP header or a modem dial string.
-
-use md5::{Digest as _, Md5};
-use sha2::Sha256;
+//! phone numbers, tenant names, SIP domains and user names, web origins, limits. A
+//! value that passes here is safe to put in a SIP header or a modem dial string.
 
 use crate::error::{DirectoryError, Result};
 
@@ -144,24 +140,6 @@ pub(crate) fn label(field: &'static str, value: &str) -> Result<String> {
     }
 }
 
-/// Digest algorithms for which accounts keep an HA1 (RFC 7616, RFC 8760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DigestAlgorithm {
-    /// `MD5`, what most SIP phones still send.
-    Md5,
-    /// `SHA-256`, RFC 8760.
-    Sha256,
-}
-
-/// HA1 = H(username ":" realm ":" password) in lowercase hex.
-pub fn digest_ha1(algorithm: DigestAlgorithm, username: &str, realm: &str, password: &str) -> String {
-    let input = format!("{username}:{realm}:{password}");
-    match algorithm {
-        DigestAlgorithm::Md5 => hex::encode(Md5::digest(input.as_bytes())),
-        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(input.as_bytes())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,20 +167,6 @@ mod tests {
         ] {
             assert!(origin(bad).is_err(), "{bad} accepted");
         }
-    }
-
-    #[test]
-    fn ha1_known_answer() {
-        // RFC 2617 section 3.5: Mufasa / testrealm@host.com / Circle Of Life
-        assert_eq!(
-            digest_ha1(
-                DigestAlgorithm::Md5,
-                "Mufasa",
-                "testrealm@host.com",
-                "Circle Of Life"
-            ),
-            "939e7578ed9e3c518a452acee763bce9"
-        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cdrs::{AnswerSource, Cdr, NewCdr};
+use offhook_vocab::{AnswerSource, HangupCause, LineState};
+
+use crate::cdrs::{Cdr, NewCdr};
 use crate::db::Directory;
 use crate::error::Result;
 
@@ -56,7 +58,7 @@ enum CdrChange {
     Start(Box<Cdr>),
     Line(String),
     Answer(i64, AnswerSource),
-    End(i64, String),
+    End(i64, HangupCause),
 }
 
 #[derive(Debug)]
@@ -196,11 +198,16 @@ impl CallWriter {
     }
 
     /// Queues the end of a call (now); the future resolves when its row is committed.
-    pub fn end_cdr(&self, cdr_id: &str, at: i64, cause: &str) -> impl Future<Output = ()> + Send + use<> {
+    pub fn end_cdr(
+        &self,
+        cdr_id: &str,
+        at: i64,
+        cause: HangupCause,
+    ) -> impl Future<Output = ()> + Send + use<> {
         let (written, done) = oneshot::channel();
         self.push(Op::Cdr {
             id: cdr_id.to_owned(),
-            change: CdrChange::End(at, cause.to_owned()),
+            change: CdrChange::End(at, cause),
             written: Some(written),
         });
         async move {
@@ -210,14 +217,12 @@ impl CallWriter {
 
     /// Queues a claimed line's new state (`in-call`, or `idle` to release it);
     /// returns the op's sequence number (see [`CallWriter::committed`]).
-    pub fn set_line_state(&self, line_id: &str, state: &str) -> Result<u64> {
-        let state = crate::lines::line_state_name(state)?;
-        Ok(self
-            .push(Op::LineState {
-                line_id: line_id.to_owned(),
-                state,
-            })
-            .unwrap_or(0))
+    pub fn set_line_state(&self, line_id: &str, state: LineState) -> u64 {
+        self.push(Op::LineState {
+            line_id: line_id.to_owned(),
+            state: state.as_str(),
+        })
+        .unwrap_or(0)
     }
 
     /// Queues (now) the claim of an idle line for a call, after every change
@@ -323,7 +328,7 @@ impl Task {
                             CdrChange::Line(line) => row.line_id = Some(line),
                             CdrChange::Answer(at, source) => {
                                 row.answered_at = Some(at);
-                                row.answer_source = Some(source.as_str().to_owned());
+                                row.answer_source = Some(source);
                             }
                             CdrChange::End(at, cause) => {
                                 row.ended_at = Some(at);
@@ -458,8 +463,8 @@ impl Task {
                     .bind(cdr.started_at)
                     .bind(cdr.answered_at)
                     .bind(cdr.ended_at)
-                    .bind(cdr.answer_source.clone())
-                    .bind(cdr.hangup_cause.clone());
+                    .bind(cdr.answer_source.map(AnswerSource::as_str))
+                    .bind(cdr.hangup_cause.map(|c| c.to_string()));
             }
             query.execute(&mut *tx).await?;
         }

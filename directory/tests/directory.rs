@@ -161,15 +161,15 @@ async fn cdr_exists_from_call_start_and_is_completed() {
         d.answer_cdr(&cdr.id, 3_000, AnswerSource::PolarityReversal)
             .await
             .unwrap();
-        d.end_cdr(&cdr.id, 9_000, "normal").await.unwrap();
+        d.end_cdr(&cdr.id, 9_000, HangupCause::Normal).await.unwrap();
         let done = &d
             .list_cdrs(&Scope::Operator, &CdrFilter::default())
             .await
             .unwrap()[0];
         assert_eq!(done.answered_at, Some(3_000));
         assert_eq!(done.ended_at, Some(9_000));
-        assert_eq!(done.answer_source.as_deref(), Some("polarity-reversal"));
-        assert_eq!(done.hangup_cause.as_deref(), Some("normal"));
+        assert_eq!(done.answer_source, Some(AnswerSource::PolarityReversal));
+        assert_eq!(done.hangup_cause, Some(HangupCause::Normal));
 
         let busy = d
             .start_cdr(NewCdr {
@@ -178,9 +178,9 @@ async fn cdr_exists_from_call_start_and_is_completed() {
             })
             .await
             .unwrap();
-        d.end_cdr(&busy.id, 21_000, "busy").await.unwrap();
+        d.end_cdr(&busy.id, 21_000, HangupCause::Busy).await.unwrap();
         let filter = CdrFilter {
-            cause: Some("busy".into()),
+            cause: Some(HangupCause::Busy),
             ..Default::default()
         };
         let busy_only = d.list_cdrs(&Scope::Operator, &filter).await.unwrap();
@@ -192,7 +192,7 @@ async fn cdr_exists_from_call_start_and_is_completed() {
         };
         assert_eq!(d.list_cdrs(&Scope::Operator, &filter).await.unwrap().len(), 1);
         assert!(matches!(
-            d.end_cdr("cdr_missing", 1, "x").await,
+            d.end_cdr("cdr_missing", 1, HangupCause::Normal).await,
             Err(DirectoryError::NotFound { .. })
         ));
         db.finish().await;
@@ -277,7 +277,7 @@ async fn accounts_keep_ha1_only_and_bind_the_realm() {
         let stored = d.account(&a.id, "alice").await.unwrap();
         assert_eq!(
             stored.ha1(DigestAlgorithm::Md5),
-            digest_ha1(DigestAlgorithm::Md5, "alice", "alpha.example", "correct horse")
+            DigestAlgorithm::Md5.ha1("alice", "alpha.example", "correct horse")
         );
         assert_eq!(stored.ha1_sha256.len(), 64);
         assert!(!serde_json::to_string(&stored).unwrap().contains(&stored.ha1_md5));
@@ -361,8 +361,7 @@ async fn registrations_and_line_claims() {
         assert!(d.claim_line(line_a).await.unwrap());
         assert!(!d.claim_line(line_a).await.unwrap());
         assert_eq!(d.free_lines(&a.id, 100).await.unwrap().len(), 1);
-        d.set_line_state(line_a, "idle").await.unwrap();
-        assert!(d.set_line_state(line_a, "sleeping").await.is_err());
+        d.set_line_state(line_a, LineState::Idle).await.unwrap();
 
         // Expiry.
         assert_eq!(d.free_lines(&a.id, 15_000).await.unwrap().len(), 1);
@@ -427,7 +426,7 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         // Each end is queued when called; waiting for the last waits for all.
         let ends: Vec<_> = ended
             .iter()
-            .map(|id| writer.end_cdr(id, 3_000, "normal"))
+            .map(|id| writer.end_cdr(id, 3_000, HangupCause::Normal))
             .collect();
         for end in ends {
             end.await;
@@ -438,8 +437,8 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
             .unwrap();
         assert_eq!(cdrs.len(), 500);
         assert!(cdrs.iter().all(|c| c.answered_at == Some(2_000)
-            && c.answer_source.as_deref() == Some("sip")
-            && c.hangup_cause.as_deref() == Some("normal")));
+            && c.answer_source == Some(AnswerSource::Sip)
+            && c.hangup_cause == Some(HangupCause::Normal)));
         let batches = writer.stats().batches.load(std::sync::atomic::Ordering::Relaxed);
         assert!(batches < 50, "{batches} transactions for 1,000 changes");
 
@@ -447,14 +446,13 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         let line = d.line("line-a").await.unwrap().id;
         assert!(writer.claim_line(&line).await);
         assert!(!writer.claim_line(&line).await, "held");
-        writer.set_line_state(&line, "idle").unwrap();
+        writer.set_line_state(&line, LineState::Idle);
         let again = writer.claim_line(&line);
         assert!(again.await, "released first, then claimed");
         let routable = d.routable_lines(0).await.unwrap();
         assert_eq!(routable.len(), 1);
-        assert_eq!(routable[0].line.state, "dialing");
+        assert_eq!(routable[0].line.state, LineState::Dialing);
         assert_eq!(routable[0].relay, "relay-1");
-        assert!(writer.set_line_state(&line, "sleeping").is_err());
 
         // Closing writes what is queued.
         let cdr = writer.start_cdr(cdr_for(&a, &icon, "last")).unwrap();

@@ -5,6 +5,7 @@
 
 mod common;
 
+use offhook_directory::{AnswerSource, HangupCause, LineState};
 use std::time::Duration;
 
 use common::{Setup, Site, finish, free_port, test_config, uas};
@@ -58,10 +59,10 @@ async fn call_through_the_proxy_to_a_relay_line() {
         assert_eq!(cdrs.len(), 1);
         assert_eq!(cdrs[0].number, "5550100", "the icon's number, from the directory");
         assert!(cdrs[0].answered_at.is_some());
-        assert_eq!(cdrs[0].answer_source.as_deref(), Some("sip"));
-        assert_eq!(cdrs[0].hangup_cause.as_deref(), Some("normal"));
+        assert_eq!(cdrs[0].answer_source, Some(AnswerSource::Sip));
+        assert_eq!(cdrs[0].hangup_cause, Some(HangupCause::Normal));
         let line = s.db.directory.line("line-1").await.unwrap();
-        assert_eq!(line.state, "idle", "released after the call");
+        assert_eq!(line.state, LineState::Idle, "released after the call");
         s.db.finish().await;
     }
 }
@@ -86,7 +87,7 @@ async fn cancel_before_answer_and_busy_line() {
         .filter_map(|c| c.hangup_cause)
         .collect();
     causes.sort();
-    assert_eq!(causes, ["busy", "cancelled"]);
+    assert_eq!(causes, [HangupCause::Busy, HangupCause::Cancelled]);
     s.db.finish().await;
 }
 
@@ -146,7 +147,7 @@ async fn retransmissions_recover_lost_invite_and_ack() {
     assert!(finish(relay, "uas").await);
     let cdrs = s.cdrs().await;
     assert!(cdrs[0].answered_at.is_some());
-    assert_eq!(cdrs[0].hangup_cause.as_deref(), Some("normal"));
+    assert_eq!(cdrs[0].hangup_cause, Some(HangupCause::Normal));
     hop_task.abort();
     s.db.finish().await;
 }
@@ -204,7 +205,7 @@ async fn calls_fail_over_to_another_relay_when_one_stops_answering_options() {
     assert!(finish(s.uac("uac.xml", "sales", 1, &[]), "second call").await);
     let cdrs = s.cdrs().await;
     assert_eq!(cdrs.len(), 2);
-    assert!(cdrs.iter().all(|c| c.hangup_cause.as_deref() == Some("normal")));
+    assert!(cdrs.iter().all(|c| c.hangup_cause == Some(HangupCause::Normal)));
     assert_eq!(line_of_last_call(cdrs), line_2, "the call went to relay-2");
     drop(relay_2);
     s.db.finish().await;

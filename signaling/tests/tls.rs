@@ -9,7 +9,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use offhook_directory::testing::{Backend, TestDb};
 use offhook_signaling::config::SignalingConfig;
 use offhook_signaling::server::Server;
-use offhook_signaling::sip::{Message, parse};
+use offhook_sip::message::{Message, parse};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

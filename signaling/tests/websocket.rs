@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use common::{Setup, Site, free_port, test_config, uas};
 use futures_util::{SinkExt as _, StreamExt as _};
+use offhook_directory::call_tokens::SECRET_NAME as CALL_TOKEN_SECRET;
 use offhook_directory::testing::Backend;
 use offhook_directory::{CdrFilter, Scope, call_tokens};
-use offhook_signaling::auth::answer_challenge;
-use offhook_signaling::server::CALL_TOKEN_SECRET;
-use offhook_signaling::sip::{Message, Response, parse};
+use offhook_sip::auth::answer_challenge;
+use offhook_sip::message::{Message, Response, parse};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -145,7 +145,7 @@ Content-Length: {}
     let remote_target = answer
         .headers
         .get("Contact")
-        .and_then(|c| offhook_signaling::sip::NameAddr::parse(c).ok())
+        .and_then(|c| offhook_sip::message::NameAddr::parse(c).ok())
         .map(|c| c.uri)
         .unwrap();
     let in_dialog = |method: &str, cseq: u32, branch: &str| {
@@ -177,6 +177,6 @@ Content-Length: {}
         cdrs[0].number, "5550100",
         "the icon's number, not the caller's X-Offhook-Number"
     );
-    assert_eq!(cdrs[0].hangup_cause.as_deref(), Some("normal"));
+    assert_eq!(cdrs[0].hangup_cause, Some(offhook_directory::HangupCause::Normal));
     s.db.finish().await;
 }

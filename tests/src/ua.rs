@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use offhook_signaling::server::{ClientEvent, Endpoint};
-use offhook_signaling::sip::{NameAddr, Request, Response};
-use offhook_signaling::transport::{Flow, TransportKind};
+use offhook_sip::endpoint::{ClientEvent, Endpoint};
+use offhook_sip::message::{NameAddr, Request, Response};
+use offhook_sip::transport::{Flow, TransportKind};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -139,5 +139,5 @@ pub fn ack(ua: &Endpoint, ok: &Response, invite: &Request, proxy: SocketAddr) {
     };
     let request = in_dialog("ACK", ok, invite, ua.local, 1);
     ua.ctx
-        .send_stateless(offhook_signaling::sip::Message::Request(request), flow);
+        .send_stateless(offhook_sip::message::Message::Request(request), flow);
 }

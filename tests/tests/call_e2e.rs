@@ -19,8 +19,8 @@ use offhook_media::rtp::rtcp::{
     ReceiverReport, ReportBlock, RtcpPacket, SenderReport, build_compound, parse_compound,
 };
 use offhook_media::rtp::units::Ssrc;
-use offhook_signaling::server::Endpoint;
-use offhook_signaling::transaction::Timers;
+use offhook_sip::endpoint::Endpoint;
+use offhook_sip::transaction::Timers;
 use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
 use offhook_tests::{Offhook, http_get, wait_for_metric};
 use serde_json::Value;

@@ -58,7 +58,7 @@ const RESOURCES = {
       { name: 'tenant', create: true, hint: 'empty: shared pool' },
       { name: 'device_path', create: true, edit: true, hint: '/dev/ttyACM0' },
       { name: 'kind', type: 'select', options: ['modem', 'modem+soundcard', 'emulated'], create: true, edit: true },
-      { name: 'state', type: 'select', options: ['idle', 'dialing', 'in-call', 'fault', 'offline'], edit: true },
+      { name: 'state', type: 'select', options: OffhookVocab.lineStates, edit: true },
     ],
   },
   relays: {

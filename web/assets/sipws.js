@@ -105,7 +105,7 @@
       this.inviteCseq = this.cseq;
       const extra = [
         "Contact: <sip:visitor@" + this.host + ";transport=ws>",
-        "X-Offhook-Token: " + this.token,
+        OffhookVocab.headers.token + ": " + this.token,
         "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO",
         "Content-Type: application/sdp",
         ...this.extraHeaders,

@@ -6,8 +6,14 @@
 //! calls; a calls-per-hour chart. All it shows comes from the API, so it sees
 //! exactly what the token's scope allows.
 
+use std::sync::LazyLock;
+
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
+
+use crate::widget::with_vocabulary;
+
+static ADMIN_JS: LazyLock<String> = LazyLock::new(|| with_vocabulary(include_str!("../assets/admin.js")));
 
 /// `GET /admin`.
 pub async fn page() -> impl IntoResponse {
@@ -24,6 +30,6 @@ pub async fn script() -> impl IntoResponse {
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        include_str!("../assets/admin.js"),
+        ADMIN_JS.as_str(),
     )
 }

@@ -14,8 +14,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offhook_directory::call_tokens;
+use offhook_directory::limits::{CallLimits, Refusal};
 use offhook_directory::{DirectoryError, Icon, Scope};
-use offhook_signaling::limits::{CallLimits, Refusal};
 use serde::Serialize;
 use serde_json::json;
 

@@ -23,11 +23,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use offhook_directory::Directory;
-use offhook_signaling::limits::Limiter;
+use offhook_directory::limits::Limiter;
 use tokio::net::TcpListener;
-
-/// The directory secret that signs call tokens: the one signaling verifies with.
-pub use offhook_signaling::server::CALL_TOKEN_SECRET;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -45,7 +42,9 @@ pub struct AppState {
 impl AppState {
     /// State for a web process whose browsers call over `sip_ws_url`.
     pub async fn new(directory: Directory, sip_ws_url: String) -> offhook_directory::Result<Self> {
-        let secret = directory.shared_secret(CALL_TOKEN_SECRET).await?;
+        let secret = directory
+            .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
+            .await?;
         Ok(Self {
             directory,
             call_token_secret: Arc::new(secret),

@@ -1,17 +1,32 @@
 //! The embeddable widget: `GET /widget.js` serves the in-project SIP-over-WebSocket
 //! client (`assets/sipws.js`) followed by the call icon (`assets/widget.js`) as one
-//! script, so a site owner pastes a single `<script>` tag. No build step: the files
-//! are embedded at compile time.
+//! script, so a site owner pastes a single `<script>` tag, behind the shared
+//! vocabulary ([`with_vocabulary`]). No build step: the files are embedded at
+//! compile time.
+
+use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
-/// The script, assembled at compile time.
-const WIDGET_JS: &str = concat!(
-    include_str!("../assets/sipws.js"),
-    "\n",
-    include_str!("../assets/widget.js")
-);
+/// A script of ours behind `const OffhookVocab = {…};`: the word lists and header
+/// names of [`offhook_vocab`], so no script spells them on its own. Scoped to the
+/// script's own block, so it defines nothing on the embedding page.
+pub(crate) fn with_vocabulary(script: &str) -> String {
+    format!(
+        "{{\nconst OffhookVocab = {};\n{script}\n}}\n",
+        offhook_vocab::javascript()
+    )
+}
+
+/// The script, assembled once.
+static WIDGET_JS: LazyLock<String> = LazyLock::new(|| {
+    with_vocabulary(concat!(
+        include_str!("../assets/sipws.js"),
+        "\n",
+        include_str!("../assets/widget.js")
+    ))
+});
 
 /// `GET /widget.js`.
 pub async fn script() -> impl IntoResponse {
@@ -20,7 +35,7 @@ pub async fn script() -> impl IntoResponse {
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS,
+        WIDGET_JS.as_str(),
     )
 }
 

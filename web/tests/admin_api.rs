@@ -589,7 +589,13 @@ async fn cdrs_filter_export_and_chart() {
             .await
             .unwrap()
             .remove(0);
-        d.end_cdr(&cdr.id, cdr.started_at + 5_000, "busy").await.unwrap();
+        d.end_cdr(
+            &cdr.id,
+            cdr.started_at + 5_000,
+            offhook_directory::HangupCause::Busy,
+        )
+        .await
+        .unwrap();
 
         let busy = api
             .get("/api/v1/admin/cdrs?cause=busy&icon=alpha-sales", &f.alpha_admin)

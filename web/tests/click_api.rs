@@ -159,7 +159,7 @@ async fn serves_the_widget_and_icon_info() {
     assert_eq!(response.status(), StatusCode::OK);
     let js = response.into_body().collect().await.unwrap().to_bytes();
     let js = String::from_utf8_lossy(&js);
-    assert!(js.contains("OffhookSip") && js.contains("X-Offhook-Token"));
+    assert!(js.contains("OffhookSip") && js.contains("\"token\":\"X-Offhook-Token\""));
     let response = router(state)
         .oneshot(
             Request::get("/api/v1/icons/shop-sales")
@@ -193,7 +193,9 @@ async fn metrics_count_calls_lines_and_node_counters() {
             started_at: 1,
         };
         let ended = d.start_cdr(new_cdr("c1")).await.unwrap();
-        d.end_cdr(&ended.id, 2, "busy").await.unwrap();
+        d.end_cdr(&ended.id, 2, offhook_directory::HangupCause::Busy)
+            .await
+            .unwrap();
         d.start_cdr(new_cdr("c2")).await.unwrap();
         let line = offhook_directory::NewLine {
             name: "line-1".into(),

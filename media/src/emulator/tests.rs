@@ -10,9 +10,11 @@ use super::{Emulator, Faults};
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::goertzel::{relative_level, some_block_has};
 use crate::dsp::tone::Tone;
+use offhook_vocab::AnswerSource;
+
 use crate::modem::driver::Stream;
 use crate::modem::{
-    AnswerHow, DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver,
+    DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver,
 };
 
 struct Bench {
@@ -147,7 +149,7 @@ fn echo_is_answered_when_ringback_stops_and_echoes_a_tone() {
         b.outcome()[..2],
         [
             LineEvent::Ringing,
-            LineEvent::Answered(AnswerHow::RingbackStopped)
+            LineEvent::Answered(AnswerSource::RingbackStopped)
         ]
     );
     let samples: Vec<i16> = b
@@ -204,7 +206,7 @@ fn far_end_hangs_up_and_polarity_signals_answer() {
     b.dial(POLARITY, Duration::from_secs(4));
     assert!(
         b.outcome()
-            .contains(&LineEvent::Answered(AnswerHow::PolarityReversal))
+            .contains(&LineEvent::Answered(AnswerSource::PolarityReversal))
     );
     b.hang_up();
     assert_eq!(b.events.last(), Some(&LineEvent::Idle));
@@ -300,7 +302,7 @@ fn half_duplex_transmits_while_the_caller_talks_then_receives() {
     b.dial(PARROT, Duration::from_secs(6));
     assert!(
         b.outcome()
-            .contains(&LineEvent::Answered(AnswerHow::RingbackStopped)),
+            .contains(&LineEvent::Answered(AnswerSource::RingbackStopped)),
         "{:?}",
         b.events
     );
@@ -414,7 +416,7 @@ fn sound_card_line_dials_and_holds_the_line_while_the_card_carries_the_audio() {
         b.outcome(),
         [
             LineEvent::Ringing,
-            LineEvent::Answered(AnswerHow::RingbackStopped)
+            LineEvent::Answered(AnswerSource::RingbackStopped)
         ],
         "call progress from DLE events in command mode"
     );

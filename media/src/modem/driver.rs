@@ -26,31 +26,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use offhook_vocab::AnswerSource;
+
 use super::stream::{DLE, ETX, ModemOutput, StreamParser, shield};
 use crate::dsp::g711::ulaw_to_linear;
 use crate::dsp::tone::{dtmf_frames, dtmf_frequencies};
-
-/// How the answer of a call was known (recorded in the CDR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerHow {
-    /// Ringback was heard, then stopped (V.253 `+VRA`).
-    RingbackStopped,
-    /// No ringback came at all (V.253 `+VRN`).
-    NoRingback,
-    /// The exchange reversed the line polarity (`<DLE>L`).
-    PolarityReversal,
-}
-
-impl AnswerHow {
-    /// The CDR spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RingbackStopped => "ringback-stopped",
-            Self::NoRingback => "no-ringback",
-            Self::PolarityReversal => "polarity-reversal",
-        }
-    }
-}
 
 /// Why the far end is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +66,7 @@ pub enum LineEvent {
     /// Ringback heard.
     Ringing,
     /// The far end answered.
-    Answered(AnswerHow),
+    Answered(AnswerSource),
     /// Busy.
     Busy,
     /// No dial tone (line unplugged or faulty).
@@ -534,7 +514,7 @@ impl ModemDriver {
         }
     }
 
-    fn answered(&mut self, how: AnswerHow) {
+    fn answered(&mut self, how: AnswerSource) {
         if let Some(call) = self.call.as_mut()
             && !call.answered
         {
@@ -555,7 +535,7 @@ impl ModemDriver {
                     }
                 }
             }
-            b'L' => self.answered(AnswerHow::PolarityReversal),
+            b'L' => self.answered(AnswerSource::PolarityReversal),
             b'b' if answered => self.end_call(now, LineEvent::RemoteHangup(HangupReason::BusyTone)),
             b'b' if self.call.is_some() => self.end_call(now, LineEvent::Busy),
             b'J' if self.call.is_some() => self.end_call(now, LineEvent::Invalid),
@@ -759,10 +739,10 @@ impl ModemDriver {
             self.end_call(now, LineEvent::NoAnswer);
         } else if let Some(last) = call.last_ringback {
             if now >= last + self.config.ringback_gap {
-                self.answered(AnswerHow::RingbackStopped);
+                self.answered(AnswerSource::RingbackStopped);
             }
         } else if now >= call.dialed_at + self.config.no_ringback {
-            self.answered(AnswerHow::NoRingback);
+            self.answered(AnswerSource::NoRingback);
         }
     }
 }

@@ -7,7 +7,5 @@ pub mod driver;
 pub mod port;
 pub mod stream;
 
-pub use driver::{
-    AnswerHow, DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver,
-};
+pub use driver::{DriverConfig, DriverOutput, HangupReason, LineAudio, LineCommand, LineEvent, ModemDriver};
 pub use port::{LineHandle, open_modem, open_modem_with_card};

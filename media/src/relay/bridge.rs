@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use offhook_signaling::server::Ctx;
-use offhook_signaling::sip::Response;
-use offhook_signaling::transaction::ServerKey;
+use offhook_sip::endpoint::Ctx;
+use offhook_sip::message::Response;
+use offhook_sip::transaction::ServerKey;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -21,7 +21,7 @@ use crate::rtp::jitter::FRAME_PERIOD;
 use crate::rtp::report::PeerReports;
 
 /// The header carrying the peer's RTCP reports of the call ([`PeerReports::to_header`]).
-pub(crate) const RTCP_HEADER: &str = "X-Offhook-RTCP";
+pub(crate) const RTCP_HEADER: &str = offhook_vocab::headers::RTCP;
 
 /// How the call ended.
 #[derive(Debug, PartialEq, Eq)]

@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offhook_signaling::server::ClientEvent;
-use offhook_signaling::sip::{Request, Response};
-use offhook_signaling::transaction::ServerKey;
-use offhook_signaling::transport::Flow;
+use offhook_sip::endpoint::ClientEvent;
+use offhook_sip::message::{Request, Response};
+use offhook_sip::transaction::ServerKey;
+use offhook_sip::transport::Flow;
+use offhook_vocab::headers;
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -61,7 +62,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
     };
     let line_name = invite
         .headers
-        .get("X-Offhook-Line")
+        .get(headers::LINE)
         .map(str::to_owned)
         .or_else(|| invite.request_uri().and_then(|u| u.user))
         .unwrap_or_default();
@@ -70,7 +71,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
     };
     let Some(number) = invite
         .headers
-        .get("X-Offhook-Number")
+        .get(headers::NUMBER)
         .and_then(|n| number_for_modem(&shared, n.trim()))
     else {
         return respond(484, "Address Incomplete");
@@ -146,7 +147,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request,
         let mut ok: Response = invite.response(200, "OK", Some(&tag));
         ok.headers
             .push("Contact", &format!("<sip:{line_name}@{}>", shared.local));
-        ok.headers.push("X-Offhook-Answer", how.as_str());
+        ok.headers.push(headers::ANSWER, how.as_str());
         ok.headers.push("Content-Type", "application/sdp");
         ok.body = answer_sdp.into_bytes();
         for rr in invite.headers.get_all("Record-Route") {
@@ -205,7 +206,7 @@ async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow, reports: 
     let target = invite
         .headers
         .get("Contact")
-        .and_then(|c| offhook_signaling::sip::NameAddr::parse(c).ok())
+        .and_then(|c| offhook_sip::message::NameAddr::parse(c).ok())
         .map_or_else(|| invite.uri.clone(), |c| c.uri);
     let mut bye = Request::new("BYE", &target);
     let branch: u64 = rand::rng().random();

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offhook_signaling::server::{Endpoint, Upcall};
-use offhook_signaling::transaction::Timers;
+use offhook_sip::endpoint::{Endpoint, Upcall};
+use offhook_sip::transaction::Timers;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -133,7 +133,7 @@ pub(crate) type LineSlot = Arc<Mutex<Option<LineHandle>>>;
 
 pub(crate) struct Shared {
     pub config: RelayConfig,
-    pub ctx: offhook_signaling::server::Ctx,
+    pub ctx: offhook_sip::endpoint::Ctx,
     pub local: SocketAddr,
     pub rtp_ip: IpAddr,
     pub lines: HashMap<String, LineSlot>,

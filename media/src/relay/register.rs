@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use offhook_signaling::auth::answer_challenge;
-use offhook_signaling::server::ClientEvent;
-use offhook_signaling::sip::Request;
-use offhook_signaling::transport::{Flow, TransportKind};
+use offhook_sip::auth::answer_challenge;
+use offhook_sip::endpoint::ClientEvent;
+use offhook_sip::message::Request;
+use offhook_sip::transport::{Flow, TransportKind};
 use rand::Rng;
 
 use super::Shared;
@@ -50,7 +50,7 @@ fn register_request(shared: &Shared, line: &str, call_id: &str, cseq: u32, auth:
 }
 
 /// One REGISTER exchange; the final status.
-async fn exchange(shared: &Shared, request: Request) -> Option<offhook_signaling::sip::Response> {
+async fn exchange(shared: &Shared, request: Request) -> Option<offhook_sip::message::Response> {
     let flow = Flow {
         kind: TransportKind::Udp,
         local: shared.local,

@@ -78,7 +78,11 @@ impl PulseServer {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot run pulseaudio ({e}); tests/setup.sh installs it"))?;
-        let mut server = Self { child, socket, cookie };
+        let mut server = Self {
+            child,
+            socket,
+            cookie,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !server.socket.exists() {
             let tail = || {

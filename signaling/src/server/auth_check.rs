@@ -6,9 +6,9 @@ use offhook_directory::{Account, Tenant};
 
 use super::node::{Node, lock};
 use super::now_ms;
-use crate::auth::{AuthError, Credentials};
-use crate::sip::Request;
-use crate::transaction::ServerKey;
+use offhook_sip::auth::{AuthError, Credentials};
+use offhook_sip::message::Request;
+use offhook_sip::transaction::ServerKey;
 
 pub(crate) enum Authenticated {
     Account(Account),

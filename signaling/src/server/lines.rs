@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use offhook_directory::{CallWriter, Directory, Registration, Result, RoutableLine};
+use offhook_directory::{CallWriter, Directory, LineState, Registration, Result, RoutableLine};
 
 use super::node::lock;
 
@@ -154,7 +154,7 @@ impl LinePool {
             .filter(|l| match state.local.get(&l.line.id) {
                 Some(Local::Busy | Local::Elsewhere) => false,
                 Some(Local::Released(_)) => true,
-                None => l.line.state == "idle",
+                None => l.line.state == LineState::Idle,
             })
             .cloned()
             .collect();
@@ -211,17 +211,15 @@ impl LinePool {
 
     /// The call on a claimed line was answered.
     pub(crate) fn in_call(&self, line_id: &str) {
-        let _ = self.writer.set_line_state(line_id, "in-call");
+        self.writer.set_line_state(line_id, LineState::InCall);
     }
 
     /// The call on a claimed line is over: the line is free again.
     pub(crate) fn release(&self, line_id: &str) {
         let mut state = lock(&self.state);
         // Queued under the lock: a claim that sees the line released is queued after.
-        match self.writer.set_line_state(line_id, "idle") {
-            Ok(seq) => state.local.insert(line_id.to_owned(), Local::Released(seq)),
-            Err(_) => state.local.remove(line_id),
-        };
+        let seq = self.writer.set_line_state(line_id, LineState::Idle);
+        state.local.insert(line_id.to_owned(), Local::Released(seq));
     }
 }
 
@@ -319,14 +317,14 @@ mod tests {
         assert!(pool.claim(&b).await);
         pool.in_call(&b);
         pool.release(&b);
-        d.set_line_state(&a, "idle").await.unwrap();
+        d.set_line_state(&a, LineState::Idle).await.unwrap();
 
         // A new snapshot reflects what was committed.
         pool.writer.flush().await;
         pool.invalidate();
         let free = pool.candidates(now, 0, &tenant.id).await.unwrap();
         assert_eq!(names(&free), ["line-b", "line-a"]);
-        assert!(free.iter().all(|l| l.line.state == "idle"));
+        assert!(free.iter().all(|l| l.line.state == LineState::Idle));
 
         // Lines of a relay found down are skipped; expired bindings too.
         pool.set_relay_up("relay-1", false);

@@ -4,8 +4,6 @@
 
 mod auth_check;
 mod cache;
-mod counters;
-mod engine;
 mod lines;
 mod node;
 mod proxy;
@@ -17,25 +15,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use offhook_directory::Directory;
+use offhook_directory::limits::Limiter;
+use offhook_sip::auth::{DigestServer, MemoryNonceStore};
+use offhook_sip::endpoint::{Engine, Stats, Upcall};
+use offhook_sip::transaction::{Timers, TransactionLayer};
+use offhook_sip::transport::{self, Transports};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-pub use counters::MessageCounts;
-pub use engine::{ClientEvent, Ctx, Stats, Upcall};
 pub use node::Bound;
 
-use crate::auth::{DigestServer, MemoryNonceStore};
 use crate::config::SignalingConfig;
-use crate::limits::Limiter;
-use crate::transaction::{Timers, TransactionLayer};
-use crate::transport::{self, Transports};
 use cache::Lookups;
-use engine::Engine;
 use lines::LinePool;
 use node::Node;
 
-/// Name of the directory secret that signs call tokens (shared with `web`).
-pub const CALL_TOKEN_SECRET: &str = "call-token";
 /// Name of the directory secret that signs digest nonces (shared by all nodes).
 pub const NONCE_SECRET: &str = "digest-nonce";
 
@@ -184,7 +178,7 @@ impl Server {
             .digest_algorithms
             .iter()
             .map(|name| {
-                crate::auth::algorithm_named(name).ok_or_else(|| {
+                offhook_sip::auth::algorithm_named(name).ok_or_else(|| {
                     StartError::Setting("digest_algorithms", format!("'{name}' is not MD5 or SHA-256"))
                 })
             })
@@ -203,7 +197,9 @@ impl Server {
                 config.nonce_lifetime_s,
             )
             .with_algorithms(digest_algorithms, &config.md5_only_user_agents),
-            call_token_secret: directory.shared_secret(CALL_TOKEN_SECRET).await?,
+            call_token_secret: directory
+                .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
+                .await?,
             config,
             directory,
             nonces: Mutex::new(MemoryNonceStore::default()),
@@ -243,59 +239,6 @@ impl Server {
             task.abort();
         }
         self.writer.close().await;
-    }
-}
-
-/// A bare SIP user agent endpoint on one UDP socket: the event loop and the
-/// transaction layer without registrar or proxy, for user agents such as the
-/// media relay. Requests and stray messages arrive on `upcalls`.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// Sends and answers through the loop.
-    pub ctx: Ctx,
-    /// What arrives for the user agent.
-    pub upcalls: mpsc::UnboundedReceiver<Upcall>,
-    /// The socket's address.
-    pub local: std::net::SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl Endpoint {
-    /// Binds UDP at `addr` and starts the loop with these timers.
-    pub async fn udp(addr: std::net::SocketAddr, timers: Timers) -> std::io::Result<Self> {
-        let (inbound_tx, inbound) = mpsc::channel(1024);
-        let transports = Transports::new(inbound_tx, 64 * 1024);
-        let socket = UdpSocket::bind(addr).await?;
-        let local = socket.local_addr()?;
-        let udp = tokio::spawn({
-            let transports = transports.clone();
-            async move {
-                let _ = transport::serve_udp(socket, transports).await;
-            }
-        });
-        let (upcalls_tx, upcalls) = mpsc::unbounded_channel();
-        let engine = Engine::new(
-            TransactionLayer::new(timers),
-            transports,
-            inbound,
-            upcalls_tx,
-            Arc::default(),
-        );
-        let ctx = engine.ctx();
-        Ok(Self {
-            ctx,
-            upcalls,
-            local,
-            tasks: vec![udp, tokio::spawn(engine.run())],
-        })
     }
 }
 

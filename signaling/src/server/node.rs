@@ -12,13 +12,13 @@ use offhook_directory::{CallWriter, Directory, Registration};
 use rand::Rng;
 
 use super::cache::Lookups;
-use super::engine::Ctx;
 use super::lines::LinePool;
-use crate::auth::{DigestServer, MemoryNonceStore};
 use crate::config::SignalingConfig;
-use crate::limits::Limiter;
-use crate::sip::{Request, Uri};
-use crate::transport::{ConnId, Flow, TransportKind, Transports};
+use offhook_directory::limits::Limiter;
+use offhook_sip::auth::{DigestServer, MemoryNonceStore};
+use offhook_sip::endpoint::Ctx;
+use offhook_sip::message::{Request, Uri};
+use offhook_sip::transport::{ConnId, Flow, TransportKind, Transports};
 
 /// The addresses this node listens on, per transport.
 #[derive(Debug, Clone, Default)]
@@ -123,7 +123,7 @@ impl Node {
     /// Whether a request's Via list already holds us (a loop, RFC 3261 s16.3).
     pub fn looped(&self, request: &Request) -> bool {
         request.headers.get_all("Via").iter().skip(1).any(|v| {
-            crate::sip::Via::parse(v).is_ok_and(|via| {
+            offhook_sip::message::Via::parse(v).is_ok_and(|via| {
                 let uri = Uri {
                     scheme: "sip".into(),
                     user: None,

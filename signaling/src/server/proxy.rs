@@ -13,45 +13,24 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use offhook_directory::{AnswerSource, NewCdr};
+use offhook_directory::{AnswerSource, HangupCause, NewCdr};
+use offhook_vocab::headers;
 
-use super::engine::ClientEvent;
 use super::node::{Node, TrackedCall, lock};
 use super::now_ms;
 use super::route::{Routed, Target, route};
-use crate::limits::Refusal;
-use crate::sip::{Message, NameAddr, Request, Response, Uri, Via};
-use crate::transaction::ServerKey;
-use crate::transport::Flow;
-
-/// Headers only offhook may set: never taken from a caller.
-const PRIVATE_HEADERS: [&str; 4] = [
-    "X-Offhook-Token",
-    "X-Offhook-Number",
-    "X-Offhook-Line",
-    "X-Offhook-Answer",
-];
-
-/// Why a call ended, from the final response.
-fn cause(status: u16) -> String {
-    match status {
-        486 | 600 => "busy".into(),
-        408 | 480 => "no-answer".into(),
-        404 | 484 | 604 => "invalid-number".into(),
-        487 => "cancelled".into(),
-        500 | 502 | 503 => "line-fault".into(),
-        403 => "rejected".into(),
-        other => format!("sip-{other}"),
-    }
-}
+use offhook_directory::limits::Refusal;
+use offhook_sip::endpoint::ClientEvent;
+use offhook_sip::message::{Message, NameAddr, Request, Response, Uri, Via};
+use offhook_sip::transaction::ServerKey;
+use offhook_sip::transport::Flow;
 
 fn answer_source(response: &Response) -> AnswerSource {
-    match response.headers.get("X-Offhook-Answer").map(str::trim) {
-        Some("ringback-stopped") => AnswerSource::RingbackStopped,
-        Some("no-ringback") => AnswerSource::NoRingback,
-        Some("polarity-reversal") => AnswerSource::PolarityReversal,
-        _ => AnswerSource::Sip,
-    }
+    response
+        .headers
+        .get(headers::ANSWER)
+        .and_then(|h| h.trim().parse().ok())
+        .unwrap_or(AnswerSource::Sip)
 }
 
 /// The request as forwarded: new Request-URI, Max-Forwards less one, credentials
@@ -62,7 +41,7 @@ fn forwarded(node: &Node, request: &Request, uri: &str, from: &Flow, to: &Flow) 
     // Max-Forwards 0 was answered with 483 before routing.
     out.decrement_max_forwards();
     out.headers.remove("Proxy-Authorization");
-    for name in PRIVATE_HEADERS {
+    for name in headers::PRIVATE {
         out.headers.remove(name);
     }
     out.headers.push_front("Record-Route", &node.record_route(from));
@@ -84,7 +63,7 @@ fn release(node: &Node, call_id: &str) -> Option<TrackedCall> {
 }
 
 /// Releases the call's line and completes its CDR (resolves once committed).
-async fn finish(node: &Node, call: &TrackedCall, cause: &str) {
+async fn finish(node: &Node, call: &TrackedCall, cause: HangupCause) {
     if let Some(line) = &call.line_id {
         node.lines.release(line);
     }
@@ -160,7 +139,7 @@ pub(crate) async fn invite(node: Arc<Node>, key: ServerKey, request: Request, fl
     };
     if let Err((status, reason)) = outcome {
         if let Some(call) = release(&node, request.call_id()) {
-            finish(&node, &call, &cause(status)).await;
+            finish(&node, &call, HangupCause::of_status(status)).await;
         }
         node.ctx.respond(&key, reply(status, reason));
     }
@@ -198,8 +177,8 @@ async fn to_line(
             node.writer.set_cdr_line(&cdr_id, &candidate.line.id);
         }
         let mut fwd = forwarded(node, request, &candidate.registration.contact, flow, &out);
-        fwd.headers.push("X-Offhook-Number", number);
-        fwd.headers.push("X-Offhook-Line", &candidate.line.name);
+        fwd.headers.push(headers::NUMBER, number);
+        fwd.headers.push(headers::LINE, &candidate.line.name);
         match relay_call(node, key, request, fwd, out).await {
             Relayed::Done => return Ok(()),
             Relayed::TryNext => {
@@ -271,7 +250,7 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
             Some(ClientEvent::Timeout) if !provisional => return Relayed::TryNext,
             Some(ClientEvent::Timeout) => {
                 if let Some(call) = release(node, &call_id) {
-                    finish(node, &call, "no-answer").await;
+                    finish(node, &call, HangupCause::NoAnswer).await;
                 }
                 node.ctx
                     .respond(key, request.response(408, "Request Timeout", Some("px")));
@@ -300,7 +279,7 @@ async fn relay_call(node: &Node, key: &ServerKey, request: &Request, fwd: Reques
                 }
                 if status >= 300 {
                     if let Some(call) = release(node, &call_id) {
-                        finish(node, &call, &cause(status)).await;
+                        finish(node, &call, HangupCause::of_status(status)).await;
                     }
                     node.ctx.respond(key, upstream(response));
                     return Relayed::Done;
@@ -393,7 +372,12 @@ async fn end_dialog(node: &Node, bye: &Request) {
     let from_caller = bye
         .from()
         .is_some_and(|f| f.tag() == Some(call.caller_tag.as_str()));
-    finish(node, &call, if from_caller { "normal" } else { "remote-hangup" }).await;
+    let cause = if from_caller {
+        HangupCause::Normal
+    } else {
+        HangupCause::RemoteHangup
+    };
+    finish(node, &call, cause).await;
 }
 
 /// The ACK of a 2xx: forwarded without a transaction.

@@ -9,9 +9,9 @@ use offhook_directory::{DirectoryError, Registration};
 use super::auth_check::{Authenticated, authenticate};
 use super::node::Node;
 use super::now_ms;
-use crate::sip::{NameAddr, Request};
-use crate::transaction::ServerKey;
-use crate::transport::Flow;
+use offhook_sip::message::{NameAddr, Request};
+use offhook_sip::transaction::ServerKey;
+use offhook_sip::transport::Flow;
 
 /// Default expiry when the client names none (RFC 3261 s10.2.1.1).
 const DEFAULT_EXPIRES: u32 = 3600;

@@ -15,14 +15,14 @@ use offhook_directory::Registration;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use super::engine::ClientEvent;
 use super::node::Node;
 use super::now_ms;
 use crate::health::{Health, HealthConfig, HealthOutput, ProbeId, RelayHealth};
-use crate::sip::Request;
+use offhook_sip::endpoint::ClientEvent;
+use offhook_sip::message::Request;
 
 /// The OPTIONS probe of a relay's contact.
-fn probe(node: &Node, contact: &str, kind: crate::transport::TransportKind) -> Request {
+fn probe(node: &Node, contact: &str, kind: offhook_sip::transport::TransportKind) -> Request {
     let tag: String = hex::encode(rand::rng().random::<[u8; 6]>());
     let mut request = Request::new("OPTIONS", contact);
     request.headers.push("Via", &node.via(kind));

@@ -12,9 +12,9 @@ use offhook_directory::{Account, DirectoryError, Icon, Scope, Tenant};
 use super::auth_check::{Authenticated, authenticate};
 use super::node::Node;
 use super::now_ms;
-use crate::limits::CallLimits;
-use crate::sip::Request;
-use crate::transaction::ServerKey;
+use offhook_directory::limits::CallLimits;
+use offhook_sip::message::Request;
+use offhook_sip::transaction::ServerKey;
 
 /// Limits for calls that are not through an icon (a softphone dialing a number).
 const ACCOUNT_LIMITS: (u32, u32) = (4, 30);
@@ -57,7 +57,7 @@ pub(crate) async fn route(node: &Node, key: &ServerKey, request: &Request) -> Op
     };
     let uri = request.request_uri()?;
     let now = Instant::now();
-    if let Some(token) = request.headers.get("X-Offhook-Token") {
+    if let Some(token) = request.headers.get(offhook_vocab::headers::TOKEN) {
         let grant = match call_tokens::verify(&node.call_token_secret, token.trim(), now_ms()) {
             Ok(grant) => grant,
             Err(TokenError::Expired) => return refuse(403, "Call token expired"),

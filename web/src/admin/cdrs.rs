@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use offhook_directory::{Cdr, CdrFilter, Directory, Scope};
+use offhook_vocab::UnknownWord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -65,11 +66,20 @@ async fn filter(directory: &Directory, scope: &Scope, query: CdrQuery) -> ApiRes
         Some(key) => Some(directory.icon(scope, &key).await?.id),
         None => None,
     };
+    let cause = query
+        .cause
+        .map(|c| {
+            c.parse().map_err(|e: UnknownWord| ApiError::Unprocessable {
+                field: "cause".into(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
     Ok(CdrFilter {
         since: query.since,
         until: query.until,
         icon_id,
-        cause: query.cause,
+        cause,
         active: false,
         limit: query.limit,
     })
@@ -131,8 +141,8 @@ fn csv(cdrs: &[Cdr]) -> String {
             time(Some(c.started_at)),
             time(c.answered_at),
             time(c.ended_at),
-            c.answer_source.clone().unwrap_or_default(),
-            c.hangup_cause.clone().unwrap_or_default(),
+            c.answer_source.map(|s| s.to_string()).unwrap_or_default(),
+            c.hangup_cause.map(|c| c.to_string()).unwrap_or_default(),
         ];
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {
@@ -194,6 +204,8 @@ async fn calls_per_hour(
 
 #[cfg(test)]
 mod tests {
+    use offhook_vocab::HangupCause;
+
     use super::*;
 
     #[test]
@@ -210,7 +222,7 @@ mod tests {
             answered_at: None,
             ended_at: Some(1500),
             answer_source: None,
-            hangup_cause: Some("normal".into()),
+            hangup_cause: Some(HangupCause::Normal),
         };
         let text = csv(&[cdr]);
         let row = text.lines().nth(1).unwrap();

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use offhook_signaling::message::{Message, parse, validate_request};
+use offhook_sip::message::{Message, parse, validate_request};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475")
@@ -81,7 +81,7 @@ fn tortuous_invite_reads_right() {
         .headers
         .get_all("Via")
         .into_iter()
-        .map(|v| offhook_signaling::message::Via::parse(v).expect("each Via parses"))
+        .map(|v| offhook_sip::message::Via::parse(v).expect("each Via parses"))
         .collect();
     let hosts: Vec<_> = vias
         .iter()
@@ -110,7 +110,7 @@ fn tortuous_invite_reads_right() {
         r.from().and_then(|f| f.tag().map(str::to_owned)).as_deref(),
         Some("98asjd8")
     );
-    let contact = offhook_signaling::message::NameAddr::parse(r.headers.get("Contact").unwrap_or_default())
+    let contact = offhook_sip::message::NameAddr::parse(r.headers.get("Contact").unwrap_or_default())
         .expect("the Contact parses");
     assert_eq!(
         (contact.param("newparam"), contact.param("q")),

@@ -5,8 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(message) = offhook_signaling::sip::parse(data) {
+    if let Ok(message) = offhook_sip::message::parse(data) {
         let printed = message.to_bytes();
-        let _ = offhook_signaling::sip::parse(&printed);
+        let _ = offhook_sip::message::parse(&printed);
     }
 });

@@ -10,8 +10,7 @@
 use std::collections::HashMap;
 
 use hmac::{Hmac, Mac};
-use md5::{Digest as _, Md5};
-use offhook_directory::DigestAlgorithm;
+use offhook_vocab::DigestAlgorithm;
 use sha2::Sha256;
 
 use crate::message::headers::split_values;
@@ -88,20 +87,6 @@ fn algorithm(text: Option<&String>) -> Option<DigestAlgorithm> {
     }
 }
 
-fn algorithm_name(algorithm: DigestAlgorithm) -> &'static str {
-    match algorithm {
-        DigestAlgorithm::Md5 => "MD5",
-        DigestAlgorithm::Sha256 => "SHA-256",
-    }
-}
-
-fn hash(algorithm: DigestAlgorithm, text: &str) -> String {
-    match algorithm {
-        DigestAlgorithm::Md5 => hex::encode(Md5::digest(text.as_bytes())),
-        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(text.as_bytes())),
-    }
-}
-
 /// The expected `response` (RFC 7616 s3.4.1) for an HA1.
 pub fn digest_response(
     algorithm: DigestAlgorithm,
@@ -111,10 +96,10 @@ pub fn digest_response(
     uri: &str,
     qop: Option<(&str, &str, &str)>,
 ) -> String {
-    let ha2 = hash(algorithm, &format!("{method}:{uri}"));
+    let ha2 = algorithm.hash(&format!("{method}:{uri}"));
     match qop {
-        Some((qop, nc, cnonce)) => hash(algorithm, &format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
-        None => hash(algorithm, &format!("{ha1}:{nonce}:{ha2}")),
+        Some((qop, nc, cnonce)) => algorithm.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
+        None => algorithm.hash(&format!("{ha1}:{nonce}:{ha2}")),
     }
 }
 
@@ -260,7 +245,7 @@ impl DigestServer {
             .map(|&a| {
                 format!(
                     "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
-                    algorithm_name(a)
+                    a.as_str()
                 )
             })
             .collect()
@@ -330,7 +315,7 @@ pub fn answer_challenge(
     let realm = p.get("realm")?;
     let nonce = p.get("nonce")?;
     let algorithm = algorithm(p.get("algorithm"))?;
-    let ha1 = offhook_directory::digest_ha1(algorithm, username, realm, password);
+    let ha1 = algorithm.ha1(username, realm, password);
     let offers_auth = p
         .get("qop")
         .is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
@@ -339,7 +324,7 @@ pub fn answer_challenge(
     let mut value = format!(
         "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
          response=\"{response}\", algorithm={}",
-        algorithm_name(algorithm)
+        algorithm.as_str()
     );
     if offers_auth {
         value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
@@ -354,7 +339,7 @@ mod tests {
     #[test]
     fn rfc_2617_known_answer() {
         // RFC 2617 s3.5 (HTTP, same computation): Mufasa / "Circle Of Life".
-        let ha1 = offhook_directory::digest_ha1(
+        let ha1 = DigestAlgorithm::ha1(
             DigestAlgorithm::Md5,
             "Mufasa",
             "testrealm@host.com",
@@ -381,8 +366,7 @@ mod tests {
                 "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
             ),
         ] {
-            let ha1 =
-                offhook_directory::digest_ha1(algorithm, "Mufasa", "http-auth@example.org", "Circle of Life");
+            let ha1 = algorithm.ha1("Mufasa", "http-auth@example.org", "Circle of Life");
             let response = digest_response(
                 algorithm,
                 &ha1,
@@ -404,13 +388,13 @@ mod tests {
             let answer =
                 answer_challenge(&challenge, "REGISTER", "sip:demo.test", "alice", "pw123456", "c1").unwrap();
             let creds = Credentials::parse(&answer).unwrap();
-            let ha1 = offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "pw123456");
+            let ha1 = creds.algorithm.ha1("alice", "demo.test", "pw123456");
             assert_eq!(server.verify(&creds, "REGISTER", &ha1, 1_010, &mut store), Ok(()));
             assert_eq!(
                 server.verify(&creds, "REGISTER", &ha1, 1_011, &mut store),
                 Err(AuthError::Replay)
             );
-            let wrong = offhook_directory::digest_ha1(creds.algorithm, "alice", "demo.test", "nope");
+            let wrong = creds.algorithm.ha1("alice", "demo.test", "nope");
             assert_eq!(
                 server.verify(&creds, "REGISTER", &wrong, 1_012, &mut store),
                 Err(AuthError::Mismatch)

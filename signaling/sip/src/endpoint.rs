@@ -1,9 +1,9 @@
-//! The signaling node's one event loop (the tokio edge of the transaction layer):
-//! it parses what the transports deliver, answers unparsable requests with 400,
-//! stamps `received`/`rport` (RFC 3581), feeds the [`TransactionLayer`], sleeps
-//! until its next deadline, sends what it asks, and hands requests and responses
-//! to the transaction users (registrar, proxy) that run as tasks and talk back
-//! through [`Ctx`].
+//! The endpoint: one event loop per SIP socket set (the tokio edge of the
+//! transaction layer). It parses what the transports deliver, answers unparsable
+//! requests with 400, stamps `received`/`rport` (RFC 3581), feeds the
+//! [`TransactionLayer`], sleeps until its next deadline, sends what it asks, and
+//! hands requests and responses to the transaction users (the proxy, the relay,
+//! a test UA), which talk back through [`Ctx`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::counters::MessageCounts;
-use crate::sip::{self, Message, Request, Response};
-use crate::transaction::{ClientKey, Output, ServerKey, TransactionLayer};
-use crate::transport::{Flow, Inbound, Transports};
+use crate::counters::MessageCounts;
+use crate::message::{self as sip, Message, Request, Response};
+use tokio::net::UdpSocket;
+
+use crate::transaction::{ClientKey, Output, ServerKey, Timers, TransactionLayer};
+use crate::transport::{self, Flow, Inbound, Transports};
 
 /// What a transaction user hears on a client transaction.
 #[derive(Debug)]
@@ -179,14 +181,16 @@ pub enum Upcall {
     },
 }
 
-pub(crate) struct Engine {
-    pub layer: TransactionLayer,
-    pub transports: Transports,
-    pub inbound: mpsc::Receiver<Inbound>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
-    pub commands_tx: mpsc::UnboundedSender<Command>,
-    pub upcalls: mpsc::UnboundedSender<Upcall>,
-    pub stats: Arc<Stats>,
+/// The loop (see the module comment).
+#[derive(Debug)]
+pub struct Engine {
+    layer: TransactionLayer,
+    transports: Transports,
+    inbound: mpsc::Receiver<Inbound>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_tx: mpsc::UnboundedSender<Command>,
+    upcalls: mpsc::UnboundedSender<Upcall>,
+    stats: Arc<Stats>,
     clients: HashMap<ClientKey, mpsc::UnboundedSender<ClientEvent>>,
     cancel_watchers: HashMap<ServerKey, oneshot::Sender<()>>,
     /// CANCELs that arrived before their INVITE's user asked to watch.
@@ -237,7 +241,9 @@ fn stamp_received(request: &mut Request, flow: &Flow) {
 }
 
 impl Engine {
-    pub(crate) fn new(
+    /// A loop over `layer` that reads `inbound`, sends through `transports` and
+    /// hands up on `upcalls`.
+    pub fn new(
         layer: TransactionLayer,
         transports: Transports,
         inbound: mpsc::Receiver<Inbound>,
@@ -259,14 +265,15 @@ impl Engine {
         }
     }
 
-    pub(crate) fn ctx(&self) -> Ctx {
+    /// A handle on the loop for transaction users.
+    pub fn ctx(&self) -> Ctx {
         Ctx {
             commands: self.commands_tx.clone(),
         }
     }
 
     /// Runs until the transports and every user are gone.
-    pub(crate) async fn run(mut self) {
+    pub async fn run(mut self) {
         loop {
             let deadline = self.layer.poll_timeout().map(tokio::time::Instant::from_std);
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -458,5 +465,58 @@ impl Engine {
         self.cancel_watchers.retain(|_, notify| !notify.is_closed());
         let layer = &self.layer;
         self.early_cancels.retain(|key| !layer.is_answered(key));
+    }
+}
+
+/// A bare SIP user agent endpoint on one UDP socket: the event loop and the
+/// transaction layer without registrar or proxy, for user agents such as the
+/// media relay. Requests and stray messages arrive on `upcalls`.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Sends and answers through the loop.
+    pub ctx: Ctx,
+    /// What arrives for the user agent.
+    pub upcalls: mpsc::UnboundedReceiver<Upcall>,
+    /// The socket's address.
+    pub local: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Endpoint {
+    /// Binds UDP at `addr` and starts the loop with these timers.
+    pub async fn udp(addr: std::net::SocketAddr, timers: Timers) -> std::io::Result<Self> {
+        let (inbound_tx, inbound) = mpsc::channel(1024);
+        let transports = Transports::new(inbound_tx, 64 * 1024);
+        let socket = UdpSocket::bind(addr).await?;
+        let local = socket.local_addr()?;
+        let udp = tokio::spawn({
+            let transports = transports.clone();
+            async move {
+                let _ = transport::serve_udp(socket, transports).await;
+            }
+        });
+        let (upcalls_tx, upcalls) = mpsc::unbounded_channel();
+        let engine = Engine::new(
+            TransactionLayer::new(timers),
+            transports,
+            inbound,
+            upcalls_tx,
+            Arc::default(),
+        );
+        let ctx = engine.ctx();
+        Ok(Self {
+            ctx,
+            upcalls,
+            local,
+            tasks: vec![udp, tokio::spawn(engine.run())],
+        })
     }
 }

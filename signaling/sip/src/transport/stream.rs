@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use super::accept::accept_loop;
 use super::{Flow, TransportKind, Transports};
-use crate::sip::StreamFramer;
+use crate::message::StreamFramer;
 use std::sync::atomic::Ordering;
 
 /// Accepts TCP connections until the core goes away.
