@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use offhook_sip::endpoint::{ClientEvent, Endpoint};
-use offhook_sip::message::{NameAddr, Request, Response};
+use offhook_sip::legacy::{ClientEvent, Endpoint};
+use offhook_sip::message::{Method, NameAddr, Request, Response};
 use offhook_sip::transport::{Flow, TransportKind};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -37,7 +37,7 @@ pub async fn click(web: &str, icon: &str) -> Value {
 /// When the grant has no target or token.
 pub fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
     let target = grant["target"].as_str().unwrap();
-    let mut r = Request::new("INVITE", target);
+    let mut r = Request::new(Method::Invite, target);
     r.headers.push(
         "Via",
         &format!("SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport"),
@@ -91,13 +91,13 @@ pub async fn final_response(ua: &Endpoint, request: Request, proxy: SocketAddr) 
 ///
 /// # Panics
 /// When the answer has no Contact.
-pub fn in_dialog(method: &str, ok: &Response, invite: &Request, local: SocketAddr, cseq: u32) -> Request {
+pub fn in_dialog(method: Method, ok: &Response, invite: &Request, local: SocketAddr, cseq: u32) -> Request {
     let contact = ok
         .headers
         .get("Contact")
         .and_then(|c| NameAddr::parse(c).ok())
         .unwrap();
-    let mut r = Request::new(method, &contact.uri);
+    let mut r = Request::new(method.clone(), &contact.uri);
     r.headers.push(
         "Via",
         &format!("SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}"),
@@ -137,7 +137,7 @@ pub fn ack(ua: &Endpoint, ok: &Response, invite: &Request, proxy: SocketAddr) {
         remote: proxy,
         conn: None,
     };
-    let request = in_dialog("ACK", ok, invite, ua.local, 1);
+    let request = in_dialog(Method::Ack, ok, invite, ua.local, 1);
     ua.ctx
         .send_stateless(offhook_sip::message::Message::Request(request), flow);
 }

@@ -19,7 +19,8 @@ use offhook_media::rtp::rtcp::{
     ReceiverReport, ReportBlock, RtcpPacket, SenderReport, build_compound, parse_compound,
 };
 use offhook_media::rtp::units::Ssrc;
-use offhook_sip::endpoint::Endpoint;
+use offhook_sip::legacy::Endpoint;
+use offhook_sip::message::Method;
 use offhook_sip::transaction::Timers;
 use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
 use offhook_tests::{Offhook, http_get, wait_for_metric};
@@ -129,7 +130,7 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
         relative_level(&last, 1000.0, 8000.0) > 0.3,
         "the echo of the tone came back"
     );
-    let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
+    let bye = final_response(&ua, in_dialog(Method::Bye, &ok, &request, ua.local, 2), proxy).await;
     assert_eq!(bye.status, 200);
     let rtcp = bye.headers.get("X-Offhook-RTCP").expect("the relay's RTCP stats");
     eprintln!(

@@ -19,7 +19,8 @@ use offhook_media::dsp::tone::Tone;
 use offhook_media::rtp::packet::parse;
 use offhook_media::rtp::report::is_rtcp;
 use offhook_media::soundcard::testing::{MONITOR, PulseServer, SINK};
-use offhook_sip::endpoint::Endpoint;
+use offhook_sip::legacy::Endpoint;
+use offhook_sip::message::Method;
 use offhook_sip::transaction::Timers;
 use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
 use offhook_tests::{Offhook, STEP_TIMEOUT, http_get, scratch_dir, wait_for_metric};
@@ -145,7 +146,7 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
             heard.extend(samples);
         }
     }
-    let bye = final_response(&ua, in_dialog("BYE", &ok, &request, ua.local, 2), proxy).await;
+    let bye = final_response(&ua, in_dialog(Method::Bye, &ok, &request, ua.local, 2), proxy).await;
     assert_eq!(bye.status, 200);
 
     let windows = heard.chunks_exact(2000).filter(|w| is_tone(w)).count();

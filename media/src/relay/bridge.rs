@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use offhook_sip::endpoint::Ctx;
-use offhook_sip::message::Response;
+use offhook_sip::legacy::Ctx;
+use offhook_sip::message::{Method, Response};
 use offhook_sip::transaction::ServerKey;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -123,8 +123,8 @@ async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
             },
             () = tokio::time::sleep_until(leg_at.unwrap_or(far)) => leg.handle_timeout(Instant::now()),
             request = dialog.recv() => match request {
-                Some(InDialog { request, .. }) if request.method == "ACK" => acked = true,
-                Some(InDialog { key: Some(bye_key), request }) if request.method == "BYE" => {
+                Some(InDialog { request, .. }) if request.method == Method::Ack => acked = true,
+                Some(InDialog { key: Some(bye_key), request }) if request.method == Method::Bye => {
                     let mut ok = request.response(200, "OK", None);
                     if let Some(reports) = leg.peer_reports() {
                         ok.headers.push(RTCP_HEADER, &reports.to_header());

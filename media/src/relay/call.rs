@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offhook_sip::endpoint::ClientEvent;
-use offhook_sip::message::{Request, Response};
+use offhook_sip::legacy::ClientEvent;
+use offhook_sip::message::{Method, Request, Response};
 use offhook_sip::transaction::ServerKey;
 use offhook_sip::transport::Flow;
 use offhook_vocab::headers;
@@ -208,7 +208,7 @@ async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow, reports: 
         .get("Contact")
         .and_then(|c| offhook_sip::message::NameAddr::parse(c).ok())
         .map_or_else(|| invite.uri.clone(), |c| c.uri);
-    let mut bye = Request::new("BYE", &target);
+    let mut bye = Request::new(Method::Bye, &target);
     let branch: u64 = rand::rng().random();
     bye.headers.push(
         "Via",

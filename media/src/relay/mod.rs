@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offhook_sip::endpoint::{Endpoint, Upcall};
+use offhook_sip::legacy::{Endpoint, Upcall};
 use offhook_sip::transaction::Timers;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -133,7 +133,7 @@ pub(crate) type LineSlot = Arc<Mutex<Option<LineHandle>>>;
 
 pub(crate) struct Shared {
     pub config: RelayConfig,
-    pub ctx: offhook_sip::endpoint::Ctx,
+    pub ctx: offhook_sip::legacy::Ctx,
     pub local: SocketAddr,
     pub rtp_ip: IpAddr,
     pub lines: HashMap<String, LineSlot>,

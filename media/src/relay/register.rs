@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offhook_sip::auth::answer_challenge;
-use offhook_sip::endpoint::ClientEvent;
-use offhook_sip::message::Request;
+use offhook_sip::legacy::ClientEvent;
+use offhook_sip::message::{Method, Request};
 use offhook_sip::transport::{Flow, TransportKind};
 use rand::Rng;
 
@@ -27,7 +27,7 @@ fn hex_string() -> String {
 
 fn register_request(shared: &Shared, line: &str, call_id: &str, cseq: u32, auth: Option<&str>) -> Request {
     let c = &shared.config;
-    let mut r = Request::new("REGISTER", &format!("sip:{}", c.domain));
+    let mut r = Request::new(Method::Register, &format!("sip:{}", c.domain));
     r.headers.push(
         "Via",
         &format!("SIP/2.0/UDP {};branch={};rport", shared.local, branch()),

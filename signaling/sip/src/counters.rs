@@ -1,5 +1,5 @@
-//! Lock-free counters of SIP messages a node receives: requests by method and
-//! responses by class (1xx-6xx), read by the metrics publisher. Methods outside
+//! Lock-free counters of SIP messages an endpoint receives: requests by method and
+//! responses by class (1xx-6xx), and what did not parse; read by the metrics publisher. Methods outside
 //! RFC 3261 and its common extensions share one `other` counter, so a peer cannot
 //! grow the set of labels.
 
@@ -92,5 +92,52 @@ mod tests {
                 ("6xx", 1)
             ]
         );
+    }
+}
+
+/// Counters of one endpoint: what arrived and what did not parse.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages that did not parse.
+    pub unparsable: AtomicU64,
+    /// Of those, answered with 400.
+    pub answered_400: AtomicU64,
+    /// Requests received, all methods.
+    pub requests: AtomicU64,
+    /// Responses received.
+    pub responses: AtomicU64,
+    /// Requests received by method, responses by class.
+    pub messages: MessageCounts,
+}
+
+impl Stats {
+    /// The counters as (metric name, Prometheus labels, value), for the
+    /// directory's node metrics.
+    pub fn metric_values(&self) -> Vec<(String, String, i64)> {
+        let value = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut values: Vec<(String, String, i64)> = self
+            .messages
+            .requests()
+            .map(|(method, n)| {
+                (
+                    "offhook_sip_requests_received_total".to_owned(),
+                    format!("method=\"{method}\""),
+                    value(n),
+                )
+            })
+            .collect();
+        values.extend(self.messages.responses().map(|(class, n)| {
+            (
+                "offhook_sip_responses_received_total".to_owned(),
+                format!("class=\"{class}\""),
+                value(n),
+            )
+        }));
+        values.push((
+            "offhook_sip_unparsable_total".to_owned(),
+            String::new(),
+            value(self.unparsable.load(Ordering::Relaxed)),
+        ));
+        values
     }
 }

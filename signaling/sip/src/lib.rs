@@ -1,15 +1,19 @@
 //! offhook's SIP stack, shared by every user agent of the project: the signaling
 //! proxy, the media relay and the tests' user agents. Layered like a SIP stack
 //! should be (RFC 3261 s5): [`message`] (parser and printer), [`transaction`]
-//! (sans-IO, RFC-named timers), [`transport`] (the tokio edge: UDP, TCP, TLS,
-//! WebSocket), [`endpoint`] (one event loop over the transaction layer), and
+//! (sans-IO, RFC-named timers), [`endpoint`] (the sans-IO core every element
+//! runs on: inbound checks, transactions, CANCEL, our identity and ids),
+//! [`transport`] and [`driver`] (the tokio edge: UDP, TCP, TLS, WebSocket), and
 //! [`auth`] (digest, both sides). No SQL and no application policy here.
+//! ([`legacy`] is the former task-based loop, until its last user moves.)
 
 pub mod auth;
 mod counters;
+pub mod driver;
 pub mod endpoint;
+pub mod legacy;
 pub mod message;
 pub mod transaction;
 pub mod transport;
 
-pub use counters::MessageCounts;
+pub use counters::{MessageCounts, Stats};

@@ -99,7 +99,7 @@ fn tortuous_invite_reads_right() {
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(
         r.cseq().map(|c| (c.number, c.method)),
-        Some((9, "INVITE".to_owned()))
+        Some((9, offhook_sip::message::Method::Invite))
     );
     assert_eq!(r.headers.get("Max-Forwards"), Some("0068"));
     assert_eq!(

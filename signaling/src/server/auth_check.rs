@@ -74,7 +74,7 @@ pub(crate) async fn authenticate(
     let verdict = {
         let mut nonces = lock(&node.nonces);
         node.digest
-            .verify(&credentials, &request.method, &ha1, now, &mut *nonces)
+            .verify(&credentials, request.method.as_str(), &ha1, now, &mut *nonces)
     };
     match verdict {
         Ok(()) => Authenticated::Account(account),

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use offhook_directory::Directory;
 use offhook_directory::limits::Limiter;
+use offhook_sip::Stats;
 use offhook_sip::auth::{DigestServer, MemoryNonceStore};
-use offhook_sip::endpoint::{Engine, Stats, Upcall};
+use offhook_sip::legacy::{Engine, Upcall};
 use offhook_sip::transaction::{Timers, TransactionLayer};
 use offhook_sip::transport::{self, Transports};
 use tokio::net::{TcpListener, UdpSocket};

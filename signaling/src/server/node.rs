@@ -16,7 +16,7 @@ use super::lines::LinePool;
 use crate::config::SignalingConfig;
 use offhook_directory::limits::Limiter;
 use offhook_sip::auth::{DigestServer, MemoryNonceStore};
-use offhook_sip::endpoint::Ctx;
+use offhook_sip::legacy::Ctx;
 use offhook_sip::message::{Request, Uri};
 use offhook_sip::transport::{ConnId, Flow, TransportKind, Transports};
 

@@ -20,8 +20,8 @@ use super::node::{Node, TrackedCall, lock};
 use super::now_ms;
 use super::route::{Routed, Target, route};
 use offhook_directory::limits::Refusal;
-use offhook_sip::endpoint::ClientEvent;
-use offhook_sip::message::{Message, NameAddr, Request, Response, Uri, Via};
+use offhook_sip::legacy::ClientEvent;
+use offhook_sip::message::{Message, Method, NameAddr, Request, Response, Uri, Via};
 use offhook_sip::transaction::ServerKey;
 use offhook_sip::transport::Flow;
 
@@ -352,7 +352,7 @@ pub(crate) async fn in_dialog(node: Arc<Node>, key: ServerKey, request: Request)
             ClientEvent::Timeout => request.response(408, "Request Timeout", None),
         };
         let last = response.status >= 200;
-        if last && request.method == "BYE" {
+        if last && request.method == Method::Bye {
             end_dialog(&node, &request).await;
         }
         node.ctx.respond(&key, response);

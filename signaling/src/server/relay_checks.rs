@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use super::node::Node;
 use super::now_ms;
 use crate::health::{Health, HealthConfig, HealthOutput, ProbeId, RelayHealth};
-use offhook_sip::endpoint::ClientEvent;
-use offhook_sip::message::Request;
+use offhook_sip::legacy::ClientEvent;
+use offhook_sip::message::{Method, Request};
 
 /// The OPTIONS probe of a relay's contact.
 fn probe(node: &Node, contact: &str, kind: offhook_sip::transport::TransportKind) -> Request {
     let tag: String = hex::encode(rand::rng().random::<[u8; 6]>());
-    let mut request = Request::new("OPTIONS", contact);
+    let mut request = Request::new(Method::Options, contact);
     request.headers.push("Via", &node.via(kind));
     request.headers.push("Max-Forwards", "70");
     request

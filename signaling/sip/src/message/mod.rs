@@ -9,6 +9,7 @@
 
 mod framer;
 pub(crate) mod headers;
+mod method;
 mod parse;
 mod uri;
 mod validate;
@@ -16,6 +17,7 @@ mod views;
 
 pub use framer::{FramingError, StreamFramer};
 pub use headers::Headers;
+pub use method::Method;
 pub use parse::{ParseError, parse};
 pub use uri::Uri;
 pub use validate::{Rejection, validate_request};
@@ -33,8 +35,8 @@ pub enum Message {
 /// A SIP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// Method, as sent (case-sensitive per RFC 3261 s7.1).
-    pub method: String,
+    /// Method (case-sensitive per RFC 3261 s7.1).
+    pub method: Method,
     /// Request-URI, as text.
     pub uri: String,
     /// Headers in order.
@@ -93,9 +95,9 @@ fn print(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
 
 impl Request {
     /// A request with no headers and no body.
-    pub fn new(method: &str, uri: &str) -> Self {
+    pub fn new(method: Method, uri: &str) -> Self {
         Self {
-            method: method.to_owned(),
+            method,
             uri: uri.to_owned(),
             headers: Headers::default(),
             body: Vec::new(),

@@ -5,7 +5,7 @@
 
 use super::headers::Headers;
 use super::views::{CSeq, NameAddr, Via};
-use super::{Message, Request, Response};
+use super::{Message, Method, Request, Response};
 
 /// Why bytes are not an acceptable SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +94,7 @@ fn start(line: &str) -> Result<Message, ParseError> {
             ParseError::Version
         });
     }
-    Ok(Message::Request(Request::new(first, uri)))
+    Ok(Message::Request(Request::new(Method::from_token(first), uri)))
 }
 
 /// Whether `uri` starts with `scheme ":"` (RFC 3986 s3.1), so `<sip:a@b>` is refused.
@@ -172,7 +172,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
 }
 
 /// RFC 3261 s8.1.1: what every message must carry, in a form we can use.
-fn validate(headers: &Headers, method: Option<&str>) -> Result<(), ParseError> {
+fn validate(headers: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         if !headers.contains(name) {
             return Err(ParseError::Missing(name));
@@ -185,7 +185,7 @@ fn validate(headers: &Headers, method: Option<&str>) -> Result<(), ParseError> {
     }
     let cseq = CSeq::parse(headers.get("CSeq").unwrap_or("")).map_err(|_| ParseError::BadHeader("CSeq"))?;
     if let Some(method) = method
-        && cseq.method != method
+        && cseq.method != *method
     {
         return Err(ParseError::CSeqMismatch);
     }

@@ -5,8 +5,8 @@
 //! with. What only a proxy or a UA can judge (Max-Forwards 0, Require, unknown
 //! body types) is theirs.
 
-use super::Request;
 use super::views::NameAddr;
+use super::{Method, Request};
 
 /// Why a well-formed request is refused, and how to answer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +47,7 @@ pub fn validate_request(request: &Request) -> Result<(), Rejection> {
             reason: "Bad Request-URI",
         });
     }
-    if request.method == "REGISTER"
+    if request.method == Method::Register
         && !request
             .headers
             .get("To")

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::Method;
 use super::uri::Uri;
 
 /// Why a header value does not parse.
@@ -236,7 +237,7 @@ pub struct CSeq {
     /// Sequence number (< 2**31 per RFC 3261 s8.1.1.5).
     pub number: u32,
     /// Method.
-    pub method: String,
+    pub method: Method,
 }
 
 impl CSeq {
@@ -252,7 +253,7 @@ impl CSeq {
         }
         Ok(Self {
             number,
-            method: method.to_owned(),
+            method: Method::from_token(method),
         })
     }
 }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{ClientKey, Output, Step, Timers};
-use crate::message::{Message, Request, Response};
+use crate::message::{Message, Method, Request, Response};
 use crate::transport::Flow;
 
 /// Timer D on unreliable transports (at least 32 s, RFC 3261 s17.1.1.2).
@@ -59,7 +59,7 @@ impl ClientTx {
     ) -> Self {
         let unreliable = !flow.kind.is_reliable();
         let first = unreliable.then(|| (now + timers.t1, timers.t1));
-        let state = if request.method == "INVITE" {
+        let state = if request.method == Method::Invite {
             State::Calling {
                 timer_a: first,
                 timer_b: now + timers.long(),
@@ -100,7 +100,7 @@ impl ClientTx {
 
     /// RFC 3261 s17.1.1.3: the ACK of a non-2xx final response.
     fn ack_for(&self, response: &Response) -> Request {
-        let mut ack = Request::new("ACK", &self.request.uri);
+        let mut ack = Request::new(Method::Ack, &self.request.uri);
         if let Some(via) = self.request.headers.get("Via") {
             ack.headers.push("Via", via);
         }

@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::message::{Message, Request, Response};
+use crate::message::{Message, Method, Request, Response};
 use crate::transport::Flow;
 
 use client::ClientTx;
@@ -59,14 +59,14 @@ impl Timers {
 pub struct ServerKey {
     branch: String,
     sent_by: String,
-    method: String,
+    method: Method,
 }
 
 /// Identifies a client transaction (RFC 3261 s17.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientKey {
     branch: String,
-    method: String,
+    method: Method,
 }
 
 impl ClientKey {
@@ -76,7 +76,7 @@ impl ClientKey {
     }
 
     /// The method of that request.
-    pub fn method(&self) -> &str {
+    pub fn method(&self) -> &Method {
         &self.method
     }
 }
@@ -120,6 +120,8 @@ pub enum Output {
     StrayResponse {
         /// The response.
         response: Response,
+        /// Where it came from.
+        flow: Flow,
     },
     /// Timer B or F: no final response came; the user acts as on a 408.
     Timeout {
@@ -176,9 +178,9 @@ const MAGIC: &str = "z9hG4bK";
 fn server_key(request: &Request) -> Option<ServerKey> {
     let via = request.top_via()?;
     let branch = via.branch().unwrap_or("").to_owned();
-    let method = match request.method.as_str() {
-        "ACK" => "INVITE".to_owned(),
-        other => other.to_owned(),
+    let method = match &request.method {
+        Method::Ack => Method::Invite,
+        other => other.clone(),
     };
     let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(0));
     if branch.starts_with(MAGIC) {
@@ -233,7 +235,7 @@ impl TransactionLayer {
     pub fn handle_message(&mut self, now: Instant, message: Message, flow: Flow) {
         match message {
             Message::Request(request) => self.handle_request(now, request, flow),
-            Message::Response(response) => self.handle_response(now, response),
+            Message::Response(response) => self.handle_response(now, response, flow),
         }
     }
 
@@ -251,7 +253,7 @@ impl TransactionLayer {
             }
             return;
         }
-        if request.method == "ACK" {
+        if request.method == Method::Ack {
             self.out.push_back(Output::Ack { request, flow });
             return;
         }
@@ -261,7 +263,7 @@ impl TransactionLayer {
         self.out.push_back(Output::Request { key, request, flow });
     }
 
-    fn handle_response(&mut self, now: Instant, response: Response) {
+    fn handle_response(&mut self, now: Instant, response: Response, flow: Flow) {
         let Some(key) = client_key(&response) else {
             return;
         };
@@ -276,7 +278,7 @@ impl TransactionLayer {
                     Step::Stay => self.rescheduled(TxId::Client(key), before),
                 }
             }
-            None => self.out.push_back(Output::StrayResponse { response }),
+            None => self.out.push_back(Output::StrayResponse { response, flow }),
         }
     }
 
@@ -306,7 +308,7 @@ impl TransactionLayer {
     pub fn invite_for_cancel(&self, cancel: &Request) -> Option<ServerKey> {
         let key = server_key(cancel)?;
         let invite = ServerKey {
-            method: "INVITE".to_owned(),
+            method: Method::Invite,
             ..key
         };
         self.servers.contains_key(&invite).then_some(invite)

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Output, ServerKey, Step, Timers, TransactionError};
-use crate::message::{Message, Request, Response};
+use crate::message::{Message, Method, Request, Response};
 use crate::transport::Flow;
 
 #[derive(Debug)]
@@ -46,7 +46,7 @@ pub(crate) struct ServerTx {
 
 impl ServerTx {
     pub(crate) fn new(request: &Request, flow: Flow, timers: Timers) -> Self {
-        let state = if request.method == "INVITE" {
+        let state = if request.method == Method::Invite {
             State::InviteProceeding { last: None }
         } else {
             State::Trying
@@ -84,7 +84,7 @@ impl ServerTx {
 
     /// A retransmission of the request (or the ACK of our final response).
     pub(crate) fn on_request(&mut self, now: Instant, request: &Request, out: &mut VecDeque<Output>) -> Step {
-        let is_ack = request.method == "ACK";
+        let is_ack = request.method == Method::Ack;
         match &self.state {
             State::InviteProceeding { last: Some(last) } if !is_ack => self.send(last, out),
             State::InviteCompleted { .. } if is_ack => {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::message::{Message, Request, Response, parse};
+use crate::message::{Message, Method, Request, Response, parse};
 use crate::transport::{ConnId, Flow, TransportKind};
 
 fn flow(kind: TransportKind) -> Flow {
@@ -224,7 +224,7 @@ fn invite_client_acks_a_failure_once_and_absorbs_its_retransmission() {
     else {
         panic!("ACK")
     };
-    assert_eq!(ack.method, "ACK");
+    assert_eq!(ack.method, Method::Ack);
     assert_eq!(
         ack.top_via().unwrap().branch(),
         Some("z9hG4bKc1"),

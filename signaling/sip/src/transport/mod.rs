@@ -99,14 +99,22 @@ pub struct Flow {
     pub conn: Option<ConnId>,
 }
 
-/// One message's bytes as they arrived (a datagram, a framed stream message, or a
-/// WebSocket message).
+/// What a transport delivers to the core.
 #[derive(Debug)]
-pub struct Inbound {
-    /// Where it came from.
-    pub flow: Flow,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+pub enum Inbound {
+    /// One message's bytes as they arrived (a datagram, a framed stream
+    /// message, or a WebSocket message).
+    Message {
+        /// Where it came from.
+        flow: Flow,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A stream connection closed (the peer left, a framing error, a timeout).
+    Closed {
+        /// The connection's flow.
+        flow: Flow,
+    },
 }
 
 /// Why a send failed.
@@ -184,7 +192,11 @@ impl Transports {
             tracing::debug!(remote = %flow.remote, len = bytes.len(), "oversize message dropped");
             return true;
         }
-        self.inner.inbound.send(Inbound { flow, bytes }).await.is_ok()
+        self.inner
+            .inbound
+            .send(Inbound::Message { flow, bytes })
+            .await
+            .is_ok()
     }
 
     /// Registers a new stream connection; its writer drains the returned receiver.
@@ -226,6 +238,7 @@ impl Transports {
         read(flow).await;
         self.remove_connection(id);
         writing.abort();
+        let _ = self.inner.inbound.send(Inbound::Closed { flow }).await;
     }
 
     pub(crate) fn set_udp(&self, socket: Arc<UdpSocket>) {

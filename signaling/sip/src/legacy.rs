@@ -7,13 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::counters::MessageCounts;
-use crate::message::{self as sip, Message, Request, Response};
+use crate::counters::Stats;
+use crate::message::{self as sip, Message, Method, Request, Response};
 use tokio::net::UdpSocket;
 
 use crate::transaction::{ClientKey, Output, ServerKey, Timers, TransactionLayer};
@@ -52,53 +52,6 @@ pub(crate) enum Command {
         key: ServerKey,
         notify: oneshot::Sender<()>,
     },
-}
-
-/// Counters of the signaling node.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Messages that did not parse.
-    pub unparsable: AtomicU64,
-    /// Of those, answered with 400.
-    pub answered_400: AtomicU64,
-    /// Requests received, all methods.
-    pub requests: AtomicU64,
-    /// Responses received.
-    pub responses: AtomicU64,
-    /// Requests received by method, responses by class.
-    pub messages: MessageCounts,
-}
-
-impl Stats {
-    /// The counters as (metric name, Prometheus labels, value), for the
-    /// directory's node metrics.
-    pub fn metric_values(&self) -> Vec<(String, String, i64)> {
-        let value = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let mut values: Vec<(String, String, i64)> = self
-            .messages
-            .requests()
-            .map(|(method, n)| {
-                (
-                    "offhook_sip_requests_received_total".to_owned(),
-                    format!("method=\"{method}\""),
-                    value(n),
-                )
-            })
-            .collect();
-        values.extend(self.messages.responses().map(|(class, n)| {
-            (
-                "offhook_sip_responses_received_total".to_owned(),
-                format!("class=\"{class}\""),
-                value(n),
-            )
-        }));
-        values.push((
-            "offhook_sip_unparsable_total".to_owned(),
-            String::new(),
-            value(self.unparsable.load(Ordering::Relaxed)),
-        ));
-        values
-    }
 }
 
 /// A transaction user's handle on the loop; cheap to clone.
@@ -292,14 +245,16 @@ impl Engine {
     }
 
     async fn on_inbound(&mut self, inbound: Inbound) {
-        let Inbound { flow, bytes } = inbound;
+        let Inbound::Message { flow, bytes } = inbound else {
+            return;
+        };
         if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return; // keep-alive
         }
         match sip::parse(&bytes) {
             Ok(Message::Request(mut request)) => {
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                self.stats.messages.request(&request.method);
+                self.stats.messages.request(request.method.as_str());
                 stamp_received(&mut request, &flow);
                 self.layer
                     .handle_message(Instant::now(), Message::Request(request), flow);
@@ -360,7 +315,7 @@ impl Engine {
         let Some(invite) = self.layer.client_request(key) else {
             return;
         };
-        let mut cancel = Request::new("CANCEL", &invite.uri);
+        let mut cancel = Request::new(Method::Cancel, &invite.uri);
         for name in ["Via", "Route", "From", "To", "Call-ID", "Max-Forwards"] {
             if let Some(value) = invite.headers.get(name) {
                 cancel.headers.push(name, value);
@@ -387,7 +342,7 @@ impl Engine {
                     }
                 }
                 Output::Request { key, request, flow } => {
-                    if request.method == "CANCEL" {
+                    if request.method == Method::Cancel {
                         self.on_cancel(key, &request);
                     } else {
                         let _ = self.upcalls.send(Upcall::Request { key, request, flow });
@@ -396,11 +351,11 @@ impl Engine {
                 Output::Ack { request, .. } => {
                     let _ = self.upcalls.send(Upcall::Ack { request });
                 }
-                Output::StrayResponse { response } => {
+                Output::StrayResponse { response, .. } => {
                     let _ = self.upcalls.send(Upcall::StrayResponse { response });
                 }
                 Output::Response { key, response } => {
-                    let last = response.status >= 200 && key.method() != "INVITE";
+                    let last = response.status >= 200 && key.method() != &Method::Invite;
                     let unheard = match self.clients.get(&key) {
                         Some(events) => events.send(ClientEvent::Response(response)).err().map(|e| e.0),
                         None => Some(ClientEvent::Response(response)),
