@@ -97,7 +97,10 @@ pub struct CdrFilter {
 
 impl NewCdr {
     /// The row of a call that starts now, with a fresh id; the number validated.
-    pub(crate) fn into_cdr(self) -> Result<Cdr> {
+    ///
+    /// # Errors
+    /// A number the directory refuses.
+    pub fn into_cdr(self) -> Result<Cdr> {
         let new = self;
         Ok(Cdr {
             id: new_id("cdr"),

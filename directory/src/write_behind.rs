@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use offhook_vocab::{AnswerSource, HangupCause, LineState};
 
-use crate::cdrs::{Cdr, NewCdr};
+use crate::cdrs::Cdr;
 use crate::db::Directory;
 use crate::error::Result;
 
@@ -168,15 +168,14 @@ impl CallWriter {
         &self.stats
     }
 
-    /// Queues the CDR row of a call that starts now; returns it (with its id).
-    pub fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
-        let cdr = new.into_cdr()?;
+    /// Queues the CDR row of a call that starts now (its id and number are the
+    /// caller's: signaling makes them).
+    pub fn start_cdr(&self, cdr: Cdr) {
         self.push(Op::Cdr {
             id: cdr.id.clone(),
-            change: CdrChange::Start(Box::new(cdr.clone())),
+            change: CdrChange::Start(Box::new(cdr)),
             written: None,
         });
-        Ok(cdr)
     }
 
     /// Queues the line a call uses.

@@ -411,17 +411,18 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         // 500 calls queued at once: one batch or a few, every row complete.
         let mut ended = Vec::new();
         for n in 0..500 {
-            let cdr = writer.start_cdr(cdr_for(&a, &icon, &format!("c{n}"))).unwrap();
+            let cdr = cdr_for(&a, &icon, &format!("c{n}")).into_cdr().unwrap();
+            writer.start_cdr(cdr.clone());
             writer.answer_cdr(&cdr.id, 2_000, AnswerSource::Sip);
             ended.push(cdr.id);
         }
         assert!(
-            writer
-                .start_cdr(NewCdr {
-                    number: "55x".into(),
-                    ..cdr_for(&a, &icon, "bad")
-                })
-                .is_err()
+            NewCdr {
+                number: "55x".into(),
+                ..cdr_for(&a, &icon, "bad")
+            }
+            .into_cdr()
+            .is_err()
         );
         // Each end is queued when called; waiting for the last waits for all.
         let ends: Vec<_> = ended
@@ -455,7 +456,8 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         assert_eq!(routable[0].relay, "relay-1");
 
         // Closing writes what is queued.
-        let cdr = writer.start_cdr(cdr_for(&a, &icon, "last")).unwrap();
+        let cdr = cdr_for(&a, &icon, "last").into_cdr().unwrap();
+        writer.start_cdr(cdr.clone());
         writer.set_cdr_line(&cdr.id, &line);
         writer.close().await;
         let last = d

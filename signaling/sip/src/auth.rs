@@ -33,6 +33,9 @@ pub enum AuthError {
     /// The response does not match the password.
     #[error("wrong credentials")]
     Mismatch,
+    /// The digest `uri` is not the Request-URI (credentials taken from another request).
+    #[error("digest uri does not match the Request-URI")]
+    UriMismatch,
 }
 
 /// Parsed `Authorization` / `Proxy-Authorization` digest credentials.
@@ -128,6 +131,36 @@ pub trait NonceStore {
     fn advance(&mut self, nonce: &str, count: u32, now_secs: u64) -> bool;
 }
 
+/// What accepted credentials used: a nonce and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceUse {
+    /// The nonce.
+    pub nonce: String,
+    /// Its nonce-count (1 without qop).
+    pub count: u32,
+}
+
+/// Whether two URIs name the same resource (the digest `uri` and the
+/// Request-URI, RFC 7616 s3.4.6): the same text, or the same scheme, user,
+/// host and port.
+pub fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
+    if digest_uri.trim() == request_uri.trim() {
+        return true;
+    }
+    match (
+        crate::message::Uri::parse(digest_uri),
+        crate::message::Uri::parse(request_uri),
+    ) {
+        (Ok(a), Ok(b)) => {
+            a.scheme.eq_ignore_ascii_case(&b.scheme)
+                && a.user == b.user
+                && a.host.eq_ignore_ascii_case(&b.host)
+                && a.port.unwrap_or(5060) == b.port.unwrap_or(5060)
+        }
+        _ => false,
+    }
+}
+
 /// A [`NonceStore`] in memory, forgetting nonces after their lifetime.
 #[derive(Debug, Default)]
 pub struct MemoryNonceStore {
@@ -210,9 +243,10 @@ impl DigestServer {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
-    /// A fresh, unique nonce for `realm` at `now_secs`.
-    pub fn nonce(&self, realm: &str, now_secs: u64) -> String {
-        let salt = hex::encode(rand::random::<[u8; 8]>());
+    /// A nonce for `realm` at `now_secs`, unique by its `salt` (random, from
+    /// the caller's RNG).
+    pub fn nonce(&self, realm: &str, now_secs: u64, salt: u64) -> String {
+        let salt = format!("{salt:016x}");
         format!("{now_secs:x}.{salt}.{}", self.nonce_mac(now_secs, &salt, realm))
     }
 
@@ -226,8 +260,9 @@ impl DigestServer {
         now_secs: u64,
         stale: bool,
         user_agent: Option<&str>,
+        salt: u64,
     ) -> Vec<String> {
-        let nonce = self.nonce(realm, now_secs);
+        let nonce = self.nonce(realm, now_secs, salt);
         let stale = if stale { ", stale=true" } else { "" };
         let md5_only = user_agent.is_some_and(|ua| {
             let ua = ua.to_ascii_lowercase();
@@ -251,15 +286,22 @@ impl DigestServer {
             .collect()
     }
 
-    /// Checks credentials for `method` against the stored HA1 of their algorithm.
-    pub fn verify(
+    /// Checks credentials for a request (`method`) against the stored HA1 of
+    /// their algorithm; `uri_ok` judges the digest `uri` (the caller knows which
+    /// URIs name the request: [`same_uri`]). What the nonce was used for comes
+    /// back, to be recorded with [`NonceStore::advance`] once the caller accepts
+    /// it (a count that does not grow is a replay).
+    pub fn check(
         &self,
         credentials: &Credentials,
         method: &str,
+        uri_ok: impl FnOnce(&str) -> bool,
         ha1: &str,
         now_secs: u64,
-        store: &mut dyn NonceStore,
-    ) -> Result<(), AuthError> {
+    ) -> Result<NonceUse, AuthError> {
+        if !uri_ok(&credentials.uri) {
+            return Err(AuthError::UriMismatch);
+        }
         let mut parts = credentials.nonce.split('.');
         let (Some(issued), Some(salt), Some(mac), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -294,10 +336,10 @@ impl DigestServer {
             Some((_, nc, _)) => u32::from_str_radix(nc, 16).map_err(|_| AuthError::Malformed)?,
             None => 1,
         };
-        if !store.advance(&credentials.nonce, count, now_secs) {
-            return Err(AuthError::Replay);
-        }
-        Ok(())
+        Ok(NonceUse {
+            nonce: credentials.nonce.clone(),
+            count,
+        })
     }
 }
 
@@ -382,45 +424,61 @@ mod tests {
     #[test]
     fn challenge_answer_verify_replay_stale() {
         let server = DigestServer::new(b"secret".to_vec(), 300);
-        for challenge in server.challenges("demo.test", 1_000, false, None) {
+        const URI: &str = "sip:demo.test";
+        for challenge in server.challenges("demo.test", 1_000, false, None, 7) {
             // Both challenges share a nonce: each answer gets its own store here.
             let mut store = MemoryNonceStore::default();
-            let answer =
-                answer_challenge(&challenge, "REGISTER", "sip:demo.test", "alice", "pw123456", "c1").unwrap();
+            let answer = answer_challenge(&challenge, "REGISTER", URI, "alice", "pw123456", "c1").unwrap();
             let creds = Credentials::parse(&answer).unwrap();
             let ha1 = creds.algorithm.ha1("alice", "demo.test", "pw123456");
-            assert_eq!(server.verify(&creds, "REGISTER", &ha1, 1_010, &mut store), Ok(()));
-            assert_eq!(
-                server.verify(&creds, "REGISTER", &ha1, 1_011, &mut store),
-                Err(AuthError::Replay)
-            );
+            let ok = |uri: &str| same_uri(uri, URI);
+            let used = server.check(&creds, "REGISTER", ok, &ha1, 1_010).unwrap();
+            assert_eq!(used.count, 1);
+            assert!(store.advance(&used.nonce, used.count, 1_010));
+            assert!(!store.advance(&used.nonce, used.count, 1_011), "a replay");
             let wrong = creds.algorithm.ha1("alice", "demo.test", "nope");
             assert_eq!(
-                server.verify(&creds, "REGISTER", &wrong, 1_012, &mut store),
+                server.check(&creds, "REGISTER", ok, &wrong, 1_012),
                 Err(AuthError::Mismatch)
             );
-            let mut fresh = MemoryNonceStore::default();
             assert_eq!(
-                server.verify(&creds, "REGISTER", &ha1, 2_000, &mut fresh),
+                server.check(&creds, "REGISTER", ok, &ha1, 2_000),
                 Err(AuthError::Stale)
+            );
+            assert_eq!(
+                server.check(&creds, "REGISTER", |u| same_uri(u, "sip:other.test"), &ha1, 1_010),
+                Err(AuthError::UriMismatch),
+                "credentials of another request"
+            );
+            assert!(
+                server
+                    .check(
+                        &creds,
+                        "REGISTER",
+                        |u| same_uri(u, "sip:DEMO.test:5060"),
+                        &ha1,
+                        1_010
+                    )
+                    .is_ok(),
+                "the same URI written otherwise"
             );
             let other = DigestServer::new(b"other".to_vec(), 300);
             assert_eq!(
-                other.verify(&creds, "REGISTER", &ha1, 1_010, &mut fresh),
+                other.check(&creds, "REGISTER", ok, &ha1, 1_010),
                 Err(AuthError::UnknownNonce)
             );
         }
-        assert!(server.challenges("r", 0, false, None)[1].contains("algorithm=SHA-256"));
-        assert!(server.challenges("r", 0, true, None)[1].contains("stale=true"));
+        assert!(server.challenges("r", 0, false, None, 1)[1].contains("algorithm=SHA-256"));
+        assert!(server.challenges("r", 0, true, None, 1)[1].contains("stale=true"));
         // Settings: SHA-256 only, and MD5 alone for a client that cannot skip one.
         let quirks = ["baresip".to_owned()];
         let sha = server
             .clone()
             .with_algorithms(vec![DigestAlgorithm::Sha256], &quirks);
-        let offered = sha.challenges("r", 0, false, Some("Linphone/5.2"));
+        let offered = sha.challenges("r", 0, false, Some("Linphone/5.2"), 1);
         assert_eq!(offered.len(), 1);
         assert!(offered[0].contains("algorithm=SHA-256"));
-        let offered = sha.challenges("r", 0, false, Some("baresip v1.0.0 (x86_64/linux)"));
+        let offered = sha.challenges("r", 0, false, Some("baresip v1.0.0 (x86_64/linux)"), 1);
         assert_eq!(offered.len(), 1);
         assert!(offered[0].contains("algorithm=MD5"));
         assert_eq!(algorithm_named("sha-256"), Some(DigestAlgorithm::Sha256));

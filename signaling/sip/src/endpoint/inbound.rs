@@ -35,7 +35,9 @@ pub(crate) enum Verdict {
 
 const ROUTING: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
 
-/// A reply to bytes that look like a request with enough headers to route one.
+/// A reply to bytes that look like a request with a Via to route it by (RFC
+/// 4475 s3.3.1: even a request missing From, To and Call-ID gets its 400, with
+/// the headers it has).
 fn reply_to_unparsable(bytes: &[u8], err: &ParseError) -> Option<Response> {
     let text = String::from_utf8_lossy(bytes);
     let (head, _) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
@@ -59,14 +61,12 @@ fn reply_to_unparsable(bytes: &[u8], err: &ParseError) -> Option<Response> {
             continue;
         };
         let name = canonical_name(name.trim());
-        if ROUTING.contains(&name.as_str()) && !response.headers.contains(&name) {
+        let once = name != "Via" && response.headers.contains(&name);
+        if ROUTING.contains(&name.as_str()) && !once {
             response.headers.push(&name, value.trim());
         }
     }
-    ROUTING
-        .iter()
-        .all(|h| response.headers.contains(h))
-        .then_some(response)
+    response.headers.contains("Via").then_some(response)
 }
 
 /// The option tags of `header` that are not in `supported`.
