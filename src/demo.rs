@@ -164,9 +164,13 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         .bound
         .ws
         .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
-    let served = serve_web(listener, directory, &sip_ws_url).await;
-    drop(relay);
+    let served = serve_web(listener, directory.clone(), &sip_ws_url).await;
+    // Shutdown order: the web stopped taking clicks; signaling drains (its calls
+    // end with a BYE both ways, their CDRs are written); then the relay goes,
+    // and the directory closes last, so that nothing is written to a closed pool.
     signaling.shutdown().await;
+    drop(relay);
+    directory.close().await;
     served
 }
 
@@ -241,7 +245,9 @@ async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {
 /// `offhook web`.
 pub async fn run_web(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
-    serve_web(bind(config).await?, directory, &config.web.sip_ws_url).await
+    let served = serve_web(bind(config).await?, directory.clone(), &config.web.sip_ws_url).await;
+    directory.close().await;
+    served
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
@@ -255,6 +261,5 @@ async fn serve_web(listener: TcpListener, directory: Directory, sip_ws_url: &str
     println!("offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)");
     let state = offhook_web::AppState::new(directory.clone(), sip_ws_url.to_owned()).await?;
     offhook_web::serve(listener, state, shutdown_signal()).await?;
-    directory.close().await;
     Ok(())
 }

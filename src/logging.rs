@@ -1,5 +1,6 @@
 //! Log setup: tracing-subscriber to stderr, filtered by `RUST_LOG` (or the
-//! configured filter), as text or one JSON object per line.
+//! configured filter), as text or one JSON object per line; colours only when
+//! stderr is a terminal (a journal or a file gets plain text).
 
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +21,7 @@ pub fn init(config: &LogConfig) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if config.json {
         builder.json().init();

@@ -63,6 +63,11 @@ pub struct SignalingConfig {
     /// Clients (a part of their User-Agent, any case) challenged with MD5 alone,
     /// because they give up on a challenge whose algorithm they do not know.
     pub md5_only_user_agents: Vec<String>,
+    /// Longest a call may last, in seconds; then both sides get a BYE.
+    pub max_call_s: u64,
+    /// On SIGTERM, how long calls in progress may go on before both sides get a
+    /// BYE, in seconds (new calls are refused at once).
+    pub drain_s: u64,
 }
 
 impl Default for SignalingConfig {
@@ -92,6 +97,8 @@ impl Default for SignalingConfig {
             relay_check_misses: 2,
             digest_algorithms: vec!["MD5".to_owned(), "SHA-256".to_owned()],
             md5_only_user_agents: vec!["baresip".to_owned()],
+            max_call_s: 4 * 3600,
+            drain_s: 20,
         }
     }
 }
@@ -124,5 +131,15 @@ impl SignalingConfig {
     /// `directory_cache_ms` as a duration.
     pub fn directory_cache(&self) -> Duration {
         Duration::from_millis(self.directory_cache_ms)
+    }
+
+    /// `max_call_s` as a duration.
+    pub fn max_call_duration(&self) -> Duration {
+        Duration::from_secs(self.max_call_s)
+    }
+
+    /// `drain_s` as a duration.
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_secs(self.drain_s)
     }
 }

@@ -13,6 +13,28 @@ pub mod ids;
 
 pub use words::{AnswerSource, DigestAlgorithm, HangupCause, LineKind, LineState, UnknownWord};
 
+/// A phone number as logs show it (numbers are personal data): all but the
+/// last two digits masked, the length kept: `+4930123456` -> `+*******56`.
+pub fn mask_number(number: &str) -> String {
+    let keep = number
+        .chars()
+        .filter(char::is_ascii_digit)
+        .count()
+        .saturating_sub(2);
+    let mut seen = 0;
+    number
+        .chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen <= keep { '*' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The word lists as one JavaScript object literal, for the widget and the admin
 /// UI (`web` serves it as `window.OffhookVocab`): each list by name, with the
 /// private header names.
@@ -33,6 +55,13 @@ pub fn javascript() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_are_masked_but_the_last_two_digits() {
+        assert_eq!(super::mask_number("+4930123456"), "+********56");
+        assert_eq!(super::mask_number("5550100"), "*****00");
+        assert_eq!(super::mask_number("7"), "7");
+    }
+
     #[test]
     fn javascript_is_json_with_every_list() {
         let value: serde_json::Value = serde_json::from_str(&super::javascript()).unwrap();

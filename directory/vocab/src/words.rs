@@ -201,6 +201,8 @@ pub enum HangupCause {
     MediaTimeout,
     /// The browser's media never connected (no ICE candidate pair worked).
     NoAudioPath,
+    /// The caller's connection closed without a BYE (a browser tab closed).
+    CallerGone,
     /// The call reached its maximum duration.
     MaxDuration,
     /// An operator hung it up.
@@ -225,6 +227,7 @@ impl HangupCause {
         Self::NodeLost,
         Self::MediaTimeout,
         Self::NoAudioPath,
+        Self::CallerGone,
         Self::MaxDuration,
         Self::OperatorHangup,
         Self::Shutdown,
@@ -244,6 +247,7 @@ impl HangupCause {
             Self::NodeLost => "node-lost",
             Self::MediaTimeout => "media-timeout",
             Self::NoAudioPath => "no-audio-path",
+            Self::CallerGone => "caller-gone",
             Self::MaxDuration => "max-duration",
             Self::OperatorHangup => "operator-hangup",
             Self::Shutdown => "shutdown",

@@ -1,13 +1,20 @@
-//! Answered calls (dialog tracking for CDRs, lines and limits) and what travels
-//! inside their dialogs: in-dialog requests (BYE, re-INVITE, INFO, ...) are
-//! forwarded statefully along the Route set, or down the flow named by our own
-//! Record-Route entry's token; the ACK of a 2xx goes without a transaction; a 2xx
-//! retransmitted after its transaction ended goes upstream by the next Via, and
-//! only when the top Via is ours. A BYE's final response ends the call: its CDR
-//! (answered upstream once committed), its line, its limit slot.
+//! Answered calls and what travels inside their dialogs. In-dialog requests (BYE,
+//! re-INVITE, INFO, ...) are forwarded statefully along the Route set, or down
+//! the flow named by our own Record-Route entry's token; the ACK of a 2xx goes
+//! without a transaction; a 2xx retransmitted after its transaction ended goes
+//! upstream by the next Via, and only when the top Via is ours. A BYE's final
+//! response ends the call: its CDR (answered upstream once committed), its line,
+//! its limit slot.
+//!
+//! The node also ends calls itself ([`Node::end_call`]), with a BYE to each side
+//! that is still there, built from what it kept of the dialog (tags, contacts,
+//! flows, the CSeq each side used last): when the caller's connection closes
+//! (a browser tab), when a call reaches its maximum duration, when the node
+//! drains on shutdown.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use offhook_directory::HangupCause;
 use offhook_sip::message::{Method, NameAddr, Request, Response, Uri, Via};
@@ -19,14 +26,81 @@ use super::flows;
 use super::invite::upstream;
 use super::{Node, Owner, Reply};
 
-/// A call the proxy tracks from its 2xx to its BYE.
+/// What an answered call holds in the directory and the limits.
 #[derive(Debug, Clone)]
-pub(crate) struct Tracked {
+pub(crate) struct CallRecord {
     pub cdr: String,
     pub line: Option<String>,
     pub limit_key: String,
-    /// The caller's From tag (a BYE with it is the caller hanging up).
-    pub caller_tag: String,
+    /// When the call was answered.
+    pub answered: Instant,
+}
+
+/// One side of a dialog, as the node can reach it.
+#[derive(Debug, Clone)]
+struct Side {
+    /// Its From/To header value (with its tag).
+    header: String,
+    /// Its tag.
+    tag: String,
+    /// Where requests for it go (its Contact).
+    target: String,
+    /// How the node reaches it.
+    flow: Flow,
+    /// The CSeq it used last.
+    cseq: u32,
+}
+
+/// A call the proxy tracks from its 2xx to its end.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracked {
+    record: CallRecord,
+    caller: Side,
+    callee: Side,
+}
+
+impl Tracked {
+    /// The call an INVITE and its 2xx made.
+    pub(crate) fn new(
+        invite: &Request,
+        ok: &Response,
+        caller_flow: Flow,
+        callee_flow: Flow,
+        record: CallRecord,
+    ) -> Self {
+        let contact = |headers: &offhook_sip::message::Headers, fallback: &str| {
+            headers
+                .get("Contact")
+                .and_then(|c| NameAddr::parse(c).ok())
+                .map_or_else(|| fallback.to_owned(), |c| c.uri)
+        };
+        let cseq = invite.cseq().map_or(1, |c| c.number);
+        let caller = Side {
+            header: invite.headers.get("From").unwrap_or_default().to_owned(),
+            tag: invite
+                .from()
+                .and_then(|f| f.tag().map(str::to_owned))
+                .unwrap_or_default(),
+            target: contact(&invite.headers, &invite.uri),
+            flow: caller_flow,
+            cseq,
+        };
+        let callee = Side {
+            header: ok.headers.get("To").unwrap_or_default().to_owned(),
+            tag: ok
+                .to()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .unwrap_or_default(),
+            target: contact(&ok.headers, &invite.uri),
+            flow: callee_flow,
+            cseq: 0,
+        };
+        Self {
+            record,
+            caller,
+            callee,
+        }
+    }
 }
 
 /// An in-dialog request forwarded, waiting for its final response.
@@ -41,15 +115,59 @@ struct Forward {
 pub(crate) struct Dialogs {
     calls: HashMap<String, Tracked>,
     forwards: HashMap<ClientKey, Forward>,
+    /// BYEs the node sent itself: their answers go nowhere.
+    own_byes: HashSet<ClientKey>,
+    /// When each call reaches its maximum duration (entries of calls that ended
+    /// are skipped when they come up).
+    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
 }
 
 impl Dialogs {
-    pub(crate) fn track(&mut self, call_id: &str, call: Tracked) {
+    pub(crate) fn track(&mut self, now: Instant, call_id: &str, call: Tracked, max: Duration) {
         self.calls.insert(call_id.to_owned(), call);
+        self.deadlines.push(Reverse((now + max, call_id.to_owned())));
     }
 
     pub(crate) fn len(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The earliest maximum-duration deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The calls whose maximum duration has come at `now`.
+    fn due(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        while self.deadlines.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            if let Some(Reverse((_, call_id))) = self.deadlines.pop()
+                && self.calls.contains_key(&call_id)
+            {
+                due.push(call_id);
+            }
+        }
+        due
+    }
+
+    /// Every call, and those with a side on `flow`.
+    fn on_flow(&self, flow: &Flow) -> Vec<(String, bool)> {
+        self.calls
+            .iter()
+            .filter_map(|(id, c)| {
+                if c.caller.flow == *flow {
+                    Some((id.clone(), true))
+                } else if c.callee.flow == *flow {
+                    Some((id.clone(), false))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.calls.keys().cloned().collect()
     }
 }
 
@@ -104,6 +222,7 @@ impl Node {
     pub(super) fn forward_in_dialog(&mut self, now: Instant, key: ServerKey, request: Request) {
         match self.prepare_in_dialog(&request) {
             Ok((out, flow)) => {
+                self.note_cseq(&request);
                 let client = self.endpoint.send_request(now, out, flow);
                 self.dialogs
                     .forwards
@@ -113,6 +232,20 @@ impl Node {
         }
     }
 
+    /// Keeps the CSeq each side of a tracked call used last.
+    fn note_cseq(&mut self, request: &Request) {
+        let (Some(call), Some(cseq)) = (self.dialogs.calls.get_mut(request.call_id()), request.cseq()) else {
+            return;
+        };
+        let from_tag = request.from().and_then(|f| f.tag().map(str::to_owned));
+        let side = if from_tag.as_deref() == Some(call.caller.tag.as_str()) {
+            &mut call.caller
+        } else {
+            &mut call.callee
+        };
+        side.cseq = side.cseq.max(cseq.number);
+    }
+
     /// A response on a forwarded in-dialog request; false when it is not one.
     pub(super) fn dialog_response(
         &mut self,
@@ -120,6 +253,13 @@ impl Node {
         client: &ClientKey,
         response: &Result<Response, u16>,
     ) -> bool {
+        if self.dialogs.own_byes.contains(client) {
+            let done = response.as_ref().map_or(true, |r| r.status >= 200);
+            if done {
+                self.dialogs.own_byes.remove(client);
+            }
+            return true;
+        }
         let Some(forward) = self.dialogs.forwards.get(client) else {
             return false;
         };
@@ -138,7 +278,7 @@ impl Node {
             return true;
         };
         if forward.request.method == Method::Bye {
-            self.end_dialog(now, &forward.server, &forward.request, response);
+            self.bye_went_through(now, &forward.server, &forward.request, response);
         } else {
             self.respond(now, &forward.server, response);
         }
@@ -146,30 +286,111 @@ impl Node {
     }
 
     /// A BYE went through: the call's CDR ends, then its answer goes upstream.
-    fn end_dialog(&mut self, now: Instant, server: &ServerKey, bye: &Request, response: Response) {
+    fn bye_went_through(&mut self, now: Instant, server: &ServerKey, bye: &Request, response: Response) {
         let Some(call) = self.dialogs.calls.remove(bye.call_id()) else {
             return self.respond(now, server, response);
         };
-        self.limiter.end(&call.limit_key);
-        if let Some(line) = &call.line {
-            self.free_line(line);
-        }
         // A BYE with the caller's From tag is the caller hanging up; any other
         // came from the called side (the line).
         let from_caller = bye
             .from()
-            .is_some_and(|f| f.tag() == Some(call.caller_tag.as_str()));
+            .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
         let cause = if from_caller {
             HangupCause::Normal
         } else {
             HangupCause::RemoteHangup
         };
+        self.close_call(
+            now,
+            bye.call_id(),
+            &call.record,
+            cause,
+            Owner::Answer(server.clone(), Box::new(response)),
+        );
+    }
+
+    /// Releases what a call held and ends its CDR; `then` runs once committed.
+    fn close_call(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        record: &CallRecord,
+        cause: HangupCause,
+        then: Owner,
+    ) {
+        self.limiter.end(&record.limit_key);
+        if let Some(line) = &record.line {
+            self.free_line(line);
+        }
+        let seconds = now.saturating_duration_since(record.answered).as_secs();
+        tracing::info!(call_id, cdr = %record.cdr, cause = %cause, seconds, "call ended");
         let change = Change::EndCdr {
-            cdr: call.cdr,
+            cdr: record.cdr.clone(),
             at: self.wall_ms(now),
             cause,
         };
-        self.change(change, Owner::Answer(server.clone(), Box::new(response)));
+        self.change(change, then);
+    }
+
+    /// Ends a call on the node's own initiative: a BYE to each side still there
+    /// (`gone` names the side that left: caller or callee), then its CDR.
+    pub(super) fn end_call(&mut self, now: Instant, call_id: &str, cause: HangupCause, gone: Option<bool>) {
+        let Some(call) = self.dialogs.calls.remove(call_id) else {
+            return;
+        };
+        // `gone`: Some(true) when the caller left, Some(false) when the callee did.
+        if gone != Some(false) {
+            self.send_bye(now, call_id, &call.callee, &call.caller);
+        }
+        if gone != Some(true) {
+            self.send_bye(now, call_id, &call.caller, &call.callee);
+        }
+        self.close_call(now, call_id, &call.record, cause, Owner::Background);
+    }
+
+    /// A BYE from `from` to `to`, sent by the node.
+    fn send_bye(&mut self, now: Instant, call_id: &str, to: &Side, from: &Side) {
+        let mut bye = Request::new(Method::Bye, &to.target);
+        bye.headers.push("Max-Forwards", "70");
+        bye.headers.push("From", &from.header);
+        bye.headers.push("To", &to.header);
+        bye.headers.push("Call-ID", call_id);
+        bye.headers
+            .push("CSeq", &format!("{} BYE", from.cseq.saturating_add(1)));
+        let client = self.endpoint.send_request(now, bye, to.flow);
+        self.dialogs.own_byes.insert(client);
+    }
+
+    /// A stream connection closed: the calls with a side on it end (the other
+    /// side gets a BYE).
+    pub(super) fn flow_closed(&mut self, now: Instant, flow: &Flow) {
+        for (call_id, caller_gone) in self.dialogs.on_flow(flow) {
+            let cause = if caller_gone {
+                HangupCause::CallerGone
+            } else {
+                HangupCause::RemoteHangup
+            };
+            self.end_call(now, &call_id, cause, Some(caller_gone));
+        }
+    }
+
+    /// Ends the calls that reached their maximum duration at `now`.
+    pub(super) fn dialogs_timeout(&mut self, now: Instant) {
+        for call_id in self.dialogs.due(now) {
+            self.end_call(now, &call_id, HangupCause::MaxDuration, None);
+        }
+    }
+
+    /// Ends every call (a drain's deadline came).
+    pub(super) fn end_every_call(&mut self, now: Instant, cause: HangupCause) {
+        for call_id in self.dialogs.ids() {
+            self.end_call(now, &call_id, cause, None);
+        }
+    }
+
+    /// Whether BYEs the node sent are still unanswered.
+    pub(super) fn byes_in_flight(&self) -> bool {
+        !self.dialogs.own_byes.is_empty()
     }
 
     /// The ACK of a 2xx: forwarded without a transaction.

@@ -62,6 +62,8 @@ struct Started {
     line: Option<String>,
     /// Lines it tried already.
     tried: Vec<String>,
+    /// Where the INVITE went last.
+    callee_flow: Option<Flow>,
 }
 
 #[derive(Debug)]
@@ -130,6 +132,10 @@ impl Node {
             .any(|v| offhook_sip::message::Via::parse(v).is_ok_and(|via| self.endpoint.is_our_via(&via)));
         if looped {
             return self.reply(now, &key, &request, Reply::new(482, "Loop Detected"));
+        }
+        if self.draining.is_some() {
+            let reply = Reply::new(503, "Shutting down").with("Retry-After", "5".into());
+            return self.reply(now, &key, &request, reply);
         }
         let invite = Invite {
             request,
@@ -316,7 +322,17 @@ impl Node {
             limit_key: routed.limit_key.clone(),
             line: None,
             tried: Vec::new(),
+            callee_flow: None,
         };
+        tracing::info!(
+            call_id = %cdr.call_id,
+            cdr = %cdr.id,
+            tenant = %routed.tenant.name,
+            icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str()),
+            account = routed.caller.as_ref().map_or("", |a| a.username.as_str()),
+            number = %offhook_vocab::mask_number(&cdr.number),
+            "call started"
+        );
         self.record(Record::StartCdr(Box::new(cdr)));
         if let Some(invite) = self.invites.by_server.get_mut(key) {
             invite.call = Some(started);
@@ -464,6 +480,9 @@ impl Node {
         flow: Flow,
         routed: Box<Routed>,
     ) -> Stage {
+        if let Some(call) = self.invites.by_server.get_mut(key).and_then(|i| i.call.as_mut()) {
+            call.callee_flow = Some(flow);
+        }
         let client = self.endpoint.send_request(now, forwarded, flow);
         self.invites.by_client.insert(client.clone(), key.clone());
         Stage::Forwarded {
@@ -564,6 +583,13 @@ impl Node {
             if let Some(Stage::Forwarded { provisional, .. }) =
                 self.invites.by_server.get_mut(key).map(|i| &mut i.stage)
             {
+                if !*provisional {
+                    tracing::info!(
+                        call_id = response.call_id(),
+                        status = response.status,
+                        "call ringing"
+                    );
+                }
                 *provisional = true;
             }
             return self.respond(now, key, upstream(response));
@@ -588,6 +614,7 @@ impl Node {
                 .and_then(|h| h.trim().parse().ok())
                 .unwrap_or(offhook_directory::AnswerSource::Sip);
             let at = self.wall_ms(now);
+            tracing::info!(call_id = invite.request.call_id(), cdr = %call.cdr, answer = %source, "call answered");
             self.record(Record::AnswerCdr {
                 cdr: call.cdr.clone(),
                 at,
@@ -599,20 +626,22 @@ impl Node {
                     state: LineState::InCall,
                 });
             }
-            let caller_tag = invite
-                .request
-                .from()
-                .and_then(|f| f.tag().map(str::to_owned))
-                .unwrap_or_default();
-            self.dialogs.track(
-                invite.request.call_id(),
-                super::dialogs::Tracked {
-                    cdr: call.cdr,
-                    line: call.line,
-                    limit_key: call.limit_key,
-                    caller_tag,
-                },
-            );
+            if let Some(callee_flow) = call.callee_flow {
+                let tracked = super::dialogs::Tracked::new(
+                    &invite.request,
+                    &response,
+                    invite.flow,
+                    callee_flow,
+                    super::dialogs::CallRecord {
+                        cdr: call.cdr,
+                        line: call.line,
+                        limit_key: call.limit_key,
+                        answered: now,
+                    },
+                );
+                let max = self.config.max_call_duration();
+                self.dialogs.track(now, invite.request.call_id(), tracked, max);
+            }
         }
         self.respond(now, key, upstream(response));
     }
@@ -632,6 +661,29 @@ impl Node {
             Stage::Caller | Stage::Target(_) | Stage::Lines(_) => {
                 self.fail_call(now, key, Ended::cancelled())
             }
+        }
+    }
+
+    /// The connection an INVITE came on closed: it is cancelled.
+    pub(super) fn invites_of_flow_closed(&mut self, now: Instant, flow: &Flow) {
+        let gone: Vec<ServerKey> = self
+            .invites
+            .by_server
+            .iter()
+            .filter(|(_, i)| i.flow == *flow)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.invite_cancelled(now, &key);
+        }
+    }
+
+    /// Ends every INVITE in progress (a drain's deadline came): those forwarded
+    /// are cancelled downstream, the others refused.
+    pub(super) fn end_every_invite(&mut self, now: Instant) {
+        let keys: Vec<ServerKey> = self.invites.by_server.keys().cloned().collect();
+        for key in keys {
+            self.invite_cancelled(now, &key);
         }
     }
 
@@ -676,8 +728,20 @@ impl Node {
             Ended::Response(response, cause) => (*response, cause),
         };
         let Some(call) = invite.call else {
+            tracing::debug!(
+                call_id = invite.request.call_id(),
+                status = response.status,
+                "call refused"
+            );
             return self.respond(now, key, response);
         };
+        tracing::info!(
+            call_id = invite.request.call_id(),
+            cdr = %call.cdr,
+            status = response.status,
+            cause = %cause,
+            "call failed"
+        );
         self.limiter.end(&call.limit_key);
         if let Some(line) = &call.line {
             self.free_line(line);

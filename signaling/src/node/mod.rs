@@ -117,6 +117,8 @@ enum Owner {
     Lines,
     /// A dialog's BYE: answer it once the CDR's end is committed.
     Answer(ServerKey, Box<Response>),
+    /// Nobody: a write the node does not wait on (a call it ended itself).
+    Background,
 }
 
 /// The signaling node's core (see the module comment).
@@ -143,6 +145,8 @@ pub struct Node {
     rng: StdRng,
     clock: (Instant, i64),
     sweep_at: Option<Instant>,
+    /// Draining since a SIGTERM: the calls' deadline.
+    draining: Option<Instant>,
 }
 
 /// How often the limiter forgets empty windows.
@@ -197,6 +201,7 @@ impl Node {
             rng,
             clock: start.clock,
             sweep_at: None,
+            draining: None,
             config,
         })
     }
@@ -249,7 +254,11 @@ impl Node {
                 self.forward_stray(&response);
             }
             Event::AckTimeout { .. } => {}
-            Event::ConnectionClosed { flow } => self.connections.closed(&flow),
+            Event::ConnectionClosed { flow } => {
+                self.connections.closed(&flow);
+                self.invites_of_flow_closed(now, &flow);
+                self.flow_closed(now, &flow);
+            }
         }
     }
 
@@ -373,7 +382,7 @@ impl Node {
         match owner {
             Owner::Invite(key) => self.drive_invite(now, &key, changed),
             Owner::Register(key) => self.drive_register(now, &key, changed),
-            Owner::Lines => {}
+            Owner::Lines | Owner::Background => {}
             Owner::Answer(key, response) => self.respond(now, &key, *response),
         }
     }
@@ -391,7 +400,7 @@ impl Node {
                     );
                 }
             }
-            Owner::Lines => {}
+            Owner::Lines | Owner::Background => {}
             Owner::Answer(key, response) => self.respond(now, &key, *response),
         }
     }
@@ -401,11 +410,38 @@ impl Node {
         self.outputs.pop_front()
     }
 
+    /// Starts draining (a SIGTERM): new calls are refused with 503 at once;
+    /// the calls in progress may go on for `drain_s`, then both sides of each
+    /// get a BYE. [`Node::is_drained`] says when nothing is left to do.
+    pub fn drain(&mut self, now: Instant) {
+        if self.draining.is_none() {
+            tracing::info!(calls = self.calls(), "draining: new calls refused");
+            self.draining = Some(now + self.config.drain_grace());
+        }
+    }
+
+    /// Draining, and no call, no write and no BYE of the node's left.
+    pub fn is_drained(&self) -> bool {
+        self.draining.is_some() && self.calls() == 0 && self.tickets.is_empty() && !self.byes_in_flight()
+    }
+
+    /// The drain's deadline came: every call still there ends.
+    fn drain_timeout(&mut self, now: Instant) {
+        if self.draining.is_none_or(|at| at > now) {
+            return;
+        }
+        self.end_every_call(now, offhook_directory::HangupCause::Shutdown);
+        self.end_every_invite(now);
+    }
+
     /// The earliest deadline of the node and its endpoint.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let drain = self.draining.filter(|_| self.calls() > 0);
         let own = [
             self.sweep_at,
             self.health.as_ref().and_then(HealthChecks::poll_timeout),
+            self.dialogs.poll_timeout(),
+            drain,
         ];
         own.into_iter()
             .flatten()
@@ -422,6 +458,8 @@ impl Node {
             self.sweep_at = Some(now + SWEEP);
         }
         self.health_timeout(now);
+        self.dialogs_timeout(now);
+        self.drain_timeout(now);
     }
 }
 

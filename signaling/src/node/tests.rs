@@ -19,6 +19,7 @@ use crate::config::SignalingConfig;
 
 const NODE: &str = "127.0.0.1:5060";
 const PHONE: &str = "127.0.0.1:40000";
+const RELAY: &str = "127.0.0.1:5070";
 const SECRET: &[u8] = b"call-token-secret";
 
 /// The directory's rows, and what the node wrote.
@@ -29,6 +30,10 @@ struct Directory {
     icons: Vec<Icon>,
     ended: Vec<(String, HangupCause)>,
     started: Vec<String>,
+    /// Line states written, in order.
+    line_states: Vec<offhook_directory::LineState>,
+    /// The relay's line, once it registered.
+    line: Option<offhook_directory::RoutableLine>,
 }
 
 impl Directory {
@@ -92,21 +97,25 @@ impl Directory {
                     .cloned(),
             ),
             Query::Icon { key, .. } => Answer::Icon(self.icons.iter().find(|i| &i.public_id == key).cloned()),
-            // No relay has registered: every number call finds all lines busy.
+            // Without a relay line, every number call finds all lines busy.
             Query::Lines => Answer::Lines {
-                lines: Vec::new(),
+                lines: self.line.iter().cloned().collect(),
                 committed: 0,
             },
         }
     }
 }
 
-/// The node, its directory double and a phone, on one simulated clock.
+/// The node, its directory double, a phone and a relay that answers every
+/// INVITE (180, then 200) and every BYE, on one simulated clock.
 struct World {
     now: Instant,
     node: Node,
     directory: Directory,
     phone: Endpoint,
+    relay: Endpoint,
+    /// BYEs the relay and the phone received.
+    byes: Vec<&'static str>,
 }
 
 fn addr(text: &str) -> SocketAddr {
@@ -137,11 +146,90 @@ impl World {
             seed: seed + 1,
         });
         phone.set_bound(TransportKind::Udp, addr(PHONE));
+        phone.set_bound(TransportKind::Ws, addr(PHONE));
+        let mut relay = Endpoint::new(EndpointConfig {
+            timers: Timers::default(),
+            role: Role::UserAgent,
+            host: "127.0.0.1".into(),
+            supported: Vec::new(),
+            seed: seed + 2,
+        });
+        relay.set_bound(TransportKind::Udp, addr(RELAY));
         Self {
             now,
             node,
             directory: Directory::demo(),
             phone,
+            relay,
+            byes: Vec::new(),
+        }
+    }
+
+    /// A relay line in the directory, reachable at the relay's address.
+    fn with_line(mut self) -> Self {
+        self.directory.line = Some(offhook_directory::RoutableLine {
+            line: offhook_directory::Line {
+                id: "lin_1".into(),
+                name: "line-1".into(),
+                relay_id: "rel_1".into(),
+                tenant_id: None,
+                device_path: "emulated".into(),
+                kind: offhook_directory::LineKind::Emulated,
+                state: offhook_directory::LineState::Idle,
+                created_at: 0,
+            },
+            registration: offhook_directory::Registration {
+                id: "reg_1".into(),
+                tenant_id: "ten_a".into(),
+                aor: "relay-1".into(),
+                contact: format!("sip:line-1@{RELAY}"),
+                contact_user: "line-1".into(),
+                instance: String::new(),
+                transport: "udp".into(),
+                source: RELAY.into(),
+                node: "node-1".into(),
+                connection: String::new(),
+                call_id: "reg".into(),
+                cseq: 1,
+                expires_at: i64::MAX,
+                updated_at: 0,
+            },
+            relay: "relay-1".into(),
+            relay_state: "up".into(),
+        });
+        self
+    }
+
+    /// The relay: 180 then 200 to an INVITE, 200 to a BYE.
+    fn relay_answers(&mut self) {
+        while let Some(event) = self.relay.poll_event() {
+            let Event::Request { key, request, .. } = event else {
+                continue;
+            };
+            if request.method == Method::Bye {
+                self.byes.push("relay");
+            }
+            let tag = self.relay.new_tag();
+            if request.method == Method::Invite {
+                let ringing = request.response(180, "Ringing", Some(&tag));
+                let _ = self.relay.respond(self.now, &key, ringing);
+            }
+            let mut ok = request.response(200, "OK", Some(&tag));
+            ok.headers.push("Contact", &format!("<sip:line-1@{RELAY}>"));
+            let _ = self.relay.respond(self.now, &key, ok);
+        }
+    }
+
+    /// The phone answers a BYE with 200.
+    fn phone_answers_bye(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Request { key, request, .. } if request.method == Method::Bye => {
+                self.byes.push("phone");
+                let ok = request.response(200, "OK", None);
+                let _ = self.phone.respond(self.now, &key, ok);
+                None
+            }
+            other => Some(other),
         }
     }
 
@@ -160,14 +248,27 @@ impl World {
                 moved = true;
             }
             while let Some(Transmit { flow, bytes }) = self.node.endpoint().poll_transmit() {
+                let back = Flow {
+                    local: flow.remote,
+                    remote: flow.local,
+                    ..flow
+                };
                 if flow.remote == addr(PHONE) {
-                    let flow = Flow {
-                        local: flow.remote,
-                        remote: flow.local,
-                        ..flow
-                    };
-                    self.phone.handle_datagram(self.now, flow, &bytes);
+                    self.phone.handle_datagram(self.now, back, &bytes);
+                } else if flow.remote == addr(RELAY) {
+                    self.relay.handle_datagram(self.now, back, &bytes);
+                    self.relay_answers();
                 }
+                moved = true;
+            }
+            while let Some(Transmit { flow, bytes }) = self.relay.poll_transmit() {
+                let back = Flow {
+                    local: flow.remote,
+                    remote: flow.local,
+                    ..flow
+                };
+                self.node.endpoint().handle_datagram(self.now, back, &bytes);
+                self.node.process(self.now);
                 moved = true;
             }
             while let Some(output) = self.node.poll_output() {
@@ -180,7 +281,7 @@ impl World {
                     Output::Change(ticket, change) => {
                         let changed = match change {
                             Change::SpendToken(_) => Changed::TokenSpent(true),
-                            Change::ClaimLine(_) => Changed::LineClaimed(false),
+                            Change::ClaimLine(_) => Changed::LineClaimed(self.directory.line.is_some()),
                             Change::Bindings { .. } | Change::Register { .. } => {
                                 Changed::Bindings(Vec::new())
                             }
@@ -192,6 +293,9 @@ impl World {
                         self.node.handle_changed(self.now, ticket, Ok(changed));
                     }
                     Output::Record(_, Record::StartCdr(cdr)) => self.directory.started.push(cdr.id),
+                    Output::Record(_, Record::LineState { state, .. }) => {
+                        self.directory.line_states.push(state)
+                    }
                     Output::Record(..) => {}
                 }
             }
@@ -204,10 +308,18 @@ impl World {
     /// Sends `request` from the phone and returns the final response it gets.
     fn call(&mut self, request: Request) -> Response {
         let flow = self.phone.udp_flow(addr(NODE)).unwrap();
+        self.call_over(request, flow)
+    }
+
+    /// Sends `request` from the phone along `flow`; the final response.
+    fn call_over(&mut self, request: Request, flow: Flow) -> Response {
         let key = self.phone.send_request(self.now, request, flow);
         for _ in 0..64 {
             self.settle();
             while let Some(event) = self.phone.poll_event() {
+                let Some(event) = self.phone_answers_bye(event) else {
+                    continue;
+                };
                 if let Event::Response { key: k, response } = event
                     && k == key
                     && response.status >= 200
@@ -215,11 +327,23 @@ impl World {
                     return response;
                 }
             }
-            self.now += Duration::from_millis(500);
-            self.phone.handle_timeout(self.now);
-            self.node.handle_timeout(self.now);
+            self.advance(Duration::from_millis(500));
         }
         panic!("no final response to the request");
+    }
+
+    /// Moves the clock on and fires every timer.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.phone.handle_timeout(self.now);
+        self.relay.handle_timeout(self.now);
+        self.relay_answers();
+        self.node.handle_timeout(self.now);
+        self.settle();
+        while let Some(event) = self.phone.poll_event() {
+            let _ = self.phone_answers_bye(event);
+            self.settle();
+        }
     }
 }
 
@@ -366,4 +490,87 @@ fn a_cancel_while_routing_gets_487_and_no_stray_state() {
         parse(&message.to_bytes()).is_err(),
         "sanity: a bare OPTIONS lacks headers"
     );
+}
+
+/// An answered token call to the relay's line from the phone over `flow`.
+fn answered_call(world: &mut World, flow: Flow) {
+    let invite = token_invite(world, "sales");
+    let ok = world.call_over(invite, flow);
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+    assert_eq!(world.node.calls(), 1);
+    assert_eq!(
+        world.directory.line_states,
+        [offhook_directory::LineState::InCall]
+    );
+}
+
+fn websocket_flow() -> Flow {
+    Flow {
+        kind: TransportKind::Ws,
+        local: addr(PHONE),
+        remote: addr(NODE),
+        conn: Some(offhook_sip::transport::ConnId(7)),
+    }
+}
+
+#[test]
+fn a_browser_tab_closed_mid_call_ends_the_call_and_frees_the_line() {
+    let mut world = World::new(10).with_line();
+    world.node.endpoint().set_bound(TransportKind::Ws, addr(NODE));
+    answered_call(&mut world, websocket_flow());
+    // The tab closes: the WebSocket connection goes, with no BYE.
+    let closed = Flow {
+        local: addr(NODE),
+        remote: addr(PHONE),
+        ..websocket_flow()
+    };
+    world.node.endpoint().handle_closed(world.now, closed);
+    world.node.process(world.now);
+    world.settle();
+    assert_eq!(
+        world.byes,
+        ["relay"],
+        "the line side hears a BYE; the gone caller does not"
+    );
+    let cdr = world.directory.started[0].clone();
+    assert_eq!(world.directory.ended, [(cdr, HangupCause::CallerGone)]);
+    assert_eq!(
+        world.directory.line_states.last(),
+        Some(&offhook_directory::LineState::Idle)
+    );
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn a_call_ends_at_its_maximum_duration() {
+    let mut world = World::new(11).with_line();
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    let max = SignalingConfig::default().max_call_duration();
+    world.advance(max - Duration::from_secs(1));
+    assert!(world.byes.is_empty(), "not before its time");
+    world.advance(Duration::from_secs(2));
+    world.byes.sort_unstable();
+    assert_eq!(world.byes, ["phone", "relay"]);
+    assert_eq!(world.directory.ended[0].1, HangupCause::MaxDuration);
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn a_draining_node_refuses_new_calls_and_ends_the_others_at_its_deadline() {
+    let mut world = World::new(12).with_line();
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    world.node.drain(world.now);
+    let mut refused = token_invite(&world, "sales");
+    refused.headers.set("Call-ID", "call-2@phone");
+    let answer = world.call(refused);
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.headers.get("Retry-After"), Some("5"));
+    assert!(!world.node.is_drained(), "a call is still up");
+    world.advance(SignalingConfig::default().drain_grace());
+    world.byes.sort_unstable();
+    assert_eq!(world.byes, ["phone", "relay"]);
+    assert_eq!(world.directory.ended[0].1, HangupCause::Shutdown);
+    assert!(world.node.is_drained());
 }

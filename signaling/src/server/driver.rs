@@ -214,16 +214,31 @@ fn perform(
     }
 }
 
-/// Runs the node until its transports stop.
-pub(super) async fn run(mut node: Node, mut sockets: SipSockets, directory: Directory, writer: CallWriter) {
+/// How long a drained node may wait for the answers to its BYEs and its last
+/// CDR writes after the calls' deadline.
+pub(super) const AFTER_DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs the node until its transports stop, or until it drained after `drain`.
+pub(super) async fn run(
+    mut node: Node,
+    mut sockets: SipSockets,
+    directory: Directory,
+    writer: CallWriter,
+    mut drain: tokio::sync::oneshot::Receiver<()>,
+) {
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let mut numbers = RecordNumbers::default();
+    let mut draining = false;
     loop {
         let now = SipSockets::now();
         while let Some(output) = node.poll_output() {
             perform(output, &directory, &writer, &mut numbers, &done_tx);
         }
         sockets.flush(node.endpoint(), now).await;
+        if node.is_drained() {
+            tracing::info!("drained");
+            return;
+        }
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         let deadline = node.poll_timeout().map_or(far, tokio::time::Instant::from_std);
         tokio::select! {
@@ -241,6 +256,10 @@ pub(super) async fn run(mut node: Node, mut sockets: SipSockets, directory: Dire
                 }
             }
             () = tokio::time::sleep_until(deadline) => node.handle_timeout(SipSockets::now()),
+            _ = &mut drain, if !draining => {
+                draining = true;
+                node.drain(SipSockets::now());
+            }
         }
     }
 }

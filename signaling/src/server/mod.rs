@@ -69,6 +69,8 @@ pub struct Server {
     pub stats: Arc<Stats>,
     writer: offhook_directory::CallWriter,
     task: tokio::task::JoinHandle<()>,
+    drain: Option<tokio::sync::oneshot::Sender<()>>,
+    drain_grace: std::time::Duration,
 }
 
 impl Drop for Server {
@@ -108,16 +110,20 @@ impl Server {
             clock: driver::clock(),
             seed: rand::random(),
         };
+        let drain_grace = config.drain_grace();
         let mut node = Node::new(config, start).map_err(StartError::Setting)?;
         sockets.bind_endpoint(node.endpoint());
         let stats = node.endpoint().stats();
         let writer = directory.call_writer();
-        let task = tokio::spawn(driver::run(node, sockets, directory, writer.clone()));
+        let (drain, drained) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(driver::run(node, sockets, directory, writer.clone(), drained));
         Ok(Self {
             bound,
             stats,
             writer,
             task,
+            drain: Some(drain),
+            drain_grace,
         })
     }
 
@@ -127,9 +133,19 @@ impl Server {
         self.writer.flush().await;
     }
 
-    /// Stops serving, then writes what is still queued for the directory.
-    pub async fn shutdown(self) {
-        self.task.abort();
+    /// Drains (new calls refused; the calls in progress go on for `drain_s`,
+    /// then both sides of each get a BYE and their CDRs end), stops serving, and
+    /// writes what is still queued for the directory. Returns within `drain_s`
+    /// and a few seconds more, whatever the peers do.
+    pub async fn shutdown(mut self) {
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.send(());
+        }
+        let limit = self.drain_grace + driver::AFTER_DRAIN;
+        if tokio::time::timeout(limit, &mut self.task).await.is_err() {
+            tracing::warn!("signaling did not drain in time: stopping");
+            self.task.abort();
+        }
         self.writer.close().await;
     }
 }
