@@ -94,6 +94,9 @@ pub struct RoutableLine {
     pub relay: String,
     /// The relay's health: `unknown`, `up` or `down`.
     pub relay_state: String,
+    /// The key signaling signs the requests it sends this relay with (its
+    /// account's SHA-256 HA1; see `offhook_sip::trust`).
+    pub relay_key: offhook_vocab::Secret,
 }
 
 impl FromRow<'_, AnyRow> for RoutableLine {
@@ -103,6 +106,7 @@ impl FromRow<'_, AnyRow> for RoutableLine {
             registration: Registration::from_prefixed_row(row, "r_")?,
             relay: row.try_get("rel_name")?,
             relay_state: row.try_get("rel_state")?,
+            relay_key: offhook_vocab::Secret::new(row.try_get::<String, _>("a_key")?),
         })
     }
 }
@@ -117,7 +121,7 @@ macro_rules! line_with_registration {
          r.contact_user AS r_contact_user, r.instance AS r_instance, r.transport AS r_transport, \
          r.source AS r_source, r.node AS r_node, r.connection AS r_connection, r.call_id AS r_call_id, \
          r.cseq AS r_cseq, r.expires_at AS r_expires_at, r.updated_at AS r_updated_at, \
-         rel.name AS rel_name, rel.state AS rel_state \
+         rel.name AS rel_name, rel.state AS rel_state, a.ha1_sha256 AS a_key \
          FROM lines l \
          JOIN relays rel ON rel.id = l.relay_id \
          JOIN accounts a ON a.username = rel.name AND a.kind = 'relay' AND a.enabled = 1 \

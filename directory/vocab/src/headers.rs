@@ -12,6 +12,8 @@ pub const LINE: &str = "X-Offhook-Line";
 pub const ANSWER: &str = "X-Offhook-Answer";
 /// The peer's RTCP view of the call (relay -> signaling, on BYE and its 200).
 pub const RTCP: &str = "X-Offhook-RTCP";
+/// Signaling's signature on a request it sends to a relay (see `offhook_sip::trust`).
+pub const AUTH: &str = "X-Offhook-Auth";
 
 /// Every private header: never taken from a caller, never passed on unchecked.
-pub const PRIVATE: [&str; 5] = [TOKEN, NUMBER, LINE, ANSWER, RTCP];
+pub const PRIVATE: [&str; 6] = [TOKEN, NUMBER, LINE, ANSWER, RTCP, AUTH];

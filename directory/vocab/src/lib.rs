@@ -10,6 +10,9 @@ mod words;
 
 pub mod headers;
 pub mod ids;
+mod secret;
+
+pub use secret::Secret;
 
 pub use words::{AnswerSource, DigestAlgorithm, HangupCause, LineKind, LineState, UnknownWord};
 

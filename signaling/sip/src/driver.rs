@@ -22,7 +22,7 @@ use crate::transport::{self, Inbound, TransportKind, Transports};
 pub struct Listen {
     /// UDP.
     pub udp: Option<SocketAddr>,
-    /// TCP (port 0 next to UDP on port 0: the same port as UDP).
+    /// TCP (port 0: the same port as UDP when it is free, else any).
     pub tcp: Option<SocketAddr>,
     /// WebSocket.
     pub ws: Option<SocketAddr>,
@@ -106,8 +106,14 @@ impl SipSockets {
             ));
         }
         if let Some(addr) = listen.tcp {
-            let addr = udp_bound.filter(|_| addr.port() == 0).unwrap_or(addr);
-            let listener = bind_tcp(addr).await?;
+            // Port 0 means "next to UDP" (the same port), or any when that is taken.
+            let listener = match udp_bound.filter(|_| addr.port() == 0) {
+                Some(beside) => match TcpListener::bind(beside).await {
+                    Ok(listener) => listener,
+                    Err(_) => bind_tcp(addr).await?,
+                },
+                None => bind_tcp(addr).await?,
+            };
             sockets.add(TransportKind::Tcp, &listener, addr)?;
             sockets.tasks.push(spawn_logged(
                 "tcp",

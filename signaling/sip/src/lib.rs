@@ -4,7 +4,8 @@
 //! (sans-IO, RFC-named timers), [`endpoint`] (the sans-IO core every element
 //! runs on: inbound checks, transactions, CANCEL, our identity and ids),
 //! [`transport`] and [`driver`] (the tokio edge: UDP, TCP, TLS, WebSocket), and
-//! [`auth`] (digest, both sides). No SQL and no application policy here.
+//! [`auth`] (digest, both sides), [`trust`] (signaling's signature on what it
+//! sends to relays). No SQL and no application policy here.
 //! ([`legacy`] is the former task-based loop, until its last user moves.)
 
 pub mod auth;
@@ -15,5 +16,6 @@ pub mod legacy;
 pub mod message;
 pub mod transaction;
 pub mod transport;
+pub mod trust;
 
 pub use counters::{MessageCounts, Stats};

@@ -34,6 +34,8 @@ pub(crate) struct CallRecord {
     pub limit_key: String,
     /// When the call was answered.
     pub answered: Instant,
+    /// The callee relay's key: what goes to it is signed.
+    pub callee_key: Option<offhook_vocab::Secret>,
 }
 
 /// One side of a dialog, as the node can reach it.
@@ -173,8 +175,8 @@ impl Dialogs {
 
 impl Node {
     /// Pops the Route entries that name us; the flow token of the last one.
-    fn pop_our_routes(&self, request: &mut Request) -> (bool, Option<String>) {
-        let (mut popped, mut token) = (false, None);
+    fn pop_our_routes(&self, request: &mut Request) -> Option<String> {
+        let mut token = None;
         while let Some(top) = request.headers.get("Route").map(str::to_owned) {
             let Some(uri) = NameAddr::parse(&top).ok().and_then(|r| r.parsed_uri()) else {
                 break;
@@ -184,35 +186,34 @@ impl Node {
             }
             token = uri.param("ft").map(str::to_owned);
             request.headers.pop_first("Route");
-            popped = true;
         }
-        (popped, token)
+        token
     }
 
-    /// Where an in-dialog request (or a 2xx ACK) goes: the next Route, or the
-    /// flow of our Record-Route entry facing the destination, or the Request-URI.
-    fn next_hop(&self, request: &mut Request) -> Option<Flow> {
-        let (popped, token) = self.pop_our_routes(request);
-        if let Some(next) = request.headers.get("Route") {
-            let uri = NameAddr::parse(next).ok()?.parsed_uri()?;
-            return flows::to_uri(&self.endpoint, &uri);
+    /// Where an in-dialog request (or a 2xx ACK) goes: down the flow named by
+    /// the token of our Record-Route entry facing the destination. Only a
+    /// request routed through us by a dialog we made gets there: without our
+    /// Route, with a token we did not sign, or with a Route beyond ours (we
+    /// would forward to whatever it names: an open relay), it is refused.
+    fn next_hop(&self, request: &mut Request) -> Result<Flow, Reply> {
+        let refused = || Reply::new(403, "Not a dialog of this proxy");
+        let token = self.pop_our_routes(request);
+        if request.headers.contains("Route") {
+            return Err(refused());
         }
-        if let Some(flow) = token.and_then(|t| self.connections.named_by_token(&self.endpoint, &t)) {
-            return Some(flow);
+        let token = token.ok_or_else(refused)?;
+        if !self.flow_tokens.is_ours(&token) {
+            return Err(refused());
         }
-        let uri = Uri::parse(&request.uri).ok()?;
-        if !popped && self.endpoint.is_us(&uri) {
-            return None;
-        }
-        flows::to_uri(&self.endpoint, &uri)
+        self.connections
+            .named_by_token(&self.endpoint, &self.flow_tokens, &token)
+            .ok_or_else(|| Reply::new(480, "The other side's connection is gone"))
     }
 
     /// The request as forwarded inside a dialog, and where; or the refusal.
     fn prepare_in_dialog(&self, request: &Request) -> Result<(Request, Flow), Reply> {
         let mut out = request.clone();
-        let flow = self
-            .next_hop(&mut out)
-            .ok_or_else(|| Reply::new(481, "Call/Transaction Does Not Exist"))?;
+        let flow = self.next_hop(&mut out)?;
         out.decrement_max_forwards()
             .ok_or_else(|| Reply::new(483, "Too Many Hops"))?;
         Ok((out, flow))
@@ -221,14 +222,33 @@ impl Node {
     /// A request inside a dialog, forwarded statefully.
     pub(super) fn forward_in_dialog(&mut self, now: Instant, key: ServerKey, request: Request) {
         match self.prepare_in_dialog(&request) {
-            Ok((out, flow)) => {
+            Ok((mut out, flow)) => {
                 self.note_cseq(&request);
+                for name in offhook_vocab::headers::PRIVATE {
+                    out.headers.remove(name);
+                }
+                if let Some(key) = self.callee_key_toward(&request) {
+                    offhook_sip::trust::sign(key.expose(), &mut out, self.wall_ms(now));
+                }
                 let client = self.endpoint.send_request(now, out, flow);
                 self.dialogs
                     .forwards
                     .insert(client, Forward { server: key, request });
             }
             Err(reply) => self.reply(now, &key, &request, reply),
+        }
+    }
+
+    /// The callee relay's key when `request` goes from the caller to it.
+    fn callee_key_toward(&self, request: &Request) -> Option<offhook_vocab::Secret> {
+        let call = self.dialogs.calls.get(request.call_id())?;
+        let from_caller = request
+            .from()
+            .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
+        if from_caller {
+            call.record.callee_key.clone()
+        } else {
+            None
         }
     }
 
@@ -340,16 +360,24 @@ impl Node {
         };
         // `gone`: Some(true) when the caller left, Some(false) when the callee did.
         if gone != Some(false) {
-            self.send_bye(now, call_id, &call.callee, &call.caller);
+            let key = call.record.callee_key.clone();
+            self.send_bye(now, call_id, &call.callee, &call.caller, key);
         }
         if gone != Some(true) {
-            self.send_bye(now, call_id, &call.caller, &call.callee);
+            self.send_bye(now, call_id, &call.caller, &call.callee, None);
         }
         self.close_call(now, call_id, &call.record, cause, Owner::Background);
     }
 
     /// A BYE from `from` to `to`, sent by the node.
-    fn send_bye(&mut self, now: Instant, call_id: &str, to: &Side, from: &Side) {
+    fn send_bye(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        to: &Side,
+        from: &Side,
+        key: Option<offhook_vocab::Secret>,
+    ) {
         let mut bye = Request::new(Method::Bye, &to.target);
         bye.headers.push("Max-Forwards", "70");
         bye.headers.push("From", &from.header);
@@ -357,6 +385,9 @@ impl Node {
         bye.headers.push("Call-ID", call_id);
         bye.headers
             .push("CSeq", &format!("{} BYE", from.cseq.saturating_add(1)));
+        if let Some(key) = key {
+            offhook_sip::trust::sign(key.expose(), &mut bye, self.wall_ms(now));
+        }
         let client = self.endpoint.send_request(now, bye, to.flow);
         self.dialogs.own_byes.insert(client);
     }

@@ -14,14 +14,51 @@ use offhook_sip::endpoint::Endpoint;
 use offhook_sip::message::Uri;
 use offhook_sip::transport::{ConnId, Flow, TransportKind};
 
-/// `kind~remote~conn`: enough to send down the same flow again.
-pub(crate) fn flow_token(flow: &Flow) -> String {
-    format!(
-        "{}~{}~{}",
-        flow.kind.name(),
-        flow.remote,
-        flow.conn.map_or(0, |c| c.0)
-    )
+/// The flow tokens of our Record-Route entries, `kind~remote~conn~mac`: enough
+/// to send down the same flow again, and signed (HMAC with a key every node of
+/// the directory shares), so that a request naming a flow we did not record is
+/// refused: the proxy forwards in-dialog requests only inside dialogs it made.
+#[derive(Debug, Clone)]
+pub(crate) struct FlowTokens {
+    key: offhook_vocab::Secret,
+}
+
+impl FlowTokens {
+    pub(crate) fn new(key: offhook_vocab::Secret) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, text: &str) -> String {
+        use hmac::Mac as _;
+        // HMAC takes keys of any length.
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.key.expose()).expect("HMAC takes any key length");
+        mac.update(text.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..12])
+    }
+
+    /// The token naming `flow`.
+    pub(crate) fn token(&self, flow: &Flow) -> String {
+        let text = format!(
+            "{}~{}~{}",
+            flow.kind.name(),
+            flow.remote,
+            flow.conn.map_or(0, |c| c.0)
+        );
+        let mac = self.mac(&text);
+        format!("{text}~{mac}")
+    }
+
+    /// Whether we signed `token`.
+    pub(crate) fn is_ours(&self, token: &str) -> bool {
+        self.read(token).is_some()
+    }
+
+    /// What a token of ours says, when it is ours.
+    fn read<'a>(&self, token: &'a str) -> Option<&'a str> {
+        let (text, mac) = token.rsplit_once('~')?;
+        (self.mac(text) == mac).then_some(text)
+    }
 }
 
 /// The stream connections open on this node.
@@ -79,9 +116,15 @@ impl Connections {
         })
     }
 
-    /// The flow named by a token of one of our Record-Route entries.
-    pub(crate) fn named_by_token(&self, endpoint: &Endpoint, token: &str) -> Option<Flow> {
-        let mut parts = token.split('~');
+    /// The flow named by a token of one of our Record-Route entries; `None`
+    /// when the token is not ours or its connection is gone.
+    pub(crate) fn named_by_token(
+        &self,
+        endpoint: &Endpoint,
+        tokens: &FlowTokens,
+        token: &str,
+    ) -> Option<Flow> {
+        let mut parts = tokens.read(token)?.split('~');
         let kind = TransportKind::parse(parts.next()?)?;
         let remote: SocketAddr = parts.next()?.parse().ok()?;
         let conn: u64 = parts.next()?.parse().ok()?;

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use offhook_directory::Registration;
+use std::sync::Arc;
+
+use offhook_directory::RoutableLine;
 use offhook_sip::message::{Method, Request};
 use offhook_sip::transaction::ClientKey;
 
@@ -25,7 +27,7 @@ pub(crate) struct HealthChecks {
     /// The relay list is read from the lines snapshot this often.
     relist_every: Duration,
     relist_at: Instant,
-    targets: HashMap<String, Registration>,
+    targets: HashMap<String, Arc<RoutableLine>>,
     probes: HashMap<ClientKey, ProbeId>,
 }
 
@@ -92,7 +94,7 @@ impl Node {
                         .health
                         .as_ref()
                         .and_then(|c| c.targets.get(&relay))
-                        .map(|r| format!("sip:{}", r.source))
+                        .map(|r| format!("sip:{}", r.registration.source))
                     else {
                         continue;
                     };
@@ -115,17 +117,18 @@ impl Node {
 
     fn send_probe(&mut self, now: Instant, relay: &str, probe: ProbeId) {
         let target = self.health.as_ref().and_then(|c| c.targets.get(relay)).cloned();
-        let flow = target.as_ref().and_then(|reg| {
+        let flow = target.as_ref().and_then(|line| {
             self.connections
-                .to_registration(&self.endpoint, &self.config.node_id, reg)
+                .to_registration(&self.endpoint, &self.config.node_id, &line.registration)
         });
-        let (Some(registration), Some(flow)) = (target, flow) else {
+        let (Some(line), Some(flow)) = (target, flow) else {
             if let Some(checks) = self.health.as_mut() {
                 checks.core.handle_answer(now, probe, false);
             }
             return;
         };
-        let request = self.probe(&registration.contact);
+        let mut request = self.probe(&line.registration.contact);
+        offhook_sip::trust::sign(line.relay_key.expose(), &mut request, self.wall_ms(now));
         let client = self.endpoint.send_request(now, request, flow);
         if let Some(checks) = self.health.as_mut() {
             checks.probes.insert(client, probe);

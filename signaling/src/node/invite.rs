@@ -23,7 +23,6 @@ use rand::Rng as _;
 
 use super::auth::Challenger;
 use super::directory_io::{Change, Changed, Query, Record};
-use super::flows::flow_token;
 use super::lines::Refresh;
 use super::route::{self, Caller, RouteCtx, Routed, Target};
 use super::{Node, Owner, Reply, Step};
@@ -64,6 +63,8 @@ struct Started {
     tried: Vec<String>,
     /// Where the INVITE went last.
     callee_flow: Option<Flow>,
+    /// The key of the relay it went to (requests to it are signed).
+    callee_key: Option<offhook_vocab::Secret>,
 }
 
 #[derive(Debug)]
@@ -323,6 +324,7 @@ impl Node {
             line: None,
             tried: Vec::new(),
             callee_flow: None,
+            callee_key: None,
         };
         tracing::info!(
             call_id = %cdr.call_id,
@@ -444,6 +446,10 @@ impl Node {
         };
         forwarded.headers.push(headers::NUMBER, &number);
         forwarded.headers.push(headers::LINE, &line.line.name);
+        offhook_sip::trust::sign(line.relay_key.expose(), &mut forwarded, self.wall_ms(now));
+        if let Some(call) = self.invites.by_server.get_mut(key).and_then(|i| i.call.as_mut()) {
+            call.callee_key = Some(line.relay_key.clone());
+        }
         Ok(Next::Wait(self.send_invite(now, key, forwarded, flow, routed)))
     }
 
@@ -515,8 +521,11 @@ impl Node {
     pub(super) fn record_route(&self, flow: &Flow) -> String {
         format!(
             "<{}>",
-            self.endpoint
-                .uri(flow.kind, None, &format!(";lr;ft={}", flow_token(flow)))
+            self.endpoint.uri(
+                flow.kind,
+                None,
+                &format!(";lr;ft={}", self.flow_tokens.token(flow))
+            )
         )
     }
 
@@ -637,6 +646,7 @@ impl Node {
                         line: call.line,
                         limit_key: call.limit_key,
                         answered: now,
+                        callee_key: call.callee_key,
                     },
                 );
                 let max = self.config.max_call_duration();

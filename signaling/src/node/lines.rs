@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use offhook_directory::{LineState, Registration, RoutableLine};
+use offhook_directory::{LineState, RoutableLine};
 
 /// What this node knows of a line beyond the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,14 +123,14 @@ impl LinePool {
     }
 
     /// The relays that registered through node `node_id`, each with its newest
-    /// binding (where its health checks go).
-    pub(crate) fn relays_of(&self, node_id: &str) -> Vec<(String, Registration)> {
-        let mut relays: Vec<(String, Registration)> = Vec::new();
+    /// line (its binding is where its health checks go).
+    pub(crate) fn relays_of(&self, node_id: &str) -> Vec<(String, Arc<RoutableLine>)> {
+        let mut relays: Vec<(String, Arc<RoutableLine>)> = Vec::new();
         for l in self.lines.iter().filter(|l| l.registration.node == node_id) {
             match relays.iter_mut().find(|(name, _)| *name == l.relay) {
-                Some((_, reg)) if reg.updated_at >= l.registration.updated_at => {}
-                Some((_, reg)) => *reg = l.registration.clone(),
-                None => relays.push((l.relay.clone(), l.registration.clone())),
+                Some((_, newest)) if newest.registration.updated_at >= l.registration.updated_at => {}
+                Some((_, newest)) => *newest = l.clone(),
+                None => relays.push((l.relay.clone(), l.clone())),
             }
         }
         relays
@@ -184,7 +184,7 @@ impl LinePool {
 
 #[cfg(test)]
 mod tests {
-    use offhook_directory::{Line, LineKind};
+    use offhook_directory::{Line, LineKind, Registration};
 
     use super::*;
 
@@ -218,6 +218,7 @@ mod tests {
             },
             relay: "relay-1".into(),
             relay_state: "up".into(),
+            relay_key: offhook_vocab::Secret::new("key"),
         }
     }
 
@@ -264,6 +265,6 @@ mod tests {
         assert_eq!(pool.refresh(t0), Refresh::Needed);
         let relays = pool.relays_of("node-1");
         assert_eq!(relays.len(), 1);
-        assert_eq!(relays[0].1.contact_user, "own", "the newest binding");
+        assert_eq!(relays[0].1.registration.contact_user, "own", "the newest binding");
     }
 }

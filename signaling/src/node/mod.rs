@@ -60,6 +60,9 @@ pub struct Start {
     pub call_token_secret: Vec<u8>,
     /// The directory secret that signs digest nonces (shared by all nodes).
     pub nonce_secret: Vec<u8>,
+    /// The directory secret that signs the flow tokens of our Record-Route
+    /// entries (shared by all nodes).
+    pub flow_token_secret: Vec<u8>,
     /// The host to name ourselves by in Via, Record-Route and Contact.
     pub host: String,
     /// `now` and the wall clock (Unix ms) at the same moment: the core's
@@ -133,6 +136,7 @@ pub struct Node {
     nonces: MemoryNonceStore,
     call_token_secret: Vec<u8>,
     connections: Connections,
+    flow_tokens: flows::FlowTokens,
     invites: invite::Invites,
     registers: HashMap<ServerKey, registrar::Register>,
     dialogs: dialogs::Dialogs,
@@ -188,6 +192,7 @@ impl Node {
             nonces: MemoryNonceStore::default(),
             call_token_secret: start.call_token_secret,
             connections: Connections::default(),
+            flow_tokens: flows::FlowTokens::new(offhook_vocab::Secret::new(start.flow_token_secret)),
             invites: invite::Invites::default(),
             registers: HashMap::new(),
             dialogs: dialogs::Dialogs::default(),

@@ -20,6 +20,7 @@ use crate::config::SignalingConfig;
 const NODE: &str = "127.0.0.1:5060";
 const PHONE: &str = "127.0.0.1:40000";
 const RELAY: &str = "127.0.0.1:5070";
+const RELAY_KEY: &[u8] = b"relay-account-ha1";
 const SECRET: &[u8] = b"call-token-secret";
 
 /// The directory's rows, and what the node wrote.
@@ -132,6 +133,7 @@ impl World {
         let start = Start {
             call_token_secret: SECRET.to_vec(),
             nonce_secret: b"nonce-secret".to_vec(),
+            flow_token_secret: b"flow-token-secret".to_vec(),
             host: "127.0.0.1".into(),
             clock: (now, 1_800_000_000_000),
             seed,
@@ -196,6 +198,7 @@ impl World {
             },
             relay: "relay-1".into(),
             relay_state: "up".into(),
+            relay_key: offhook_vocab::Secret::new(RELAY_KEY),
         });
         self
     }
@@ -209,6 +212,14 @@ impl World {
             if request.method == Method::Bye {
                 self.byes.push("relay");
             }
+            // Signaling signs what it sends the relay; the relay checks.
+            let wall = self.node.wall_ms(self.now);
+            assert_eq!(
+                offhook_sip::trust::verify(RELAY_KEY, &request, wall, 30_000),
+                Ok(()),
+                "{}",
+                request.method
+            );
             let tag = self.relay.new_tag();
             if request.method == Method::Invite {
                 let ringing = request.response(180, "Ringing", Some(&tag));

@@ -18,6 +18,8 @@ use crate::node::{Node, Start};
 
 /// Name of the directory secret that signs digest nonces (shared by all nodes).
 pub const NONCE_SECRET: &str = "digest-nonce";
+/// Name of the directory secret that signs Record-Route flow tokens.
+pub const FLOW_TOKEN_SECRET: &str = "flow-token";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,7 @@ impl Server {
                 .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
                 .await?,
             nonce_secret: directory.shared_secret(NONCE_SECRET).await?,
+            flow_token_secret: directory.shared_secret(FLOW_TOKEN_SECRET).await?,
             host,
             clock: driver::clock(),
             seed: rand::random(),
