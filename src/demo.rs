@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use offhook_directory::{
-    AccountKind, Directory, DirectoryError, IconUpdate, LineKind, NewAccount, NewIcon, NewLine, NewTenant,
-    Scope,
+    AccountKind, AccountUpdate, Directory, DirectoryError, IconUpdate, LineKind, NewAccount, NewIcon,
+    NewLine, NewTenant, Scope,
 };
 use offhook_media::relay::{Device, Relay, RelayConfig};
 use offhook_signaling::server::Server;
@@ -27,6 +27,13 @@ pub const ECHO_NUMBER: &str = "5550100";
 
 /// Seeds the demo tenant, icons and the relay's configured lines unless they exist, and lets the
 /// icon be used from the pages served on `web_port` (none when 0).
+/// A password nobody can guess (the demo relay's, made at each start).
+#[allow(clippy::disallowed_methods)] // the process's own randomness, at start
+fn random_password() -> String {
+    use rand::Rng as _;
+    hex::encode(rand::rng().random::<[u8; 24]>())
+}
+
 async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::Result<()> {
     match directory
         .create_tenant(NewTenant {
@@ -77,6 +84,8 @@ async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::
         Err(DirectoryError::Conflict(_)) => {}
         Err(err) => return Err(err.into()),
     }
+    // The relay account's password is new at every start: nobody outside this
+    // process knows it, so nobody else can register as the relay.
     let relay = NewAccount {
         tenant: DEMO_TENANT.into(),
         username: config.media.name.clone(),
@@ -86,7 +95,16 @@ async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::
         kind: AccountKind::Relay,
     };
     match directory.create_account(relay).await {
-        Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+        Ok(_) => {}
+        Err(DirectoryError::Conflict(_)) => {
+            let update = AccountUpdate {
+                password: Some(config.media.password.clone()),
+                ..AccountUpdate::default()
+            };
+            directory
+                .update_account(DEMO_TENANT, &config.media.name, update)
+                .await?;
+        }
         Err(err) => return Err(err.into()),
     }
     for spec in &config.media.lines {
@@ -132,6 +150,13 @@ async fn shutdown_signal() {
 
 /// `offhook demo`.
 pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
+    let config = &Config {
+        media: RelayConfig {
+            password: random_password(),
+            ..config.media.clone()
+        },
+        ..config.clone()
+    };
     let directory = Directory::connect(&config.database_url).await?;
     let listener = match args.seed_only {
         true => None,

@@ -68,6 +68,13 @@ pub struct SignalingConfig {
     /// On SIGTERM, how long calls in progress may go on before both sides get a
     /// BYE, in seconds (new calls are refused at once).
     pub drain_s: u64,
+    /// Failed digest attempts per source address or account before each next
+    /// attempt must wait (1 s, doubling).
+    pub auth_free_failures: u32,
+    /// Failed attempts that ban the source address or account.
+    pub auth_ban_failures: u32,
+    /// How long a ban lasts, in seconds.
+    pub auth_ban_s: u64,
 }
 
 impl Default for SignalingConfig {
@@ -99,6 +106,9 @@ impl Default for SignalingConfig {
             md5_only_user_agents: vec!["baresip".to_owned()],
             max_call_s: 4 * 3600,
             drain_s: 20,
+            auth_free_failures: 5,
+            auth_ban_failures: 20,
+            auth_ban_s: 900,
         }
     }
 }
@@ -136,6 +146,17 @@ impl SignalingConfig {
     /// `max_call_s` as a duration.
     pub fn max_call_duration(&self) -> Duration {
         Duration::from_secs(self.max_call_s)
+    }
+
+    /// The digest throttle's settings.
+    pub(crate) fn auth_throttle(&self) -> crate::node::ThrottleConfig {
+        crate::node::ThrottleConfig {
+            free: self.auth_free_failures,
+            backoff: Duration::from_secs(1),
+            ban_after: self.auth_ban_failures.max(1),
+            ban: Duration::from_secs(self.auth_ban_s),
+            window: Duration::from_secs(self.auth_ban_s.max(60)),
+        }
     }
 
     /// `drain_s` as a duration.

@@ -2,10 +2,15 @@
 //! server's challenges and their verification against the HA1 an account stores,
 //! and the client's answer to a challenge (the media relay registering its lines).
 //!
-//! Nonces are stateless and shared by every node with the same secret:
-//! `<issued-at secs, hex>.<salt, 16 hex>.<HMAC(secret, issued-at ':' salt ':' realm), 32 hex>`. A nonce
-//! older than its lifetime is answered with `stale=true`. Replays are refused by
-//! remembering the highest nonce-count seen per nonce ([`NonceStore`]).
+//! Nonces are stateless, signed with a secret every node shares, and bound to the
+//! incarnation of the process that issued them (a random id per start):
+//! `<issued-at secs, hex>.<salt, 16 hex>.<incarnation>.<HMAC(secret, issued-at
+//! ':' salt ':' incarnation ':' realm), 32 hex>`. Replays are refused by
+//! remembering the highest nonce-count seen per nonce ([`NonceStore`]), and
+//! since only the issuing incarnation accepts its nonces, a captured request
+//! replayed after a restart or on another node meets a fresh challenge
+//! (`stale=true`), never an account. A nonce older than its lifetime is
+//! answered with `stale=true`.
 
 use std::collections::HashMap;
 
@@ -192,6 +197,7 @@ impl NonceStore for MemoryNonceStore {
 #[derive(Debug, Clone)]
 pub struct DigestServer {
     secret: Vec<u8>,
+    incarnation: String,
     lifetime_secs: u64,
     algorithms: Vec<DigestAlgorithm>,
     md5_only_user_agents: Vec<String>,
@@ -203,11 +209,13 @@ pub fn algorithm_named(name: &str) -> Option<DigestAlgorithm> {
 }
 
 impl DigestServer {
-    /// A server signing nonces with `secret`, fresh for `lifetime_secs`,
-    /// challenging with MD5 and SHA-256.
-    pub fn new(secret: Vec<u8>, lifetime_secs: u64) -> Self {
+    /// A server signing nonces with `secret` for process incarnation
+    /// `incarnation` (random per start), fresh for `lifetime_secs`, challenging
+    /// with MD5 and SHA-256.
+    pub fn new(secret: Vec<u8>, incarnation: u64, lifetime_secs: u64) -> Self {
         Self {
             secret,
+            incarnation: format!("{incarnation:016x}"),
             lifetime_secs,
             algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
             md5_only_user_agents: Vec::new(),
@@ -239,7 +247,7 @@ impl DigestServer {
     fn nonce_mac(&self, issued: u64, salt: &str, realm: &str) -> String {
         // HMAC takes keys of any length.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
-        mac.update(format!("{issued:x}:{salt}:{realm}").as_bytes());
+        mac.update(format!("{issued:x}:{salt}:{}:{realm}", self.incarnation).as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
@@ -247,7 +255,8 @@ impl DigestServer {
     /// the caller's RNG).
     pub fn nonce(&self, realm: &str, now_secs: u64, salt: u64) -> String {
         let salt = format!("{salt:016x}");
-        format!("{now_secs:x}.{salt}.{}", self.nonce_mac(now_secs, &salt, realm))
+        let mac = self.nonce_mac(now_secs, &salt, realm);
+        format!("{now_secs:x}.{salt}.{}.{mac}", self.incarnation)
     }
 
     /// The challenge header values for a client sending `user_agent`, one per
@@ -303,11 +312,18 @@ impl DigestServer {
             return Err(AuthError::UriMismatch);
         }
         let mut parts = credentials.nonce.split('.');
-        let (Some(issued), Some(salt), Some(mac), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(issued), Some(salt), Some(incarnation), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(AuthError::UnknownNonce);
         };
+        if incarnation != self.incarnation {
+            return Err(AuthError::UnknownNonce);
+        }
         let issued = u64::from_str_radix(issued, 16).map_err(|_| AuthError::UnknownNonce)?;
         if mac != self.nonce_mac(issued, salt, &credentials.realm) {
             return Err(AuthError::UnknownNonce);
@@ -423,7 +439,7 @@ mod tests {
 
     #[test]
     fn challenge_answer_verify_replay_stale() {
-        let server = DigestServer::new(b"secret".to_vec(), 300);
+        let server = DigestServer::new(b"secret".to_vec(), 1, 300);
         const URI: &str = "sip:demo.test";
         for challenge in server.challenges("demo.test", 1_000, false, None, 7) {
             // Both challenges share a nonce: each answer gets its own store here.
@@ -462,10 +478,16 @@ mod tests {
                     .is_ok(),
                 "the same URI written otherwise"
             );
-            let other = DigestServer::new(b"other".to_vec(), 300);
+            let other = DigestServer::new(b"other".to_vec(), 1, 300);
             assert_eq!(
                 other.check(&creds, "REGISTER", ok, &ha1, 1_010),
                 Err(AuthError::UnknownNonce)
+            );
+            let restarted = DigestServer::new(b"secret".to_vec(), 2, 300);
+            assert_eq!(
+                restarted.check(&creds, "REGISTER", ok, &ha1, 1_010),
+                Err(AuthError::UnknownNonce),
+                "another incarnation (a restart, another node) does not take it"
             );
         }
         assert!(server.challenges("r", 0, false, None, 1)[1].contains("algorithm=SHA-256"));

@@ -8,6 +8,7 @@
 //! answers, so the answers tell an attacker nothing about which accounts exist.
 //! The nonce is spent ([`Verified::spend`]) only once the caller accepts.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use offhook_directory::{Account, Tenant};
@@ -15,6 +16,7 @@ use offhook_sip::auth::{AuthError, Credentials, DigestServer, NonceStore, NonceU
 use offhook_sip::endpoint::Endpoint;
 use offhook_sip::message::{Request, Uri};
 
+use super::throttle::Throttle;
 use super::view::{View, found};
 use super::{Reply, Step};
 
@@ -73,18 +75,33 @@ impl Challenger {
     }
 }
 
+/// What an authentication decision reads.
+pub(crate) struct AuthCtx<'a> {
+    pub view: &'a View,
+    pub endpoint: &'a Endpoint,
+    pub throttle: &'a Throttle,
+    pub digest: &'a DigestServer,
+    pub now: Instant,
+    pub now_secs: u64,
+    /// Where the request came from.
+    pub source: IpAddr,
+}
+
 /// Authenticates `request` as an account of `tenant`.
-#[allow(clippy::too_many_arguments)] // the inputs of one decision, each named
 pub(crate) fn check(
-    view: &View,
-    endpoint: &Endpoint,
-    now: Instant,
-    now_secs: u64,
-    digest: &DigestServer,
+    ctx: &AuthCtx<'_>,
     request: &Request,
     tenant: &Tenant,
     challenger: Challenger,
 ) -> Step<Verified> {
+    let AuthCtx {
+        view,
+        endpoint,
+        digest,
+        now,
+        now_secs,
+        ..
+    } = *ctx;
     let realm = &tenant.sip_domain;
     let credentials = request
         .headers
@@ -99,10 +116,22 @@ pub(crate) fn check(
     let Some(credentials) = credentials else {
         return challenge(false);
     };
-    let forbidden = Step::Reply(Reply::new(403, "Forbidden"));
-    let account = found!(view.account(now, &tenant.id, &credentials.username), forbidden);
+    if let Some(until) = ctx
+        .throttle
+        .refused_until(now, ctx.source, realm, &credentials.username)
+    {
+        let wait = until.saturating_duration_since(now).as_secs().max(1);
+        return Step::Reply(
+            Reply::new(403, "Too many failed attempts").with("Retry-After", wait.to_string()),
+        );
+    }
+    let failed = || Step::Failed {
+        realm: realm.clone(),
+        user: credentials.username.clone(),
+    };
+    let account = found!(view.account(now, &tenant.id, &credentials.username), failed());
     if !account.enabled {
-        return forbidden;
+        return failed();
     }
     let ha1 = account.ha1(credentials.algorithm);
     let uri_ok = |uri: &str| same_uri(uri, &request.uri) || Uri::parse(uri).is_ok_and(|u| endpoint.is_us(&u));
@@ -112,6 +141,6 @@ pub(crate) fn check(
         Err(AuthError::UriMismatch) => {
             Step::Reply(Reply::new(400, "Digest uri does not match the Request-URI"))
         }
-        Err(AuthError::Malformed | AuthError::Mismatch) => forbidden,
+        Err(AuthError::Malformed | AuthError::Mismatch) => failed(),
     }
 }

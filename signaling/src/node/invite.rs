@@ -207,29 +207,33 @@ impl Node {
         }
     }
 
-    fn route_ctx(&self, now: Instant) -> RouteCtx<'_> {
+    fn route_ctx(&self, now: Instant, source: std::net::IpAddr) -> RouteCtx<'_> {
         RouteCtx {
+            auth: self.auth_ctx(now, source),
             view: &self.view,
-            endpoint: &self.endpoint,
             now,
             now_ms: self.wall_ms(now),
-            digest: &self.digest,
             call_token_secret: &self.call_token_secret,
             per_source_per_minute: self.config.calls_per_source_per_minute,
         }
     }
 
-    fn request_of(&self, key: &ServerKey) -> Option<Request> {
-        self.invites.by_server.get(key).map(|i| i.request.clone())
+    fn request_of(&self, key: &ServerKey) -> Option<(Request, std::net::IpAddr)> {
+        self.invites
+            .by_server
+            .get(key)
+            .map(|i| (i.request.clone(), i.flow.remote.ip()))
     }
 
     fn decide_caller(&mut self, now: Instant, key: &ServerKey) -> Result<Next, Ended> {
-        let Some(request) = self.request_of(key) else {
+        let Some((request, source)) = self.request_of(key) else {
             return Ok(Next::Done);
         };
-        match route::caller(&self.route_ctx(now), &request) {
+        match route::caller(&self.route_ctx(now, source), &request) {
             Step::Done(Caller::Account { tenant, verified }) => {
                 let now_secs = self.wall_secs(now);
+                self.throttle
+                    .succeeded(source, &tenant.sip_domain, &verified.account.username);
                 if verified.spend(&mut self.nonces, now_secs) {
                     Ok(Next::Run(Stage::Target(Box::new(Caller::Account {
                         tenant,
@@ -258,14 +262,15 @@ impl Node {
                 stale,
                 Challenger::Proxy,
             ))),
+            Step::Failed { realm, user } => Err(Ended::refused(self.auth_failed(now, source, &realm, &user))),
         }
     }
 
     fn decide_target(&mut self, now: Instant, key: &ServerKey, caller: Box<Caller>) -> Result<Next, Ended> {
-        let Some(request) = self.request_of(key) else {
+        let Some((request, source)) = self.request_of(key) else {
             return Ok(Next::Done);
         };
-        match route::target(&self.route_ctx(now), &request, &caller) {
+        match route::target(&self.route_ctx(now, source), &request, &caller) {
             Step::Done(routed) => match routed.token.clone() {
                 Some(grant) => {
                     self.change(Change::SpendToken(grant), Owner::Invite(key.clone()));
@@ -278,7 +283,7 @@ impl Node {
                 Ok(Next::Wait(Stage::Target(caller)))
             }
             Step::Reply(reply) => Err(Ended::refused(reply)),
-            Step::Challenge { .. } => Err(Ended::refused(Reply::new(403, "Forbidden"))),
+            Step::Challenge { .. } | Step::Failed { .. } => Err(Ended::refused(Reply::new(403, "Forbidden"))),
         }
     }
 

@@ -21,6 +21,7 @@ mod invite;
 mod lines;
 mod registrar;
 mod route;
+mod throttle;
 mod view;
 
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +41,8 @@ use flows::Connections;
 use health_checks::HealthChecks;
 use lines::LinePool;
 use view::View;
+
+pub(crate) use throttle::ThrottleConfig;
 
 /// What the core asks its driver to do with the directory.
 #[derive(Debug, Clone)]
@@ -107,6 +110,23 @@ pub(crate) enum Step<T> {
     /// Answer with a digest challenge for `realm` (`stale=true` when the nonce
     /// was old or replayed).
     Challenge { realm: String, stale: bool },
+    /// Wrong credentials for `user` of `realm`: counted by the throttle, logged,
+    /// answered 403.
+    Failed { realm: String, user: String },
+}
+
+impl<T> Step<T> {
+    /// The decided value, or this step as one of another decision (which waits,
+    /// replies or challenges the same way).
+    pub(crate) fn decided<U>(self) -> Result<T, Step<U>> {
+        match self {
+            Self::Done(value) => Ok(value),
+            Self::Need(query) => Err(Step::Need(query)),
+            Self::Reply(reply) => Err(Step::Reply(reply)),
+            Self::Challenge { realm, stale } => Err(Step::Challenge { realm, stale }),
+            Self::Failed { realm, user } => Err(Step::Failed { realm, user }),
+        }
+    }
 }
 
 /// Who waits for a query or a change.
@@ -134,6 +154,7 @@ pub struct Node {
     limiter: Limiter,
     digest: DigestServer,
     nonces: MemoryNonceStore,
+    throttle: throttle::Throttle,
     call_token_secret: Vec<u8>,
     connections: Connections,
     flow_tokens: flows::FlowTokens,
@@ -187,9 +208,10 @@ impl Node {
             view: View::new(config.directory_cache()),
             lines: LinePool::new(config.directory_cache()),
             limiter: Limiter::default(),
-            digest: DigestServer::new(start.nonce_secret, config.nonce_lifetime_s)
+            digest: DigestServer::new(start.nonce_secret, rng.random(), config.nonce_lifetime_s)
                 .with_algorithms(digest_algorithms, &config.md5_only_user_agents),
             nonces: MemoryNonceStore::default(),
+            throttle: throttle::Throttle::new(config.auth_throttle()),
             call_token_secret: start.call_token_secret,
             connections: Connections::default(),
             flow_tokens: flows::FlowTokens::new(offhook_vocab::Secret::new(start.flow_token_secret)),
@@ -306,6 +328,27 @@ impl Node {
         if let Err(err) = self.endpoint.respond(now, key, response) {
             tracing::debug!(%err, "response dropped: its transaction is gone");
         }
+    }
+
+    /// What an authentication decision reads, for a request from `source`.
+    fn auth_ctx(&self, now: Instant, source: std::net::IpAddr) -> auth::AuthCtx<'_> {
+        auth::AuthCtx {
+            view: &self.view,
+            endpoint: &self.endpoint,
+            throttle: &self.throttle,
+            digest: &self.digest,
+            now,
+            now_secs: self.wall_secs(now),
+            source,
+        }
+    }
+
+    /// Wrong credentials: counted against their source and account, logged on
+    /// the security target (one stable line per failure), answered 403.
+    fn auth_failed(&mut self, now: Instant, source: std::net::IpAddr, realm: &str, user: &str) -> Reply {
+        self.throttle.failed(now, source, realm, user);
+        tracing::warn!(target: "offhook::security", %source, realm, user, "digest authentication failed");
+        Reply::new(403, "Forbidden")
     }
 
     /// A digest challenge for `request` as a [`Reply`].

@@ -85,6 +85,10 @@ impl Node {
                 let reply = self.challenge(now, &request, &realm, stale, Challenger::Registrar);
                 self.finish_register(now, key, reply);
             }
+            Step::Failed { realm, user } => {
+                let reply = self.auth_failed(now, flow.remote.ip(), &realm, &user);
+                self.finish_register(now, key, reply);
+            }
         }
     }
 
@@ -104,21 +108,17 @@ impl Node {
         );
         let now_secs = self.wall_secs(now);
         let checked = auth::check(
-            &self.view,
-            &self.endpoint,
-            now,
-            now_secs,
-            &self.digest,
+            &self.auth_ctx(now, flow.remote.ip()),
             request,
             &tenant,
             Challenger::Registrar,
         );
-        let verified = match checked {
-            Step::Done(verified) => verified,
-            Step::Need(query) => return Step::Need(query),
-            Step::Reply(reply) => return Step::Reply(reply),
-            Step::Challenge { realm, stale } => return Step::Challenge { realm, stale },
+        let verified = match checked.decided() {
+            Ok(verified) => verified,
+            Err(step) => return step,
         };
+        self.throttle
+            .succeeded(flow.remote.ip(), &tenant.sip_domain, &verified.account.username);
         let Some(aor) = request
             .to()
             .and_then(|to| to.parsed_uri())

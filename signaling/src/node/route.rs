@@ -13,11 +13,10 @@ use chrono::{DateTime, Utc};
 use offhook_directory::call_tokens::{self, CallGrant, TokenError};
 use offhook_directory::limits::CallLimits;
 use offhook_directory::{Account, AccountKind, Icon, Tenant};
-use offhook_sip::auth::DigestServer;
 use offhook_sip::message::Request;
 use offhook_vocab::headers;
 
-use super::auth::{self, Challenger, Verified};
+use super::auth::{self, AuthCtx, Challenger, Verified};
 use super::view::{Lookup, View, found};
 use super::{Reply, Step};
 
@@ -62,20 +61,15 @@ pub(crate) struct Routed {
 
 /// What the routing decisions read.
 pub(crate) struct RouteCtx<'a> {
+    pub auth: AuthCtx<'a>,
     pub view: &'a View,
-    pub endpoint: &'a offhook_sip::endpoint::Endpoint,
     pub now: Instant,
     pub now_ms: i64,
-    pub digest: &'a DigestServer,
     pub call_token_secret: &'a [u8],
     pub per_source_per_minute: u32,
 }
 
 impl RouteCtx<'_> {
-    fn now_secs(&self) -> u64 {
-        u64::try_from(self.now_ms / 1000).unwrap_or(0)
-    }
-
     fn icon_limits(&self, icon: &Icon) -> CallLimits {
         CallLimits {
             max_concurrent: u32::try_from(icon.max_concurrent_calls).unwrap_or(1),
@@ -116,20 +110,9 @@ pub(crate) fn caller(ctx: &RouteCtx<'_>, request: &Request) -> Step<Caller> {
         ctx.view.tenant_by_domain(ctx.now, &domain),
         Step::Reply(Reply::new(403, "Unknown caller domain"))
     );
-    let verified = match auth::check(
-        ctx.view,
-        ctx.endpoint,
-        ctx.now,
-        ctx.now_secs(),
-        ctx.digest,
-        request,
-        &tenant,
-        Challenger::Proxy,
-    ) {
-        Step::Done(verified) => verified,
-        Step::Need(query) => return Step::Need(query),
-        Step::Reply(reply) => return Step::Reply(reply),
-        Step::Challenge { realm, stale } => return Step::Challenge { realm, stale },
+    let verified = match auth::check(&ctx.auth, request, &tenant, Challenger::Proxy).decided() {
+        Ok(verified) => verified,
+        Err(step) => return step,
     };
     Step::Done(Caller::Account {
         tenant: Box::new(tenant),

@@ -585,3 +585,54 @@ fn a_draining_node_refuses_new_calls_and_ends_the_others_at_its_deadline() {
     assert_eq!(world.directory.ended[0].1, HangupCause::Shutdown);
     assert!(world.node.is_drained());
 }
+
+/// A REGISTER for alice with credentials answering `challenge` with `password`.
+fn register_with(challenge: &Response, password: &str, cseq: u32) -> Request {
+    let mut register = request(Method::Register, "sip:a.test", "<sip:alice@a.test>");
+    register.headers.set("To", "<sip:alice@a.test>");
+    register.headers.set("CSeq", &format!("{cseq} REGISTER"));
+    register.headers.set("Call-ID", &format!("reg-{cseq}@phone"));
+    let www = challenge.headers.get("WWW-Authenticate").unwrap();
+    let answer = offhook_sip::auth::answer_challenge(www, "REGISTER", "sip:a.test", "alice", password, "c").unwrap();
+    register.headers.push("Authorization", &answer);
+    register
+}
+
+#[test]
+fn password_guessing_is_slowed_then_banned_and_the_right_password_does_not_help() {
+    let mut world = World::new(13);
+    let challenge = |world: &mut World, cseq: u32| {
+        let mut r = request(Method::Register, "sip:a.test", "<sip:alice@a.test>");
+        r.headers.set("Call-ID", &format!("probe-{cseq}@phone"));
+        world.call(r)
+    };
+    let free = SignalingConfig::default().auth_free_failures;
+    for n in 0..free {
+        let c = challenge(&mut world, 100 + n);
+        assert_eq!(c.status, 401);
+        let answer = world.call(register_with(&c, "wrong-guess", n + 1));
+        assert_eq!((answer.status, answer.reason.as_str()), (403, "Forbidden"));
+    }
+    // One more wrong guess, then even the right password waits.
+    let c = challenge(&mut world, 200);
+    assert_eq!(world.call(register_with(&c, "wrong-again", 50)).status, 403);
+    let c = challenge(&mut world, 201);
+    let refused = world.call(register_with(&c, "alice-secret", 51));
+    assert_eq!((refused.status, refused.reason.as_str()), (403, "Too many failed attempts"));
+    assert!(refused.headers.get("Retry-After").is_some());
+    // An unknown user is answered exactly like a known one.
+    let mut unknown = request(Method::Register, "sip:a.test", "<sip:mallory@a.test>");
+    unknown.headers.set("To", "<sip:mallory@a.test>");
+    unknown.headers.set("Call-ID", "m1@phone");
+    let c2 = world.call(unknown.clone());
+    let www = c2.headers.get("WWW-Authenticate").unwrap().to_owned();
+    let answer = offhook_sip::auth::answer_challenge(&www, "REGISTER", "sip:a.test", "mallory", "x", "c").unwrap();
+    unknown.headers.push("Authorization", &answer);
+    unknown.headers.set("CSeq", "2 REGISTER");
+    let refused_unknown = world.call(unknown);
+    assert_eq!(refused_unknown.status, 403, "as for a wrong password");
+    // After the wait, the right password works again.
+    world.advance(Duration::from_secs(3));
+    let c = challenge(&mut world, 300);
+    assert_eq!(world.call(register_with(&c, "alice-secret", 60)).status, 200);
+}
