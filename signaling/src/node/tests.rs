@@ -593,7 +593,8 @@ fn register_with(challenge: &Response, password: &str, cseq: u32) -> Request {
     register.headers.set("CSeq", &format!("{cseq} REGISTER"));
     register.headers.set("Call-ID", &format!("reg-{cseq}@phone"));
     let www = challenge.headers.get("WWW-Authenticate").unwrap();
-    let answer = offhook_sip::auth::answer_challenge(www, "REGISTER", "sip:a.test", "alice", password, "c").unwrap();
+    let answer =
+        offhook_sip::auth::answer_challenge(www, "REGISTER", "sip:a.test", "alice", password, "c").unwrap();
     register.headers.push("Authorization", &answer);
     register
 }
@@ -618,7 +619,10 @@ fn password_guessing_is_slowed_then_banned_and_the_right_password_does_not_help(
     assert_eq!(world.call(register_with(&c, "wrong-again", 50)).status, 403);
     let c = challenge(&mut world, 201);
     let refused = world.call(register_with(&c, "alice-secret", 51));
-    assert_eq!((refused.status, refused.reason.as_str()), (403, "Too many failed attempts"));
+    assert_eq!(
+        (refused.status, refused.reason.as_str()),
+        (403, "Too many failed attempts")
+    );
     assert!(refused.headers.get("Retry-After").is_some());
     // An unknown user is answered exactly like a known one.
     let mut unknown = request(Method::Register, "sip:a.test", "<sip:mallory@a.test>");
@@ -626,7 +630,8 @@ fn password_guessing_is_slowed_then_banned_and_the_right_password_does_not_help(
     unknown.headers.set("Call-ID", "m1@phone");
     let c2 = world.call(unknown.clone());
     let www = c2.headers.get("WWW-Authenticate").unwrap().to_owned();
-    let answer = offhook_sip::auth::answer_challenge(&www, "REGISTER", "sip:a.test", "mallory", "x", "c").unwrap();
+    let answer =
+        offhook_sip::auth::answer_challenge(&www, "REGISTER", "sip:a.test", "mallory", "x", "c").unwrap();
     unknown.headers.push("Authorization", &answer);
     unknown.headers.set("CSeq", "2 REGISTER");
     let refused_unknown = world.call(unknown);
