@@ -68,6 +68,14 @@ pub struct SignalingConfig {
     /// On SIGTERM, how long calls in progress may go on before both sides get a
     /// BYE, in seconds (new calls are refused at once).
     pub drain_s: u64,
+    /// Stream connections (TCP, TLS, WebSocket) at once.
+    pub max_connections: usize,
+    /// Stream connections at once from one address.
+    pub max_connections_per_source: usize,
+    /// A stream connection must complete its handshake and send its first
+    /// message within this, in ms; a message once started must be complete
+    /// within it too.
+    pub connection_deadline_ms: u64,
     /// Failed digest attempts per source address or account before each next
     /// attempt must wait (1 s, doubling).
     pub auth_free_failures: u32,
@@ -106,6 +114,9 @@ impl Default for SignalingConfig {
             md5_only_user_agents: vec!["baresip".to_owned()],
             max_call_s: 4 * 3600,
             drain_s: 20,
+            max_connections: 4096,
+            max_connections_per_source: 64,
+            connection_deadline_ms: 10_000,
             auth_free_failures: 5,
             auth_ban_failures: 20,
             auth_ban_s: 900,
@@ -146,6 +157,19 @@ impl SignalingConfig {
     /// `max_call_s` as a duration.
     pub fn max_call_duration(&self) -> Duration {
         Duration::from_secs(self.max_call_s)
+    }
+
+    /// The caps and deadlines of stream connections.
+    pub fn connection_limits(&self) -> offhook_sip::transport::ConnectionLimits {
+        let deadline = Duration::from_millis(self.connection_deadline_ms);
+        offhook_sip::transport::ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_source: self.max_connections_per_source,
+            handshake: deadline,
+            first_message: deadline,
+            message: deadline,
+            ..Default::default()
+        }
     }
 
     /// The digest throttle's settings.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::endpoint::Endpoint;
-use crate::transport::{self, Inbound, TransportKind, Transports};
+use crate::transport::{self, ConnectionLimits, Inbound, TransportKind, Transports};
 
 /// Where to listen; each transport is optional.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +34,8 @@ pub struct Listen {
     pub tls_files: Option<(PathBuf, PathBuf)>,
     /// Largest message accepted.
     pub max_message: usize,
+    /// Caps and deadlines of stream connections.
+    pub limits: ConnectionLimits,
 }
 
 /// Why the sockets could not be bound.
@@ -85,7 +87,7 @@ impl SipSockets {
     /// Binds every configured transport and starts serving it.
     pub async fn bind(listen: &Listen) -> Result<Self, BindError> {
         let (inbound_tx, inbound) = mpsc::channel(4096);
-        let transports = Transports::new(inbound_tx, listen.max_message);
+        let transports = Transports::new(inbound_tx, listen.max_message, listen.limits);
         let mut sockets = Self {
             transports: transports.clone(),
             inbound,

@@ -449,7 +449,7 @@ impl Endpoint {
     /// Binds UDP at `addr` and starts the loop with these timers.
     pub async fn udp(addr: std::net::SocketAddr, timers: Timers) -> std::io::Result<Self> {
         let (inbound_tx, inbound) = mpsc::channel(1024);
-        let transports = Transports::new(inbound_tx, 64 * 1024);
+        let transports = Transports::new(inbound_tx, 64 * 1024, Default::default());
         let socket = UdpSocket::bind(addr).await?;
         let local = socket.local_addr()?;
         let udp = tokio::spawn({

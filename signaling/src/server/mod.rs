@@ -92,6 +92,7 @@ impl Server {
             wss: config.wss,
             tls_files: config.tls_cert.clone().zip(config.tls_key.clone()),
             max_message: config.max_message_bytes,
+            limits: config.connection_limits(),
         };
         let sockets = SipSockets::bind(&listen).await?;
         let bound = Bound::of(&sockets);

@@ -41,6 +41,11 @@ impl StreamFramer {
         Self { buf: Vec::new(), max }
     }
 
+    /// Whether no part of a message is buffered (only keep-alives, or nothing).
+    pub fn is_empty(&self) -> bool {
+        self.buf.iter().all(|b| *b == b'\r' || *b == b'\n')
+    }
+
     /// Adds bytes read from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);

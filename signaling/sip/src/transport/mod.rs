@@ -6,6 +6,7 @@
 //! client behind NAT or on a WebSocket go back down the connection it opened.
 
 mod accept;
+mod limits;
 mod stream;
 mod tls;
 mod udp;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+pub use limits::ConnectionLimits;
 pub use stream::serve_tcp;
 pub use tls::{load_tls_acceptor, serve_tls};
 pub use udp::serve_udp;
@@ -138,6 +140,12 @@ pub struct TransportStats {
     pub oversize: AtomicU64,
     /// Stream connections closed for a framing error.
     pub framing_errors: AtomicU64,
+    /// Connections refused at accept: a cap was reached.
+    pub refused_connections: AtomicU64,
+    /// Connections closed by a deadline (handshake, first message, message, silence).
+    pub timed_out: AtomicU64,
+    /// `accept()` failures (out of file descriptors, ...), each followed by a pause.
+    pub accept_errors: AtomicU64,
 }
 
 /// The live sockets and connections; cheap to clone.
@@ -153,6 +161,7 @@ struct Shared {
     next_conn: AtomicU64,
     inbound: mpsc::Sender<Inbound>,
     max_message: usize,
+    admission: limits::Admission,
     stats: TransportStats,
 }
 
@@ -161,8 +170,8 @@ const CONNECTION_QUEUE: usize = 256;
 
 impl Transports {
     /// A hub whose transports deliver into `inbound`, refusing messages larger
-    /// than `max_message` bytes.
-    pub fn new(inbound: mpsc::Sender<Inbound>, max_message: usize) -> Self {
+    /// than `max_message` bytes, holding stream connections within `limits`.
+    pub fn new(inbound: mpsc::Sender<Inbound>, max_message: usize, limits: ConnectionLimits) -> Self {
         Self {
             inner: Arc::new(Shared {
                 udp: Mutex::new(None),
@@ -170,6 +179,7 @@ impl Transports {
                 next_conn: AtomicU64::new(1),
                 inbound,
                 max_message,
+                admission: limits::Admission::new(limits),
                 stats: TransportStats::default(),
             }),
         }
@@ -183,6 +193,21 @@ impl Transports {
     /// What was refused so far.
     pub fn stats(&self) -> &TransportStats {
         &self.inner.stats
+    }
+
+    /// The caps and timeouts of stream connections.
+    pub fn limits(&self) -> &ConnectionLimits {
+        self.inner.admission.limits()
+    }
+
+    /// A slot for a new stream connection from `source`, if the caps allow.
+    pub(crate) fn admit(&self, source: std::net::IpAddr) -> Option<limits::Permit> {
+        self.inner.admission.admit(source, &self.inner.stats)
+    }
+
+    /// Stream connections held now.
+    pub fn connections(&self) -> usize {
+        self.inner.admission.held()
     }
 
     /// Delivers an arrived message to the core; false when the core is gone.

@@ -1,6 +1,9 @@
 //! TCP (and, through [`serve_connection`], TLS) connections: bytes are framed into
 //! messages by Content-Length with a size limit; a framing error or an oversize
-//! message closes the connection (RFC 3261 s18.3: the stream cannot be resynced).
+//! message closes the connection (RFC 3261 s18.3: the stream cannot be resynced),
+//! and so do the deadlines of [`super::ConnectionLimits`]: no first message in
+//! time, a message started and not finished in time (a slow drip of headers),
+//! or a long silence.
 
 use std::net::SocketAddr;
 
@@ -41,22 +44,45 @@ pub(crate) async fn serve_connection<S>(
     };
     let table = transports.clone();
     let read = |flow: Flow| async move {
+        let limits = *transports.limits();
         let mut framer = StreamFramer::new(transports.max_message());
         let mut buf = vec![0u8; 16 * 1024];
+        let mut spoke = false;
+        // When the message being framed began to arrive.
+        let mut started: Option<tokio::time::Instant> = None;
         'read: loop {
-            let len = match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(len) => len,
+            let deadline = match started {
+                Some(at) => at + limits.message,
+                None if spoke => tokio::time::Instant::now() + limits.idle,
+                None => tokio::time::Instant::now() + limits.first_message,
+            };
+            let len = match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(len)) => len,
+                Err(_) => {
+                    transports.stats().timed_out.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "closing stream connection: deadline");
+                    break;
+                }
             };
             framer.push(&buf[..len]);
             loop {
                 match framer.next_message() {
                     Ok(Some(message)) => {
+                        spoke = true;
+                        started = None;
                         if !transports.deliver(flow, message).await {
                             break 'read;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        started = match (framer.is_empty(), started) {
+                            (true, _) => None,
+                            (false, None) => Some(tokio::time::Instant::now()),
+                            (false, at) => at,
+                        };
+                        break;
+                    }
                     Err(err) => {
                         transports.stats().framing_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%remote, %err, "closing stream connection");

@@ -1,9 +1,14 @@
 //! SIP over WebSocket (RFC 7118), what browsers use: the handshake must offer the
 //! `sip` subprotocol and gets it echoed; each WebSocket message (text or binary)
 //! is exactly one SIP message. Requests for the client go back down the same
-//! connection (its Via and Contact hosts are `.invalid`).
+//! connection (its Via and Contact hosts are `.invalid`). The handshake has a
+//! deadline; the server pings every connection (browsers answer by themselves)
+//! and closes one that says nothing at all for two pings, so a browser that went
+//! away without closing is noticed within a minute and its calls end. Buffers
+//! are small (a few KiB per idle connection; SIP messages are small).
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,6 +21,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::accept::accept_loop;
 use super::{Flow, TransportKind, Transports};
+
+/// Read buffer per connection (tungstenite's default is 128 KiB).
+const BUFFER: usize = 4 * 1024;
 
 /// Accepts plain WebSocket connections.
 pub async fn serve_ws(listener: TcpListener, transports: Transports) -> std::io::Result<()> {
@@ -74,26 +82,42 @@ async fn serve_ws_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let limits = *transports.limits();
     let config = WebSocketConfig::default()
+        .read_buffer_size(BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(transports.max_message() * 4)
         .max_message_size(Some(transports.max_message()))
         .max_frame_size(Some(transports.max_message()));
-    let socket =
-        match tokio_tungstenite::accept_hdr_async_with_config(stream, require_sip_subprotocol, Some(config))
-            .await
-        {
-            Ok(socket) => socket,
-            Err(err) => {
-                tracing::debug!(%remote, %err, "WebSocket handshake refused");
-                return;
-            }
-        };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, require_sip_subprotocol, Some(config));
+    let socket = match tokio::time::timeout(limits.handshake, handshake).await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(err)) => {
+            tracing::debug!(%remote, %err, "WebSocket handshake refused");
+            return;
+        }
+        Err(_) => {
+            transports.stats().timed_out.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "WebSocket handshake timed out");
+            return;
+        }
+    };
     let (mut sink, mut source) = socket.split();
-    let write = |mut outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>| async move {
-        while let Some(bytes) = outgoing.recv().await {
-            // SIP is text; a message that is not UTF-8 (binary body) goes as binary.
-            let message = match String::from_utf8(bytes) {
-                Ok(text) => Message::text(text),
-                Err(err) => Message::binary(err.into_bytes()),
+    let write = move |mut outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>| async move {
+        let mut ping = tokio::time::interval(limits.ping);
+        ping.tick().await;
+        loop {
+            let message = tokio::select! {
+                bytes = outgoing.recv() => match bytes {
+                    // SIP is text; a message that is not UTF-8 (binary body) goes as binary.
+                    Some(bytes) => match String::from_utf8(bytes) {
+                        Ok(text) => Message::text(text),
+                        Err(err) => Message::binary(err.into_bytes()),
+                    },
+                    None => break,
+                },
+                _ = ping.tick() => Message::Ping(Default::default()),
             };
             if sink.send(message).await.is_err() {
                 break;
@@ -103,13 +127,30 @@ async fn serve_ws_connection<S>(
     };
     let table = transports.clone();
     let read = |flow: Flow| async move {
-        while let Some(Ok(message)) = source.next().await {
+        let mut spoke = false;
+        loop {
+            // Any frame (a pong too) shows the peer is there.
+            let wait = if spoke {
+                limits.ping * 2
+            } else {
+                limits.first_message
+            };
+            let message = match tokio::time::timeout(wait, source.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(_) => break,
+                Err(_) => {
+                    transports.stats().timed_out.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "closing WebSocket connection: silent");
+                    break;
+                }
+            };
             let bytes = match message {
                 Message::Text(text) => text.as_bytes().to_vec(),
                 Message::Binary(bytes) => bytes.to_vec(),
                 Message::Close(_) => break,
                 _ => continue,
             };
+            spoke = true;
             if !transports.deliver(flow, bytes).await {
                 break;
             }
