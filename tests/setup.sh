@@ -22,6 +22,8 @@ fi
 npm ci --no-audit --no-fund --prefix tests/browser >/dev/null
 # schemathesis (PyPI) checks the admin API against its OpenAPI document (tests/api_schema.sh).
 command -v schemathesis >/dev/null 2>&1 || pip install --quiet --root-user-action=ignore "schemathesis>=4,<5"
+# SIPVicious (PyPI): the attack tests guess passwords and enumerate accounts with it.
+command -v sipvicious_svcrack >/dev/null 2>&1 || pip install --quiet --root-user-action=ignore "sipvicious>=0.3,<0.4"
 
 if [ "${fresh_postgres:-0}" = 1 ]; then
   version=$(ls /etc/postgresql | head -n1)

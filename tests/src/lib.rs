@@ -265,3 +265,60 @@ impl Running {
             .expect("wait for offhook")
     }
 }
+
+impl Running {
+    /// Starts `command` (a real `offhook` process, possibly under a wrapper such
+    /// as `prlimit`) with its standard output piped.
+    ///
+    /// # Panics
+    /// When it cannot be started.
+    pub fn from_command(mut command: Command) -> Self {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn the command");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self { child, stdout }
+    }
+
+    /// The process's resident memory, in KiB (`VmRSS` of `/proc/<pid>/status`).
+    ///
+    /// # Panics
+    /// When the process is gone.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("process still running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+}
+
+/// Whether an OPTIONS over a fresh TCP connection to `tcp` gets its 200 (within 5 s).
+pub async fn options_over_tcp(tcp: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(tcp)).await
+    else {
+        return false;
+    };
+    let Ok(local) = stream.local_addr() else {
+        return false;
+    };
+    let options = format!(
+        "OPTIONS sip:probe@{tcp} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKprobe{}\r\n\
+         From: <sip:probe@invalid>;tag=p\r\nTo: <sip:probe@{tcp}>\r\nCall-ID: probe-{}\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    if stream.write_all(options.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    read.is_ok_and(|r| r.is_ok_and(|n| buf[..n].starts_with(b"SIP/2.0 200")))
+}
