@@ -3,7 +3,7 @@
 # sipp and baresip (SIP peers), Debian chromium (browser tests), pulseaudio (its
 # null sink is the sound card of the sound-card test; libasound2-dev and pkg-config
 # build cpal), openssl (test certificates), the npm tools in tests/browser (playwright-core, JsSIP, esbuild),
-# schemathesis (PyPI) for the admin API's OpenAPI check,
+# schemathesis (PyPI) for the admin API's OpenAPI check, SIPVicious (PyPI) for the attack tests,
 # and a PostgreSQL server on 127.0.0.1:5432 with a `test` database that the
 # `postgres` user reaches without a password (only configured when this script
 # installed PostgreSQL itself; otherwise the running server is used as it is).
