@@ -266,3 +266,52 @@ async fn the_listener_survives_running_out_of_file_descriptors() {
     }
     assert!(served, "the listener serves again");
 }
+
+#[tokio::test]
+async fn idle_websocket_connections_cost_little_memory_each() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    const CONNECTIONS: usize = 500;
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    assert!(offhook.run(&["demo", "--seed-only"]).await.status.success());
+    let envs = [
+        ANY_PORTS,
+        &[("OFFHOOK_SIGNALING__MAX_CONNECTIONS_PER_SOURCE", "1000")],
+    ]
+    .concat();
+    let mut running = offhook.spawn(&["signaling"], &envs);
+    let line = running.wait_for_line("signaling serving SIP").await;
+    let ws = after(&line, "ws=").to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = running.rss_kib();
+    let mut held = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut request = format!("ws://{ws}").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket handshake");
+        // A keep-alive: the connection has spoken, so it is idle, not new.
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text("\r\n\r\n"))
+            .await
+            .unwrap();
+        held.push(socket);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_all = running.rss_kib();
+    let per_connection = (after_all.saturating_sub(before)) as f64 / CONNECTIONS as f64;
+    eprintln!(
+        "{CONNECTIONS} idle WebSocket connections: RSS {before} KiB -> {after_all} KiB, {per_connection:.1} KiB each"
+    );
+    assert!(
+        per_connection < 48.0,
+        "an idle WebSocket connection holds {per_connection:.1} KiB"
+    );
+    assert!(offhook_tests::options_over_tcp(after(&line, "tcp=").parse().unwrap()).await);
+    drop(held);
+}
