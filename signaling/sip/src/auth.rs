@@ -359,8 +359,76 @@ impl DigestServer {
     }
 }
 
+/// A digest challenge (`WWW-Authenticate` or `Proxy-Authenticate`) as a client
+/// answers it: parsed once, then answered for each request with the next nonce
+/// count (RFC 7616 s3.4: a client that reuses a nonce counts its requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    /// Realm.
+    pub realm: String,
+    /// The server's nonce.
+    pub nonce: String,
+    /// Algorithm.
+    pub algorithm: DigestAlgorithm,
+    /// Whether `qop=auth` is offered (then the answer carries nc and cnonce).
+    pub qop_auth: bool,
+    /// Echoed back unchanged when present.
+    pub opaque: Option<String>,
+    /// The server says our last nonce is stale, not our credentials wrong.
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    /// Parses a challenge; `None` when it is not a digest we speak.
+    pub fn parse(challenge: &str) -> Option<Self> {
+        let p = digest_params(challenge)?;
+        Some(Self {
+            realm: p.get("realm")?.clone(),
+            nonce: p.get("nonce")?.clone(),
+            algorithm: algorithm(p.get("algorithm"))?,
+            qop_auth: p
+                .get("qop")
+                .is_some_and(|q| q.split(',').any(|q| q.trim() == "auth")),
+            opaque: p.get("opaque").cloned(),
+            stale: p.get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })
+    }
+
+    /// The `Authorization` value for request `count` (1 for the first) on this
+    /// nonce.
+    pub fn answer(
+        &self,
+        method: &str,
+        uri: &str,
+        username: &str,
+        password: &str,
+        cnonce: &str,
+        count: u32,
+    ) -> String {
+        let ha1 = self.algorithm.ha1(username, &self.realm, password);
+        let nc = format!("{count:08x}");
+        let qop = self.qop_auth.then_some(("auth", nc.as_str(), cnonce));
+        let response = digest_response(self.algorithm, &ha1, &self.nonce, method, uri, qop);
+        let mut value = format!(
+            "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm={}",
+            self.realm,
+            self.nonce,
+            self.algorithm.as_str()
+        );
+        if self.qop_auth {
+            value.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+        }
+        if let Some(opaque) = &self.opaque {
+            value.push_str(&format!(", opaque=\"{opaque}\""));
+        }
+        value
+    }
+}
+
 /// The client's `Authorization` value answering a challenge (qop=auth when
-/// offered), or `None` when the challenge is not a digest we speak.
+/// offered) for the first request on its nonce, or `None` when the challenge is
+/// not a digest we speak.
 pub fn answer_challenge(
     challenge: &str,
     method: &str,
@@ -369,25 +437,8 @@ pub fn answer_challenge(
     password: &str,
     cnonce: &str,
 ) -> Option<String> {
-    let p = digest_params(challenge)?;
-    let realm = p.get("realm")?;
-    let nonce = p.get("nonce")?;
-    let algorithm = algorithm(p.get("algorithm"))?;
-    let ha1 = algorithm.ha1(username, realm, password);
-    let offers_auth = p
-        .get("qop")
-        .is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
-    let qop = offers_auth.then_some(("auth", "00000001", cnonce));
-    let response = digest_response(algorithm, &ha1, nonce, method, uri, qop);
-    let mut value = format!(
-        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         response=\"{response}\", algorithm={}",
-        algorithm.as_str()
-    );
-    if offers_auth {
-        value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
-    }
-    Some(value)
+    let challenge = DigestChallenge::parse(challenge)?;
+    Some(challenge.answer(method, uri, username, password, cnonce, 1))
 }
 
 #[cfg(test)]

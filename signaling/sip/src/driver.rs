@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, SipIo};
 use crate::transport::{self, ConnectionLimits, Inbound, TransportKind, Transports};
 
 /// Where to listen; each transport is optional.
@@ -195,22 +195,22 @@ impl SipSockets {
         Instant::now()
     }
 
-    /// Hands what arrived to the endpoint.
-    pub fn feed(endpoint: &mut Endpoint, now: Instant, inbound: Inbound) {
+    /// Hands what arrived to the endpoint (or the core that owns it).
+    pub fn feed(core: &mut impl SipIo, now: Instant, inbound: Inbound) {
         match inbound {
-            Inbound::Message { flow, bytes } => endpoint.handle_datagram(now, flow, &bytes),
-            Inbound::Closed { flow } => endpoint.handle_closed(now, flow),
+            Inbound::Message { flow, bytes } => core.handle_datagram(now, flow, &bytes),
+            Inbound::Closed { flow } => core.handle_closed(now, flow),
         }
     }
 
-    /// Sends everything the endpoint wants sent; a failed send is reported back
-    /// to it (its transactions on that flow end).
-    pub async fn flush(&self, endpoint: &mut Endpoint, now: Instant) {
-        while let Some(transmit) = endpoint.poll_transmit() {
+    /// Sends everything the endpoint (or the core that owns it) wants sent; a
+    /// failed send is reported back to it (its transactions on that flow end).
+    pub async fn flush(&self, core: &mut impl SipIo, now: Instant) {
+        while let Some(transmit) = core.poll_transmit() {
             let flow = transmit.flow;
             if let Err(err) = self.transports.send(&flow, transmit.bytes).await {
                 tracing::debug!(%err, remote = %flow.remote, "send failed");
-                endpoint.handle_send_failed(now, flow);
+                core.handle_send_failed(now, flow);
             }
         }
     }

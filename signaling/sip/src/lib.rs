@@ -3,9 +3,11 @@
 //! should be (RFC 3261 s5): [`message`] (parser and printer), [`transaction`]
 //! (sans-IO, RFC-named timers), [`endpoint`] (the sans-IO core every element
 //! runs on: inbound checks, transactions, CANCEL, our identity and ids),
-//! [`transport`] and [`driver`] (the tokio edge: UDP, TCP, TLS, WebSocket), and
+//! [`transport`] and [`driver`] (the tokio edge: UDP, TCP, TLS, WebSocket),
 //! [`auth`] (digest, both sides), [`trust`] (signaling's signature on what it
-//! sends to relays). No SQL and no application policy here.
+//! sends to relays), and [`ua`] on top of the endpoint (dialogs, INVITE
+//! sessions both ways, registrations) for the user agents. No SQL and no
+//! application policy here.
 //! ([`legacy`] is the former task-based loop, until its last user moves.)
 
 pub mod auth;
@@ -17,5 +19,6 @@ pub mod message;
 pub mod transaction;
 pub mod transport;
 pub mod trust;
+pub mod ua;
 
 pub use counters::{MessageCounts, Stats};

@@ -455,5 +455,39 @@ impl Endpoint {
     }
 }
 
+/// The wire side of a SIP core, as its tokio edge ([`crate::driver`]) or a
+/// simulated-time harness drives it: bytes in, bytes out, and what became of a
+/// send. The endpoint has it, and so has every core that owns one (the
+/// user-agent layer, the media relay), which then handles what its endpoint
+/// made of the input at once.
+pub trait SipIo {
+    /// Bytes arrived on `flow` at `now`.
+    fn handle_datagram(&mut self, now: Instant, flow: Flow, bytes: &[u8]);
+    /// A stream connection closed.
+    fn handle_closed(&mut self, now: Instant, flow: Flow);
+    /// Sending on `flow` failed.
+    fn handle_send_failed(&mut self, now: Instant, flow: Flow);
+    /// The next bytes to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+}
+
+impl SipIo for Endpoint {
+    fn handle_datagram(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
+        Endpoint::handle_datagram(self, now, flow, bytes);
+    }
+
+    fn handle_closed(&mut self, now: Instant, flow: Flow) {
+        Endpoint::handle_closed(self, now, flow);
+    }
+
+    fn handle_send_failed(&mut self, now: Instant, flow: Flow) {
+        Endpoint::handle_send_failed(self, now, flow);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Endpoint::poll_transmit(self)
+    }
+}
+
 #[cfg(test)]
 mod tests;
