@@ -1,157 +1,122 @@
-//! One answered call's audio, both ways, until either side hangs up: the network
-//! leg ([`MediaLeg`]: RTP/AVP or WebRTC) gives the line 20 ms of mu-law every 20 ms
-//! and takes the line's audio back out; RTCP goes over the RTP socket or the
-//! call's RTCP socket, as the leg says. The 200 OK is retransmitted until the
-//! caller's ACK (RFC 3261 s13.3.1.4). The peer's RTCP view of the call ends up in
-//! an `X-Offhook-RTCP` header of the 200 OK to its BYE (or of our BYE).
+//! A call's audio between its network leg ([`MediaLeg`]: RTP/AVP or WebRTC)
+//! and its line, sans-IO: datagrams and line audio go in as they come; once the
+//! call is answered a 20 ms playout clock gives the line a frame of mu-law per
+//! tick (and the caller's keys, as RFC 4733 events turned into line commands),
+//! and adds what the leg counted to the relay's metrics. The leg runs from the
+//! moment its socket is bound (WebRTC's ICE and DTLS may start before the
+//! answer); its datagrams out, RTCP included, are polled here.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use offhook_sip::legacy::Ctx;
-use offhook_sip::message::{Method, Response};
-use offhook_sip::transaction::ServerKey;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-
-use super::call::InDialog;
 use super::legs::{MediaLeg, Port};
 use super::stats::{LegCounts, RelayStats};
-use crate::modem::{LineCommand, LineEvent, LineHandle};
+use crate::modem::LineCommand;
 use crate::rtp::jitter::FRAME_PERIOD;
-use crate::rtp::report::PeerReports;
 
-/// The header carrying the peer's RTCP reports of the call ([`PeerReports::to_header`]).
-pub(crate) const RTCP_HEADER: &str = offhook_vocab::headers::RTCP;
+/// Behind the playout clock by more than this (a stalled loop), it skips ahead
+/// instead of bursting the frames it missed into the line.
+const MAX_BEHIND: Duration = Duration::from_millis(100);
 
-/// How the call ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Ended {
-    /// The caller sent BYE (answered here).
-    ByCaller,
-    /// The line's far end hung up (or the line failed): the caller gets a BYE.
-    ByLine,
+/// One call's media (see the module comment).
+pub(crate) struct Bridge {
+    leg: Box<dyn MediaLeg>,
+    /// The next 20 ms playout tick, once answered.
+    next_tick: Option<Instant>,
+    /// What the leg had counted when the metrics last heard of it.
+    counted: LegCounts,
 }
 
-/// The answered call: its signaling side and media side.
-pub(crate) struct AnsweredCall<'a> {
-    pub ctx: &'a Ctx,
-    pub key: &'a ServerKey,
-    pub ok: Response,
-    pub socket: UdpSocket,
-    /// The RTCP socket of an RTP/AVP call without `rtcp-mux`.
-    pub rtcp_socket: Option<UdpSocket>,
-    pub leg: Box<dyn MediaLeg>,
-    pub line: &'a mut LineHandle,
-    pub dialog: &'a mut mpsc::UnboundedReceiver<InDialog>,
-    /// The relay's counters, and the line's name in them.
-    pub stats: &'a RelayStats,
-    pub line_name: &'a str,
-}
-
-/// Receives on `socket`, or never when there is none.
-async fn recv_on(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, std::net::SocketAddr)> {
-    match socket {
-        Some(socket) => socket.recv_from(buf).await,
-        None => std::future::pending().await,
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("next_tick", &self.next_tick)
+            .field("counted", &self.counted)
+            .finish()
     }
 }
 
-/// Runs the call until either side ends it; how, and the peer's RTCP reports.
-pub(crate) async fn run(mut call: AnsweredCall<'_>) -> (Ended, Option<PeerReports>) {
-    call.stats.call_started();
-    let ended = run_media(&mut call).await;
-    call.stats.call_ended(call.line_name);
-    let reports = call.leg.peer_reports();
-    if let Some(reports) = reports {
-        tracing::info!(rtcp = %reports.to_header(), "call media ended");
+impl Bridge {
+    pub(crate) fn new(leg: Box<dyn MediaLeg>) -> Self {
+        Self {
+            leg,
+            next_tick: None,
+            counted: LegCounts::default(),
+        }
     }
-    (ended, reports)
-}
 
-async fn run_media(call: &mut AnsweredCall<'_>) -> Ended {
-    let (ctx, key, ok) = (call.ctx, call.key, &call.ok);
-    let (socket, rtcp_socket) = (&call.socket, call.rtcp_socket.as_ref());
-    let leg = &mut *call.leg;
-    let line = &mut *call.line;
-    let dialog = &mut *call.dialog;
-    let (stats, line_name) = (call.stats, call.line_name);
-    let mut playout = tokio::time::interval(FRAME_PERIOD);
-    let (mut acked, mut retransmit_in) = (false, Duration::from_millis(500));
-    let mut retransmit_at = tokio::time::Instant::now() + retransmit_in;
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(32);
-    let mut buf = vec![0u8; 2048];
-    let mut rtcp_buf = vec![0u8; 2048];
-    let mut counted = LegCounts::default();
-    loop {
-        let leg_at = leg.poll_timeout().map(tokio::time::Instant::from_std);
-        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-        tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                if let Ok((len, from)) = received {
-                    leg.on_datagram(Instant::now(), Port::Rtp, from, &buf[..len]);
-                }
-            }
-            received = recv_on(rtcp_socket, &mut rtcp_buf) => {
-                if let Ok((len, from)) = received {
-                    leg.on_datagram(Instant::now(), Port::Rtcp, from, &rtcp_buf[..len]);
-                }
-            }
-            _ = playout.tick() => {
-                if let Some(key) = leg.poll_dtmf() {
-                    // The line plays it: +VTS, or its dual tone in place of our audio.
-                    let _ = line.commands.try_send(LineCommand::Dtmf(key));
-                }
-                let frame = leg.next_line_frame(Instant::now());
-                let _ = line.commands.try_send(LineCommand::Audio(frame.to_vec()));
-                let counts = leg.counts();
-                stats.add(line_name, &counted, &counts);
-                counted = counts;
-                if leg.is_closed() {
-                    return Ended::ByLine;
-                }
-            }
-            event = line.events.recv() => match event {
-                Some(LineEvent::Audio(audio)) => leg.on_line_audio(Instant::now(), &audio),
-                Some(LineEvent::Dtmf(key)) => leg.send_dtmf(key),
-                Some(LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle) | None => {
-                    return Ended::ByLine;
-                }
-                Some(_) => {}
-            },
-            () = tokio::time::sleep_until(leg_at.unwrap_or(far)) => leg.handle_timeout(Instant::now()),
-            request = dialog.recv() => match request {
-                Some(InDialog { request, .. }) if request.method == Method::Ack => acked = true,
-                Some(InDialog { key: Some(bye_key), request }) if request.method == Method::Bye => {
-                    let mut ok = request.response(200, "OK", None);
-                    if let Some(reports) = leg.peer_reports() {
-                        ok.headers.push(RTCP_HEADER, &reports.to_header());
-                    }
-                    ctx.respond(&bye_key, ok);
-                    return Ended::ByCaller;
-                }
-                Some(InDialog { key: Some(other), request }) => {
-                    ctx.respond(&other, request.response(488, "Not Acceptable Here", None));
-                }
-                _ => {}
-            },
-            () = tokio::time::sleep_until(retransmit_at), if !acked => {
-                if tokio::time::Instant::now() >= give_up {
-                    return Ended::ByLine;
-                }
-                ctx.respond(key, ok.clone());
-                retransmit_in = (retransmit_in * 2).min(Duration::from_secs(4));
-                retransmit_at = tokio::time::Instant::now() + retransmit_in;
-            }
+    /// The call is answered: the playout clock starts at `now`.
+    pub(crate) fn start(&mut self, now: Instant) {
+        self.next_tick = Some(now);
+    }
+
+    /// A datagram from the caller.
+    pub(crate) fn on_datagram(&mut self, now: Instant, port: Port, from: SocketAddr, bytes: &[u8]) {
+        self.leg.on_datagram(now, port, from, bytes);
+    }
+
+    /// 20 ms of the line's audio, to the caller.
+    pub(crate) fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        self.leg.on_line_audio(now, mulaw);
+    }
+
+    /// A key pressed at the line's far end, to the caller.
+    pub(crate) fn on_line_key(&mut self, key: char) {
+        self.leg.send_dtmf(key);
+    }
+
+    /// The next deadline: the leg's, or the playout tick.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.leg.poll_timeout().into_iter().chain(self.next_tick).min()
+    }
+
+    /// Fires what is due at `now`: the leg's timers, then each playout tick due,
+    /// whose keys and frame go to `line`; the metrics of `line_name` hear the
+    /// leg's counts.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        line: &mut Vec<LineCommand>,
+        stats: &RelayStats,
+        line_name: &str,
+    ) {
+        if self.leg.poll_timeout().is_some_and(|at| at <= now) {
+            self.leg.handle_timeout(now);
         }
-        while let Some((port, to, packet)) = leg.poll_datagram() {
-            let from = match port {
-                Port::Rtcp => rtcp_socket.unwrap_or(socket),
-                Port::Rtp => socket,
-            };
-            let _ = from.send_to(&packet, to).await;
+        let Some(mut tick) = self.next_tick else { return };
+        if now.saturating_duration_since(tick) > MAX_BEHIND {
+            tick = now;
         }
+        while tick <= now {
+            if let Some(key) = self.leg.poll_dtmf() {
+                // The line plays it: +VTS, or its dual tone in place of our audio.
+                line.push(LineCommand::Dtmf(key));
+            }
+            line.push(LineCommand::Audio(self.leg.next_line_frame(tick).to_vec()));
+            tick += FRAME_PERIOD;
+        }
+        self.next_tick = Some(tick);
+        let counts = self.leg.counts();
+        stats.add(line_name, &self.counted, &counts);
+        self.counted = counts;
+    }
+
+    /// A datagram for the caller, and the socket it leaves from.
+    pub(crate) fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
+        self.leg.poll_datagram()
+    }
+
+    /// The caller's media went away (a WebRTC peer closed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.leg.is_closed()
+    }
+
+    /// The caller's RTCP view of our stream, for an `X-Offhook-RTCP` header
+    /// (RTP/AVP legs; str0m keeps WebRTC's to itself).
+    pub(crate) fn rtcp_header(&self) -> Option<String> {
+        let reports = self.leg.peer_reports()?;
+        let header = reports.to_header();
+        tracing::info!(rtcp = %header, "call media ended");
+        Some(header)
     }
 }

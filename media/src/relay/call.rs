@@ -1,43 +1,158 @@
-//! One INVITE to the relay: pick the line signaling named, check the number
-//! (only digits, `*`, `#` reach the modem), negotiate the SDP, dial, report call
-//! progress as SIP responses, bridge the audio once answered, and end the call
-//! from either side, leaving the line idle for the next one.
+//! One relay call as a state machine, one type per state: [`Binding`] (waiting
+//! for its media socket), then [`Setup`] while the line dials (`Dialing`) and
+//! rings (`Ringing`), [`Talking`] once the far end answered (audio bridged both
+//! ways, keys both ways, RTCP), and [`Settling`] after either side hung up,
+//! until the line is on hook again. Each handler takes the call's state, the
+//! event and `now`, and returns the next state; what the call wants done (an
+//! answer to the INVITE, a BYE, a line command, a datagram) it says as
+//! [`Action`]s, which the gateway carries out — the call never touches the SIP
+//! layer or a socket. Every way out of `Binding` and `Setup` answers the INVITE
+//! once: 180 on ringback, 200 with the answer's source on answer, 486/480/404/503
+//! for the line's failures, 488 for an offer the leg cannot take, nothing when
+//! the caller cancelled (the SIP layer answered 487). Every way out of the call
+//! gives the line back: idle once on hook, or faulty with the reason.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use offhook_sip::legacy::ClientEvent;
-use offhook_sip::message::{Method, Request, Response};
+use offhook_sip::message::Request;
 use offhook_sip::transaction::ServerKey;
-use offhook_sip::transport::Flow;
-use offhook_vocab::headers;
+use offhook_vocab::AnswerSource;
 use rand::Rng;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
-use super::bridge::{self, AnsweredCall, Ended};
-use super::legs::{MediaLeg, RtpLeg};
-use super::{Shared, lock};
-use crate::modem::{LineCommand, LineEvent, LineHandle};
-use crate::rtp::report::PeerReports;
-use crate::sdp;
-use crate::webrtc::{WebRtcPeer, is_webrtc_offer};
+use super::bridge::Bridge;
+use super::legs::{MediaLeg, Port, RtpLeg};
+use super::stats::RelayStats;
+use crate::modem::{LineCommand, LineEvent};
+use crate::sdp::{self, Negotiated};
+use crate::webrtc::WebRtcPeer;
 
-/// A request inside a call's dialog (ACK has no transaction).
-#[derive(Debug)]
-pub(crate) struct InDialog {
-    pub key: Option<ServerKey>,
-    pub request: Request,
+/// How long the line may take to be on hook again after a call.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Where a call's media sockets were bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaAddrs {
+    /// The RTP socket (RTCP too with `rtcp-mux`, and all of WebRTC).
+    pub rtp: SocketAddr,
+    /// The RTCP socket of an RTP/AVP call without `rtcp-mux`.
+    pub rtcp: Option<SocketAddr>,
 }
 
-fn number_for_modem(shared: &Shared, number: &str) -> Option<String> {
-    let number = match number.strip_prefix('+') {
-        Some(rest) => format!("{}{rest}", shared.config.international_prefix),
-        None => number.to_owned(),
-    };
-    let ok = !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
-    ok.then_some(number)
+/// The caller's offer, checked: what the leg is built from once bound.
+#[derive(Debug)]
+pub(crate) enum Offer {
+    /// A browser's WebRTC offer (str0m checks it, with our candidate).
+    WebRtc(String),
+    /// RTP/AVP, negotiated.
+    Rtp(Negotiated),
+}
+
+impl Offer {
+    /// Whether the call needs a socket of its own for RTCP.
+    pub(crate) fn wants_rtcp_socket(&self) -> bool {
+        matches!(self, Self::Rtp(n) if !n.rtcp_mux)
+    }
+}
+
+/// What a call asks the gateway to do.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// 180 Ringing.
+    Ring,
+    /// 200 OK with our SDP answer and how the answer was known.
+    Accept {
+        /// Our SDP.
+        sdp: String,
+        /// `X-Offhook-Answer`.
+        how: AnswerSource,
+    },
+    /// A final non-2xx to the INVITE.
+    Reject(u16, String),
+    /// BYE to the caller, with the caller's RTCP view of the call.
+    Bye {
+        /// `X-Offhook-RTCP`.
+        rtcp: Option<String>,
+    },
+    /// Answers a request in the call's dialog (200 to a BYE, with the RTCP view).
+    Respond {
+        /// Its transaction.
+        key: ServerKey,
+        /// The request.
+        request: Request,
+        /// Status.
+        status: u16,
+        /// Reason phrase.
+        reason: &'static str,
+        /// `X-Offhook-RTCP`.
+        rtcp: Option<String>,
+    },
+    /// A command for the call's line.
+    Line(LineCommand),
+    /// A datagram to the caller from one of the call's sockets.
+    Media(Port, SocketAddr, Vec<u8>),
+    /// The call's media sockets can go.
+    CloseMedia,
+    /// The call is over and lets go of its line: idle, or faulty with why.
+    Release(Option<String>),
+}
+
+/// What the calls of a relay share: the relay's clock for RTCP, its RNG, its
+/// metrics, and the sink for what they ask.
+pub(crate) struct Env<'a> {
+    pub(crate) actions: &'a mut Vec<Action>,
+    pub(crate) stats: &'a RelayStats,
+    pub(crate) rng: &'a mut rand::rngs::StdRng,
+    /// The wall clock at `now` (RTCP sender reports carry it).
+    pub(crate) wallclock: SystemTime,
+    pub(crate) rtcp_interval: Duration,
+}
+
+/// Waiting for the media socket(s).
+#[derive(Debug)]
+pub(crate) struct Binding {
+    offer: Offer,
+    number: String,
+}
+
+/// The line is dialing or ringing; the INVITE waits.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    bridge: Bridge,
+    /// Our SDP answer, sent with the 200.
+    answer: String,
+}
+
+/// Answered: the audio flows.
+#[derive(Debug)]
+pub(crate) struct Talking {
+    bridge: Bridge,
+}
+
+/// The call is over for the caller; the line is going on hook.
+#[derive(Debug)]
+pub(crate) struct Settling {
+    by: Instant,
+    /// A fault the line reported on the way.
+    fault: Option<String>,
+}
+
+#[derive(Debug)]
+enum State {
+    Binding(Binding),
+    Dialing(Setup),
+    Ringing(Setup),
+    Talking(Talking),
+    Settling(Settling),
+    /// Released.
+    Over,
+}
+
+/// One call (see the module comment).
+#[derive(Debug)]
+pub(crate) struct Call {
+    line: String,
+    state: State,
 }
 
 /// The SIP answer to a line outcome that ends the call before it is answered.
@@ -53,187 +168,359 @@ fn failure(event: &LineEvent) -> Option<(u16, &'static str)> {
     }
 }
 
-pub(crate) async fn answer(shared: Arc<Shared>, key: ServerKey, invite: Request, flow: Flow) {
-    let tag = format!("{:08x}", rand::rng().random::<u32>());
-    let respond = |status: u16, reason: &str| {
-        shared
-            .ctx
-            .respond(&key, invite.response(status, reason, Some(&tag)))
-    };
-    let line_name = invite
-        .headers
-        .get(headers::LINE)
-        .map(str::to_owned)
-        .or_else(|| invite.request_uri().and_then(|u| u.user))
-        .unwrap_or_default();
-    let Some(slot) = shared.lines.get(&line_name).cloned() else {
-        return respond(404, "No such line");
-    };
-    let Some(number) = invite
-        .headers
-        .get(headers::NUMBER)
-        .and_then(|n| number_for_modem(&shared, n.trim()))
-    else {
-        return respond(484, "Address Incomplete");
-    };
-    let Ok(socket) = UdpSocket::bind((shared.rtp_ip, 0)).await else {
-        return respond(503, "No media port");
-    };
-    let Ok(media_addr) = socket.local_addr() else {
-        return respond(503, "No media port");
-    };
-    let offer = String::from_utf8_lossy(&invite.body).into_owned();
-    let mut rtcp_socket = None;
-    let (leg, answer_sdp): (Box<dyn MediaLeg>, String) = if is_webrtc_offer(&offer) {
-        match WebRtcPeer::accept(std::time::Instant::now(), &offer, media_addr) {
-            Ok((peer, answer)) => (Box::new(peer), answer),
-            Err(err) => return respond(488, &err.to_string()),
+fn fault_of(event: &LineEvent) -> Option<String> {
+    match event {
+        LineEvent::Fault(why) => Some(why.clone()),
+        _ => None,
+    }
+}
+
+/// The line is going on hook (it hangs up by itself after reporting an
+/// outcome; `hang_up` asks it to).
+fn settle(now: Instant, env: &mut Env<'_>, hang_up: bool, fault: Option<String>) -> State {
+    if hang_up {
+        env.actions.push(Action::Line(LineCommand::HangUp));
+    }
+    env.actions.push(Action::CloseMedia);
+    State::Settling(Settling {
+        by: now + SETTLE,
+        fault,
+    })
+}
+
+impl Call {
+    /// A call on `line` to `number` with the caller's `offer`, waiting for its
+    /// media socket(s).
+    pub(crate) fn new(line: &str, number: String, offer: Offer) -> Self {
+        Self {
+            line: line.to_owned(),
+            state: State::Binding(Binding { offer, number }),
         }
-    } else {
-        match sdp::negotiate(&offer) {
-            Ok(n) => {
-                let rtcp_port = if n.rtcp_mux {
-                    media_addr.port()
-                } else {
-                    let Some((socket, port)) = bind_rtcp(media_addr).await else {
-                        return respond(503, "No media port");
-                    };
-                    rtcp_socket = Some(socket);
-                    port
-                };
-                let session: u64 = rand::rng().random_range(1..1_000_000_000);
-                let interval = Duration::from_millis(shared.config.rtcp_interval_ms.max(1));
-                let leg = RtpLeg::new(
-                    &n,
-                    std::time::Instant::now(),
-                    std::time::SystemTime::now(),
-                    interval,
-                );
-                (Box::new(leg), sdp::answer(&n, media_addr, rtcp_port, session))
+    }
+
+    /// The line the call holds.
+    pub(crate) fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// Whether the call let go of its line.
+    pub(crate) fn is_over(&self) -> bool {
+        matches!(self.state, State::Over)
+    }
+
+    /// Runs `step` on the state.
+    fn step(&mut self, step: impl FnOnce(State, &str) -> State) {
+        let state = std::mem::replace(&mut self.state, State::Over);
+        self.state = step(state, &self.line);
+    }
+
+    /// The media socket(s) are bound (or could not be): build the leg and dial,
+    /// or refuse the call.
+    pub(crate) fn on_media_bound(
+        &mut self,
+        now: Instant,
+        bound: std::io::Result<MediaAddrs>,
+        env: &mut Env<'_>,
+    ) {
+        self.step(|state, _| match state {
+            State::Binding(binding) => binding.bound(now, bound, env),
+            other => other,
+        });
+    }
+
+    /// The line said something.
+    pub(crate) fn on_line(&mut self, now: Instant, event: LineEvent, env: &mut Env<'_>) {
+        self.step(|state, line| match state {
+            State::Dialing(setup) => setup.on_line(now, event, env, false),
+            State::Ringing(setup) => setup.on_line(now, event, env, true),
+            State::Talking(talking) => talking.on_line(now, event, env, line),
+            State::Settling(settling) => settling.on_line(event, env),
+            other => other,
+        });
+    }
+
+    /// A datagram from the caller on one of the call's sockets.
+    pub(crate) fn on_media(
+        &mut self,
+        now: Instant,
+        port: Port,
+        from: SocketAddr,
+        bytes: &[u8],
+        env: &mut Env<'_>,
+    ) {
+        if let Some(bridge) = self.bridge_mut() {
+            bridge.on_datagram(now, port, from, bytes);
+            Self::drain(bridge, env);
+        }
+    }
+
+    /// A request in the call's dialog.
+    pub(crate) fn on_request(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
+        self.step(|state, line| match state {
+            State::Talking(talking) => talking.on_request(now, key, request, env, line),
+            other => {
+                env.actions.push(Action::Respond {
+                    key,
+                    request,
+                    status: 488,
+                    reason: "Not Acceptable Here",
+                    rtcp: None,
+                });
+                other
             }
-            Err(err) => return respond(488, &err.to_string()),
-        }
-    };
-    let Some(mut line) = lock(&slot).take() else {
-        // Not the callee being busy: signaling tries another line.
-        return respond(503, "Line in use");
-    };
-    let (dialog_tx, mut dialog) = mpsc::unbounded_channel();
-    lock(&shared.dialogs).insert(invite.call_id().to_owned(), dialog_tx);
-    let mut cancelled = shared.ctx.cancelled(&key);
-    let _ = line.commands.send(LineCommand::Dial(number)).await;
-    let answered = loop {
-        tokio::select! {
-            event = line.events.recv() => match event {
-                Some(LineEvent::Ringing) => respond(180, "Ringing"),
-                Some(LineEvent::Answered(how)) => break Some(how),
-                Some(other) => if let Some((status, reason)) = failure(&other) {
-                    respond(status, reason);
-                    break None;
-                },
-                None => {
-                    respond(503, "Line Fault");
-                    break None;
-                }
-            },
-            _ = &mut cancelled => {
-                respond(487, "Request Terminated");
-                let _ = line.commands.send(LineCommand::HangUp).await;
-                break None;
+        });
+    }
+
+    /// Our 2xx was never ACKed (RFC 3261 s13.3.1.4): the call ends with a BYE.
+    pub(crate) fn on_ack_timeout(&mut self, now: Instant, env: &mut Env<'_>) {
+        self.step(|state, line| match state {
+            State::Talking(talking) => talking.hang_up(now, env, line),
+            other => other,
+        });
+    }
+
+    /// The SIP session ended without our doing (the caller cancelled, or the
+    /// 200 could not be sent): the line hangs up.
+    pub(crate) fn on_caller_gone(&mut self, now: Instant, env: &mut Env<'_>) {
+        self.step(|state, line| match state {
+            State::Binding(_) => {
+                env.actions.push(Action::Release(None));
+                State::Over
             }
+            State::Dialing(_) | State::Ringing(_) => settle(now, env, true, None),
+            State::Talking(talking) => {
+                talking.ended(env, line);
+                settle(now, env, true, None)
+            }
+            other => other,
+        });
+    }
+
+    /// The call's next deadline.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Dialing(s) | State::Ringing(s) => s.bridge.poll_timeout(),
+            State::Talking(t) => t.bridge.poll_timeout(),
+            State::Settling(s) => Some(s.by),
+            State::Binding(_) | State::Over => None,
         }
-    };
-    if let Some(how) = answered {
-        let mut ok: Response = invite.response(200, "OK", Some(&tag));
-        ok.headers
-            .push("Contact", &format!("<sip:{line_name}@{}>", shared.local));
-        ok.headers.push(headers::ANSWER, how.as_str());
-        ok.headers.push("Content-Type", "application/sdp");
-        ok.body = answer_sdp.into_bytes();
-        for rr in invite.headers.get_all("Record-Route") {
-            ok.headers.push("Record-Route", rr);
+    }
+
+    /// Fires what is due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, env: &mut Env<'_>) {
+        self.step(|state, line| match state {
+            State::Dialing(mut s) => {
+                s.tick(now, env, line);
+                State::Dialing(s)
+            }
+            State::Ringing(mut s) => {
+                s.tick(now, env, line);
+                State::Ringing(s)
+            }
+            State::Talking(talking) => talking.tick(now, env, line),
+            State::Settling(s) if now >= s.by => {
+                // Never on hook again: the line is not to be trusted.
+                let why = s.fault.unwrap_or_else(|| "the line did not go on hook".into());
+                env.actions.push(Action::Release(Some(why)));
+                State::Over
+            }
+            other => other,
+        });
+    }
+
+    fn bridge_mut(&mut self) -> Option<&mut Bridge> {
+        match &mut self.state {
+            State::Dialing(s) | State::Ringing(s) => Some(&mut s.bridge),
+            State::Talking(t) => Some(&mut t.bridge),
+            _ => None,
         }
-        shared.ctx.respond(&key, ok.clone());
-        let call = AnsweredCall {
-            ctx: &shared.ctx,
-            key: &key,
-            ok,
-            socket,
-            rtcp_socket,
-            leg,
-            line: &mut line,
-            dialog: &mut dialog,
-            stats: &shared.stats,
-            line_name: &line_name,
+    }
+
+    /// The leg's datagrams out.
+    fn drain(bridge: &mut Bridge, env: &mut Env<'_>) {
+        while let Some((port, to, bytes)) = bridge.poll_datagram() {
+            env.actions.push(Action::Media(port, to, bytes));
+        }
+    }
+}
+
+impl Binding {
+    fn bound(self, now: Instant, bound: std::io::Result<MediaAddrs>, env: &mut Env<'_>) -> State {
+        let refuse = |env: &mut Env<'_>, status: u16, reason: String| {
+            env.actions.push(Action::Reject(status, reason));
+            env.actions.push(Action::CloseMedia);
+            env.actions.push(Action::Release(None));
+            State::Over
         };
-        let (ended, reports) = bridge::run(call).await;
-        if ended == Ended::ByLine {
-            bye(&shared, &invite, &tag, flow, reports).await;
-        }
-        let _ = line.commands.send(LineCommand::HangUp).await;
-    }
-    lock(&shared.dialogs).remove(invite.call_id());
-    settle(&mut line).await;
-    *lock(&slot) = Some(line);
-}
-
-/// The RTCP socket next to the RTP one: its port + 1 where free (RFC 3550
-/// s11), else any port (announced with `a=rtcp`, RFC 3605); with its port.
-async fn bind_rtcp(rtp: SocketAddr) -> Option<(UdpSocket, u16)> {
-    let next = SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?);
-    let socket = match UdpSocket::bind(next).await {
-        Ok(socket) => socket,
-        Err(_) => UdpSocket::bind(SocketAddr::new(rtp.ip(), 0)).await.ok()?,
-    };
-    let port = socket.local_addr().ok()?.port();
-    Some((socket, port))
-}
-
-/// Waits (bounded) for the line to be on hook again, draining what it says.
-async fn settle(line: &mut LineHandle) {
-    let idle = async {
-        while let Some(event) = line.events.recv().await {
-            if event == LineEvent::Idle {
-                return;
+        let addrs = match bound {
+            Ok(addrs) => addrs,
+            Err(err) => {
+                tracing::warn!(%err, "no media port for a call");
+                return refuse(env, 503, "No media port".into());
             }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(10), idle).await;
+        };
+        let (leg, answer): (Box<dyn MediaLeg>, String) = match self.offer {
+            Offer::WebRtc(offer) => match WebRtcPeer::accept(now, &offer, addrs.rtp) {
+                Ok((peer, answer)) => (Box::new(peer), answer),
+                Err(err) => return refuse(env, 488, err.to_string()),
+            },
+            Offer::Rtp(negotiated) => {
+                let session = u64::from(env.rng.random_range(1..1_000_000_000u32));
+                let rtcp_port = addrs.rtcp.unwrap_or(addrs.rtp).port();
+                let leg = RtpLeg::new(&negotiated, now, env.wallclock, env.rtcp_interval, env.rng);
+                let answer = sdp::answer(&negotiated, addrs.rtp, rtcp_port, session);
+                (Box::new(leg), answer)
+            }
+        };
+        env.actions.push(Action::Line(LineCommand::Dial(self.number)));
+        State::Dialing(Setup {
+            bridge: Bridge::new(leg),
+            answer,
+        })
+    }
 }
 
-/// The far end hung up: BYE to the caller along the dialog's route set.
-async fn bye(shared: &Shared, invite: &Request, tag: &str, flow: Flow, reports: Option<PeerReports>) {
-    let target = invite
-        .headers
-        .get("Contact")
-        .and_then(|c| offhook_sip::message::NameAddr::parse(c).ok())
-        .map_or_else(|| invite.uri.clone(), |c| c.uri);
-    let mut bye = Request::new(Method::Bye, &target);
-    let branch: u64 = rand::rng().random();
-    bye.headers.push(
-        "Via",
-        &format!("SIP/2.0/UDP {};branch=z9hG4bK{branch:x}", shared.local),
-    );
-    bye.headers.push("Max-Forwards", "70");
-    for route in invite.headers.get_all("Record-Route") {
-        bye.headers.push("Route", route);
-    }
-    bye.headers.push(
-        "From",
-        &format!("{};tag={tag}", invite.headers.get("To").unwrap_or("")),
-    );
-    bye.headers.push("To", invite.headers.get("From").unwrap_or(""));
-    bye.headers.push("Call-ID", invite.call_id());
-    let cseq = invite.cseq().map_or(1, |c| c.number) + 1;
-    bye.headers.push("CSeq", &format!("{cseq} BYE"));
-    if let Some(reports) = reports {
-        bye.headers.push(bridge::RTCP_HEADER, &reports.to_header());
-    }
-    if let Some((_, mut events)) = shared.ctx.send(bye, flow).await {
-        while let Some(ClientEvent::Response(r)) = events.recv().await {
-            if r.status >= 200 {
-                break;
+impl Setup {
+    /// The line's progress before the answer; `rang`: 180 went out already.
+    fn on_line(mut self, now: Instant, event: LineEvent, env: &mut Env<'_>, rang: bool) -> State {
+        match event {
+            LineEvent::Ringing if !rang => {
+                env.actions.push(Action::Ring);
+                State::Ringing(self)
             }
+            LineEvent::Answered(how) => {
+                env.actions.push(Action::Accept {
+                    sdp: std::mem::take(&mut self.answer),
+                    how,
+                });
+                env.stats.call_started();
+                self.bridge.start(now);
+                State::Talking(Talking { bridge: self.bridge })
+            }
+            // On hook already: nothing to wait for.
+            LineEvent::Idle => {
+                env.actions
+                    .push(Action::Reject(480, "Temporarily Unavailable".into()));
+                env.actions.push(Action::CloseMedia);
+                env.actions.push(Action::Release(None));
+                State::Over
+            }
+            other => match failure(&other) {
+                Some((status, reason)) => {
+                    env.actions.push(Action::Reject(status, reason.into()));
+                    // The driver hangs up by itself after an outcome.
+                    settle(now, env, false, fault_of(&other))
+                }
+                None if rang => State::Ringing(self),
+                None => State::Dialing(self),
+            },
+        }
+    }
+
+    /// The leg's timers (no playout before the answer: no line commands).
+    fn tick(&mut self, now: Instant, env: &mut Env<'_>, line: &str) {
+        self.bridge.handle_timeout(now, &mut Vec::new(), env.stats, line);
+        Call::drain(&mut self.bridge, env);
+    }
+}
+
+impl Talking {
+    fn on_line(mut self, now: Instant, event: LineEvent, env: &mut Env<'_>, line: &str) -> State {
+        match event {
+            LineEvent::Audio(audio) => {
+                self.bridge.on_line_audio(now, &audio);
+                Call::drain(&mut self.bridge, env);
+                State::Talking(self)
+            }
+            LineEvent::Dtmf(key) => {
+                self.bridge.on_line_key(key);
+                State::Talking(self)
+            }
+            LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle => {
+                env.actions.push(Action::Bye {
+                    rtcp: self.bridge.rtcp_header(),
+                });
+                self.ended(env, line);
+                match event {
+                    LineEvent::Idle => {
+                        env.actions.push(Action::CloseMedia);
+                        env.actions.push(Action::Release(None));
+                        State::Over
+                    }
+                    other => settle(now, env, false, fault_of(&other)),
+                }
+            }
+            _ => State::Talking(self),
+        }
+    }
+
+    fn on_request(
+        self,
+        now: Instant,
+        key: ServerKey,
+        request: Request,
+        env: &mut Env<'_>,
+        line: &str,
+    ) -> State {
+        if request.method != offhook_sip::message::Method::Bye {
+            env.actions.push(Action::Respond {
+                key,
+                request,
+                status: 488,
+                reason: "Not Acceptable Here",
+                rtcp: None,
+            });
+            return State::Talking(self);
+        }
+        env.actions.push(Action::Respond {
+            key,
+            request,
+            status: 200,
+            reason: "OK",
+            rtcp: self.bridge.rtcp_header(),
+        });
+        self.ended(env, line);
+        settle(now, env, true, None)
+    }
+
+    /// We end the call: BYE to the caller, and the line hangs up.
+    fn hang_up(self, now: Instant, env: &mut Env<'_>, line: &str) -> State {
+        env.actions.push(Action::Bye {
+            rtcp: self.bridge.rtcp_header(),
+        });
+        self.ended(env, line);
+        settle(now, env, true, None)
+    }
+
+    /// The metrics hear the call is over.
+    fn ended(&self, env: &mut Env<'_>, line: &str) {
+        env.stats.call_ended(line);
+    }
+
+    fn tick(mut self, now: Instant, env: &mut Env<'_>, line: &str) -> State {
+        let mut commands = Vec::new();
+        self.bridge.handle_timeout(now, &mut commands, env.stats, line);
+        env.actions.extend(commands.into_iter().map(Action::Line));
+        Call::drain(&mut self.bridge, env);
+        if self.bridge.is_closed() {
+            return self.hang_up(now, env, line);
+        }
+        State::Talking(self)
+    }
+}
+
+impl Settling {
+    fn on_line(mut self, event: LineEvent, env: &mut Env<'_>) -> State {
+        match event {
+            LineEvent::Idle => {
+                env.actions.push(Action::Release(None));
+                State::Over
+            }
+            LineEvent::Fault(why) => {
+                self.fault = Some(why);
+                State::Settling(self)
+            }
+            _ => State::Settling(self),
         }
     }
 }

@@ -23,8 +23,8 @@ use super::stats::LegCounts;
 const KEY_DURATION: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Which of a call's media sockets a datagram uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Port {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Port {
     /// The RTP port (RTCP too with `rtcp-mux`, and all of WebRTC).
     Rtp,
     /// The RTCP port of a call without `rtcp-mux`.
@@ -76,12 +76,14 @@ pub(crate) struct RtpLeg {
 
 impl RtpLeg {
     /// The leg of `negotiated`, reporting every `rtcp_interval`; its NTP clock
-    /// reads `wallclock` at `now`.
+    /// reads `wallclock` at `now`; its SSRC and first sequence number and
+    /// timestamp come from `rng`.
     pub(crate) fn new(
         negotiated: &Negotiated,
         now: Instant,
         wallclock: SystemTime,
         rtcp_interval: Duration,
+        rng: &mut impl rand::Rng,
     ) -> Self {
         Self {
             rtcp: RtcpReporter::new(now, NtpTime::from_system_time(wallclock), rtcp_interval),
@@ -91,7 +93,7 @@ impl RtpLeg {
             codec: negotiated.codec,
             receiver: RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type)),
             jitter: JitterBuffer::new(JitterConfig::default()),
-            sender: RtpSender::new(negotiated.codec.payload_type(), &mut rand::rng()),
+            sender: RtpSender::new(negotiated.codec.payload_type(), rng),
             payload: Vec::with_capacity(160),
             dtmf: DtmfReceiver::default(),
             dtmf_payload_type: negotiated.dtmf_payload_type,
@@ -249,6 +251,10 @@ mod tests {
 
     const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 
+    fn seeded() -> rand::rngs::StdRng {
+        rand::SeedableRng::seed_from_u64(5)
+    }
+
     fn negotiated(rtcp_mux: bool) -> Negotiated {
         let remote = "127.0.0.1:4000".parse().unwrap();
         Negotiated {
@@ -282,7 +288,7 @@ mod tests {
     fn far_end_keys_go_out_as_telephone_events() {
         let negotiated = negotiated(false);
         let t0 = Instant::now();
-        let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL);
+        let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL, &mut seeded());
         leg.on_line_audio(t0, &[0xFF; 160]);
         leg.send_dtmf('7');
         let payload_types: Vec<u8> = run(&mut leg, t0, 200)
@@ -303,7 +309,7 @@ mod tests {
         for mux in [false, true] {
             let negotiated = negotiated(mux);
             let t0 = Instant::now();
-            let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL);
+            let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL, &mut seeded());
             let reports: Vec<_> = run(&mut leg, t0, 3000)
                 .into_iter()
                 .filter(|(_, _, bytes)| crate::rtp::report::is_rtcp(bytes))

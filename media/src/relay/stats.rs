@@ -4,11 +4,14 @@
 //! jitter buffer depth. A call adds what its leg counted since it last reported,
 //! once per 20 ms frame, so the counters move while calls run, not only at their end.
 //! Sound card lines add their card's counters (samples played, captured, underruns
-//! during calls, overruns, dropped), read from the card's atomics.
+//! during calls, overruns, dropped), read from the card's atomics. Each line's
+//! state (idle, dialing, in call, fault, offline) is a gauge per state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use offhook_vocab::LineState;
 
 use crate::soundcard::CardCounters;
 
@@ -39,23 +42,42 @@ pub struct RelayStats {
     lost: AtomicU64,
     active_calls: AtomicI64,
     depth_ms: HashMap<String, AtomicU64>,
+    /// Each line's state, as its index in [`LineState::ALL`].
+    states: HashMap<String, AtomicUsize>,
     cards: Vec<(String, Arc<CardCounters>)>,
+}
+
+fn state_index(state: LineState) -> usize {
+    LineState::ALL.iter().position(|s| *s == state).unwrap_or(0)
 }
 
 impl RelayStats {
     /// Counters for a relay with these lines.
     pub fn new<'a>(lines: impl IntoIterator<Item = &'a str>) -> Self {
+        let lines: Vec<&str> = lines.into_iter().collect();
+        let offline = state_index(LineState::Offline);
         Self {
             depth_ms: lines
-                .into_iter()
-                .map(|l| (l.to_owned(), AtomicU64::default()))
+                .iter()
+                .map(|l| ((*l).to_owned(), AtomicU64::default()))
+                .collect(),
+            states: lines
+                .iter()
+                .map(|l| ((*l).to_owned(), AtomicUsize::new(offline)))
                 .collect(),
             ..Self::default()
         }
     }
 
+    /// `line` is in `state` now.
+    pub(crate) fn set_line_state(&self, line: &str, state: LineState) {
+        if let Some(slot) = self.states.get(line) {
+            slot.store(state_index(state), Ordering::Relaxed);
+        }
+    }
+
     /// With the sound cards of these lines.
-    pub(crate) fn with_cards(self, cards: Vec<super::CardCountersOf>) -> Self {
+    pub(crate) fn with_cards(self, cards: Vec<(String, Arc<CardCounters>)>) -> Self {
         Self { cards, ..self }
     }
 
@@ -134,6 +156,18 @@ impl RelayStats {
                 value(depth),
             )
         }));
+        let mut states: Vec<_> = self.states.iter().collect();
+        states.sort_by(|a, b| a.0.cmp(b.0));
+        for (line, state) in states {
+            let now = state.load(Ordering::Relaxed);
+            for (i, word) in LineState::ALL.iter().enumerate() {
+                values.push((
+                    "offhook_relay_line_state".to_owned(),
+                    format!("line=\"{line}\",state=\"{word}\""),
+                    i64::from(i == now),
+                ));
+            }
+        }
         for (line, counters) in &self.cards {
             let c = counters.read();
             for (name, count) in [
@@ -188,7 +222,15 @@ mod tests {
             60
         )));
         stats.call_ended("line-1");
+        stats.set_line_state("line-1", LineState::Fault);
         let values = stats.metric_values();
+        let state = |s: &str| {
+            values
+                .iter()
+                .find(|(n, l, _)| n == "offhook_relay_line_state" && l.contains(&format!("state=\"{s}\"")))
+                .map(|(_, _, v)| *v)
+        };
+        assert_eq!((state("fault"), state("idle")), (Some(1), Some(0)));
         assert!(values.contains(&(
             "offhook_jitter_buffer_depth_ms".into(),
             "line=\"line-1\"".into(),

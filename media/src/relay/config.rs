@@ -1,0 +1,107 @@
+//! The relay's settings: its account with signaling, its SIP address, its lines
+//! (each a modem on a serial device or the emulator, optionally with a sound
+//! card for the audio) and the call timings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::soundcard::DEFAULT_DEVICE;
+
+/// Where a line's modem is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The modem emulator on a fresh pseudo-terminal.
+    Emulated,
+    /// A serial device path.
+    Serial(PathBuf),
+}
+
+/// One line of the relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LineSpec {
+    /// The line's name in the directory (its contact user).
+    pub name: String,
+    /// Its modem.
+    pub device: Device,
+    /// The sound card wired to the modem's audio ports, if the audio goes that way
+    /// (a modem + sound card line; an emulated modem then streams no audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soundcard: Option<SoundCardSpec>,
+}
+
+/// The sound server a card is reached through.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SoundHost {
+    /// PulseAudio (or PipeWire's PulseAudio server): paced, names sinks and sources.
+    #[default]
+    PulseAudio,
+    /// ALSA directly (`hw:…`, `plughw:…` names).
+    Alsa,
+}
+
+/// A line's sound card: where its audio is played (into the modem's line input)
+/// and captured (from the modem's line output), 8 kHz mono.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SoundCardSpec {
+    /// The sound server.
+    #[serde(default)]
+    pub host: SoundHost,
+    /// Output device name, or `default`.
+    #[serde(default = "default_device")]
+    pub playback: String,
+    /// Input device name, or `default`.
+    #[serde(default = "default_device")]
+    pub capture: String,
+}
+
+fn default_device() -> String {
+    DEFAULT_DEVICE.to_owned()
+}
+
+/// The relay's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    /// Relay account name (also the relay's name in the directory).
+    pub name: String,
+    /// Relay account password.
+    pub password: String,
+    /// SIP domain of the tenant that holds the relay account.
+    pub domain: String,
+    /// Signaling server (UDP).
+    pub signaling: SocketAddr,
+    /// Our SIP address (UDP).
+    pub listen: SocketAddr,
+    /// Lines.
+    pub lines: Vec<LineSpec>,
+    /// What replaces a leading `+` in numbers (modems dial digits only).
+    pub international_prefix: String,
+    /// Seconds a line may ring before the call is given up (480).
+    pub no_answer_s: u64,
+    /// Milliseconds between our RTCP reports on RTP/AVP calls (RFC 3550: 5 s).
+    pub rtcp_interval_ms: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            name: "demo-relay".into(),
+            password: "demo-relay-secret".into(),
+            domain: "demo.offhook.test".into(),
+            signaling: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines: vec![LineSpec {
+                name: "demo-line-1".into(),
+                device: Device::Emulated,
+                soundcard: None,
+            }],
+            international_prefix: "00".into(),
+            no_answer_s: 60,
+            rtcp_interval_ms: 5000,
+        }
+    }
+}

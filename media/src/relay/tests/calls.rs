@@ -1,0 +1,260 @@
+//! Whole calls through the relay in simulated time: the echo, the line's
+//! failures, CANCEL, both hang-ups, the lost ACK, the INVITEs the relay refuses.
+
+use std::time::Duration;
+
+use offhook_sip::ua::{End, Reply, UaEvent};
+use offhook_vocab::{LineState, headers};
+
+use super::*;
+use crate::dsp::goertzel::relative_level;
+use crate::emulator::network::{BUSY, ECHO, HANGS_UP, INVALID, NEVER_ANSWERS};
+
+const LINE: &str = "line-1";
+const SECOND: Duration = Duration::from_secs(1);
+
+/// The status of the caller's INVITE on a fresh one-line relay.
+fn one_call(number: &str, limit: Duration) -> (Sim, u16) {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), number);
+    let (status, _) = sim.wait_outcome(session, limit);
+    (sim, status)
+}
+
+#[test]
+fn lines_register_with_digest_credentials() {
+    let sim = Sim::new(&[LINE, "line-2"], &[]);
+    for line in [LINE, "line-2"] {
+        let status = sim.gateway.line(line).unwrap();
+        assert_eq!(
+            (status.state, status.registration),
+            (LineState::Idle, super::super::Registration::Registered)
+        );
+    }
+    assert_eq!(
+        sim.registrar.contacts,
+        ["<sip:line-1@127.0.0.1:5070>", "<sip:line-2@127.0.0.1:5070>"]
+    );
+    let challenged = sim.sent(REGISTRAR, "SIP/2.0 401 Unauthorized").len();
+    assert_eq!(challenged, 2, "one challenge per line, answered once");
+}
+
+#[test]
+fn the_echo_answers_and_the_tone_comes_back() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    let ok = ok.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(ok.headers.get(headers::ANSWER), Some("ringback-stopped"));
+    assert!(
+        ok.headers
+            .get("Contact")
+            .unwrap()
+            .contains("sip:relay@127.0.0.1:5070")
+    );
+    assert_eq!(sim.sent(RELAY, "SIP/2.0 180 Ringing").len(), 1, "one 180");
+    assert_eq!(sim.state(LINE), LineState::InCall);
+    assert!(sim.line_log.contains(&"line-1 <- Dial(\"5550100\")".to_owned()));
+
+    sim.send_tone_to(&ok);
+    sim.run(3 * SECOND);
+    let heard = &sim.media.heard;
+    assert!(heard.len() > 8000, "RTP came back ({} samples)", heard.len());
+    let last: Vec<i16> = heard.iter().rev().take(4000).copied().collect();
+    assert!(
+        relative_level(&last, 1000.0, 8000.0) > 0.3,
+        "the echo of the tone came back"
+    );
+    assert!(sim.media.rtcp >= 2, "sender reports on the RTP port (rtcp-mux)");
+    assert_eq!(
+        sim.sent(RELAY, "SIP/2.0 200 OK").len(),
+        1,
+        "ACKed: no retransmission"
+    );
+
+    sim.media.sending = None;
+    sim.caller.bye(sim.now, session, &Reply::default()).unwrap();
+    sim.run(SECOND);
+    let bye = sim.events.iter().find_map(|e| match e {
+        UaEvent::Terminated {
+            end: End::ByeSent(Some(r)),
+            ..
+        } => Some(r.clone()),
+        _ => None,
+    });
+    let bye = bye.expect("the BYE answered");
+    assert_eq!(bye.status, 200);
+    assert!(
+        bye.headers
+            .get(headers::RTCP)
+            .is_some_and(|r| r.contains("sent="))
+    );
+    sim.wait_idle(10 * SECOND);
+    assert!(sim.line_log.contains(&"line-1 <- HangUp".to_owned()));
+}
+
+#[test]
+fn busy_invalid_and_no_answer_map_to_486_404_480_and_the_line_is_idle_after() {
+    for (number, expected, limit) in [
+        (BUSY, 486, 10 * SECOND),
+        (INVALID, 404, 10 * SECOND),
+        (NEVER_ANSWERS, 480, NO_ANSWER + 5 * SECOND),
+    ] {
+        let (mut sim, status) = one_call(number, limit);
+        assert_eq!(status, expected, "{number}");
+        if number == NEVER_ANSWERS {
+            assert!(sim.elapsed() >= NO_ANSWER, "480 after the ring timeout");
+        }
+        sim.wait_idle(10 * SECOND);
+    }
+}
+
+#[test]
+fn a_cancel_while_ringing_gets_487_and_the_line_hangs_up() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), NEVER_ANSWERS);
+    sim.run_until(5 * SECOND, |sim| {
+        sim.sent(RELAY, "SIP/2.0 180 Ringing").len() == 1
+    });
+    sim.caller.cancel(sim.now, session).unwrap();
+    let (status, _) = sim.wait_outcome(session, 5 * SECOND);
+    assert_eq!(status, 487);
+    assert_eq!(sim.sent(RELAY, "SIP/2.0 487 Request Terminated").len(), 1);
+    sim.wait_idle(10 * SECOND);
+    assert!(sim.line_log.contains(&"line-1 <- HangUp".to_owned()));
+}
+
+#[test]
+fn the_far_end_hanging_up_sends_bye_to_the_caller() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), HANGS_UP);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.run_until(HANGS_UP_AFTER + 5 * SECOND, |sim| {
+        sim.events.iter().any(|e| {
+            matches!(
+                e,
+                UaEvent::Terminated {
+                    end: End::ByeReceived,
+                    ..
+                }
+            )
+        })
+    });
+    let bye = sim.sent(RELAY, &format!("BYE sip:visitor@{CALLER} SIP/2.0"));
+    assert_eq!(bye.len(), 1, "{:?}", sim.log);
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn a_lost_ack_gets_the_200_again_until_one_arrives() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    sim.drop_acks = 2;
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.run(10 * SECOND);
+    let oks = sim.sent(RELAY, "SIP/2.0 200 OK");
+    let gaps: Vec<u128> = oks.iter().map(|at| (*at - oks[0]).as_millis()).collect();
+    assert_eq!(
+        gaps,
+        [0, 500, 1500],
+        "the 200 at 0, T1, 3 T1; the third ACK arrives"
+    );
+    assert_eq!(sim.state(LINE), LineState::InCall, "the call goes on");
+    assert!(!sim.log.iter().any(|(_, _, l)| l.starts_with("BYE")));
+}
+
+#[test]
+fn no_ack_at_all_ends_the_call_with_bye_after_64_t1() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    sim.drop_acks = usize::MAX;
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
+    sim.run_until(40 * SECOND, |sim| {
+        sim.events.iter().any(|e| {
+            matches!(
+                e,
+                UaEvent::Terminated {
+                    end: End::ByeReceived,
+                    ..
+                }
+            )
+        })
+    });
+    let oks = sim.sent(RELAY, "SIP/2.0 200 OK");
+    assert_eq!(oks.len(), 11, "T1 doubling to T2 for 64*T1: {oks:?}");
+    let bye = sim.sent(RELAY, &format!("BYE sip:visitor@{CALLER} SIP/2.0"))[0];
+    assert_eq!(bye - answered, Duration::from_secs(32), "BYE at 64*T1");
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn an_invite_naming_no_line_or_an_unknown_one_gets_404() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let none = sim.call(None, ECHO);
+    assert_eq!(sim.wait_outcome(none, SECOND).0, 404);
+    let unknown = sim.call(Some("line-9"), ECHO);
+    assert_eq!(sim.wait_outcome(unknown, SECOND).0, 404);
+    let bad_number = sim.call(Some(LINE), "555;0100");
+    assert_eq!(sim.wait_outcome(bad_number, SECOND).0, 484);
+    assert!(sim.line_log.iter().all(|l| !l.contains("Dial")), "nothing dialed");
+    assert_eq!(sim.state(LINE), LineState::Idle);
+}
+
+#[test]
+fn a_line_busy_with_another_call_gets_503_so_signaling_tries_the_next() {
+    let mut sim = Sim::new(&[LINE, "line-2"], &[]);
+    let first = sim.call(Some(LINE), NEVER_ANSWERS);
+    sim.run_until(5 * SECOND, |sim| sim.state(LINE) == LineState::Dialing);
+    let second = sim.call(Some(LINE), ECHO);
+    let (status, response) = sim.wait_outcome(second, SECOND);
+    assert_eq!((status, response.unwrap().reason.as_str()), (503, "Line in use"));
+    let other = sim.call(Some("line-2"), ECHO);
+    assert_eq!(sim.wait_outcome(other, 20 * SECOND).0, 200);
+    sim.caller.cancel(sim.now, first).unwrap();
+    assert_eq!(sim.wait_outcome(first, SECOND).0, 487);
+}
+
+#[test]
+fn a_modem_that_fails_at_start_is_faulty_and_the_others_work() {
+    let mut sim = Sim::new(&[LINE], &["line-2"]);
+    let broken = sim.gateway.line("line-2").unwrap().clone();
+    assert_eq!(broken.state, LineState::Fault);
+    assert_eq!(broken.fault.as_deref(), Some("no such device"));
+    let refused = sim.call(Some("line-2"), ECHO);
+    assert_eq!(sim.wait_outcome(refused, SECOND).0, 503);
+    let metrics = sim.gateway.stats().metric_values();
+    assert!(metrics.contains(&(
+        "offhook_relay_line_state".into(),
+        "line=\"line-2\",state=\"fault\"".into(),
+        1
+    )));
+    let good = sim.call(Some(LINE), ECHO);
+    assert_eq!(sim.wait_outcome(good, 20 * SECOND).0, 200);
+}
+
+#[test]
+fn keys_cross_both_ways() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (_, ok) = sim.wait_outcome(session, 20 * SECOND);
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(SECOND);
+    // The caller's key (RFC 4733) reaches the line as a DTMF command.
+    sim.media.key = Some('5');
+    sim.run(SECOND);
+    assert!(
+        sim.line_log.contains(&"line-1 <- Dtmf('5')".to_owned()),
+        "{:?}",
+        sim.line_log
+    );
+    // A key at the far end reaches the caller as telephone-events.
+    let now = sim.now;
+    sim.gateway.handle_line_event(now, LINE, LineEvent::Dtmf('7'));
+    sim.run(SECOND);
+    assert!(sim.media.payload_types.contains(&101));
+}

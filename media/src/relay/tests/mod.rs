@@ -1,0 +1,556 @@
+//! The relay in simulated time, with no socket and no task: the [`Gateway`],
+//! one real [`ModemDriver`] and [`Emulator`] per line, a caller on
+//! [`offhook_sip::ua`] with a little RTP of its own, and a registrar, all on one
+//! virtual clock; the harness moves SIP datagrams, line bytes and media between
+//! them and fast-forwards to the next deadline of any of them (str0m's
+//! `progress()` idea). Whole calls take milliseconds.
+
+mod calls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use offhook_sip::auth::{Credentials, DigestServer, MemoryNonceStore};
+use offhook_sip::endpoint::{Endpoint, EndpointConfig, Event, Role, SipIo, Transmit};
+use offhook_sip::message::{Method, Response};
+use offhook_sip::transaction::Timers;
+use offhook_sip::transport::{Flow, TransportKind};
+use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
+use offhook_vocab::{DigestAlgorithm, LineState, headers};
+
+use super::{CallId, Device, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
+use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use crate::dsp::tone::Tone;
+use crate::emulator::{Emulator, Faults};
+use crate::modem::{DriverConfig, DriverOutput, LineCommand, LineEvent, ModemDriver};
+use crate::rtp::packet::parse;
+use crate::rtp::report::is_rtcp;
+
+const RELAY: &str = "127.0.0.1:5070";
+const CALLER: &str = "127.0.0.2:5060";
+const REGISTRAR: &str = "127.0.0.3:5060";
+const CALLER_RTP: &str = "127.0.0.2:6000";
+const DOMAIN: &str = "test.example";
+const NO_ANSWER: Duration = Duration::from_secs(20);
+/// How long after its answer the number that hangs up does so.
+const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn endpoint(at: &str, seed: u64) -> Endpoint {
+    let at = addr(at);
+    let mut endpoint = Endpoint::new(EndpointConfig {
+        timers: Timers::default(),
+        role: Role::UserAgent,
+        host: at.ip().to_string(),
+        supported: Vec::new(),
+        seed,
+    });
+    endpoint.set_bound(TransportKind::Udp, at);
+    endpoint
+}
+
+/// Signaling's registrar, as far as the relay sees it: a digest challenge, then
+/// 200 with the binding's lifetime.
+struct Registrar {
+    endpoint: Endpoint,
+    digest: DigestServer,
+    nonces: MemoryNonceStore,
+    /// Contacts registered.
+    contacts: Vec<String>,
+}
+
+impl Registrar {
+    fn answer(&mut self, now: Instant) {
+        while let Some(event) = self.endpoint.poll_event() {
+            let Event::Request { key, request, .. } = event else {
+                continue;
+            };
+            let ha1 = DigestAlgorithm::Md5.ha1("relay", DOMAIN, "secret");
+            let good = request
+                .headers
+                .get("Authorization")
+                .and_then(|a| Credentials::parse(a).ok())
+                .is_some_and(|c| {
+                    self.digest
+                        .verify(&c, "REGISTER", &ha1, 0, &mut self.nonces)
+                        .is_ok()
+                });
+            let response = if good {
+                let contact = request.headers.get("Contact").unwrap_or_default().to_owned();
+                self.contacts.push(contact.clone());
+                let mut ok = request.response(200, "OK", Some("reg"));
+                ok.headers.push("Contact", &format!("{contact};expires=300"));
+                ok
+            } else {
+                let mut challenge = request.response(401, "Unauthorized", Some("reg"));
+                let offered = self.digest.challenges(DOMAIN, 0, false, None);
+                challenge.headers.push("WWW-Authenticate", &offered[0]);
+                challenge
+            };
+            self.endpoint.respond(now, &key, response).unwrap();
+        }
+    }
+}
+
+/// The caller's media: a 1 kHz tone as PCMU every 20 ms while `sending`, a key
+/// as telephone-events when asked; what the relay sends back, decoded.
+struct CallerMedia {
+    tone: Tone,
+    sending: Option<SocketAddr>,
+    next_send: Option<Instant>,
+    seq: u16,
+    heard: Vec<i16>,
+    /// Payload types of the RTP that came back.
+    payload_types: Vec<u8>,
+    rtcp: usize,
+    key: Option<char>,
+}
+
+impl CallerMedia {
+    fn packet(&mut self, payload_type: u8, payload: &[u8]) -> Vec<u8> {
+        let mut packet = vec![0x80, payload_type, (self.seq >> 8) as u8, self.seq as u8];
+        packet.extend((u32::from(self.seq) * 160).to_be_bytes());
+        packet.extend(0x1234_5678u32.to_be_bytes());
+        packet.extend(payload);
+        self.seq = self.seq.wrapping_add(1);
+        packet
+    }
+
+    /// The next datagram due at `now`, if any.
+    fn due(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        let to = self.sending?;
+        if self.next_send.is_some_and(|at| at > now) {
+            return None;
+        }
+        self.next_send = Some(self.next_send.unwrap_or(now) + Duration::from_millis(20));
+        let packet = match self.key.take() {
+            // RFC 4733: event, end bit and volume, duration.
+            Some(key) => {
+                let event = crate::rtp::dtmf::event_code(key).unwrap();
+                self.packet(101, &[event, 0x80 | 10, 0x03, 0x20])
+            }
+            None => {
+                let audio: Vec<u8> = (0..160)
+                    .map(|_| linear_to_ulaw(self.tone.next_sample()))
+                    .collect();
+                self.packet(0, &audio)
+            }
+        };
+        Some((to, packet))
+    }
+
+    fn receive(&mut self, bytes: &[u8]) {
+        if is_rtcp(bytes) {
+            self.rtcp += 1;
+        } else if let Ok(packet) = parse(bytes) {
+            self.payload_types.push(packet.payload_type);
+            if packet.payload_type == 0 {
+                self.heard
+                    .extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
+            }
+        }
+    }
+}
+
+/// One line: the real driver against the emulated modem.
+struct SimLine {
+    name: String,
+    driver: ModemDriver,
+    modem: Emulator,
+}
+
+/// The whole relay on one clock (see the module comment).
+struct Sim {
+    now: Instant,
+    start: Instant,
+    gateway: Gateway,
+    lines: Vec<SimLine>,
+    caller: UserAgent,
+    registrar: Registrar,
+    media: CallerMedia,
+    /// The relay's media sockets, as the harness "bound" them.
+    bound: HashMap<CallId, MediaAddrs>,
+    next_port: u16,
+    /// Drops this many of the caller's next ACKs.
+    drop_acks: usize,
+    /// Every SIP datagram: when, from, first line.
+    log: Vec<(Duration, SocketAddr, String)>,
+    /// What the caller's UA said.
+    events: Vec<UaEvent>,
+    /// What the lines said (no audio) and were told (no audio).
+    line_log: Vec<String>,
+    /// Whether the caller answers a BYE.
+    answer_byes: bool,
+}
+
+fn config(lines: &[&str]) -> RelayConfig {
+    RelayConfig {
+        name: "relay".into(),
+        password: "secret".into(),
+        domain: DOMAIN.into(),
+        signaling: addr(REGISTRAR),
+        listen: addr(RELAY),
+        lines: lines
+            .iter()
+            .map(|name| LineSpec {
+                name: (*name).to_owned(),
+                device: Device::Emulated,
+                soundcard: None,
+            })
+            .collect(),
+        international_prefix: "00".into(),
+        no_answer_s: NO_ANSWER.as_secs(),
+        rtcp_interval_ms: 1000,
+    }
+}
+
+impl Sim {
+    /// A relay with these lines, each on its own emulated modem, except those
+    /// in `broken` (no modem: they fail at start); run until registered.
+    fn new(lines: &[&str], broken: &[&str]) -> Self {
+        let now = Instant::now();
+        let all: Vec<&str> = lines.iter().chain(broken).copied().collect();
+        let config = config(&all);
+        let stats = Arc::new(RelayStats::new(all.iter().copied()));
+        let gateway = Gateway::new(
+            config,
+            endpoint(RELAY, 11),
+            stats,
+            now,
+            SystemTime::UNIX_EPOCH,
+            12,
+        );
+        let driver_config = DriverConfig {
+            no_answer: NO_ANSWER,
+            ..DriverConfig::default()
+        };
+        let mut sim = Self {
+            now,
+            start: now,
+            gateway,
+            lines: lines
+                .iter()
+                .map(|name| SimLine {
+                    name: (*name).to_owned(),
+                    driver: ModemDriver::new(driver_config, now),
+                    modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
+                })
+                .collect(),
+            caller: UserAgent::new(endpoint(CALLER, 13), UaConfig::default()),
+            registrar: Registrar {
+                endpoint: endpoint(REGISTRAR, 14),
+                digest: DigestServer::new(b"sim secret".to_vec(), 3600),
+                nonces: MemoryNonceStore::default(),
+                contacts: Vec::new(),
+            },
+            media: CallerMedia {
+                tone: Tone::new(1000.0, 8000.0, 8000.0),
+                sending: None,
+                next_send: None,
+                seq: 0,
+                heard: Vec::new(),
+                payload_types: Vec::new(),
+                rtcp: 0,
+                key: None,
+            },
+            bound: HashMap::new(),
+            next_port: 40_000,
+            drop_acks: 0,
+            log: Vec::new(),
+            events: Vec::new(),
+            line_log: Vec::new(),
+            answer_byes: true,
+        };
+        for name in broken {
+            let fault = LineEvent::Fault("no such device".into());
+            sim.gateway.handle_line_event(now, name, fault);
+        }
+        sim.run(Duration::from_secs(1));
+        sim
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn state(&self, line: &str) -> LineState {
+        self.gateway.line(line).unwrap().state
+    }
+
+    /// SIP datagrams to wherever they go.
+    fn deliver_sip(&mut self) -> bool {
+        let mut moving: Vec<(SocketAddr, Transmit)> = Vec::new();
+        moving.extend(std::iter::from_fn(|| self.gateway.poll_transmit()).map(|t| (addr(RELAY), t)));
+        moving.extend(std::iter::from_fn(|| self.caller.poll_transmit()).map(|t| (addr(CALLER), t)));
+        moving.extend(
+            std::iter::from_fn(|| self.registrar.endpoint.poll_transmit()).map(|t| (addr(REGISTRAR), t)),
+        );
+        let moved = !moving.is_empty();
+        for (from, t) in moving {
+            let text = String::from_utf8_lossy(&t.bytes).into_owned();
+            let line = text.lines().next().unwrap_or("").to_owned();
+            self.log.push((self.elapsed(), from, line.clone()));
+            if line.starts_with("ACK") && from == addr(CALLER) && self.drop_acks > 0 {
+                self.drop_acks -= 1;
+                continue;
+            }
+            let flow = Flow {
+                kind: t.flow.kind,
+                local: t.flow.remote,
+                remote: t.flow.local,
+                conn: None,
+            };
+            let now = self.now;
+            match t.flow.remote {
+                to if to == addr(RELAY) => self.gateway.handle_datagram(now, flow, &t.bytes),
+                to if to == addr(CALLER) => self.caller.handle_datagram(now, flow, &t.bytes),
+                to if to == addr(REGISTRAR) => {
+                    self.registrar.endpoint.handle_datagram(now, flow, &t.bytes);
+                    self.registrar.answer(now);
+                }
+                _ => {}
+            }
+        }
+        moved
+    }
+
+    /// The gateway's outputs carried out.
+    fn perform(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(output) = self.gateway.poll_output() {
+            moved = true;
+            match output {
+                Output::Line { line, command } => {
+                    if !matches!(command, LineCommand::Audio(_)) {
+                        self.line_log.push(format!("{line} <- {command:?}"));
+                    }
+                    if let Some(l) = self.lines.iter_mut().find(|l| l.name == line) {
+                        l.driver.handle_command(self.now, command);
+                    }
+                }
+                Output::BindMedia { call, rtcp } => {
+                    let rtp = SocketAddr::new(addr(RELAY).ip(), self.next_port);
+                    let rtcp = rtcp.then(|| SocketAddr::new(rtp.ip(), self.next_port + 1));
+                    self.next_port += 2;
+                    let addrs = MediaAddrs { rtp, rtcp };
+                    self.bound.insert(call, addrs);
+                    self.gateway.handle_media_bound(self.now, call, Ok(addrs));
+                }
+                Output::Media { to, bytes, .. } => {
+                    if to == addr(CALLER_RTP) {
+                        self.media.receive(&bytes);
+                    }
+                }
+                Output::CloseMedia { call } => {
+                    self.bound.remove(&call);
+                }
+            }
+        }
+        moved
+    }
+
+    /// Bytes between each driver and its modem; line events to the gateway.
+    fn move_line_bytes(&mut self) -> bool {
+        let mut moved = false;
+        for i in 0..self.lines.len() {
+            while let Some(output) = self.lines[i].driver.poll_output() {
+                moved = true;
+                let line = &mut self.lines[i];
+                match output {
+                    DriverOutput::Write(bytes) => line.modem.handle_bytes(self.now, &bytes),
+                    DriverOutput::Event(event) => {
+                        if !matches!(event, LineEvent::Audio(_)) {
+                            self.line_log.push(format!("{} -> {event:?}", line.name));
+                        }
+                        let name = line.name.clone();
+                        self.gateway.handle_line_event(self.now, &name, event);
+                    }
+                    DriverOutput::Play(_) => {}
+                }
+            }
+            let line = &mut self.lines[i];
+            while let Some(bytes) = line.modem.poll_transmit() {
+                moved = true;
+                line.driver.handle_bytes(self.now, &bytes);
+            }
+        }
+        moved
+    }
+
+    /// The caller's media and UA events; BYEs answered 200 when `answer_byes`.
+    fn caller_side(&mut self) -> bool {
+        let mut moved = false;
+        while let Some((to, packet)) = self.media.due(self.now) {
+            moved = true;
+            let target = self
+                .bound
+                .iter()
+                .find_map(|(call, a)| (a.rtp == to).then_some(*call));
+            if let Some(call) = target {
+                self.gateway
+                    .handle_media(self.now, call, Port::Rtp, addr(CALLER_RTP), &packet);
+            }
+        }
+        while let Some(event) = self.caller.poll_event() {
+            moved = true;
+            if let UaEvent::InDialog { key, request, .. } = &event
+                && request.method == Method::Bye
+                && self.answer_byes
+            {
+                let ok = request.response(200, "OK", None);
+                self.caller.respond(self.now, key, ok).unwrap();
+            }
+            self.events.push(event);
+        }
+        moved
+    }
+
+    /// Moves everything at the current time until nothing moves.
+    fn settle(&mut self) {
+        while self.deliver_sip() | self.perform() | self.move_line_bytes() | self.caller_side() {}
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let lines = self
+            .lines
+            .iter()
+            .flat_map(|l| [l.driver.poll_timeout(), l.modem.poll_timeout()]);
+        [
+            self.gateway.poll_timeout(),
+            self.caller.poll_timeout(),
+            self.registrar.endpoint.poll_timeout(),
+            self.media.sending.and(self.media.next_send),
+        ]
+        .into_iter()
+        .chain(lines)
+        .flatten()
+        .min()
+    }
+
+    /// Runs the clock for `for_`, firing every deadline on the way.
+    fn run(&mut self, for_: Duration) {
+        let until = self.now + for_;
+        loop {
+            self.settle();
+            match self.next_deadline() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    let now = self.now;
+                    self.gateway.handle_timeout(now);
+                    self.caller.handle_timeout(now);
+                    self.registrar.endpoint.handle_timeout(now);
+                    for line in &mut self.lines {
+                        if line.driver.poll_timeout().is_some_and(|t| t <= now) {
+                            line.driver.handle_timeout(now);
+                        }
+                        line.modem.handle_timeout(now);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.settle();
+    }
+
+    /// Runs until `done` holds (checked after each step), at most `limit`.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let until = self.now + limit;
+        while !done(self) {
+            assert!(self.now < until, "not done within {limit:?}");
+            self.run(Duration::from_millis(10));
+        }
+    }
+
+    /// INVITEs `number` on `line` (`None`: no X-Offhook-Line) with a PCMU
+    /// offer at our RTP address with rtcp-mux and telephone-event.
+    fn call(&mut self, line: Option<&str>, number: &str) -> SessionId {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=rtcp-mux\r\n",
+            addr(CALLER_RTP).port()
+        );
+        let mut extra = Reply::default()
+            .header(headers::NUMBER, number)
+            .body(Body::sdp(sdp));
+        if let Some(line) = line {
+            extra = extra.header(headers::LINE, line);
+        }
+        let flow = self.caller.endpoint().udp_flow(addr(RELAY)).unwrap();
+        let target = match line {
+            Some(_) => format!("sip:relay@{RELAY}"),
+            None => format!("sip:{RELAY}"),
+        };
+        let session = self.caller.invite(
+            self.now,
+            Outgoing {
+                target: target.clone(),
+                from: format!("sip:visitor@{CALLER}"),
+                to: target,
+                contact_user: Some("visitor".into()),
+                flow,
+                extra,
+            },
+        );
+        self.settle();
+        session
+    }
+
+    /// The final response (or failure) of the caller's INVITE, once it came.
+    fn outcome(&self, session: SessionId) -> Option<(u16, Option<Response>)> {
+        self.events.iter().find_map(|e| match e {
+            UaEvent::Answered { session: s, response } if *s == session => {
+                Some((200, Some(response.clone())))
+            }
+            UaEvent::Terminated {
+                session: s,
+                end: End::Failed { status, response },
+            } if *s == session => Some((*status, response.clone())),
+            UaEvent::Terminated {
+                session: s,
+                end: End::Cancelled,
+            } if *s == session => Some((487, None)),
+            _ => None,
+        })
+    }
+
+    /// Waits (bounded) for the call's final answer.
+    fn wait_outcome(&mut self, session: SessionId, limit: Duration) -> (u16, Option<Response>) {
+        self.run_until(limit, |sim| sim.outcome(session).is_some());
+        self.outcome(session).unwrap()
+    }
+
+    /// Waits (bounded) for every line to be idle and no call left.
+    fn wait_idle(&mut self, limit: Duration) {
+        self.run_until(limit, |sim| {
+            sim.gateway.calls() == 0 && sim.lines.iter().all(|l| sim.state(&l.name) == LineState::Idle)
+        });
+    }
+
+    /// Sends the tone to the relay's RTP port of the answer `ok`.
+    fn send_tone_to(&mut self, ok: &Response) {
+        let body = String::from_utf8_lossy(&ok.body).into_owned();
+        let port: u16 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .expect("an m=audio line in the answer");
+        self.media.sending = Some(SocketAddr::new(addr(RELAY).ip(), port));
+    }
+
+    /// Datagrams of the SIP log whose first line is `line`, from `from`: when.
+    fn sent(&self, from: &str, line: &str) -> Vec<Duration> {
+        self.log
+            .iter()
+            .filter(|(_, f, l)| *f == addr(from) && l == line)
+            .map(|(at, _, _)| *at)
+            .collect()
+    }
+}
