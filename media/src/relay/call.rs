@@ -175,6 +175,18 @@ fn fault_of(event: &LineEvent) -> Option<String> {
     }
 }
 
+/// The call ends before its line was used or once it is on hook: its INVITE
+/// refused with `reject` (when it still waits), its sockets closed, the line
+/// free.
+fn over(env: &mut Env<'_>, reject: Option<(u16, String)>) -> State {
+    if let Some((status, reason)) = reject {
+        env.actions.push(Action::Reject(status, reason));
+    }
+    env.actions.push(Action::CloseMedia);
+    env.actions.push(Action::Release(None));
+    State::Over
+}
+
 /// The line is going on hook (it hangs up by itself after reporting an
 /// outcome; `hang_up` asks it to).
 fn settle(now: Instant, env: &mut Env<'_>, hang_up: bool, fault: Option<String>) -> State {
@@ -346,12 +358,7 @@ impl Call {
 
 impl Binding {
     fn bound(self, now: Instant, bound: std::io::Result<MediaAddrs>, env: &mut Env<'_>) -> State {
-        let refuse = |env: &mut Env<'_>, status: u16, reason: String| {
-            env.actions.push(Action::Reject(status, reason));
-            env.actions.push(Action::CloseMedia);
-            env.actions.push(Action::Release(None));
-            State::Over
-        };
+        let refuse = |env: &mut Env<'_>, status: u16, reason: String| over(env, Some((status, reason)));
         let addrs = match bound {
             Ok(addrs) => addrs,
             Err(err) => {
@@ -442,11 +449,7 @@ impl Talking {
                 });
                 self.ended(env, line);
                 match event {
-                    LineEvent::Idle => {
-                        env.actions.push(Action::CloseMedia);
-                        env.actions.push(Action::Release(None));
-                        State::Over
-                    }
+                    LineEvent::Idle => over(env, None),
                     other => settle(now, env, false, fault_of(&other)),
                 }
             }

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use offhook_sip::driver::{BindError, Listen, SipSockets};
-use offhook_sip::endpoint::{Endpoint, EndpointConfig, Role};
-use offhook_sip::transaction::Timers;
+use offhook_sip::endpoint::{Endpoint, EndpointConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -186,13 +185,8 @@ impl Relay {
         };
         let sockets = SipSockets::bind(&listen).await?;
         let (wallclock, endpoint_seed, relay_seed) = clock_and_seeds();
-        let mut endpoint = Endpoint::new(EndpointConfig {
-            timers: Timers::default(),
-            role: Role::UserAgent,
-            host: config.listen.ip().to_string(),
-            supported: Vec::new(),
-            seed: endpoint_seed,
-        });
+        let host = config.listen.ip().to_string();
+        let mut endpoint = Endpoint::new(EndpointConfig::user_agent(&host, endpoint_seed));
         sockets.bind_endpoint(&mut endpoint);
         let local = endpoint
             .bound(offhook_sip::transport::TransportKind::Udp)

@@ -16,6 +16,8 @@ pub mod driver;
 pub mod endpoint;
 pub mod legacy;
 pub mod message;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transaction;
 pub mod transport;
 pub mod trust;

@@ -12,13 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use offhook_sip::auth::{Credentials, DigestServer, MemoryNonceStore};
-use offhook_sip::endpoint::{Endpoint, EndpointConfig, Event, Role, SipIo, Transmit};
+use offhook_sip::endpoint::{SipIo, Transmit};
 use offhook_sip::message::{Method, Response};
-use offhook_sip::transaction::Timers;
-use offhook_sip::transport::{Flow, TransportKind};
+use offhook_sip::testing::{Registrar, bound_endpoint};
+use offhook_sip::transport::Flow;
 use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
-use offhook_vocab::{DigestAlgorithm, LineState, headers};
+use offhook_vocab::{LineState, headers};
 
 use super::{CallId, Device, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
@@ -39,62 +38,6 @@ const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
-}
-
-fn endpoint(at: &str, seed: u64) -> Endpoint {
-    let at = addr(at);
-    let mut endpoint = Endpoint::new(EndpointConfig {
-        timers: Timers::default(),
-        role: Role::UserAgent,
-        host: at.ip().to_string(),
-        supported: Vec::new(),
-        seed,
-    });
-    endpoint.set_bound(TransportKind::Udp, at);
-    endpoint
-}
-
-/// Signaling's registrar, as far as the relay sees it: a digest challenge, then
-/// 200 with the binding's lifetime.
-struct Registrar {
-    endpoint: Endpoint,
-    digest: DigestServer,
-    nonces: MemoryNonceStore,
-    /// Contacts registered.
-    contacts: Vec<String>,
-}
-
-impl Registrar {
-    fn answer(&mut self, now: Instant) {
-        while let Some(event) = self.endpoint.poll_event() {
-            let Event::Request { key, request, .. } = event else {
-                continue;
-            };
-            let ha1 = DigestAlgorithm::Md5.ha1("relay", DOMAIN, "secret");
-            let good = request
-                .headers
-                .get("Authorization")
-                .and_then(|a| Credentials::parse(a).ok())
-                .is_some_and(|c| {
-                    self.digest
-                        .verify(&c, "REGISTER", &ha1, 0, &mut self.nonces)
-                        .is_ok()
-                });
-            let response = if good {
-                let contact = request.headers.get("Contact").unwrap_or_default().to_owned();
-                self.contacts.push(contact.clone());
-                let mut ok = request.response(200, "OK", Some("reg"));
-                ok.headers.push("Contact", &format!("{contact};expires=300"));
-                ok
-            } else {
-                let mut challenge = request.response(401, "Unauthorized", Some("reg"));
-                let offered = self.digest.challenges(DOMAIN, 0, false, None);
-                challenge.headers.push("WWW-Authenticate", &offered[0]);
-                challenge
-            };
-            self.endpoint.respond(now, &key, response).unwrap();
-        }
-    }
 }
 
 /// The caller's media: a 1 kHz tone as PCMU every 20 ms while `sending`, a key
@@ -219,7 +162,7 @@ impl Sim {
         let stats = Arc::new(RelayStats::new(all.iter().copied()));
         let gateway = Gateway::new(
             config,
-            endpoint(RELAY, 11),
+            bound_endpoint(addr(RELAY), 11),
             stats,
             now,
             SystemTime::UNIX_EPOCH,
@@ -241,13 +184,8 @@ impl Sim {
                     modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
                 })
                 .collect(),
-            caller: UserAgent::new(endpoint(CALLER, 13), UaConfig::default()),
-            registrar: Registrar {
-                endpoint: endpoint(REGISTRAR, 14),
-                digest: DigestServer::new(b"sim secret".to_vec(), 3600),
-                nonces: MemoryNonceStore::default(),
-                contacts: Vec::new(),
-            },
+            caller: UserAgent::new(bound_endpoint(addr(CALLER), 13), UaConfig::default()),
+            registrar: Registrar::new(addr(REGISTRAR), DOMAIN, "relay", "secret", 300),
             media: CallerMedia {
                 tone: Tone::new(1000.0, 8000.0, 8000.0),
                 sending: None,
@@ -287,9 +225,7 @@ impl Sim {
         let mut moving: Vec<(SocketAddr, Transmit)> = Vec::new();
         moving.extend(std::iter::from_fn(|| self.gateway.poll_transmit()).map(|t| (addr(RELAY), t)));
         moving.extend(std::iter::from_fn(|| self.caller.poll_transmit()).map(|t| (addr(CALLER), t)));
-        moving.extend(
-            std::iter::from_fn(|| self.registrar.endpoint.poll_transmit()).map(|t| (addr(REGISTRAR), t)),
-        );
+        moving.extend(std::iter::from_fn(|| self.registrar.poll_transmit()).map(|t| (addr(REGISTRAR), t)));
         let moved = !moving.is_empty();
         for (from, t) in moving {
             let text = String::from_utf8_lossy(&t.bytes).into_owned();
@@ -309,10 +245,7 @@ impl Sim {
             match t.flow.remote {
                 to if to == addr(RELAY) => self.gateway.handle_datagram(now, flow, &t.bytes),
                 to if to == addr(CALLER) => self.caller.handle_datagram(now, flow, &t.bytes),
-                to if to == addr(REGISTRAR) => {
-                    self.registrar.endpoint.handle_datagram(now, flow, &t.bytes);
-                    self.registrar.answer(now);
-                }
+                to if to == addr(REGISTRAR) => self.registrar.handle_datagram(now, flow, &t.bytes),
                 _ => {}
             }
         }
@@ -423,7 +356,7 @@ impl Sim {
         [
             self.gateway.poll_timeout(),
             self.caller.poll_timeout(),
-            self.registrar.endpoint.poll_timeout(),
+            self.registrar.poll_timeout(),
             self.media.sending.and(self.media.next_send),
         ]
         .into_iter()
@@ -443,7 +376,7 @@ impl Sim {
                     let now = self.now;
                     self.gateway.handle_timeout(now);
                     self.caller.handle_timeout(now);
-                    self.registrar.endpoint.handle_timeout(now);
+                    self.registrar.handle_timeout(now);
                     for line in &mut self.lines {
                         if line.driver.poll_timeout().is_some_and(|t| t <= now) {
                             line.driver.handle_timeout(now);

@@ -45,6 +45,20 @@ pub struct EndpointConfig {
     pub seed: u64,
 }
 
+impl EndpointConfig {
+    /// A user agent's settings: default timers, no option tags, named `host`,
+    /// its ids from `seed`.
+    pub fn user_agent(host: &str, seed: u64) -> Self {
+        Self {
+            timers: Timers::default(),
+            role: Role::UserAgent,
+            host: host.to_owned(),
+            supported: Vec::new(),
+            seed,
+        }
+    }
+}
+
 /// What the endpoint hands up to the element's core.
 #[derive(Debug)]
 pub enum Event {

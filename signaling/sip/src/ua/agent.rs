@@ -31,6 +31,14 @@ enum Owner {
     Registration(RegistrationId),
 }
 
+/// The keys of `map` whose `deadline` is due at `now`.
+fn due<K: Copy, V>(map: &HashMap<K, V>, deadline: impl Fn(&V) -> Option<Instant>, now: Instant) -> Vec<K> {
+    map.iter()
+        .filter(|(_, v)| deadline(v).is_some_and(|at| at <= now))
+        .map(|(k, _)| *k)
+        .collect()
+}
+
 /// The user-agent layer over one endpoint (see the module comment of [`super`]).
 #[derive(Debug)]
 pub struct UserAgent {
@@ -99,22 +107,10 @@ impl UserAgent {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
         self.drain(now);
-        let due: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.deadline().is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in due(&self.sessions, Session::deadline, now) {
             self.on_ack_timer(now, id);
         }
-        let due: Vec<RegistrationId> = self
-            .registrations
-            .iter()
-            .filter(|(_, r)| r.deadline().is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in due(&self.registrations, Registration::deadline, now) {
             let Some(registration) = self.registrations.get_mut(&id) else {
                 continue;
             };

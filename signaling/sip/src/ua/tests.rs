@@ -6,11 +6,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::auth::{Credentials, DigestServer, MemoryNonceStore};
-use crate::endpoint::{Endpoint, EndpointConfig, Event, Role, SipIo, Transmit};
+use crate::endpoint::{Endpoint, SipIo, Transmit};
 use crate::message::{Message, parse};
-use crate::transaction::Timers;
-use crate::transport::TransportKind;
+use crate::testing::{Registrar, bound_endpoint};
 
 const CALLER: &str = "127.0.0.2:5060";
 const CALLEE: &str = "127.0.0.3:5060";
@@ -21,16 +19,7 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 fn endpoint(at: &str, seed: u64) -> Endpoint {
-    let at = addr(at);
-    let mut endpoint = Endpoint::new(EndpointConfig {
-        timers: Timers::default(),
-        role: Role::UserAgent,
-        host: at.ip().to_string(),
-        supported: Vec::new(),
-        seed,
-    });
-    endpoint.set_bound(TransportKind::Udp, at);
-    endpoint
+    bound_endpoint(addr(at), seed)
 }
 
 /// The first line of a datagram (`INVITE sip:… SIP/2.0`, `SIP/2.0 200 OK`).
@@ -40,77 +29,6 @@ fn first_line(bytes: &[u8]) -> String {
         .next()
         .unwrap_or("")
         .to_owned()
-}
-
-/// A registrar: challenges a REGISTER without credentials, grants `expires`
-/// to one with good ones; `silent` drops everything.
-struct Registrar {
-    endpoint: Endpoint,
-    digest: DigestServer,
-    nonces: MemoryNonceStore,
-    expires: u64,
-    silent: bool,
-    /// The nonce count of each REGISTER that carried credentials.
-    counts: Vec<String>,
-}
-
-impl Registrar {
-    fn new(expires: u64) -> Self {
-        Self {
-            endpoint: endpoint(REGISTRAR, 9),
-            digest: DigestServer::new(b"test secret".to_vec(), 3600),
-            nonces: MemoryNonceStore::default(),
-            expires,
-            silent: false,
-            counts: Vec::new(),
-        }
-    }
-
-    fn answer(&mut self, now: Instant) {
-        while let Some(event) = self.endpoint.poll_event() {
-            let Event::Request { key, request, .. } = event else {
-                continue;
-            };
-            let credentials = request
-                .headers
-                .get("Authorization")
-                .and_then(|a| Credentials::parse(a).ok());
-            let ha1 = offhook_vocab::DigestAlgorithm::Md5.ha1("relay", "test.example", "secret");
-            let good = credentials.as_ref().is_some_and(|c| {
-                self.counts.push(c.nc.clone().unwrap_or_default());
-                self.digest
-                    .verify(c, "REGISTER", &ha1, 0, &mut self.nonces)
-                    .is_ok()
-            });
-            let response = if good {
-                let mut ok = request.response(200, "OK", Some("r"));
-                let contact = request.headers.get("Contact").unwrap().to_owned();
-                ok.headers
-                    .push("Contact", &format!("{contact};expires={}", self.expires));
-                ok
-            } else {
-                let mut challenge = request.response(401, "Unauthorized", Some("r"));
-                let offered = self.digest.challenges("test.example", 0, false, None);
-                challenge.headers.push("WWW-Authenticate", &offered[0]);
-                challenge
-            };
-            self.endpoint.respond(now, &key, response).unwrap();
-        }
-    }
-}
-
-impl SipIo for Registrar {
-    fn handle_datagram(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
-        if !self.silent {
-            self.endpoint.handle_datagram(now, flow, bytes);
-            self.answer(now);
-        }
-    }
-    fn handle_closed(&mut self, _: Instant, _: Flow) {}
-    fn handle_send_failed(&mut self, _: Instant, _: Flow) {}
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.endpoint.poll_transmit()
-    }
 }
 
 /// Caller, callee and registrar on one clock.
@@ -134,7 +52,7 @@ impl Sim {
             start: now,
             caller: UserAgent::new(endpoint(CALLER, 1), UaConfig::default()),
             callee: UserAgent::new(endpoint(CALLEE, 2), UaConfig::default()),
-            registrar: Registrar::new(60),
+            registrar: Registrar::new(addr(REGISTRAR), "test.example", "relay", "secret", 60),
             drop_acks: 0,
             log: Vec::new(),
         }
@@ -189,7 +107,7 @@ impl Sim {
             let next = [
                 self.caller.poll_timeout(),
                 self.callee.poll_timeout(),
-                self.registrar.endpoint.poll_timeout(),
+                self.registrar.poll_timeout(),
             ]
             .into_iter()
             .flatten()
@@ -200,7 +118,7 @@ impl Sim {
                     let now = self.now;
                     self.caller.handle_timeout(now);
                     self.callee.handle_timeout(now);
-                    self.registrar.endpoint.handle_timeout(now);
+                    self.registrar.handle_timeout(now);
                     self.deliver();
                 }
                 _ => break,
@@ -526,6 +444,10 @@ fn an_unanswered_invite_fails_with_408_after_timer_b() {
 }
 
 fn registration(sim: &mut Sim) -> RegistrationId {
+    register_with(sim, "secret")
+}
+
+fn register_with(sim: &mut Sim, password: &str) -> RegistrationId {
     let flow = sim.caller.endpoint().udp_flow(addr(REGISTRAR)).unwrap();
     sim.caller.register(
         sim.now,
@@ -535,7 +457,7 @@ fn registration(sim: &mut Sim) -> RegistrationId {
             aor: "sip:relay@test.example".into(),
             contact_user: "line-1".into(),
             username: "relay".into(),
-            password: "secret".into(),
+            password: password.into(),
             expires: Duration::from_secs(300),
         },
     )
@@ -612,20 +534,7 @@ fn an_unanswered_registration_is_retried_with_a_doubling_backoff() {
 #[test]
 fn wrong_credentials_are_not_answered_forever() {
     let mut sim = Sim::new();
-    sim.registrar.expires = 60;
-    let flow = sim.caller.endpoint().udp_flow(addr(REGISTRAR)).unwrap();
-    sim.caller.register(
-        sim.now,
-        RegistrationSpec {
-            flow,
-            registrar: "sip:test.example".into(),
-            aor: "sip:relay@test.example".into(),
-            contact_user: "line-1".into(),
-            username: "relay".into(),
-            password: "wrong".into(),
-            expires: Duration::from_secs(300),
-        },
-    );
+    register_with(&mut sim, "wrong");
     sim.deliver();
     assert!(matches!(
         &sim.caller_events()[..],
