@@ -1,16 +1,25 @@
-//! A minimal SIP user agent for the end-to-end tests, on our own SIP stack: a
-//! click on an icon (the call token), the INVITE with a PCMU offer, its final
-//! response, in-dialog requests (ACK, BYE) along the route set, and the port of
-//! the answer's audio.
+//! The end-to-end tests' SIP user agent: [`offhook_sip::ua::UserAgent`] on a
+//! UDP socket of its own, run by a small tokio driver ([`TestUa`]) that keeps
+//! its timers and retransmissions going while a test does something else (sends
+//! RTP, say). A test calls into the UA ([`TestUa::with`]) and awaits its events;
+//! [`TestUa::call`] clicks through to a final answer (the ACK of a 2xx is the
+//! UA layer's), [`TestUa::hang_up`] sends BYE and returns its answer. BYEs from
+//! the other side are answered 200 by the driver.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use offhook_sip::legacy::{ClientEvent, Endpoint};
-use offhook_sip::message::{Method, NameAddr, Request, Response};
-use offhook_sip::transport::{Flow, TransportKind};
+use offhook_sip::driver::{Listen, SipSockets};
+use offhook_sip::endpoint::{Endpoint, EndpointConfig};
+use offhook_sip::message::{Method, Response};
+use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
+use offhook_vocab::headers;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::STEP_TIMEOUT;
 
 /// `POST /api/v1/icons/{icon}/calls` from the demo page's origin; the JSON grant.
 ///
@@ -30,89 +39,6 @@ pub async fn click(web: &str, icon: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|_| panic!("grant JSON: {response}"))
 }
 
-/// An INVITE for `grant` (from [`click`]) offering PCMU and telephone-event on
-/// `rtp` with `rtcp-mux`.
-///
-/// # Panics
-/// When the grant has no target or token.
-pub fn invite(grant: &Value, local: SocketAddr, rtp: SocketAddr, call_id: &str) -> Request {
-    let target = grant["target"].as_str().unwrap();
-    let mut r = Request::new(Method::Invite, target);
-    r.headers.push(
-        "Via",
-        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport"),
-    );
-    r.headers.push("Max-Forwards", "70");
-    r.headers
-        .push("From", &format!("<sip:visitor@{local}>;tag=t{call_id}"));
-    r.headers.push("To", &format!("<{target}>"));
-    r.headers.push("Call-ID", call_id);
-    r.headers.push("CSeq", "1 INVITE");
-    r.headers.push("Contact", &format!("<sip:visitor@{local}>"));
-    r.headers
-        .push("X-Offhook-Token", grant["token"].as_str().unwrap());
-    r.headers.push("Content-Type", "application/sdp");
-    r.body = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n",
-        rtp.port()
-    )
-    .into_bytes();
-    r
-}
-
-/// Sends a request and returns its final response.
-///
-/// # Panics
-/// When none comes within 30 s.
-pub async fn final_response(ua: &Endpoint, request: Request, proxy: SocketAddr) -> Response {
-    let flow = Flow {
-        kind: TransportKind::Udp,
-        local: ua.local,
-        remote: proxy,
-        conn: None,
-    };
-    let (_, mut events) = ua.ctx.send(request, flow).await.unwrap();
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Some(ClientEvent::Response(r)) if r.status >= 200 => return r,
-                Some(ClientEvent::Response(_)) => continue,
-                other => panic!("no final response: {other:?}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("final response in time")
-}
-
-/// A request `method` inside the dialog of `invite` answered by `ok`.
-///
-/// # Panics
-/// When the answer has no Contact.
-pub fn in_dialog(method: Method, ok: &Response, invite: &Request, local: SocketAddr, cseq: u32) -> Request {
-    let contact = ok
-        .headers
-        .get("Contact")
-        .and_then(|c| NameAddr::parse(c).ok())
-        .unwrap();
-    let mut r = Request::new(method.clone(), &contact.uri);
-    r.headers.push(
-        "Via",
-        &format!("SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}"),
-    );
-    r.headers.push("Max-Forwards", "70");
-    for route in ok.headers.get_all("Record-Route").into_iter().rev() {
-        r.headers.push("Route", route);
-    }
-    r.headers.push("From", invite.headers.get("From").unwrap());
-    r.headers.push("To", ok.headers.get("To").unwrap());
-    r.headers.push("Call-ID", invite.call_id());
-    r.headers.push("CSeq", &format!("{cseq} {method}"));
-    r
-}
-
 /// The audio port of an SDP body.
 ///
 /// # Panics
@@ -126,18 +52,208 @@ pub fn sdp_port(body: &[u8]) -> u16 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// The ACK of a 2xx `ok` to `invite`, sent through `proxy` (no transaction).
-///
-/// # Panics
-/// When the answer has no Contact.
-pub fn ack(ua: &Endpoint, ok: &Response, invite: &Request, proxy: SocketAddr) {
-    let flow = Flow {
-        kind: TransportKind::Udp,
-        local: ua.local,
-        remote: proxy,
-        conn: None,
-    };
-    let request = in_dialog(Method::Ack, ok, invite, ua.local, 1);
-    ua.ctx
-        .send_stateless(offhook_sip::message::Message::Request(request), flow);
+/// A PCMU and telephone-event offer on `rtp` with `rtcp-mux`.
+fn offer(rtp: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n",
+        rtp.port()
+    )
+}
+
+/// Something for the driver to run on the UA, at the time it runs it.
+type Command = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
+
+/// A call placed by [`TestUa::call`] and its final answer.
+#[derive(Debug)]
+pub struct Placed {
+    /// Its session.
+    pub session: SessionId,
+    /// Its Call-ID (CDRs are found by it).
+    pub call_id: String,
+    /// The final status: the response's, or 408/503 without one.
+    pub status: u16,
+    /// The final response, when one came.
+    pub response: Option<Response>,
+}
+
+/// The tests' user agent (see the module comment).
+#[derive(Debug)]
+pub struct TestUa {
+    /// Our SIP address.
+    pub local: SocketAddr,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<UaEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestUa {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A fresh seed per user agent.
+#[allow(clippy::disallowed_methods)] // the test's edge seeds its core
+fn seed() -> u64 {
+    rand::random()
+}
+
+impl TestUa {
+    /// A user agent on 127.0.0.1, on a port of its own.
+    ///
+    /// # Panics
+    /// When no UDP socket can be bound.
+    pub async fn bind() -> Self {
+        let listen = Listen {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_message: 64 * 1024,
+            ..Listen::default()
+        };
+        let sockets = SipSockets::bind(&listen).await.expect("a UDP socket for the UA");
+        let mut endpoint = Endpoint::new(EndpointConfig::user_agent("127.0.0.1", seed()));
+        sockets.bind_endpoint(&mut endpoint);
+        let local = endpoint
+            .bound(offhook_sip::transport::TransportKind::Udp)
+            .expect("bound just above");
+        let ua = UserAgent::new(endpoint, UaConfig::default());
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(sockets, ua, command_rx, event_tx));
+        Self {
+            local,
+            commands,
+            events,
+            task,
+        }
+    }
+
+    /// Runs `f` on the user agent (in its driver, at its time); what it returns.
+    ///
+    /// # Panics
+    /// When the driver is gone.
+    pub async fn with<R: Send + 'static>(&self, f: impl FnOnce(&mut UserAgent, Instant) -> R + Send + 'static) -> R {
+        let (reply, result) = oneshot::channel();
+        let command: Command = Box::new(move |ua, now| {
+            let _ = reply.send(f(ua, now));
+        });
+        self.commands.send(command).expect("the UA's driver runs");
+        result.await.expect("the UA's driver runs")
+    }
+
+    /// The next event.
+    ///
+    /// # Panics
+    /// When none comes within [`STEP_TIMEOUT`].
+    pub async fn event(&mut self) -> UaEvent {
+        tokio::time::timeout(STEP_TIMEOUT, self.events.recv())
+            .await
+            .expect("a UA event in time")
+            .expect("the UA's driver runs")
+    }
+
+    /// INVITEs the target of a click's `grant` through `proxy` with its token and
+    /// a PCMU offer on `rtp`; waits for the final answer.
+    ///
+    /// # Panics
+    /// When the grant has no target or token, or no answer comes in time.
+    pub async fn call(&mut self, proxy: SocketAddr, grant: &Value, rtp: SocketAddr) -> Placed {
+        let target = grant["target"].as_str().expect("the grant's target").to_owned();
+        let token = grant["token"].as_str().expect("the grant's token").to_owned();
+        let local = self.local;
+        let extra = Reply::default()
+            .header(headers::TOKEN, &token)
+            .body(Body::sdp(offer(rtp)));
+        let (session, call_id) = self
+            .with(move |ua, now| {
+                let flow = ua.endpoint().udp_flow(proxy).expect("the UA's UDP socket");
+                let call = Outgoing {
+                    to: target.clone(),
+                    target,
+                    from: format!("sip:visitor@{local}"),
+                    contact_user: Some("visitor".into()),
+                    flow,
+                    extra,
+                };
+                let session = ua.invite(now, call);
+                let call_id = ua.call_id(session).unwrap_or_default().to_owned();
+                (session, call_id)
+            })
+            .await;
+        loop {
+            let (status, response) = match self.event().await {
+                UaEvent::Answered { session: s, response } if s == session => (response.status, Some(response)),
+                UaEvent::Terminated {
+                    session: s,
+                    end: End::Failed { status, response },
+                } if s == session => (status, response),
+                _ => continue,
+            };
+            return Placed {
+                session,
+                call_id,
+                status,
+                response,
+            };
+        }
+    }
+
+    /// Ends an answered call with a BYE; the BYE's answer.
+    ///
+    /// # Panics
+    /// When the session is not established or the BYE gets no answer in time.
+    pub async fn hang_up(&mut self, session: SessionId) -> Response {
+        self.with(move |ua, now| ua.bye(now, session, &Reply::default()))
+            .await
+            .expect("an established session");
+        loop {
+            match self.event().await {
+                UaEvent::Terminated {
+                    session: s,
+                    end: End::ByeSent(answer),
+                } if s == session => return answer.expect("the BYE answered"),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// The driver: the UA's datagrams, the test's commands and the UA's timers,
+/// one at a time; events to the test.
+async fn run(
+    mut sockets: SipSockets,
+    mut ua: UserAgent,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<UaEvent>,
+) {
+    loop {
+        sockets.flush(&mut ua, SipSockets::now()).await;
+        while let Some(event) = ua.poll_event() {
+            if let UaEvent::InDialog { key, request, .. } = &event
+                && request.method == Method::Bye
+            {
+                let ok = request.response(200, "OK", None);
+                let _ = ua.respond(SipSockets::now(), key, ok);
+            }
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+        sockets.flush(&mut ua, SipSockets::now()).await;
+        let now = SipSockets::now();
+        let deadline = ua.poll_timeout().unwrap_or(now + Duration::from_secs(3600));
+        tokio::select! {
+            inbound = sockets.recv() => match inbound {
+                Some(inbound) => SipSockets::feed(&mut ua, SipSockets::now(), inbound),
+                None => return,
+            },
+            command = commands.recv() => match command {
+                Some(command) => command(&mut ua, SipSockets::now()),
+                None => return,
+            },
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                ua.handle_timeout(SipSockets::now());
+            }
+        }
+    }
 }

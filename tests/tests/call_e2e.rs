@@ -19,10 +19,7 @@ use offhook_media::rtp::rtcp::{
     ReceiverReport, ReportBlock, RtcpPacket, SenderReport, build_compound, parse_compound,
 };
 use offhook_media::rtp::units::Ssrc;
-use offhook_sip::legacy::Endpoint;
-use offhook_sip::message::Method;
-use offhook_sip::transaction::Timers;
-use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
+use offhook_tests::ua::{TestUa, click, sdp_port};
 use offhook_tests::{Offhook, http_get, wait_for_metric};
 use serde_json::Value;
 use tokio::net::UdpSocket;
@@ -57,16 +54,13 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
         .await;
     let (proxy, web) = (demo.sip_udp, demo.web.clone());
 
-    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
-        .await
-        .unwrap();
+    let mut ua = TestUa::bind().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let grant = click(&web, "demo-echo").await;
-    let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), "e2e-echo");
-    let ok = final_response(&ua, request.clone(), proxy).await;
-    assert_eq!(ok.status, 200, "{ok:?}");
+    let echo = ua.call(proxy, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
+    let ok = echo.response.clone().unwrap();
     assert_eq!(ok.headers.get("X-Offhook-Answer"), Some("ringback-stopped"));
-    ack(&ua, &ok, &request, proxy);
 
     // 2 s of 1 kHz PCMU, 20 ms per packet; collect what comes back. The relay's
     // sender reports share the port; each is answered with our receiver report.
@@ -130,7 +124,7 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
         relative_level(&last, 1000.0, 8000.0) > 0.3,
         "the echo of the tone came back"
     );
-    let bye = final_response(&ua, in_dialog(Method::Bye, &ok, &request, ua.local, 2), proxy).await;
+    let bye = ua.hang_up(echo.session).await;
     assert_eq!(bye.status, 200);
     let rtcp = bye.headers.get("X-Offhook-RTCP").expect("the relay's RTCP stats");
     eprintln!(
@@ -154,21 +148,17 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
 
     // A busy line (486), an invalid number (404), nobody answering (480). After a
     // call the line may still be going on hook (503 "All lines busy"): retry then.
-    let outcome = |icon: &'static str| {
-        let (ua, web, rtp) = (&ua, &web, &rtp);
-        async move {
-            for attempt in 0..20 {
-                let grant = click(web, icon).await;
-                let call_id = format!("e2e-{icon}-{attempt}");
-                let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
-                let response = final_response(ua, request, proxy).await;
-                if response.status != 503 {
-                    return (call_id, response.status);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let rtp_addr = rtp.local_addr().unwrap();
+    let mut outcome = async |icon: &'static str| {
+        for _ in 0..20 {
+            let grant = click(&web, icon).await;
+            let placed = ua.call(proxy, &grant, rtp_addr).await;
+            if placed.status != 503 {
+                return (placed.call_id, placed.status);
             }
-            panic!("{icon}: the line never came back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("{icon}: the line never came back");
     };
     let (busy_call, status) = outcome("demo-busy").await;
     assert_eq!(status, 486, "busy");
@@ -187,7 +177,7 @@ async fn browserless_click_to_call_reaches_the_echo_and_a_busy_line() {
             .cloned()
             .unwrap()
     };
-    let echo = by_call("e2e-echo");
+    let echo = by_call(&echo.call_id);
     assert_eq!(echo["answer_source"], "ringback-stopped");
     assert_eq!(echo["hangup_cause"], "normal");
     assert_eq!(by_call(&busy_call)["hangup_cause"], "busy");

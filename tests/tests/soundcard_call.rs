@@ -19,10 +19,7 @@ use offhook_media::dsp::tone::Tone;
 use offhook_media::rtp::packet::parse;
 use offhook_media::rtp::report::is_rtcp;
 use offhook_media::soundcard::testing::{MONITOR, PulseServer, SINK};
-use offhook_sip::legacy::Endpoint;
-use offhook_sip::message::Method;
-use offhook_sip::transaction::Timers;
-use offhook_tests::ua::{ack, click, final_response, in_dialog, invite, sdp_port};
+use offhook_tests::ua::{TestUa, click, sdp_port};
 use offhook_tests::{Offhook, STEP_TIMEOUT, http_get, scratch_dir, wait_for_metric};
 use serde_json::Value;
 use tokio::net::UdpSocket;
@@ -92,16 +89,13 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
         "the configured line is in the directory: {lines}"
     );
 
-    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
-        .await
-        .unwrap();
+    let mut ua = TestUa::bind().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let grant = click(&web, "demo-echo").await;
-    let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), "card-echo");
-    let ok = final_response(&ua, request.clone(), proxy).await;
-    assert_eq!(ok.status, 200, "{ok:?}");
+    let call = ua.call(proxy, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(call.status, 200, "{call:?}");
+    let ok = call.response.clone().unwrap();
     assert_eq!(ok.headers.get("X-Offhook-Answer"), Some("ringback-stopped"));
-    ack(&ua, &ok, &request, proxy);
     let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&ok.body)));
 
     // 1 s of silence, 5 s of tone, one packet every 20 ms; then listen a while.
@@ -146,7 +140,7 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
             heard.extend(samples);
         }
     }
-    let bye = final_response(&ua, in_dialog(Method::Bye, &ok, &request, ua.local, 2), proxy).await;
+    let bye = ua.hang_up(call.session).await;
     assert_eq!(bye.status, 200);
 
     let windows = heard.chunks_exact(2000).filter(|w| is_tone(w)).count();
@@ -171,7 +165,7 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
     let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
     let cdr = cdrs
         .as_array()
-        .and_then(|c| c.iter().find(|c| c["call_id"] == "card-echo"))
+        .and_then(|c| c.iter().find(|c| c["call_id"] == call.call_id.as_str()))
         .cloned()
         .expect("the call's CDR");
     assert_eq!(cdr["answer_source"], "ringback-stopped");

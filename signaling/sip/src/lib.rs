@@ -8,13 +8,11 @@
 //! sends to relays), and [`ua`] on top of the endpoint (dialogs, INVITE
 //! sessions both ways, registrations) for the user agents. No SQL and no
 //! application policy here.
-//! ([`legacy`] is the former task-based loop, until its last user moves.)
 
 pub mod auth;
 mod counters;
 pub mod driver;
 pub mod endpoint;
-pub mod legacy;
 pub mod message;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
