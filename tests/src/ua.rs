@@ -132,7 +132,10 @@ impl TestUa {
     ///
     /// # Panics
     /// When the driver is gone.
-    pub async fn with<R: Send + 'static>(&self, f: impl FnOnce(&mut UserAgent, Instant) -> R + Send + 'static) -> R {
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut UserAgent, Instant) -> R + Send + 'static,
+    ) -> R {
         let (reply, result) = oneshot::channel();
         let command: Command = Box::new(move |ua, now| {
             let _ = reply.send(f(ua, now));
@@ -182,7 +185,9 @@ impl TestUa {
             .await;
         loop {
             let (status, response) = match self.event().await {
-                UaEvent::Answered { session: s, response } if s == session => (response.status, Some(response)),
+                UaEvent::Answered { session: s, response } if s == session => {
+                    (response.status, Some(response))
+                }
                 UaEvent::Terminated {
                     session: s,
                     end: End::Failed { status, response },

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use offhook_sip::message::Request;
+use offhook_sip::message::{Method, Request};
 use offhook_sip::transaction::ServerKey;
 use offhook_vocab::AnswerSource;
 use rand::Rng;
@@ -266,11 +266,14 @@ impl Call {
         }
     }
 
-    /// A request in the call's dialog.
+    /// A request in the call's dialog: a BYE ends the call in any state (in
+    /// the early dialog too: the SIP layer answers the INVITE 487), anything
+    /// else is refused 488 (re-INVITE and INFO are not taken yet).
     pub(crate) fn on_request(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
+        let bye = request.method == Method::Bye;
         self.step(|state, line| match state {
             State::Talking(talking) => talking.on_request(now, key, request, env, line),
-            other => {
+            other if !bye => {
                 env.actions.push(Action::Respond {
                     key,
                     request,
@@ -279,6 +282,20 @@ impl Call {
                     rtcp: None,
                 });
                 other
+            }
+            other => {
+                env.actions.push(Action::Respond {
+                    key,
+                    request,
+                    status: 200,
+                    reason: "OK",
+                    rtcp: None,
+                });
+                match other {
+                    State::Binding(_) => over(env, None),
+                    State::Dialing(_) | State::Ringing(_) => settle(now, env, true, None),
+                    settling => settling,
+                }
             }
         });
     }
@@ -465,7 +482,7 @@ impl Talking {
         env: &mut Env<'_>,
         line: &str,
     ) -> State {
-        if request.method != offhook_sip::message::Method::Bye {
+        if request.method != Method::Bye {
             env.actions.push(Action::Respond {
                 key,
                 request,

@@ -343,6 +343,7 @@ impl Gateway {
                 Unavailable::Unknown => (404, "No such line".to_owned()),
                 Unavailable::Faulty => (503, "Line Fault".to_owned()),
                 Unavailable::InUse => (503, "Line in use".to_owned()),
+                Unavailable::NotReady => (503, "Line not ready".to_owned()),
             })?;
             Ok((line, number, offer))
         });

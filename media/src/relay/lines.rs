@@ -49,8 +49,10 @@ pub(crate) enum Unavailable {
     Unknown,
     /// Its modem failed.
     Faulty,
-    /// Another call holds it, or its modem is not ready.
+    /// Another call holds it (or is still hanging it up).
     InUse,
+    /// Its modem is not ready yet.
+    NotReady,
 }
 
 /// All lines of a relay, by name.
@@ -105,6 +107,7 @@ impl Lines {
                 Ok(())
             }
             (LineState::Fault, _) => Err(Unavailable::Faulty),
+            (LineState::Offline, None) => Err(Unavailable::NotReady),
             _ => Err(Unavailable::InUse),
         }
     }
