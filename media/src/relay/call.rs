@@ -187,6 +187,23 @@ fn over(env: &mut Env<'_>, reject: Option<(u16, String)>) -> State {
     State::Over
 }
 
+/// Answers a request in the call's dialog with `status` (and the RTCP view).
+fn respond(
+    env: &mut Env<'_>,
+    key: ServerKey,
+    request: Request,
+    status: (u16, &'static str),
+    rtcp: Option<String>,
+) {
+    env.actions.push(Action::Respond {
+        key,
+        request,
+        status: status.0,
+        reason: status.1,
+        rtcp,
+    });
+}
+
 /// The line is going on hook (it hangs up by itself after reporting an
 /// outcome; `hang_up` asks it to).
 fn settle(now: Instant, env: &mut Env<'_>, hang_up: bool, fault: Option<String>) -> State {
@@ -270,27 +287,13 @@ impl Call {
     /// the early dialog too: the SIP layer answers the INVITE 487), anything
     /// else is refused 488 (re-INVITE and INFO are not taken yet).
     pub(crate) fn on_request(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
-        let bye = request.method == Method::Bye;
+        if request.method != Method::Bye {
+            return respond(env, key, request, (488, "Not Acceptable Here"), None);
+        }
         self.step(|state, line| match state {
-            State::Talking(talking) => talking.on_request(now, key, request, env, line),
-            other if !bye => {
-                env.actions.push(Action::Respond {
-                    key,
-                    request,
-                    status: 488,
-                    reason: "Not Acceptable Here",
-                    rtcp: None,
-                });
-                other
-            }
+            State::Talking(talking) => talking.on_bye(now, key, request, env, line),
             other => {
-                env.actions.push(Action::Respond {
-                    key,
-                    request,
-                    status: 200,
-                    reason: "OK",
-                    rtcp: None,
-                });
+                respond(env, key, request, (200, "OK"), None);
                 match other {
                     State::Binding(_) => over(env, None),
                     State::Dialing(_) | State::Ringing(_) => settle(now, env, true, None),
@@ -474,31 +477,8 @@ impl Talking {
         }
     }
 
-    fn on_request(
-        self,
-        now: Instant,
-        key: ServerKey,
-        request: Request,
-        env: &mut Env<'_>,
-        line: &str,
-    ) -> State {
-        if request.method != Method::Bye {
-            env.actions.push(Action::Respond {
-                key,
-                request,
-                status: 488,
-                reason: "Not Acceptable Here",
-                rtcp: None,
-            });
-            return State::Talking(self);
-        }
-        env.actions.push(Action::Respond {
-            key,
-            request,
-            status: 200,
-            reason: "OK",
-            rtcp: self.bridge.rtcp_header(),
-        });
+    fn on_bye(self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>, line: &str) -> State {
+        respond(env, key, request, (200, "OK"), self.bridge.rtcp_header());
         self.ended(env, line);
         settle(now, env, true, None)
     }

@@ -1,5 +1,6 @@
 //! Test support for the crates that build on the SIP stack (behind the
-//! `testing` feature): an endpoint bound at an address, and a registrar double
+//! `testing` feature): an endpoint bound at an address, datagrams turned round
+//! for their destination, and a registrar double
 //! that challenges a REGISTER with digest and grants the binding, for
 //! simulated-time tests of user agents that register (the media relay's lines).
 
@@ -11,6 +12,25 @@ use offhook_vocab::DigestAlgorithm;
 use crate::auth::{Credentials, DigestServer, MemoryNonceStore, NonceStore as _, same_uri};
 use crate::endpoint::{Endpoint, EndpointConfig, Event, SipIo, Transmit};
 use crate::transport::{Flow, TransportKind};
+
+/// The flow a transmit arrives on at its destination (the sender's turned round).
+pub fn arriving(transmit: &Transmit) -> Flow {
+    Flow {
+        kind: transmit.flow.kind,
+        local: transmit.flow.remote,
+        remote: transmit.flow.local,
+        conn: None,
+    }
+}
+
+/// The first line of a message (`INVITE sip:… SIP/2.0`, `SIP/2.0 200 OK`).
+pub fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
 
 /// A user agent's endpoint named by and bound (UDP) at `at`, its ids from `seed`.
 pub fn bound_endpoint(at: SocketAddr, seed: u64) -> Endpoint {

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use offhook_sip::endpoint::{SipIo, Transmit};
 use offhook_sip::message::{Method, Response};
-use offhook_sip::testing::{Registrar, bound_endpoint};
-use offhook_sip::transport::Flow;
+use offhook_sip::testing::{Registrar, arriving, bound_endpoint, first_line};
 use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
 use offhook_vocab::{LineState, headers};
 
@@ -228,20 +227,13 @@ impl Sim {
         moving.extend(std::iter::from_fn(|| self.registrar.poll_transmit()).map(|t| (addr(REGISTRAR), t)));
         let moved = !moving.is_empty();
         for (from, t) in moving {
-            let text = String::from_utf8_lossy(&t.bytes).into_owned();
-            let line = text.lines().next().unwrap_or("").to_owned();
+            let line = first_line(&t.bytes);
             self.log.push((self.elapsed(), from, line.clone()));
             if line.starts_with("ACK") && from == addr(CALLER) && self.drop_acks > 0 {
                 self.drop_acks -= 1;
                 continue;
             }
-            let flow = Flow {
-                kind: t.flow.kind,
-                local: t.flow.remote,
-                remote: t.flow.local,
-                conn: None,
-            };
-            let now = self.now;
+            let (flow, now) = (arriving(&t), self.now);
             match t.flow.remote {
                 to if to == addr(RELAY) => self.gateway.handle_datagram(now, flow, &t.bytes),
                 to if to == addr(CALLER) => self.caller.handle_datagram(now, flow, &t.bytes),

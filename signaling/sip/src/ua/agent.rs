@@ -258,11 +258,11 @@ impl UserAgent {
     /// Ends an established session with a BYE carrying `extra`; the session
     /// ends ([`End::ByeSent`]) when the BYE is answered.
     pub fn bye(&mut self, now: Instant, session: SessionId, extra: &Reply) -> Result<(), UaError> {
-        self.send_in_dialog(now, session, Method::Bye, extra)
+        self.request(now, session, Method::Bye, extra)
     }
 
-    /// Sends another request (INFO, re-INVITE, ...) in an established session;
-    /// its answer comes as [`UaEvent::InDialogResponse`].
+    /// Sends a request (INFO, re-INVITE, BYE as [`UserAgent::bye`]) in an
+    /// established session; its answer comes as [`UaEvent::InDialogResponse`].
     pub fn request(
         &mut self,
         now: Instant,
@@ -270,23 +270,13 @@ impl UserAgent {
         method: Method,
         extra: &Reply,
     ) -> Result<(), UaError> {
-        if method == Method::Ack || method == Method::Cancel {
-            return Err(UaError::WrongState {
-                session,
-                what: "request: ACK and CANCEL are the layer's",
-            });
-        }
-        self.send_in_dialog(now, session, method, extra)
-    }
-
-    fn send_in_dialog(
-        &mut self,
-        now: Instant,
-        session: SessionId,
-        method: Method,
-        extra: &Reply,
-    ) -> Result<(), UaError> {
         let established = match self.sessions.get_mut(&session) {
+            _ if method == Method::Ack || method == Method::Cancel => {
+                return Err(UaError::WrongState {
+                    session,
+                    what: "request: ACK and CANCEL are the layer's",
+                });
+            }
             Some(Session::Established(e)) if e.ending.is_none() => e,
             Some(_) => {
                 return Err(UaError::WrongState {

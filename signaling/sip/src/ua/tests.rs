@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::endpoint::{Endpoint, SipIo, Transmit};
 use crate::message::{Message, parse};
-use crate::testing::{Registrar, bound_endpoint};
+use crate::testing::{Registrar, arriving, bound_endpoint, first_line};
 
 const CALLER: &str = "127.0.0.2:5060";
 const CALLEE: &str = "127.0.0.3:5060";
@@ -20,15 +20,6 @@ fn addr(text: &str) -> SocketAddr {
 
 fn endpoint(at: &str, seed: u64) -> Endpoint {
     bound_endpoint(addr(at), seed)
-}
-
-/// The first line of a datagram (`INVITE sip:… SIP/2.0`, `SIP/2.0 200 OK`).
-fn first_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// Caller, callee and registrar on one clock.
@@ -84,12 +75,7 @@ impl Sim {
                     self.drop_acks -= 1;
                     continue;
                 }
-                let flow = Flow {
-                    kind: t.flow.kind,
-                    local: t.flow.remote,
-                    remote: t.flow.local,
-                    conn: None,
-                };
+                let flow = arriving(&t);
                 for (at, part) in self.parts() {
                     if at == t.flow.remote {
                         part.handle_datagram(now, flow, &t.bytes);
