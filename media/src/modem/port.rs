@@ -16,6 +16,12 @@ use tokio_serial::SerialPortBuilderExt as _;
 use super::driver::{DriverConfig, DriverOutput, LineAudio, LineCommand, LineEvent, ModemDriver};
 use crate::soundcard::{CardCounts, SoundCard};
 
+/// The clock the port's loop drives its sans-IO core by.
+#[allow(clippy::disallowed_methods)] // the edge reads the clock for its core
+fn now() -> Instant {
+    Instant::now()
+}
+
 /// The relay's handle on one modem line.
 #[derive(Debug)]
 pub struct LineHandle {
@@ -58,7 +64,7 @@ fn spawn(path: &Path, config: DriverConfig, card: Option<SoundCard>) -> std::io:
     });
     tokio::spawn(run(
         port,
-        ModemDriver::new(config, Instant::now()),
+        ModemDriver::new(config, now()),
         card,
         command_rx,
         event_tx,
@@ -133,20 +139,20 @@ async fn run(
             card.follow(&driver);
         }
         let deadline = driver.poll_timeout().map(tokio::time::Instant::from_std);
-        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let far = tokio::time::Instant::from_std(now() + Duration::from_secs(3600));
         tokio::select! {
             read = port.read(&mut buf) => match read {
-                Ok(n) if n > 0 => driver.handle_bytes(Instant::now(), &buf[..n]),
+                Ok(n) if n > 0 => driver.handle_bytes(now(), &buf[..n]),
                 _ => {
                     let _ = events.send(LineEvent::Fault("the modem was unplugged".into())).await;
                     return;
                 }
             },
             command = commands.recv() => match command {
-                Some(command) => driver.handle_command(Instant::now(), command),
+                Some(command) => driver.handle_command(now(), command),
                 None => return,
             },
-            () = tokio::time::sleep_until(deadline.unwrap_or(far)) => driver.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(deadline.unwrap_or(far)) => driver.handle_timeout(now()),
             _ = capture.tick(), if card.is_some() => {
                 // Everything captured since the last tick (the card delivers in
                 // bursts): the capture ring never fills, and no delay builds up.
