@@ -134,7 +134,12 @@ impl Gateway {
         gateway
     }
 
-    /// The endpoint (to bind it, or to read where it is bound).
+    /// The endpoint (where it is bound, its counters).
+    pub fn endpoint(&self) -> &Endpoint {
+        self.ua.endpoint()
+    }
+
+    /// The endpoint, to bind it.
     pub fn endpoint_mut(&mut self) -> &mut Endpoint {
         self.ua.endpoint_mut()
     }

@@ -7,18 +7,38 @@
 //! cancelled INVITE (and for one whose session ends unanswered).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::dialog::{Dialog, DialogId};
+use super::event::{End, RegistrationId, SessionId, UaError, UaEvent};
 use super::register::{Outcome, Registration, RegistrationSpec};
+use super::reply::{Outgoing, Reply};
 use super::session::{Ending, Established, Session};
 use super::uac::Calling;
 use super::uas::{AckTimer, AckWait, Answering};
-use super::{End, Outgoing, RegistrationId, Reply, SessionId, UaConfig, UaError, UaEvent};
 use crate::endpoint::{Endpoint, Event, SipIo, Transmit};
 use crate::message::{Method, Request, Response};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::transport::Flow;
+
+/// How the user-agent layer behaves.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// The first wait before a refused or unanswered registration is tried
+    /// again; it doubles with each failure (with jitter) up to `retry_max`.
+    pub retry_min: Duration,
+    /// The longest wait between registration attempts.
+    pub retry_max: Duration,
+}
+
+impl Default for UaConfig {
+    fn default() -> Self {
+        Self {
+            retry_min: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+        }
+    }
+}
 
 /// Who a client transaction belongs to.
 #[derive(Debug, Clone)]
@@ -317,7 +337,8 @@ impl UserAgent {
     pub fn register(&mut self, now: Instant, spec: RegistrationSpec) -> RegistrationId {
         self.next_id += 1;
         let id = RegistrationId(self.next_id);
-        let (registration, key) = Registration::start(now, &mut self.endpoint, spec, &self.config);
+        let retry = (self.config.retry_min, self.config.retry_max);
+        let (registration, key) = Registration::start(now, &mut self.endpoint, spec, retry);
         self.clients.insert(key, Owner::Registration(id));
         self.registrations.insert(id, registration);
         id

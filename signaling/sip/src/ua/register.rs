@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::UaConfig;
 use crate::auth::DigestChallenge;
 use crate::endpoint::Endpoint;
 use crate::message::{Method, NameAddr, Request, Response, Uri};
@@ -95,12 +94,13 @@ pub(super) struct Registration {
 }
 
 impl Registration {
-    /// Starts registering at `now`; the first REGISTER's transaction.
+    /// Starts registering at `now`, retrying after `retry_min` doubling up to
+    /// `retry_max`; the first REGISTER's transaction.
     pub(super) fn start(
         now: Instant,
         endpoint: &mut Endpoint,
         spec: RegistrationSpec,
-        config: &UaConfig,
+        (retry_min, retry_max): (Duration, Duration),
     ) -> (Self, ClientKey) {
         let contact = endpoint.uri(spec.flow.kind, Some(&spec.contact_user), "");
         let mut registration = Self {
@@ -114,8 +114,8 @@ impl Registration {
             // Replaced at once by the first send.
             state: State::Waiting { retry_at: now },
             failures: 0,
-            retry_min: config.retry_min,
-            retry_max: config.retry_max,
+            retry_min,
+            retry_max,
         };
         let key = registration.send(now, endpoint, 0, false);
         (registration, key)

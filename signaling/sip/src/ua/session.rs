@@ -9,8 +9,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::Reply;
 use super::dialog::Dialog;
+use super::reply::Reply;
 use super::uac::Calling;
 use super::uas::{AckWait, Answering};
 use crate::endpoint::Endpoint;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::endpoint::{Endpoint, SipIo, Transmit};
-use crate::message::{Message, parse};
+use crate::message::{Message, Method, parse};
 use crate::testing::{Registrar, arriving, bound_endpoint, first_line};
 
 const CALLER: &str = "127.0.0.2:5060";

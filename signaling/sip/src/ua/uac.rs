@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use super::Outgoing;
 use super::dialog::Dialog;
+use super::reply::Outgoing;
 use crate::endpoint::Endpoint;
 use crate::message::{Method, Request, Response};
 use crate::transaction::ClientKey;

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::Reply;
 use super::dialog::DialogId;
+use super::reply::Reply;
 use crate::endpoint::Endpoint;
 use crate::message::{Request, Response};
 use crate::transaction::{ServerKey, Timers};
