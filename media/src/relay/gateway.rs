@@ -8,8 +8,9 @@
 //! RTCP, a line's settling).
 //!
 //! It registers each line with signaling once its modem is ready (one contact
-//! per line, digest credentials of the relay account). An INVITE is admitted
-//! here, in one place: the line signaling named in `X-Offhook-Line` (404 when
+//! per line, digest credentials of the relay account). It executes only what
+//! signaling signed (403 otherwise: see `trust`). An INVITE is admitted here,
+//! in one place: the line signaling named in `X-Offhook-Line` (404 when
 //! there is none such, 503 when it is faulty or held by another call, so that
 //! signaling tries the next line), the number in `X-Offhook-Number` (only digits,
 //! `*`, `#` reach the modem: 484 otherwise), the offer (488 when it is neither
@@ -34,6 +35,7 @@ use super::config::RelayConfig;
 use super::legs::Port;
 use super::lines::{LineStatus, Lines, Registration, Unavailable};
 use super::stats::RelayStats;
+use super::trust::Trust;
 use crate::modem::{LineCommand, LineEvent};
 use crate::sdp;
 use crate::webrtc::is_webrtc_offer;
@@ -91,8 +93,9 @@ pub struct Gateway {
     out: VecDeque<Output>,
     stats: Arc<RelayStats>,
     rng: StdRng,
-    /// The wall clock at one `now`, for RTCP's NTP timestamps.
+    /// The wall clock at one `now`, for RTCP's NTP timestamps and signatures.
     clock: (Instant, SystemTime),
+    trust: Trust,
 }
 
 /// The number as the modem dials it: a leading `+` becomes the international
@@ -121,6 +124,7 @@ impl Gateway {
     ) -> Self {
         let lines = Lines::new(config.lines.iter().map(|l| l.name.as_str()));
         let gateway = Self {
+            trust: Trust::new(&config),
             ua: UserAgent::new(endpoint, UaConfig::default()),
             config,
             lines,
@@ -279,6 +283,13 @@ impl Gateway {
                 key,
                 request,
             } => {
+                if let Err(why) = self.trust.check(now, self.wall_ms(now), &request) {
+                    tracing::warn!(call = %session, %why, method = %request.method, "in-dialog request refused");
+                    let response = request.response(403, "Forbidden", None);
+                    // The transaction just handed the request up.
+                    let _ = self.ua.respond(now, &key, response);
+                    return;
+                }
                 self.with_call(now, session, |c, env| c.on_request(now, key, request, env));
             }
             UaEvent::AckTimeout { session } => {
@@ -343,15 +354,22 @@ impl Gateway {
     }
 
     fn on_invite(&mut self, now: Instant, session: SessionId, request: &Request) {
-        let admitted = self.admit(request).and_then(|(line, number, offer)| {
-            self.lines.claim(&line, session).map_err(|why| match why {
-                Unavailable::Unknown => (404, "No such line".to_owned()),
-                Unavailable::Faulty => (503, "Line Fault".to_owned()),
-                Unavailable::InUse => (503, "Line in use".to_owned()),
-                Unavailable::NotReady => (503, "Line not ready".to_owned()),
-            })?;
-            Ok((line, number, offer))
+        let wall_ms = self.wall_ms(now);
+        let trusted = self.trust.check(now, wall_ms, request).map_err(|why| {
+            tracing::warn!(call = %session, %why, "INVITE not from signaling");
+            (403, "Forbidden".to_owned())
         });
+        let admitted = trusted
+            .and_then(|()| self.admit(request))
+            .and_then(|(line, number, offer)| {
+                self.lines.claim(&line, session).map_err(|why| match why {
+                    Unavailable::Unknown => (404, "No such line".to_owned()),
+                    Unavailable::Faulty => (503, "Line Fault".to_owned()),
+                    Unavailable::InUse => (503, "Line in use".to_owned()),
+                    Unavailable::NotReady => (503, "Line not ready".to_owned()),
+                })?;
+                Ok((line, number, offer))
+            });
         match admitted {
             Err((status, reason)) => {
                 tracing::info!(call = %session, status, %reason, "call refused");
@@ -366,8 +384,23 @@ impl Gateway {
         }
     }
 
+    /// The wall clock at `now`.
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.1 + now.saturating_duration_since(self.clock.0)
+    }
+
+    /// The wall clock at `now`, in Unix milliseconds.
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let since = self
+            .wall(now)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Runs `handle` on call `id` and carries out what it asks.
     fn with_call(&mut self, now: Instant, id: CallId, handle: impl FnOnce(&mut Call, &mut Env<'_>)) {
+        let wallclock = self.wall(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -376,7 +409,7 @@ impl Gateway {
             actions: &mut actions,
             stats: &self.stats,
             rng: &mut self.rng,
-            wallclock: self.clock.1 + now.saturating_duration_since(self.clock.0),
+            wallclock,
             rtcp_interval: Duration::from_millis(self.config.rtcp_interval_ms.max(1)),
         };
         handle(call, &mut env);

@@ -12,7 +12,8 @@
 //! Layout: [`Gateway`] is the sans-IO core (SIP through [`offhook_sip::ua`],
 //! the lines, the calls); `call` is one call's state machine, `bridge` its
 //! audio, `legs` its network side (RTP/AVP or WebRTC), `lines` the line table,
-//! `stats` the metrics, `config` the settings; [`Relay`] (`driver`) is the
+//! `trust` the check of signaling's signature, `stats` the metrics, `config`
+//! the settings; [`Relay`] (`driver`) is the
 //! tokio edge that moves the bytes: SIP sockets, one UDP socket (two without
 //! `rtcp-mux`) per call, the modems' ports, the sleep to the next deadline.
 
@@ -24,6 +25,7 @@ mod gateway;
 mod legs;
 mod lines;
 mod stats;
+mod trust;
 
 pub use call::MediaAddrs;
 pub use config::{Device, LineSpec, RelayConfig, SoundCardSpec, SoundHost};

@@ -64,7 +64,7 @@ impl Registrar {
     pub fn new(at: SocketAddr, realm: &str, username: &str, password: &str, expires: u64) -> Self {
         Self {
             endpoint: bound_endpoint(at, 9),
-            digest: DigestServer::new(b"test registrar".to_vec(), 3600),
+            digest: DigestServer::new(b"test registrar".to_vec(), 1, 3600),
             nonces: MemoryNonceStore::default(),
             realm: realm.to_owned(),
             ha1: DigestAlgorithm::Md5.ha1(username, realm, password),

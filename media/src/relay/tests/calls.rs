@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use offhook_sip::message::Method;
+use offhook_sip::transport::Flow;
 use offhook_sip::ua::{End, Reply, UaEvent};
 use offhook_vocab::{LineState, headers};
 
@@ -257,4 +259,52 @@ fn keys_cross_both_ways() {
     sim.gateway.handle_line_event(now, LINE, LineEvent::Dtmf('7'));
     sim.run(SECOND);
     assert!(sim.media.payload_types.contains(&101));
+}
+
+#[test]
+fn only_what_signaling_signed_is_executed() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    sim.sign = false;
+    let unsigned = sim.call(Some(LINE), ECHO);
+    assert_eq!(sim.wait_outcome(unsigned, SECOND).0, 403);
+    assert!(sim.line_log.iter().all(|l| !l.contains("Dial")), "nothing dialed");
+
+    sim.sign = true;
+    let call = sim.call(Some(LINE), ECHO);
+    assert_eq!(sim.wait_outcome(call, 20 * SECOND).0, 200);
+    // The signed INVITE again, as a new transaction: a replay.
+    let mut replay = sim.sent_signed[0].clone();
+    assert_eq!(replay.method, Method::Invite);
+    let via = replay
+        .headers
+        .get("Via")
+        .unwrap()
+        .replace("branch=z9hG4bK", "branch=z9hG4bKagain");
+    replay.headers.replace_first("Via", &via);
+    let flow = Flow {
+        kind: offhook_sip::transport::TransportKind::Udp,
+        local: addr(RELAY),
+        remote: addr(CALLER),
+        conn: None,
+    };
+    let now = sim.now;
+    sim.gateway.handle_datagram(now, flow, &replay.to_bytes());
+    sim.settle();
+    assert_eq!(sim.sent(RELAY, "SIP/2.0 403 Forbidden").len(), 2, "{:?}", sim.log);
+    // A BYE nobody signed does not end the call.
+    sim.sign = false;
+    sim.caller.bye(sim.now, call, &Reply::default()).unwrap();
+    sim.run(SECOND);
+    let bye_refused = sim.events.iter().any(|e| {
+        matches!(
+            e,
+            UaEvent::InDialogResponse {
+                method: Method::Bye,
+                status: 403,
+                ..
+            }
+        )
+    });
+    assert!(bye_refused, "{:?}", sim.events);
+    assert_eq!(sim.state(LINE), LineState::InCall);
 }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use offhook_sip::endpoint::{SipIo, Transmit};
-use offhook_sip::message::{Method, Response};
+use offhook_sip::message::{Message, Method, Request, Response, parse as parse_sip};
 use offhook_sip::testing::{Registrar, arriving, bound_endpoint, first_line};
 use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
-use offhook_vocab::{LineState, headers};
+use offhook_vocab::{DigestAlgorithm, LineState, headers};
 
 use super::{CallId, Device, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
@@ -126,8 +126,10 @@ struct Sim {
     events: Vec<UaEvent>,
     /// What the lines said (no audio) and were told (no audio).
     line_log: Vec<String>,
-    /// Whether the caller answers a BYE.
-    answer_byes: bool,
+    /// Whether the caller's requests reach the relay signed, as from signaling.
+    sign: bool,
+    /// The requests signed, as they went.
+    sent_signed: Vec<Request>,
 }
 
 fn config(lines: &[&str]) -> RelayConfig {
@@ -201,7 +203,8 @@ impl Sim {
             log: Vec::new(),
             events: Vec::new(),
             line_log: Vec::new(),
-            answer_byes: true,
+            sign: true,
+            sent_signed: Vec::new(),
         };
         for name in broken {
             let fault = LineEvent::Fault("no such device".into());
@@ -219,6 +222,23 @@ impl Sim {
         self.gateway.line(line).unwrap().state
     }
 
+    /// A request from the caller as signaling forwards it: signed with the
+    /// relay's key (not ACK and CANCEL, which signaling does not sign), unless
+    /// `sign` is off.
+    fn signed(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+        let Ok(Message::Request(mut request)) = parse_sip(&bytes) else {
+            return bytes;
+        };
+        if !self.sign || matches!(request.method, Method::Ack | Method::Cancel) {
+            return bytes;
+        }
+        let key = DigestAlgorithm::Sha256.ha1("relay", DOMAIN, "secret");
+        let wall = i64::try_from(self.elapsed().as_millis()).unwrap();
+        offhook_sip::trust::sign(key.as_bytes(), &mut request, wall);
+        self.sent_signed.push(request.clone());
+        request.to_bytes()
+    }
+
     /// SIP datagrams to wherever they go.
     fn deliver_sip(&mut self) -> bool {
         let mut moving: Vec<(SocketAddr, Transmit)> = Vec::new();
@@ -234,10 +254,14 @@ impl Sim {
                 continue;
             }
             let (flow, now) = (arriving(&t), self.now);
+            let bytes = match t.flow.remote == addr(RELAY) && from == addr(CALLER) {
+                true => self.signed(t.bytes),
+                false => t.bytes,
+            };
             match t.flow.remote {
-                to if to == addr(RELAY) => self.gateway.handle_datagram(now, flow, &t.bytes),
-                to if to == addr(CALLER) => self.caller.handle_datagram(now, flow, &t.bytes),
-                to if to == addr(REGISTRAR) => self.registrar.handle_datagram(now, flow, &t.bytes),
+                to if to == addr(RELAY) => self.gateway.handle_datagram(now, flow, &bytes),
+                to if to == addr(CALLER) => self.caller.handle_datagram(now, flow, &bytes),
+                to if to == addr(REGISTRAR) => self.registrar.handle_datagram(now, flow, &bytes),
                 _ => {}
             }
         }
@@ -307,7 +331,7 @@ impl Sim {
         moved
     }
 
-    /// The caller's media and UA events; BYEs answered 200 when `answer_byes`.
+    /// The caller's media and UA events; BYEs answered 200.
     fn caller_side(&mut self) -> bool {
         let mut moved = false;
         while let Some((to, packet)) = self.media.due(self.now) {
@@ -325,7 +349,6 @@ impl Sim {
             moved = true;
             if let UaEvent::InDialog { key, request, .. } = &event
                 && request.method == Method::Bye
-                && self.answer_byes
             {
                 let ok = request.response(200, "OK", None);
                 self.caller.respond(self.now, key, ok).unwrap();
