@@ -197,9 +197,14 @@ impl Gateway {
 
     /// Line `line` said `event`.
     pub fn handle_line_event(&mut self, now: Instant, line: &str, event: LineEvent) {
-        if let Some(call) = self.lines.holder(line) {
-            self.with_call(now, call, |call, env| call.on_line(now, event, env));
-            return self.pump(now);
+        match self.lines.holder(line) {
+            Some(call) if self.calls.contains_key(&call) => {
+                self.with_call(now, call, |call, env| call.on_line(now, event, env));
+                return self.pump(now);
+            }
+            // Held by a call that is gone (never so): the line is free.
+            Some(_) => self.lines.release(line, None),
+            None => {}
         }
         match event {
             LineEvent::Ready | LineEvent::Idle => {
