@@ -10,4 +10,6 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod soundcard;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webrtc;

@@ -3,6 +3,7 @@
 
 mod audio;
 pub mod browser;
+pub mod sim;
 pub mod sipp;
 pub mod ua;
 

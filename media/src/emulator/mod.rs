@@ -91,6 +91,11 @@ impl Emulator {
         }
     }
 
+    /// Whether the modem holds the line off hook (dialing or in a call).
+    pub fn off_hook(&self) -> bool {
+        self.off_hook
+    }
+
     fn reply(&mut self, text: &str) {
         self.out.extend(format!("\r\n{text}\r\n").as_bytes());
     }

@@ -3,6 +3,7 @@
 //! and runs one loop ([`driver`]) that feeds the core with what arrives, performs
 //! its directory outputs, and sleeps until its next deadline.
 
+pub mod directory;
 mod driver;
 
 use std::net::SocketAddr;
