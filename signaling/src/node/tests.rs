@@ -57,6 +57,7 @@ impl Directory {
             timezone: "UTC".into(),
             max_concurrent_calls: 2,
             calls_per_minute: 10,
+            ring_timeout_s: None,
             created_at: 0,
         };
         let alice = Account {

@@ -1,0 +1,213 @@
+//! Billing webhooks end to end, with the real binary: `offhook demo` and a second
+//! `offhook web` share one directory (PostgreSQL when it is there), so two web
+//! nodes deliver from one outbox; a tenant's webhook made with `offhook directory
+//! webhook create` points at a receiver here that answers 500 for the first
+//! seconds, then 200. Real calls through signaling and the relay (three to a busy
+//! line, one answered by the echo and hung up) end in CDRs whose outbox rows are
+//! written in the same transaction; the receiver must get each call's record
+//! exactly once with a 2xx, signed with the webhook's secret, and the outbox must
+//! say delivered with every attempt counted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac as _};
+use offhook_directory::testing::backends;
+use offhook_sip::legacy::Endpoint;
+use offhook_sip::message::Method;
+use offhook_sip::transaction::Timers;
+use offhook_tests::ua::{ack, click, final_response, in_dialog, invite};
+use offhook_tests::{ANY_PORTS, Offhook, STEP_TIMEOUT};
+use serde_json::Value;
+use tokio::net::UdpSocket;
+
+#[derive(Default)]
+struct Seen {
+    /// (delivery id, status answered) of every request.
+    requests: Vec<(String, u16)>,
+    /// Accepted bodies by delivery id.
+    accepted: HashMap<String, Value>,
+    bad_signatures: usize,
+}
+
+struct Receiver {
+    seen: Mutex<Seen>,
+    secret: Mutex<String>,
+    failing_until: Instant,
+}
+
+/// The receiver's side of the signature, as the README shows it.
+fn verified(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let value = headers
+        .get("offhook-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let field = |name: &str| value.split(',').find_map(|p| p.strip_prefix(name)).unwrap_or("");
+    let (t, v1) = (field("t="), field("v1="));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let fresh = t
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
+    fresh && hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+}
+
+async fn billing(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let id = headers
+        .get("offhook-delivery")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let secret = r.secret.lock().unwrap().clone();
+    let mut seen = r.seen.lock().unwrap();
+    let status = if !verified(&secret, &headers, &body) {
+        seen.bad_signatures += 1;
+        StatusCode::UNAUTHORIZED
+    } else if Instant::now() < r.failing_until {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        seen.accepted
+            .insert(id.clone(), serde_json::from_slice(&body).unwrap());
+        StatusCode::OK
+    };
+    seen.requests.push((id, status.as_u16()));
+    status
+}
+
+const FAST_WEBHOOKS: &[(&str, &str)] = &[
+    ("OFFHOOK_WEB__WEBHOOKS__ALLOW_INTERNAL_TARGETS", "true"),
+    ("OFFHOOK_WEB__WEBHOOKS__RETRY_INITIAL_MS", "300"),
+    ("OFFHOOK_WEB__WEBHOOKS__RETRY_MAX_MS", "1000"),
+    ("OFFHOOK_WEB__WEBHOOKS__POLL_MS", "100"),
+];
+
+#[tokio::test]
+async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver_recovers() {
+    let backend = *backends().last().unwrap();
+    let offhook = Offhook::new(backend).await;
+    let demo = offhook.demo(FAST_WEBHOOKS).await;
+    let envs = [ANY_PORTS, FAST_WEBHOOKS].concat();
+    let mut second_web = offhook.spawn(&["web"], &envs);
+    second_web.wait_for_web_address().await;
+
+    let receiver = Arc::new(Receiver {
+        seen: Mutex::default(),
+        secret: Mutex::default(),
+        failing_until: Instant::now() + Duration::from_secs(4),
+    });
+    let app = axum::Router::new()
+        .route("/billing", axum::routing::post(billing))
+        .with_state(Arc::clone(&receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{address}/billing");
+    let made = offhook
+        .command(&[
+            "directory",
+            "webhook",
+            "create",
+            "--tenant",
+            "demo",
+            "--url",
+            &url,
+        ])
+        .envs(FAST_WEBHOOKS.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    *receiver.secret.lock().unwrap() = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+
+    // Real calls: busy three times, then the echo, answered and hung up.
+    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
+        .await
+        .unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut placed = Vec::new();
+    for (n, icon) in ["demo-busy", "demo-busy", "demo-busy", "demo-echo"]
+        .into_iter()
+        .enumerate()
+    {
+        // After a call the line may still be going on hook (503): try again then.
+        for attempt in 0..50 {
+            let grant = click(&demo.web, icon).await;
+            let call_id = format!("billing-{n}-{attempt}");
+            let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
+            let response = final_response(&ua, request.clone(), demo.sip_udp).await;
+            if response.status == 503 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            if response.status == 200 {
+                ack(&ua, &response, &request, demo.sip_udp);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let bye = in_dialog(Method::Bye, &response, &request, ua.local, 2);
+                assert_eq!(final_response(&ua, bye, demo.sip_udp).await.status, 200);
+            } else {
+                assert_eq!(response.status, 486, "{icon}");
+            }
+            placed.push(call_id);
+            break;
+        }
+    }
+    assert_eq!(placed.len(), 4, "every call placed: {placed:?}");
+
+    // Every record arrives, once the receiver answers 200.
+    let deadline = Instant::now() + STEP_TIMEOUT * 2;
+    while receiver.seen.lock().unwrap().accepted.len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deliveries = offhook
+        .command(&["directory", "webhook", "deliveries", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let deliveries: Value = serde_json::from_slice(&deliveries.stdout).unwrap();
+    let deliveries = deliveries.as_array().unwrap().clone();
+    assert!(demo.running.stop().await.success());
+    assert!(second_web.stop().await.success());
+
+    let seen = receiver.seen.lock().unwrap();
+    assert_eq!(seen.bad_signatures, 0);
+    assert_eq!(seen.accepted.len(), 4, "{:?}", seen.requests);
+    for id in seen.accepted.keys() {
+        let ok = seen.requests.iter().filter(|(i, s)| i == id && *s == 200).count();
+        assert_eq!(ok, 1, "{id} accepted exactly once: {:?}", seen.requests);
+    }
+    assert!(
+        seen.requests.iter().any(|(_, status)| *status == 500),
+        "the receiver was down for a while"
+    );
+    assert_eq!(deliveries.len(), 4, "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|d| d["state"] == "delivered"),
+        "{deliveries:?}"
+    );
+    let attempts: i64 = deliveries.iter().map(|d| d["attempts"].as_i64().unwrap()).sum();
+    assert_eq!(attempts, seen.requests.len() as i64, "every attempt counted");
+    let calls: Vec<&Value> = seen.accepted.values().map(|body| &body["call"]).collect();
+    for call_id in &placed {
+        let call = calls.iter().find(|c| c["call_id"] == call_id.as_str()).unwrap();
+        assert_eq!(call["tenant_name"], "demo");
+        if call["icon_public_id"] == "demo-echo" {
+            assert_eq!(call["answer_source"], "ringback-stopped", "{call}");
+            assert_eq!(call["hangup_cause"], "normal");
+            assert!(call["billable_s"].as_i64().unwrap() >= 1, "{call}");
+        } else {
+            assert_eq!(
+                (&call["hangup_cause"], &call["billable_s"]),
+                (&"busy".into(), &0.into()),
+                "{call}"
+            );
+        }
+    }
+    drop(seen);
+    offhook.db.finish().await;
+}
