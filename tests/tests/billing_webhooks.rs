@@ -174,7 +174,8 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
     assert!(demo.running.stop().await.success());
     assert!(second_web.stop().await.success());
 
-    let seen = receiver.seen.lock().unwrap();
+    // What it saw, taken out: no lock is held from here on.
+    let seen = std::mem::take(&mut *receiver.seen.lock().unwrap());
     assert_eq!(seen.bad_signatures, 0);
     assert_eq!(seen.accepted.len(), 4, "{:?}", seen.requests);
     for id in seen.accepted.keys() {
@@ -208,6 +209,5 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
             );
         }
     }
-    drop(seen);
     offhook.db.finish().await;
 }
