@@ -738,11 +738,11 @@ async fn delete_impact_counts_what_goes_and_line_diagnostics_say_why() {
         assert_eq!(
             counts,
             [
-                ("accounts", 1),
+                ("account", 1),
                 ("icons", 2),
-                ("lines", 1),
-                ("API tokens", 1),
-                ("call records", 1)
+                ("line", 1),
+                ("API token", 1),
+                ("call record", 1)
             ],
             "{backend:?}"
         );

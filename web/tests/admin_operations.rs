@@ -140,7 +140,7 @@ async fn call_records_hang_up_and_reset() {
         );
         let none = api.get("/api/v1/admin/cdrs?q=call-1", &f.other_admin).await;
         assert_eq!(none.body["total"], 0);
-        let csv = api.get("/api/v1/admin/cdrs.csv?q=busy", &f.acme_admin).await;
+        let csv = api.get("/api/v1/admin/cdrs.csv?cause=busy", &f.acme_admin).await;
         assert!(csv.content_type.starts_with("text/csv"));
         assert_eq!(
             csv.body.as_str().unwrap().lines().count(),
@@ -265,10 +265,10 @@ async fn deletes_are_counted_first_and_every_change_is_audited() {
             })
             .collect();
         assert!(
-            removes.contains(&("icons".into(), 1)) && removes.contains(&("call records".into(), 13)),
+            removes.contains(&("icon".into(), 1)) && removes.contains(&("call records".into(), 13)),
             "{removes:?}"
         );
-        assert!(removes.contains(&("API tokens".into(), 1)), "{removes:?}");
+        assert!(removes.contains(&("API token".into(), 1)), "{removes:?}");
         let icon_impact = api
             .get("/api/v1/admin/icons/acme-sales/delete-impact", &f.acme_admin)
             .await;
