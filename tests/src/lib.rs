@@ -6,6 +6,7 @@ pub mod browser;
 pub mod netns;
 pub mod sipp;
 pub mod ua;
+pub mod webhook_receiver;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

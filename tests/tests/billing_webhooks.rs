@@ -8,77 +8,17 @@
 //! exactly once with a 2xx, signed with the webhook's secret, and the outbox must
 //! say delivered with every attempt counted.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use hmac::{Hmac, Mac as _};
 use offhook_directory::testing::backends;
 use offhook_sip::legacy::Endpoint;
 use offhook_sip::message::Method;
 use offhook_sip::transaction::Timers;
 use offhook_tests::ua::{ack, click, final_response, in_dialog, invite};
+use offhook_tests::webhook_receiver::Receiver;
 use offhook_tests::{ANY_PORTS, Offhook, STEP_TIMEOUT};
 use serde_json::Value;
 use tokio::net::UdpSocket;
-
-#[derive(Default)]
-struct Seen {
-    /// (delivery id, status answered) of every request.
-    requests: Vec<(String, u16)>,
-    /// Accepted bodies by delivery id.
-    accepted: HashMap<String, Value>,
-    bad_signatures: usize,
-}
-
-struct Receiver {
-    seen: Mutex<Seen>,
-    secret: Mutex<String>,
-    failing_until: Instant,
-}
-
-/// The receiver's side of the signature, as the README shows it.
-fn verified(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    let value = headers
-        .get("offhook-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let field = |name: &str| value.split(',').find_map(|p| p.strip_prefix(name)).unwrap_or("");
-    let (t, v1) = (field("t="), field("v1="));
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let fresh = t
-        .parse::<i64>()
-        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
-    fresh && hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
-}
-
-async fn billing(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let id = headers
-        .get("offhook-delivery")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let secret = r.secret.lock().unwrap().clone();
-    let mut seen = r.seen.lock().unwrap();
-    let status = if !verified(&secret, &headers, &body) {
-        seen.bad_signatures += 1;
-        StatusCode::UNAUTHORIZED
-    } else if Instant::now() < r.failing_until {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        seen.accepted
-            .insert(id.clone(), serde_json::from_slice(&body).unwrap());
-        StatusCode::OK
-    };
-    seen.requests.push((id, status.as_u16()));
-    status
-}
 
 const FAST_WEBHOOKS: &[(&str, &str)] = &[
     ("OFFHOOK_WEB__WEBHOOKS__ALLOW_INTERNAL_TARGETS", "true"),
@@ -96,18 +36,8 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
     let mut second_web = offhook.spawn(&["web"], &envs);
     second_web.wait_for_web_address().await;
 
-    let receiver = Arc::new(Receiver {
-        seen: Mutex::default(),
-        secret: Mutex::default(),
-        failing_until: Instant::now() + Duration::from_secs(4),
-    });
-    let app = axum::Router::new()
-        .route("/billing", axum::routing::post(billing))
-        .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let url = format!("http://{address}/billing");
+    let (receiver, address) = Receiver::start(Duration::from_secs(4)).await;
+    let url = format!("http://{address}/hook");
     let made = offhook
         .command(&[
             "directory",
@@ -123,7 +53,7 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
         .await
         .unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    *receiver.secret.lock().unwrap() = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    receiver.set_secret(&String::from_utf8(made.stdout).unwrap());
 
     // Real calls: busy three times, then the echo, answered and hung up.
     let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
@@ -161,7 +91,7 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
 
     // Every record arrives, once the receiver answers 200.
     let deadline = Instant::now() + STEP_TIMEOUT * 2;
-    while receiver.seen.lock().unwrap().accepted.len() < 4 && Instant::now() < deadline {
+    while receiver.accepted() < 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let deliveries = offhook
@@ -175,7 +105,7 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
     assert!(second_web.stop().await.success());
 
     // What it saw, taken out: no lock is held from here on.
-    let seen = std::mem::take(&mut *receiver.seen.lock().unwrap());
+    let seen = receiver.take();
     assert_eq!(seen.bad_signatures, 0);
     assert_eq!(seen.accepted.len(), 4, "{:?}", seen.requests);
     for id in seen.accepted.keys() {

@@ -9,7 +9,7 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Api, ids};
 use offhook_directory::testing::{TestDb, backends};
-use offhook_directory::{Directory, LineKind, NewApiToken, NewCdr, NewIcon, NewLine, NewTenant, Scope};
+use offhook_directory::{Directory, LineKind, NewCdr, NewIcon, NewLine, Scope};
 use serde_json::json;
 
 /// Ids of tenant alpha's objects, one of each kind.
@@ -32,27 +32,8 @@ struct Fixture {
 }
 
 async fn fixture(d: &Directory) -> Fixture {
-    for (name, domain) in [("alpha", "alpha.example"), ("beta", "beta.example")] {
-        d.create_tenant(NewTenant {
-            name: name.into(),
-            sip_domain: domain.into(),
-        })
-        .await
-        .unwrap();
-    }
-    let token = |name: &str, tenant: Option<&str>| NewApiToken {
-        name: name.into(),
-        tenant: tenant.map(Into::into),
-    };
-    let (_, operator) = d.create_api_token(token("ops", None)).await.unwrap();
-    let (alpha_token, alpha_admin) = d
-        .create_api_token(token("alpha admin", Some("alpha")))
-        .await
-        .unwrap();
-    let (_, beta_admin) = d
-        .create_api_token(token("beta admin", Some("beta")))
-        .await
-        .unwrap();
+    let (operator, admins) = common::tenants_with_admins(d, &["alpha", "beta"]).await;
+    let [(alpha_token, alpha_admin), (_, beta_admin)] = <[_; 2]>::try_from(admins).unwrap();
     let tenant = d.tenant("alpha").await.unwrap();
     let account = d
         .create_account(offhook_directory::NewAccount {

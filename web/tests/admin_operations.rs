@@ -23,27 +23,8 @@ struct Fixture {
 }
 
 async fn fixture(d: &Directory) -> Fixture {
-    for name in ["acme", "other"] {
-        d.create_tenant(NewTenant {
-            name: name.into(),
-            sip_domain: format!("{name}.example"),
-        })
-        .await
-        .unwrap();
-    }
-    let token = |name: &str, tenant: Option<&str>| NewApiToken {
-        name: name.into(),
-        tenant: tenant.map(Into::into),
-    };
-    let (_, operator) = d.create_api_token(token("ops", None)).await.unwrap();
-    let (_, acme_admin) = d
-        .create_api_token(token("acme admin", Some("acme")))
-        .await
-        .unwrap();
-    let (_, other_admin) = d
-        .create_api_token(token("other admin", Some("other")))
-        .await
-        .unwrap();
+    let (operator, admins) = common::tenants_with_admins(d, &["acme", "other"]).await;
+    let (acme_admin, other_admin) = (admins[0].1.clone(), admins[1].1.clone());
     let acme = d.tenant("acme").await.unwrap();
     let icon = d
         .create_icon(NewIcon {

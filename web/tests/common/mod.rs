@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
-use offhook_directory::Directory;
+use offhook_directory::{ApiToken, Directory, NewApiToken, NewTenant};
 use offhook_web::{AppState, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -85,4 +85,27 @@ pub fn ids(reply: &Reply) -> Vec<String> {
         .iter()
         .map(|o| o["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Tenants `names` (domain `NAME.example`), an operator token (`ops`) and a
+/// tenant admin's token for each (`NAME admin`): the operator's secret, and each
+/// admin's token with its secret, in the order of `names`.
+pub async fn tenants_with_admins(d: &Directory, names: &[&str]) -> (String, Vec<(ApiToken, String)>) {
+    let token = |name: String, tenant: Option<&str>| NewApiToken {
+        name,
+        tenant: tenant.map(Into::into),
+    };
+    let (_, operator) = d.create_api_token(token("ops".into(), None)).await.unwrap();
+    let mut admins = Vec::new();
+    for name in names {
+        d.create_tenant(NewTenant {
+            name: (*name).into(),
+            sip_domain: format!("{name}.example"),
+        })
+        .await
+        .unwrap();
+        let admin = token(format!("{name} admin"), Some(name));
+        admins.push(d.create_api_token(admin).await.unwrap());
+    }
+    (operator, admins)
 }

@@ -1,4 +1,5 @@
-//! Webhook delivery against a real HTTP receiver on 127.0.0.1, on SQLite and
+//! Webhook delivery (`offhook_web::webhook_delivery`, in this process) against a
+//! real HTTP receiver on 127.0.0.1, on SQLite and
 //! PostgreSQL: call ends written by the directory's call writer fill the outbox;
 //! two delivery workers (two web nodes) share it; the receiver answers 500 for a
 //! while, then 200, and must get every record exactly once with 2xx, each signed
@@ -6,100 +7,13 @@
 //! name resolves to loopback is refused when internal targets are not allowed,
 //! and the receiver never sees it.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use hmac::{Hmac, Mac as _};
 use offhook_directory::testing::{TestDb, backends};
 use offhook_directory::*;
+use offhook_tests::webhook_receiver::Receiver;
 use offhook_web::WebhookConfig;
 use offhook_web::webhook_delivery;
-use serde_json::Value;
-
-/// What the receiver saw.
-#[derive(Default)]
-struct Seen {
-    /// Every request: (delivery id, status answered).
-    requests: Vec<(String, u16)>,
-    /// The bodies it accepted, by delivery id.
-    accepted: HashMap<String, Value>,
-    /// Requests whose signature did not verify.
-    bad_signatures: usize,
-}
-
-struct Receiver {
-    seen: Mutex<Seen>,
-    secret: Mutex<String>,
-    failing_until: Instant,
-}
-
-/// Verifies `Offhook-Signature: t=…,v1=…` the way the README tells receivers to.
-fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    let Some(value) = headers.get("offhook-signature").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let part = |name: &str| {
-        value
-            .split(',')
-            .find_map(|p| p.strip_prefix(&format!("{name}=")))
-            .unwrap_or("")
-            .to_owned()
-    };
-    let (t, v1) = (part("t"), part("v1"));
-    let now = chrono::Utc::now().timestamp();
-    if t.parse::<i64>().map_or(true, |t| (now - t).abs() > 300) {
-        return false;
-    }
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::decode(v1).is_ok_and(|v1| mac.verify_slice(&v1).is_ok())
-}
-
-async fn hook(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let id = headers
-        .get("offhook-delivery")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let secret = receiver.secret.lock().unwrap().clone();
-    let mut seen = receiver.seen.lock().unwrap();
-    if !signature_ok(&secret, &headers, &body) {
-        seen.bad_signatures += 1;
-        seen.requests.push((id, 401));
-        return StatusCode::UNAUTHORIZED;
-    }
-    if Instant::now() < receiver.failing_until {
-        seen.requests.push((id, 500));
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    seen.requests.push((id.clone(), 200));
-    seen.accepted.insert(id, serde_json::from_slice(&body).unwrap());
-    StatusCode::OK
-}
-
-async fn receiver(failing_for: Duration) -> (Arc<Receiver>, SocketAddr) {
-    let receiver = Arc::new(Receiver {
-        seen: Mutex::default(),
-        secret: Mutex::default(),
-        failing_until: Instant::now() + failing_for,
-    });
-    let app = Router::new()
-        .route("/hook", post(hook))
-        .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (receiver, address)
-}
 
 fn fast(allow_internal_targets: bool) -> WebhookConfig {
     WebhookConfig {
@@ -152,7 +66,7 @@ async fn a_receiver_failing_for_a_while_gets_every_record_exactly_once() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
         let (tenant, icon) = tenant_with_icon(d).await;
-        let (receiver, address) = receiver(Duration::from_millis(1500)).await;
+        let (receiver, address) = Receiver::start(Duration::from_millis(1500)).await;
         let (webhook, secret) = d
             .create_webhook(
                 NewWebhook {
@@ -165,7 +79,7 @@ async fn a_receiver_failing_for_a_while_gets_every_record_exactly_once() {
             )
             .await
             .unwrap();
-        *receiver.secret.lock().unwrap() = secret;
+        receiver.set_secret(&secret);
         // Two web nodes deliver from one outbox.
         let workers = [
             webhook_delivery::spawn(d.clone(), fast(true), "web-a".into()).unwrap(),
@@ -206,8 +120,7 @@ async fn a_receiver_failing_for_a_while_gets_every_record_exactly_once() {
             deliveries.iter().all(|x| x.state == DeliveryState::Delivered),
             "{backend:?}: {deliveries:#?}"
         );
-        // What it saw, taken out: no lock is held from here on.
-        let seen = std::mem::take(&mut *receiver.seen.lock().unwrap());
+        let seen = receiver.take();
         assert_eq!(seen.bad_signatures, 0, "every delivery is signed with the secret");
         let mut accepted: Vec<&String> = seen
             .requests
@@ -259,7 +172,7 @@ async fn internal_targets_are_refused_when_delivering_too() {
     let db = TestDb::new(offhook_directory::testing::Backend::Sqlite).await;
     let d = &db.directory;
     let (tenant, icon) = tenant_with_icon(d).await;
-    let (receiver, address) = receiver(Duration::ZERO).await;
+    let (receiver, address) = Receiver::start(Duration::ZERO).await;
     // Stored while allowed (or through a name that resolved elsewhere then): the
     // worker of a node that does not allow internal targets still refuses it.
     let (_, secret) = d
@@ -274,7 +187,7 @@ async fn internal_targets_are_refused_when_delivering_too() {
         )
         .await
         .unwrap();
-    *receiver.secret.lock().unwrap() = secret;
+    receiver.set_secret(&secret);
     let worker = webhook_delivery::spawn(d.clone(), fast(false), "web-a".into()).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     let cdr = d
@@ -302,9 +215,6 @@ async fn internal_targets_are_refused_when_delivering_too() {
         "still retried: the operator may allow it"
     );
     assert!(delivery.last_error.contains("internal address"), "{delivery:?}");
-    assert!(
-        receiver.seen.lock().unwrap().requests.is_empty(),
-        "nothing was sent"
-    );
+    assert!(receiver.take().requests.is_empty(), "nothing was sent");
     db.finish().await;
 }
