@@ -85,7 +85,7 @@ pub struct AuditChange {
 }
 
 /// What changed between two serialized objects: `{field: {from, to}}`.
-pub fn changed_fields(before: &impl Serialize, after: &impl Serialize) -> Value {
+fn changed_fields(before: &impl Serialize, after: &impl Serialize) -> Value {
     let (before, after) = (json!(before), json!(after));
     let mut fields = Map::new();
     if let (Value::Object(before), Value::Object(after)) = (&before, &after) {

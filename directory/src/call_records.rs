@@ -36,7 +36,7 @@ pub struct CallRecord {
 }
 
 /// Whole seconds from `from` to `to` (Unix ms), rounded up; never negative.
-pub fn whole_seconds(from: i64, to: i64) -> i64 {
+fn whole_seconds(from: i64, to: i64) -> i64 {
     let ms = to.saturating_sub(from).max(0);
     ms / 1000 + i64::from(ms % 1000 != 0)
 }

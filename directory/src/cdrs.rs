@@ -242,20 +242,6 @@ impl Directory {
             .await
     }
 
-    /// Records the RTCP figures of a call.
-    pub async fn set_cdr_quality(&self, cdr_id: &str, quality: CallQuality) -> Result<()> {
-        let query = sqlx::query(
-            "UPDATE cdrs SET rtcp_loss_permille = $1, rtcp_lost_packets = $2, rtcp_jitter_ms = $3, \
-             rtcp_rtt_ms = $4 WHERE id = $5",
-        )
-        .bind(quality.loss_permille)
-        .bind(quality.lost_packets)
-        .bind(quality.jitter_ms)
-        .bind(quality.rtt_ms)
-        .bind(cdr_id);
-        self.update_cdr(query, cdr_id, None).await
-    }
-
     /// Records the end of a call and why it ended.
     pub async fn end_cdr(&self, cdr_id: &str, at: i64, cause: HangupCause) -> Result<()> {
         let query = sqlx::query("UPDATE cdrs SET ended_at = $1, hangup_cause = $2 WHERE id = $3")

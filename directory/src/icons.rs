@@ -12,9 +12,9 @@ use crate::ids::{new_id, now_ms};
 use crate::validate;
 
 /// Shortest ring timeout an icon may set: a phone needs a few rings to be picked up.
-pub const MIN_RING_TIMEOUT_S: i64 = 5;
+const MIN_RING_TIMEOUT_S: i64 = 5;
 /// Longest ring timeout an icon may set.
-pub const MAX_RING_TIMEOUT_S: i64 = 600;
+const MAX_RING_TIMEOUT_S: i64 = 600;
 
 /// An icon row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

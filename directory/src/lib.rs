@@ -35,14 +35,14 @@ mod write_behind;
 
 pub use accounts::{Account, AccountKind, AccountUpdate, NewAccount};
 pub use api_tokens::{ApiToken, NewApiToken};
-pub use audit::{Actor, AuditAction, AuditChange, AuditEntry, AuditFilter, changed_fields};
-pub use call_records::{CallRecord, whole_seconds};
+pub use audit::{Actor, AuditAction, AuditChange, AuditEntry, AuditFilter};
+pub use call_records::CallRecord;
 pub use cdrs::{CallQuality, Cdr, CdrFilter, NewCdr};
 pub use db::{Directory, Scope};
 pub use diagnostics::LineDiagnostics;
 pub use error::{DirectoryError, Result};
 pub use hours::OpeningHours;
-pub use icons::{Icon, IconUpdate, MAX_RING_TIMEOUT_S, MIN_RING_TIMEOUT_S, NewIcon};
+pub use icons::{Icon, IconUpdate, NewIcon};
 pub use impact::{DeleteImpact, Dependents};
 pub use lines::{Line, LineUpdate, NewLine, NewRelay, Relay};
 pub use node_metrics::NodeMetric;

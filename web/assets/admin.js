@@ -193,7 +193,7 @@ function input(field, value) {
     control = el('input', { id, name: field.name, type: 'checkbox' });
     control.checked = value ?? field.initial ?? false;
   } else if (field.type === 'select') {
-    control = el('select', { id, name: field.name }, ...field.options.map((o) => el('option', { value: o, text: o })));
+    control = el('select', { id, name: field.name }, ...field.options.map((o) => el('option', { value: o, text: o || 'any' })));
     if (value) control.value = value;
   } else {
     control = el('input', { id, name: field.name, type: field.type === 'password' ? 'password' : 'text', placeholder: field.hint || '' });
@@ -444,7 +444,7 @@ async function showCalls() {
   const filters = el('form', { class: 'object', 'aria-label': 'filter' },
     input({ name: 'q', hint: 'number, call id, tenant, icon…' }),
     input({ name: 'since', hint: '2026-11-01T00:00' }), input({ name: 'until', hint: '2026-12-01T00:00' }),
-    input({ name: 'icon', hint: 'icon public id' }), input({ name: 'cause', hint: 'normal, busy, no-answer…' }),
+    input({ name: 'icon', hint: 'icon public id' }), input({ name: 'cause', type: 'select', options: ['', ...OffhookVocab.hangupCauses] }),
     el('div', { class: 'actions' }, el('button', { class: 'primary', type: 'submit', text: 'Search' }),
       el('button', { type: 'button', class: 'small', text: 'Export CSV', onclick: () => exportCsv(query()) })));
   filters.querySelector('label[for="field-q"]').firstChild.textContent = 'search';
