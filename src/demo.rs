@@ -74,7 +74,12 @@ async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::
     }
     for (public_id, number, label, ring_timeout_s) in [
         ("demo-busy", "5550102", "A busy line", None),
-        ("demo-no-answer", "5550103", "Nobody answers", Some(DEMO_RING_TIMEOUT_S)),
+        (
+            "demo-no-answer",
+            "5550103",
+            "Nobody answers",
+            Some(DEMO_RING_TIMEOUT_S),
+        ),
         ("demo-invalid", "5550104", "A number that does not exist", None),
     ] {
         let other = NewIcon {
@@ -195,7 +200,11 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
     let web = WebConfig {
         sip_ws_url,
-        start_page_tenant: config.web.start_page_tenant.clone().or(Some(DEMO_TENANT.to_owned())),
+        start_page_tenant: config
+            .web
+            .start_page_tenant
+            .clone()
+            .or(Some(DEMO_TENANT.to_owned())),
         ..config.web.clone()
     };
     let served = serve_web(listener, directory.clone(), &web).await;

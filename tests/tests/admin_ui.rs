@@ -11,12 +11,9 @@
 
 use offhook_directory::testing::Backend;
 use offhook_directory::{HangupCause, NewCdr, Scope};
-use offhook_sip::legacy::Endpoint;
-use offhook_sip::message::Method;
-use offhook_sip::transaction::Timers;
 use offhook_tests::Offhook;
 use offhook_tests::browser::{node, npm_ci, strings};
-use offhook_tests::ua::{ack, click, final_response, in_dialog, invite};
+use offhook_tests::ua::{TestUa, click};
 use serde_json::Value;
 
 #[tokio::test]
@@ -93,15 +90,11 @@ async fn admin_ui_runs_the_directory_calls_and_billing_hooks() {
             .unwrap();
     }
     // A real call in progress: the echo, answered, held while the browser looks.
-    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
-        .await
-        .unwrap();
+    let mut ua = TestUa::bind().await;
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let grant = click(&demo.web, "demo-echo").await;
-    let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), "admin-ui-call");
-    let ok = final_response(&ua, request.clone(), demo.sip_udp).await;
-    assert_eq!(ok.status, 200, "{ok:?}");
-    ack(&ua, &ok, &request, demo.sip_udp);
+    let echo = ua.call(demo.sip_udp, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
 
     let made = offhook
         .run(&["directory", "token", "create", "admin-ui-test"])
@@ -111,8 +104,7 @@ async fn admin_ui_runs_the_directory_calls_and_billing_hooks() {
     let shots = env!("CARGO_TARGET_TMPDIR");
     let base = format!("http://{}/", demo.web);
     let report = node("admin.mjs", &[&base, &token, shots]).await;
-    let bye = in_dialog(Method::Bye, &ok, &request, ua.local, 2);
-    assert_eq!(final_response(&ua, bye, demo.sip_udp).await.status, 200);
+    assert_eq!(ua.hang_up(echo.session).await.status, 200);
 
     assert!(report["error"].is_null(), "{report}");
     for (view, violations) in report["axe"].as_object().unwrap() {

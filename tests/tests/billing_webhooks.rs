@@ -11,10 +11,7 @@
 use std::time::{Duration, Instant};
 
 use offhook_directory::testing::backends;
-use offhook_sip::legacy::Endpoint;
-use offhook_sip::message::Method;
-use offhook_sip::transaction::Timers;
-use offhook_tests::ua::{ack, click, final_response, in_dialog, invite};
+use offhook_tests::ua::{TestUa, click};
 use offhook_tests::webhook_receiver::Receiver;
 use offhook_tests::{ANY_PORTS, Offhook, STEP_TIMEOUT};
 use serde_json::Value;
@@ -56,34 +53,25 @@ async fn two_web_nodes_deliver_every_call_record_exactly_once_after_the_receiver
     receiver.set_secret(&String::from_utf8(made.stdout).unwrap());
 
     // Real calls: busy three times, then the echo, answered and hung up.
-    let ua = Endpoint::udp("127.0.0.1:0".parse().unwrap(), Timers::default())
-        .await
-        .unwrap();
+    let mut ua = TestUa::bind().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut placed = Vec::new();
-    for (n, icon) in ["demo-busy", "demo-busy", "demo-busy", "demo-echo"]
-        .into_iter()
-        .enumerate()
-    {
+    for icon in ["demo-busy", "demo-busy", "demo-busy", "demo-echo"] {
         // After a call the line may still be going on hook (503): try again then.
-        for attempt in 0..50 {
+        for _ in 0..50 {
             let grant = click(&demo.web, icon).await;
-            let call_id = format!("billing-{n}-{attempt}");
-            let request = invite(&grant, ua.local, rtp.local_addr().unwrap(), &call_id);
-            let response = final_response(&ua, request.clone(), demo.sip_udp).await;
-            if response.status == 503 {
+            let call = ua.call(demo.sip_udp, &grant, rtp.local_addr().unwrap()).await;
+            if call.status == 503 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            if response.status == 200 {
-                ack(&ua, &response, &request, demo.sip_udp);
+            if call.status == 200 {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                let bye = in_dialog(Method::Bye, &response, &request, ua.local, 2);
-                assert_eq!(final_response(&ua, bye, demo.sip_udp).await.status, 200);
+                assert_eq!(ua.hang_up(call.session).await.status, 200);
             } else {
-                assert_eq!(response.status, 486, "{icon}");
+                assert_eq!(call.status, 486, "{icon}");
             }
-            placed.push(call_id);
+            placed.push(call.call_id);
             break;
         }
     }

@@ -179,6 +179,8 @@ impl World {
                 device_path: "emulated".into(),
                 kind: offhook_directory::LineKind::Emulated,
                 state: offhook_directory::LineState::Idle,
+                fault_reason: None,
+                state_changed_at: None,
                 created_at: 0,
             },
             registration: offhook_directory::Registration {
