@@ -58,9 +58,129 @@ pub enum DirectoryCommand {
     /// Call detail records.
     #[command(subcommand)]
     Cdr(CdrCommand),
+    /// Calls in progress: list them, hang one up.
+    #[command(subcommand)]
+    Call(CallCommand),
+    /// Hang-up and reset requests and how they went.
+    #[command(subcommand)]
+    Action(ActionCommand),
     /// API tokens of the admin REST API and UI.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Billing webhooks of a tenant and their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Who changed what, and when.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `offhook directory call …`
+#[derive(Debug, Subcommand)]
+pub enum CallCommand {
+    /// List the calls in progress.
+    List(TenantList),
+    /// Ask the node that owns a call to hang it up (both sides); prints the request.
+    Hangup {
+        /// The call's record id (`cdr_…`, from `call list`).
+        id: String,
+    },
+}
+
+/// `offhook directory action …`
+#[derive(Debug, Subcommand)]
+pub enum ActionCommand {
+    /// List hang-up and reset requests, newest first.
+    List {
+        /// Only those not completed yet.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+}
+
+/// `offhook directory audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, newest first.
+    List {
+        /// Only entries about this tenant's objects.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only entries about this kind of object (tenant, icon, line, call, webhook, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+}
+
+/// `offhook directory webhook …`
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Make a webhook and print its secret (shown this once).
+    Create {
+        /// Tenant name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Where deliveries are posted (https://…).
+        #[arg(long)]
+        url: String,
+        /// An event to send: call.started, call.answered, call.ended (repeat; default call.ended).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List webhooks (never their secrets).
+    List(TenantList),
+    /// Change a webhook.
+    Update {
+        /// Webhook id (`whk_…`).
+        id: String,
+        /// New URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// Replace the events (repeat).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[command(flatten)]
+        enabled: EnableArgs,
+    },
+    /// Replace a webhook's secret and print the new one (shown this once).
+    RotateSecret {
+        /// Webhook id.
+        id: String,
+    },
+    /// Delete a webhook and its deliveries.
+    Delete {
+        /// Webhook id.
+        id: String,
+    },
+    /// List deliveries, newest first, with where each stands.
+    Deliveries {
+        /// Of this webhook only.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// pending, delivered or failed.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Send a delivery again now (one that failed, or is waiting).
+    Retry {
+        /// Delivery id (from `deliveries`).
+        id: String,
+    },
 }
 
 /// `offhook directory token …`
@@ -122,11 +242,21 @@ pub enum TenantCommand {
         #[arg(long)]
         domain: Option<String>,
     },
-    /// Delete a tenant and everything it owns.
+    /// Delete a tenant and everything it owns (named first; --yes to go ahead).
     Delete {
         /// Tenant name or id.
         name: String,
+        #[command(flatten)]
+        confirm: Confirm,
     },
+}
+
+/// `--yes`: a delete that takes other objects with it goes ahead.
+#[derive(Debug, Args)]
+pub struct Confirm {
+    /// Delete what it owns too (without it, the command says what that is and stops).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `offhook directory account …`
@@ -252,6 +382,9 @@ pub struct IconSettings {
     /// New calls per minute through this icon.
     #[arg(long)]
     pub per_minute: Option<i64>,
+    /// Seconds a call rings before it ends as no answer (5-600; 0: the relay's own).
+    #[arg(long)]
+    pub ring_timeout: Option<i64>,
 }
 
 /// `offhook directory icon …`
@@ -336,6 +469,28 @@ pub enum LineCommand {
         /// Line name or id.
         name: String,
     },
+    /// Ask the relay that owns a line to reset it (end its call, re-open the
+    /// device, back to idle); prints the request.
+    Reset {
+        /// Line name or id.
+        name: String,
+    },
+    /// Why a line is (not) working: state, fault reason, relay health,
+    /// registrations, calls, open requests.
+    Diagnose {
+        /// Line name or id.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a relay and its lines (named first; --yes to go ahead).
+    DeleteRelay {
+        /// Relay name or id.
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
 }
 
 /// `offhook directory cdr …`
@@ -352,6 +507,9 @@ pub enum CdrCommand {
         /// Only calls that ended with this cause.
         #[arg(long)]
         cause: Option<String>,
+        /// Text in the number, Call-ID, tenant, icon or account.
+        #[arg(long)]
+        search: Option<String>,
         /// Started at or after (RFC 3339, e.g. 2026-11-24T00:00:00Z).
         #[arg(long)]
         since: Option<String>,
@@ -361,6 +519,9 @@ pub enum CdrCommand {
         /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Skip this many rows first.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
         #[command(flatten)]
         format: ListFormat,
     },

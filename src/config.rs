@@ -41,6 +41,13 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// SIP WebSocket URL that browsers call over (the signaling WS listener).
     pub sip_ws_url: String,
+    /// The tenant whose enabled icons the start page shows; none shows no icon
+    /// (`offhook demo` shows the demo tenant's).
+    #[serde(default)]
+    pub start_page_tenant: Option<String>,
+    /// Delivery of billing webhooks.
+    #[serde(default)]
+    pub webhooks: offhook_web::WebhookConfig,
 }
 
 impl Default for Config {
@@ -54,6 +61,8 @@ impl Default for Config {
             web: WebConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 sip_ws_url: "ws://127.0.0.1:5066".to_owned(),
+                start_page_tenant: None,
+                webhooks: offhook_web::WebhookConfig::default(),
             },
             signaling: Default::default(),
             media: Default::default(),

@@ -13,7 +13,7 @@ use offhook_signaling::server::Server;
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
-use crate::config::Config;
+use crate::config::{Config, WebConfig};
 use crate::publish;
 
 /// The demo tenant's name.
@@ -24,6 +24,8 @@ pub const DEMO_DOMAIN: &str = "demo.offhook.test";
 pub const DEMO_ICON: &str = "demo-echo";
 /// The number of the echo on the emulated telephone network.
 pub const ECHO_NUMBER: &str = "5550100";
+/// How long the demo's "nobody answers" icon rings (the relay's default is 60 s).
+const DEMO_RING_TIMEOUT_S: i64 = 20;
 
 /// Seeds the demo tenant, icons and the relay's configured lines unless they exist, and lets the
 /// icon be used from the pages served on `web_port` (none when 0).
@@ -57,32 +59,39 @@ async fn seed(directory: &Directory, config: &Config, web_port: u16) -> anyhow::
         allowed_origins: origins.clone(),
         ..NewIcon::new(DEMO_TENANT, ECHO_NUMBER, "Call the echo")
     };
-    for (public_id, number, label) in [
-        ("demo-busy", "5550102", "A busy line"),
-        ("demo-no-answer", "5550103", "Nobody answers"),
-        ("demo-invalid", "5550104", "A number that does not exist"),
-    ] {
-        let other = NewIcon {
-            public_id: Some(public_id.into()),
-            allowed_origins: origins.clone(),
-            ..NewIcon::new(DEMO_TENANT, number, label)
-        };
-        match directory.create_icon(other).await {
-            Ok(_) | Err(DirectoryError::Conflict(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
+    // The echo first: the start page lists icons in the order they were made.
     match directory.create_icon(icon).await {
         Ok(_) => {}
         Err(DirectoryError::Conflict(_)) if !origins.is_empty() => {
             let update = IconUpdate {
-                allowed_origins: Some(origins),
+                allowed_origins: Some(origins.clone()),
                 ..Default::default()
             };
             directory.update_icon(&Scope::Operator, DEMO_ICON, update).await?;
         }
         Err(DirectoryError::Conflict(_)) => {}
         Err(err) => return Err(err.into()),
+    }
+    for (public_id, number, label, ring_timeout_s) in [
+        ("demo-busy", "5550102", "A busy line", None),
+        (
+            "demo-no-answer",
+            "5550103",
+            "Nobody answers",
+            Some(DEMO_RING_TIMEOUT_S),
+        ),
+        ("demo-invalid", "5550104", "A number that does not exist", None),
+    ] {
+        let other = NewIcon {
+            public_id: Some(public_id.into()),
+            allowed_origins: origins.clone(),
+            ring_timeout_s,
+            ..NewIcon::new(DEMO_TENANT, number, label)
+        };
+        match directory.create_icon(other).await {
+            Ok(_) | Err(DirectoryError::Conflict(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
     }
     // The relay account's password is new at every start: nobody outside this
     // process knows it, so nobody else can register as the relay.
@@ -189,7 +198,16 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         .bound
         .ws
         .map_or_else(|| config.web.sip_ws_url.clone(), |a| format!("ws://{a}"));
-    let served = serve_web(listener, directory.clone(), &sip_ws_url).await;
+    let web = WebConfig {
+        sip_ws_url,
+        start_page_tenant: config
+            .web
+            .start_page_tenant
+            .clone()
+            .or(Some(DEMO_TENANT.to_owned())),
+        ..config.web.clone()
+    };
+    let served = serve_web(listener, directory.clone(), &web).await;
     // Shutdown order: the web stopped taking clicks; signaling drains (its calls
     // end with a BYE both ways, their CDRs are written); then the relay goes,
     // and the directory closes last, so that nothing is written to a closed pool.
@@ -270,7 +288,7 @@ async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {
 /// `offhook web`.
 pub async fn run_web(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
-    let served = serve_web(bind(config).await?, directory.clone(), &config.web.sip_ws_url).await;
+    let served = serve_web(bind(config).await?, directory.clone(), &config.web).await;
     directory.close().await;
     served
 }
@@ -281,10 +299,26 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {}", config.web.listen))
 }
 
-async fn serve_web(listener: TcpListener, directory: Directory, sip_ws_url: &str) -> anyhow::Result<()> {
+/// Serves the web routes and delivers the webhook outbox until stopped.
+async fn serve_web(listener: TcpListener, directory: Directory, web: &WebConfig) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    let state = offhook_web::AppState::new(directory.clone(), web.sip_ws_url.clone())
+        .await?
+        .with_start_page_tenant(web.start_page_tenant.clone())
+        .with_webhooks(web.webhooks.clone());
+    let deliveries = offhook_web::webhook_delivery::spawn(directory, web.webhooks.clone(), node_name())
+        .map_err(anyhow::Error::msg)?;
     println!("offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)");
-    let state = offhook_web::AppState::new(directory.clone(), sip_ws_url.to_owned()).await?;
     offhook_web::serve(listener, state, shutdown_signal()).await?;
+    drop(deliveries);
     Ok(())
+}
+
+/// A name unique per process incarnation: whose webhook delivery leases are whose.
+#[allow(clippy::disallowed_methods)] // the process's own clock, at start
+fn node_name() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("web-{}-{started}", std::process::id())
 }

@@ -126,16 +126,11 @@ pub struct AccountUpdate {
     /// New display name.
     pub display_name: Option<String>,
     /// New number; `Some(None)` (JSON `null`) removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "validate::present")]
     #[schema(value_type = Option<String>)]
     pub number: Option<Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 const MIN_PASSWORD_LEN: usize = 8;

@@ -1,6 +1,8 @@
 //! Call detail records: one row written when a call starts (so that a crash never
-//! loses a call), updated when it is answered and when it ends. Times are given by
-//! the caller (Unix ms), so signaling's clock decides, not the database's.
+//! loses a call), updated when it is answered and when it ends (then the tenant's
+//! webhooks get their outbox rows in the same transaction, see [`crate::outbox`]).
+//! Times are given by the caller (Unix ms), so signaling's clock decides, not the
+//! database's. Listing them, with names and paging, is [`crate::call_records`].
 
 use serde::Serialize;
 use sqlx::{FromRow, Row, any::AnyRow};
@@ -8,8 +10,78 @@ use sqlx::{FromRow, Row, any::AnyRow};
 use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::new_id;
+use crate::outbox::{self, WebhookEvent};
 use crate::words::optional_word;
 pub use offhook_vocab::{AnswerSource, HangupCause};
+
+/// What the far end's RTCP receiver reports said about our stream, last word of
+/// the call (RFC 3550 6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CallQuality {
+    /// Fraction lost in its last interval, per mille.
+    pub loss_permille: Option<i64>,
+    /// Cumulative packets lost.
+    pub lost_packets: Option<i64>,
+    /// Interarrival jitter, ms.
+    pub jitter_ms: Option<i64>,
+    /// Round trip, ms, once the peer echoed one of our sender reports.
+    pub rtt_ms: Option<i64>,
+}
+
+impl CallQuality {
+    /// Reads the relay's `X-Offhook-RTCP` header value
+    /// (`sent=3;received=2;fraction-lost=0.250;cumulative-lost=10;jitter-ms=10;rtt-ms=1`).
+    /// Unknown or unreadable parts are skipped; `None` when nothing is readable.
+    /// Never panics: the value comes from the network.
+    pub fn parse_rtcp_header(value: &str) -> Option<Self> {
+        let mut quality = Self {
+            loss_permille: None,
+            lost_packets: None,
+            jitter_ms: None,
+            rtt_ms: None,
+        };
+        for (key, number) in value.split(';').filter_map(|part| part.trim().split_once('=')) {
+            let Ok(number) = number.trim().parse::<f64>() else {
+                continue;
+            };
+            if !number.is_finite() || number.abs() > 1e12 {
+                continue;
+            }
+            // Rounded and within ±1e12 (checked above): the cast cannot saturate.
+            let whole = |scale: f64| Some((number * scale).round() as i64);
+            match key.trim() {
+                "fraction-lost" if (0.0..=1.0).contains(&number) => quality.loss_permille = whole(1000.0),
+                "cumulative-lost" => quality.lost_packets = whole(1.0),
+                "jitter-ms" if number >= 0.0 => quality.jitter_ms = whole(1.0),
+                "rtt-ms" if number >= 0.0 => quality.rtt_ms = whole(1.0),
+                _ => {}
+            }
+        }
+        let known = [
+            quality.loss_permille,
+            quality.lost_packets,
+            quality.jitter_ms,
+            quality.rtt_ms,
+        ];
+        known.iter().any(Option::is_some).then_some(quality)
+    }
+
+    fn from_row(row: &AnyRow) -> sqlx::Result<Option<Self>> {
+        let quality = Self {
+            loss_permille: row.try_get("rtcp_loss_permille")?,
+            lost_packets: row.try_get("rtcp_lost_packets")?,
+            jitter_ms: row.try_get("rtcp_jitter_ms")?,
+            rtt_ms: row.try_get("rtcp_rtt_ms")?,
+        };
+        let known = [
+            quality.loss_permille,
+            quality.lost_packets,
+            quality.jitter_ms,
+            quality.rtt_ms,
+        ];
+        Ok(known.iter().any(Option::is_some).then_some(quality))
+    }
+}
 
 /// A CDR row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -38,6 +110,8 @@ pub struct Cdr {
     pub answer_source: Option<AnswerSource>,
     /// Why the call ended.
     pub hangup_cause: Option<HangupCause>,
+    /// RTCP figures of the call, when the relay reported them.
+    pub quality: Option<CallQuality>,
 }
 
 impl FromRow<'_, AnyRow> for Cdr {
@@ -55,6 +129,7 @@ impl FromRow<'_, AnyRow> for Cdr {
             ended_at: row.try_get("ended_at")?,
             answer_source: optional_word(row, "answer_source")?,
             hangup_cause: optional_word(row, "hangup_cause")?,
+            quality: CallQuality::from_row(row)?,
         })
     }
 }
@@ -91,8 +166,13 @@ pub struct CdrFilter {
     pub cause: Option<HangupCause>,
     /// Only calls that have not ended yet (the active calls).
     pub active: bool,
+    /// Text found in the number, the Call-ID, the record's id, the tenant's name,
+    /// the icon's public id or label, or the account's user name (any case).
+    pub search: Option<String>,
     /// At most this many, newest first (default 1000).
     pub limit: Option<i64>,
+    /// Skip this many first (paging).
+    pub offset: Option<i64>,
 }
 
 impl NewCdr {
@@ -115,6 +195,7 @@ impl NewCdr {
             ended_at: None,
             answer_source: None,
             hangup_cause: None,
+            quality: None,
         })
     }
 }
@@ -123,6 +204,7 @@ impl Directory {
     /// Writes the CDR row of a call that starts now.
     pub async fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
         let cdr = new.into_cdr()?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -135,85 +217,59 @@ impl Directory {
         .bind(&cdr.number)
         .bind(&cdr.line_id)
         .bind(cdr.started_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        outbox::enqueue(&mut tx, WebhookEvent::CallStarted, &[&cdr.id]).await?;
+        tx.commit().await?;
         Ok(cdr)
     }
 
     /// Records the line a call uses.
     pub async fn set_cdr_line(&self, cdr_id: &str, line_id: &str) -> Result<()> {
-        self.update_cdr(
-            sqlx::query("UPDATE cdrs SET line_id = $1 WHERE id = $2")
-                .bind(line_id)
-                .bind(cdr_id),
-            cdr_id,
-        )
-        .await
+        let query = sqlx::query("UPDATE cdrs SET line_id = $1 WHERE id = $2")
+            .bind(line_id)
+            .bind(cdr_id);
+        self.update_cdr(query, cdr_id, None).await
     }
 
     /// Records the answer of a call.
     pub async fn answer_cdr(&self, cdr_id: &str, at: i64, source: AnswerSource) -> Result<()> {
-        self.update_cdr(
-            sqlx::query("UPDATE cdrs SET answered_at = $1, answer_source = $2 WHERE id = $3")
-                .bind(at)
-                .bind(source.as_str())
-                .bind(cdr_id),
-            cdr_id,
-        )
-        .await
+        let query = sqlx::query("UPDATE cdrs SET answered_at = $1, answer_source = $2 WHERE id = $3")
+            .bind(at)
+            .bind(source.as_str())
+            .bind(cdr_id);
+        self.update_cdr(query, cdr_id, Some(WebhookEvent::CallAnswered))
+            .await
     }
 
     /// Records the end of a call and why it ended.
     pub async fn end_cdr(&self, cdr_id: &str, at: i64, cause: HangupCause) -> Result<()> {
-        self.update_cdr(
-            sqlx::query("UPDATE cdrs SET ended_at = $1, hangup_cause = $2 WHERE id = $3")
-                .bind(at)
-                .bind(cause.to_string())
-                .bind(cdr_id),
-            cdr_id,
-        )
-        .await
+        let query = sqlx::query("UPDATE cdrs SET ended_at = $1, hangup_cause = $2 WHERE id = $3")
+            .bind(at)
+            .bind(cause.to_string())
+            .bind(cdr_id);
+        self.update_cdr(query, cdr_id, Some(WebhookEvent::CallEnded))
+            .await
     }
 
+    /// Runs one change of a CDR and, in the same transaction, queues the
+    /// webhook deliveries of `event`.
     async fn update_cdr(
         &self,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
         cdr_id: &str,
+        event: Option<WebhookEvent>,
     ) -> Result<()> {
-        let done = query.execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let done = query.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(DirectoryError::not_found("cdr", cdr_id));
         }
+        if let Some(event) = event {
+            outbox::enqueue(&mut tx, event, &[cdr_id]).await?;
+        }
+        tx.commit().await?;
         Ok(())
-    }
-
-    /// Lists CDRs in `scope` matching `filter`, newest first.
-    pub async fn list_cdrs(&self, scope: &Scope, filter: &CdrFilter) -> Result<Vec<Cdr>> {
-        let tenant = match scope {
-            Scope::Operator => None,
-            Scope::Tenant(tenant) => Some(tenant.as_str()),
-        };
-        // Each optional filter is a typed parameter; NULL means "any".
-        let rows = sqlx::query_as(
-            "SELECT * FROM cdrs WHERE \
-             (CAST($1 AS TEXT) IS NULL OR tenant_id = $1) AND \
-             (CAST($2 AS BIGINT) IS NULL OR started_at >= $2) AND \
-             (CAST($3 AS BIGINT) IS NULL OR started_at < $3) AND \
-             (CAST($4 AS TEXT) IS NULL OR icon_id = $4) AND \
-             (CAST($5 AS TEXT) IS NULL OR hangup_cause = $5) AND \
-             ($7 = 0 OR ended_at IS NULL) \
-             ORDER BY started_at DESC, id LIMIT $6",
-        )
-        .bind(tenant)
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(filter.icon_id.as_deref())
-        .bind(filter.cause.map(|c| c.to_string()))
-        .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
-        .bind(i64::from(filter.active))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
     }
 }
 

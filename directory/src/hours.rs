@@ -6,7 +6,7 @@
 //! (end exclusive, `24:00` allowed). Empty text means always open.
 //! Example: `mon-fri 09:00-12:00 13:00-17:30; sat 10:00-14:00`.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveTime, TimeZone as _, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{DirectoryError, Result};
@@ -40,6 +40,44 @@ impl OpeningHours {
             }
         }
         Ok(hours)
+    }
+
+    /// The open ranges per weekday (Monday first) as minutes of the day, start
+    /// inclusive, end exclusive, in order; `None` when always open.
+    pub fn weekly(&self) -> Option<[Vec<(u16, u16)>; 7]> {
+        if self.always {
+            return None;
+        }
+        let mut days = self.days.clone();
+        for ranges in &mut days {
+            ranges.sort_unstable();
+        }
+        Some(days)
+    }
+
+    /// The next instant after `at` when a range opens, in time zone `tz`, within
+    /// the coming week; `None` when always open or never open. A start that falls
+    /// in a daylight-saving gap opens when the clocks reach it (an hour later).
+    pub fn next_opening(&self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        let days = self.weekly()?;
+        let today = at.with_timezone(&tz).date_naive();
+        for offset in 0..=7u64 {
+            let date = today.checked_add_days(Days::new(offset))?;
+            let day = date.weekday().num_days_from_monday() as usize;
+            for &(from, _) in &days[day] {
+                let time = NaiveTime::from_hms_opt(u32::from(from / 60), u32::from(from % 60), 0)?;
+                let local = date.and_time(time);
+                let start = tz.from_local_datetime(&local).earliest().or_else(|| {
+                    tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                        .earliest()
+                })?;
+                let start = start.with_timezone(&Utc);
+                if start > at {
+                    return Some(start);
+                }
+            }
+        }
+        None
     }
 
     /// Whether `at` falls in an open range, in time zone `tz`.
@@ -123,6 +161,38 @@ mod tests {
         // Sunday
         assert!(!hours.is_open(Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap(), berlin));
         assert!(OpeningHours::parse("").unwrap().is_open(Utc::now(), berlin));
+    }
+
+    #[test]
+    fn next_opening_in_the_icons_time_zone() {
+        let hours = OpeningHours::parse("sat 10:00-14:00; mon-fri 13:00-17:30 09:00-12:00").unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // Tuesday 07:00 Berlin (06:00 UTC): 09:00 Berlin the same day.
+        assert_eq!(hours.next_opening(at(24, 6, 0), berlin), Some(at(24, 8, 0)));
+        // Tuesday 12:30 Berlin, lunch: 13:00.
+        assert_eq!(hours.next_opening(at(24, 11, 30), berlin), Some(at(24, 12, 0)));
+        // Friday evening: Saturday 10:00.
+        assert_eq!(hours.next_opening(at(27, 19, 0), berlin), Some(at(28, 9, 0)));
+        // Saturday afternoon: Monday 09:00.
+        assert_eq!(hours.next_opening(at(28, 15, 0), berlin), Some(at(30, 8, 0)));
+        let weekly = hours.weekly().unwrap();
+        assert_eq!(weekly[0], [(540, 720), (780, 1050)], "sorted");
+        assert!(weekly[6].is_empty());
+        assert_eq!(
+            OpeningHours::parse("")
+                .unwrap()
+                .next_opening(at(24, 6, 0), berlin),
+            None
+        );
+        assert_eq!(OpeningHours::parse("").unwrap().weekly(), None);
+        // 02:30 does not exist in Berlin on 2026-03-29 (clocks go 02:00 -> 03:00).
+        let gap = OpeningHours::parse("sun 02:30-04:00").unwrap();
+        let before = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();
+        assert_eq!(
+            gap.next_opening(before, berlin),
+            Some(Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap())
+        );
     }
 
     #[test]

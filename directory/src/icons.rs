@@ -11,6 +11,11 @@ use crate::hours::{self, OpeningHours};
 use crate::ids::{new_id, now_ms};
 use crate::validate;
 
+/// Shortest ring timeout an icon may set: a phone needs a few rings to be picked up.
+const MIN_RING_TIMEOUT_S: i64 = 5;
+/// Longest ring timeout an icon may set.
+const MAX_RING_TIMEOUT_S: i64 = 600;
+
 /// An icon row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Icon {
@@ -36,6 +41,9 @@ pub struct Icon {
     pub max_concurrent_calls: i64,
     /// New calls per minute through this icon.
     pub calls_per_minute: i64,
+    /// Seconds a call through this icon rings before it ends as no answer;
+    /// `None`: the relay's own timeout (`media.no_answer_s`).
+    pub ring_timeout_s: Option<i64>,
     /// Creation time, Unix ms.
     pub created_at: i64,
 }
@@ -50,6 +58,14 @@ impl Icon {
             (Ok(hours), Ok(tz)) => hours.is_open(at, tz),
             _ => false,
         }
+    }
+}
+
+impl Icon {
+    /// When the icon next opens after `at`, if it has opening hours.
+    pub fn next_opening(&self, at: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let hours = OpeningHours::parse(&self.opening_hours).ok()?;
+        hours.next_opening(at, hours::timezone(&self.timezone).ok()?)
     }
 }
 
@@ -68,6 +84,7 @@ impl FromRow<'_, AnyRow> for Icon {
             timezone: row.try_get("timezone")?,
             max_concurrent_calls: row.try_get("max_concurrent_calls")?,
             calls_per_minute: row.try_get("calls_per_minute")?,
+            ring_timeout_s: row.try_get("ring_timeout_s")?,
             created_at: row.try_get("created_at")?,
         })
     }
@@ -96,6 +113,8 @@ pub struct NewIcon {
     pub max_concurrent_calls: i64,
     /// Calls per minute limit.
     pub calls_per_minute: i64,
+    /// Ring timeout in seconds; `None`: the relay's.
+    pub ring_timeout_s: Option<i64>,
 }
 
 impl NewIcon {
@@ -112,6 +131,7 @@ impl NewIcon {
             timezone: "UTC".to_owned(),
             max_concurrent_calls: 2,
             calls_per_minute: 10,
+            ring_timeout_s: None,
         }
     }
 }
@@ -136,6 +156,10 @@ pub struct IconUpdate {
     pub max_concurrent_calls: Option<i64>,
     /// New calls per minute limit.
     pub calls_per_minute: Option<i64>,
+    /// New ring timeout in seconds (5-600); `null` goes back to the relay's.
+    #[serde(default, deserialize_with = "validate::present")]
+    #[schema(value_type = Option<i64>)]
+    pub ring_timeout_s: Option<Option<i64>>,
 }
 
 /// Checks every field of an icon; returns it normalised.
@@ -152,6 +176,10 @@ fn validated(mut icon: Icon) -> Result<Icon> {
     icon.max_concurrent_calls =
         validate::bounded("max_concurrent_calls", icon.max_concurrent_calls, 1, 1000)?;
     icon.calls_per_minute = validate::bounded("calls_per_minute", icon.calls_per_minute, 1, 10_000)?;
+    icon.ring_timeout_s = icon
+        .ring_timeout_s
+        .map(|s| validate::bounded("ring_timeout_s", s, MIN_RING_TIMEOUT_S, MAX_RING_TIMEOUT_S))
+        .transpose()?;
     let id_ok = (3..=64).contains(&icon.public_id.len())
         && icon
             .public_id
@@ -182,12 +210,13 @@ impl Directory {
             timezone: new.timezone,
             max_concurrent_calls: new.max_concurrent_calls,
             calls_per_minute: new.calls_per_minute,
+            ring_timeout_s: new.ring_timeout_s,
             created_at: now_ms(),
         })?;
         sqlx::query(
             "INSERT INTO icons (id, public_id, tenant_id, number, label, enabled, allowed_origins, opening_hours, \
-             timezone, max_concurrent_calls, calls_per_minute, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             timezone, max_concurrent_calls, calls_per_minute, ring_timeout_s, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&icon.id)
         .bind(&icon.public_id)
@@ -200,6 +229,7 @@ impl Directory {
         .bind(&icon.timezone)
         .bind(icon.max_concurrent_calls)
         .bind(icon.calls_per_minute)
+        .bind(icon.ring_timeout_s)
         .bind(icon.created_at)
         .execute(&self.pool)
         .await
@@ -252,11 +282,12 @@ impl Directory {
                 .max_concurrent_calls
                 .unwrap_or(current.max_concurrent_calls),
             calls_per_minute: update.calls_per_minute.unwrap_or(current.calls_per_minute),
+            ring_timeout_s: update.ring_timeout_s.unwrap_or(current.ring_timeout_s),
             ..current
         })?;
         sqlx::query(
             "UPDATE icons SET number = $1, label = $2, enabled = $3, allowed_origins = $4, opening_hours = $5, \
-             timezone = $6, max_concurrent_calls = $7, calls_per_minute = $8 WHERE id = $9",
+             timezone = $6, max_concurrent_calls = $7, calls_per_minute = $8, ring_timeout_s = $9 WHERE id = $10",
         )
         .bind(&icon.number)
         .bind(&icon.label)
@@ -266,6 +297,7 @@ impl Directory {
         .bind(&icon.timezone)
         .bind(icon.max_concurrent_calls)
         .bind(icon.calls_per_minute)
+        .bind(icon.ring_timeout_s)
         .bind(&icon.id)
         .execute(&self.pool)
         .await?;

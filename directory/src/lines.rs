@@ -12,6 +12,11 @@ use crate::validate;
 use crate::words::word;
 pub use offhook_vocab::{LineKind, LineState};
 
+/// Sets a line's state (`$1`) at `$2` (Unix ms) for the line `$3`: a fault
+/// reason stays only while the line is in fault.
+pub(crate) const SET_LINE_STATE: &str = "UPDATE lines SET state = $1, state_changed_at = $2, \
+     fault_reason = CASE WHEN $1 = 'fault' THEN fault_reason ELSE NULL END WHERE id = $3";
+
 /// A relay row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Relay {
@@ -66,6 +71,10 @@ pub struct Line {
     pub kind: LineKind,
     /// What it is doing.
     pub state: LineState,
+    /// Why the line is in `fault`, as its relay reported it.
+    pub fault_reason: Option<String>,
+    /// When the state last changed, Unix ms (unknown for lines not changed since).
+    pub state_changed_at: Option<i64>,
     /// Creation time, Unix ms.
     pub created_at: i64,
 }
@@ -82,6 +91,8 @@ impl Line {
             device_path: row.try_get(col("device_path").as_str())?,
             kind: word(row, &col("kind"))?,
             state: word(row, &col("state"))?,
+            fault_reason: row.try_get(col("fault_reason").as_str())?,
+            state_changed_at: row.try_get(col("state_changed_at").as_str())?,
             created_at: row.try_get(col("created_at").as_str())?,
         })
     }
@@ -232,6 +243,8 @@ impl Directory {
             device_path,
             kind: new.kind,
             state: LineState::Idle,
+            fault_reason: None,
+            state_changed_at: None,
             created_at: now_ms(),
         };
         sqlx::query(
@@ -309,16 +322,47 @@ impl Directory {
         if let Some(path) = update.device_path {
             line.device_path = device_path(&path)?;
         }
-        line.state = update.state.unwrap_or(line.state);
+        if let Some(state) = update.state {
+            if state != line.state {
+                line.state_changed_at = Some(now_ms());
+                if state != LineState::Fault {
+                    line.fault_reason = None;
+                }
+            }
+            line.state = state;
+        }
         line.kind = update.kind.unwrap_or(line.kind);
-        sqlx::query("UPDATE lines SET device_path = $1, kind = $2, state = $3 WHERE id = $4")
-            .bind(&line.device_path)
-            .bind(line.kind.as_str())
-            .bind(line.state.as_str())
-            .bind(&line.id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE lines SET device_path = $1, kind = $2, state = $3, fault_reason = $4, state_changed_at = $5 \
+             WHERE id = $6",
+        )
+        .bind(&line.device_path)
+        .bind(line.kind.as_str())
+        .bind(line.state.as_str())
+        .bind(&line.fault_reason)
+        .bind(line.state_changed_at)
+        .bind(&line.id)
+        .execute(&self.pool)
+        .await?;
         Ok(line)
+    }
+
+    /// For the relay owning a line: puts it in `fault` at `at` (Unix ms) and says
+    /// why (a serial error, a modem that stopped answering, …), for the operator.
+    pub async fn set_line_fault(&self, line_id: &str, reason: &str, at: i64) -> Result<()> {
+        let reason: String = reason.chars().filter(|c| !c.is_control()).take(300).collect();
+        let done = sqlx::query(
+            "UPDATE lines SET state = 'fault', fault_reason = $1, state_changed_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(line_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(DirectoryError::not_found("line", line_id));
+        }
+        Ok(())
     }
 
     /// Deletes a line.

@@ -9,11 +9,11 @@ use sqlx::{FromRow, Row, any::AnyRow};
 
 use crate::db::Directory;
 use crate::error::Result;
-use crate::ids::new_id;
+use crate::ids::{new_id, now_ms};
 use crate::lines::{Line, LineState};
 
 /// One binding of an address of record to a contact, and the flow it came over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Registration {
     /// Generated id (`reg_…`).
     pub id: String,
@@ -116,7 +116,8 @@ impl FromRow<'_, AnyRow> for RoutableLine {
 macro_rules! line_with_registration {
     () => {
         "SELECT l.id AS l_id, l.name AS l_name, l.relay_id AS l_relay_id, l.tenant_id AS l_tenant_id, \
-         l.device_path AS l_device_path, l.kind AS l_kind, l.state AS l_state, l.created_at AS l_created_at, \
+         l.device_path AS l_device_path, l.kind AS l_kind, l.state AS l_state, l.fault_reason AS l_fault_reason, \
+         l.state_changed_at AS l_state_changed_at, l.created_at AS l_created_at, \
          r.id AS r_id, r.tenant_id AS r_tenant_id, r.aor AS r_aor, r.contact AS r_contact, \
          r.contact_user AS r_contact_user, r.instance AS r_instance, r.transport AS r_transport, \
          r.source AS r_source, r.node AS r_node, r.connection AS r_connection, r.call_id AS r_call_id, \
@@ -256,17 +257,21 @@ impl Directory {
 
     /// Claims an idle line for a call; false when another call got it first.
     pub async fn claim_line(&self, line_id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE lines SET state = 'dialing' WHERE id = $1 AND state = 'idle'")
-            .bind(line_id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE lines SET state = 'dialing', state_changed_at = $1 WHERE id = $2 AND state = 'idle'",
+        )
+        .bind(now_ms())
+        .bind(line_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Sets a claimed line's state (`in-call`, or `idle` to release it).
     pub async fn set_line_state(&self, line_id: &str, state: LineState) -> Result<()> {
-        sqlx::query("UPDATE lines SET state = $1 WHERE id = $2")
+        sqlx::query(crate::lines::SET_LINE_STATE)
             .bind(state.as_str())
+            .bind(now_ms())
             .bind(line_id)
             .execute(&self.pool)
             .await?;

@@ -1,5 +1,6 @@
 //! Input checks shared by every writer of the directory (CLI, admin API, demo seed):
-//! phone numbers, tenant names, SIP domains and user names, web origins, limits. A
+//! phone numbers, tenant names, SIP domains and user names, web origins, webhook URLs
+//! (and which addresses are internal networks), limits. A
 //! value that passes here is safe to put in a SIP header or a modem dial string.
 
 use crate::error::{DirectoryError, Result};
@@ -140,6 +141,100 @@ pub(crate) fn label(field: &'static str, value: &str) -> Result<String> {
     }
 }
 
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`), for
+/// updates that can clear a field (`#[serde(default, deserialize_with = "present")]`).
+pub(crate) fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Longest webhook URL accepted.
+const MAX_URL_LEN: usize = 2048;
+
+/// Whether `ip` is an address of the server's own networks, or none a webhook may
+/// be sent to: loopback, private (RFC 1918, RFC 4193), carrier-grade NAT,
+/// link-local, unspecified, multicast, broadcast, benchmarking, reserved, and
+/// IPv6 forms of such IPv4 addresses (mapped, NAT64, 6to4).
+pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let embedded_v4 = |high: u16, low: u16| {
+                let [h1, h2] = high.to_be_bytes();
+                let [l1, l2] = low.to_be_bytes();
+                is_internal_address(IpAddr::from([h1, h2, l1, l2]))
+            };
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal_address(IpAddr::V4(v4)))
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && embedded_v4(segments[6], segments[7]))
+                || (segments[0] == 0x2002 && embedded_v4(segments[1], segments[2]))
+        }
+    }
+}
+
+/// A webhook URL: `http(s)://host[:port]/path?query`, no credentials, no
+/// fragment. A host that is `localhost` or an internal address literal (see
+/// [`is_internal_address`]) is refused unless `allow_internal`. Returned as
+/// normalised by the URL standard.
+pub(crate) fn webhook_url(value: &str, allow_internal: bool) -> Result<String> {
+    let bad = |reason: String| DirectoryError::invalid("url", reason);
+    if value.len() > MAX_URL_LEN {
+        return Err(bad(format!("longer than {MAX_URL_LEN} characters")));
+    }
+    let url = url::Url::parse(value).map_err(|err| bad(format!("'{value}' is not a URL: {err}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(bad(format!("'{value}' must start with https:// (or http://)")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not carry credentials: deliveries are signed instead".to_owned()
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not have a #fragment".to_owned()));
+    }
+    let internal = match url.host() {
+        None => return Err(bad(format!("'{value}' has no host"))),
+        Some(url::Host::Ipv4(ip)) => is_internal_address(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal_address(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    if internal && !allow_internal {
+        return Err(bad(format!(
+            "'{value}' points into the server's own network (loopback, private or link-local); \
+             the operator can allow that with web.webhooks.allow_internal_targets"
+        )));
+    }
+    Ok(url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +261,47 @@ mod tests {
             "ftp://a",
         ] {
             assert!(origin(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn webhook_urls_stay_out_of_internal_networks() {
+        for internal in [
+            "http://127.0.0.1:9000/hook",
+            "http://10.1.2.3/",
+            "https://192.168.0.10/x",
+            "http://172.16.0.1/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://localhost:8080/",
+            "http://api.localhost/",
+            "http://2130706433/",
+        ] {
+            assert!(webhook_url(internal, false).is_err(), "{internal} accepted");
+            assert!(
+                webhook_url(internal, true).is_ok(),
+                "{internal} refused when allowed"
+            );
+        }
+        assert_eq!(
+            webhook_url("https://Billing.Example.com/offhook?x=1", false).unwrap(),
+            "https://billing.example.com/offhook?x=1"
+        );
+        assert!(webhook_url("http://93.184.216.34/", false).is_ok());
+        for bad in [
+            "ftp://billing.example/",
+            "https://user:pw@billing.example/",
+            "https://billing.example/#x",
+            "billing.example/hook",
+            "https://",
+        ] {
+            assert!(webhook_url(bad, true).is_err(), "{bad} accepted");
         }
     }
 

@@ -15,6 +15,9 @@
 //! transaction holds line rows while it waits for other line rows (PostgreSQL
 //! visits an `IN` list in index order), so nodes cannot deadlock on lines.
 //!
+//! The webhook outbox rows of the calls that start, are answered and end in a
+//! batch are written in the batch's transaction too (see [`crate::outbox`]).
+//!
 //! Nothing queued is dropped: a failed batch is retried with a growing pause, and
 //! [`CallWriter::close`] writes everything queued before it returns. A crash loses
 //! what was queued and not yet committed (normally less than one batch).
@@ -29,9 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use offhook_vocab::{AnswerSource, HangupCause, LineState};
 
-use crate::cdrs::Cdr;
+use crate::cdrs::{CallQuality, Cdr};
 use crate::db::Directory;
 use crate::error::Result;
+use crate::ids::now_ms;
+use crate::outbox::{self, WebhookEvent};
 
 /// Rows per multi-row statement, largest first: a few statement texts only, so
 /// that they stay prepared (sqlx caches them), and few parameters each (SQLite
@@ -39,7 +44,7 @@ use crate::error::Result;
 const STATEMENT_ROWS: [usize; 4] = [32, 8, 2, 1];
 
 /// Splits `items` into chunks of the sizes in [`STATEMENT_ROWS`].
-fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+pub(crate) fn statement_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         let size = STATEMENT_ROWS.iter().copied().find(|s| *s <= items.len())?;
         let (chunk, rest) = items.split_at(size);
@@ -58,6 +63,7 @@ enum CdrChange {
     Start(Box<Cdr>),
     Line(String),
     Answer(i64, AnswerSource),
+    Quality(CallQuality),
     End(i64, HangupCause),
 }
 
@@ -196,6 +202,16 @@ impl CallWriter {
         });
     }
 
+    /// Queues the RTCP figures of a call (see [`CallQuality::parse_rtcp_header`]),
+    /// before its end so that the end's webhook deliveries carry them.
+    pub fn set_cdr_quality(&self, cdr_id: &str, quality: CallQuality) {
+        self.push(Op::Cdr {
+            id: cdr_id.to_owned(),
+            change: CdrChange::Quality(quality),
+            written: None,
+        });
+    }
+
     /// Queues the end of a call (now); the future resolves when its row is committed.
     pub fn end_cdr(
         &self,
@@ -261,6 +277,8 @@ struct Batch {
     /// CDRs whose rows changed, in first-change order.
     cdrs: Vec<String>,
     cdr_set: HashSet<String>,
+    /// The webhook events of the batch: calls started, answered, ended in it.
+    events: Vec<(WebhookEvent, String)>,
     /// Final state per line, in first-change order.
     lines: Vec<(String, &'static str)>,
     line_index: HashMap<String, usize>,
@@ -321,6 +339,7 @@ impl Task {
                 match change {
                     CdrChange::Start(cdr) => {
                         self.open.insert(id.clone(), *cdr);
+                        batch.events.push((WebhookEvent::CallStarted, id.clone()));
                     }
                     change => match self.open.get_mut(&id) {
                         Some(row) => match change {
@@ -328,10 +347,13 @@ impl Task {
                             CdrChange::Answer(at, source) => {
                                 row.answered_at = Some(at);
                                 row.answer_source = Some(source);
+                                batch.events.push((WebhookEvent::CallAnswered, id.clone()));
                             }
+                            CdrChange::Quality(quality) => row.quality = Some(quality),
                             CdrChange::End(at, cause) => {
                                 row.ended_at = Some(at);
                                 row.hangup_cause = Some(cause);
+                                batch.events.push((WebhookEvent::CallEnded, id.clone()));
                             }
                             CdrChange::Start(_) => {}
                         },
@@ -405,13 +427,15 @@ impl Task {
             .claims
             .fetch_add(claims.len() as u64, Ordering::Relaxed);
         let mut won = HashSet::new();
+        let changed_at = now_ms();
         for chunk in statement_chunks(&ids) {
-            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let params: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "UPDATE lines SET state = 'dialing' WHERE state = 'idle' AND id IN ({}) RETURNING id",
+                "UPDATE lines SET state = 'dialing', state_changed_at = $1 WHERE state = 'idle' AND id IN ({}) \
+                 RETURNING id",
                 params.join(", ")
             );
-            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(changed_at);
             for id in chunk {
                 query = query.bind((*id).clone());
             }
@@ -432,14 +456,15 @@ impl Task {
         for chunk in statement_chunks(&rows) {
             let mut sql = String::from(
                 "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at, \
-                 answered_at, ended_at, answer_source, hangup_cause) VALUES ",
+                 answered_at, ended_at, answer_source, hangup_cause, rtcp_loss_permille, rtcp_lost_packets, \
+                 rtcp_jitter_ms, rtcp_rtt_ms) VALUES ",
             );
             for n in 0..chunk.len() {
-                let p = n * 12;
+                let p = n * 16;
                 if n > 0 {
                     sql.push_str(", ");
                 }
-                let params: Vec<String> = (1..=12).map(|i| format!("${}", p + i)).collect();
+                let params: Vec<String> = (1..=16).map(|i| format!("${}", p + i)).collect();
                 sql.push('(');
                 sql.push_str(&params.join(", "));
                 sql.push(')');
@@ -447,10 +472,13 @@ impl Task {
             sql.push_str(
                 " ON CONFLICT (id) DO UPDATE SET line_id = excluded.line_id, answered_at = excluded.answered_at, \
                  ended_at = excluded.ended_at, answer_source = excluded.answer_source, \
-                 hangup_cause = excluded.hangup_cause",
+                 hangup_cause = excluded.hangup_cause, rtcp_loss_permille = excluded.rtcp_loss_permille, \
+                 rtcp_lost_packets = excluded.rtcp_lost_packets, rtcp_jitter_ms = excluded.rtcp_jitter_ms, \
+                 rtcp_rtt_ms = excluded.rtcp_rtt_ms",
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for cdr in chunk {
+                let quality = cdr.quality;
                 query = query
                     .bind(cdr.id.clone())
                     .bind(cdr.tenant_id.clone())
@@ -463,10 +491,26 @@ impl Task {
                     .bind(cdr.answered_at)
                     .bind(cdr.ended_at)
                     .bind(cdr.answer_source.map(AnswerSource::as_str))
-                    .bind(cdr.hangup_cause.map(|c| c.to_string()));
+                    .bind(cdr.hangup_cause.map(|c| c.to_string()))
+                    .bind(quality.and_then(|q| q.loss_permille))
+                    .bind(quality.and_then(|q| q.lost_packets))
+                    .bind(quality.and_then(|q| q.jitter_ms))
+                    .bind(quality.and_then(|q| q.rtt_ms));
             }
             query.execute(&mut *tx).await?;
         }
+        for event in WebhookEvent::ALL {
+            let ids: Vec<&str> = batch
+                .events
+                .iter()
+                .filter(|(e, _)| *e == event)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if !ids.is_empty() {
+                outbox::enqueue(&mut tx, event, &ids).await?;
+            }
+        }
+        let changed_at = now_ms();
         let mut states: Vec<&'static str> = batch.lines.iter().map(|(_, s)| *s).collect();
         states.sort_unstable();
         states.dedup();
@@ -478,9 +522,13 @@ impl Task {
                 .map(|(l, _)| l)
                 .collect();
             for chunk in statement_chunks(&ids) {
-                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-                let sql = format!("UPDATE lines SET state = $1 WHERE id IN ({})", params.join(", "));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state);
+                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "UPDATE lines SET state = $1, state_changed_at = $2, \
+                     fault_reason = CASE WHEN $1 = 'fault' THEN fault_reason ELSE NULL END WHERE id IN ({})",
+                    params.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state).bind(changed_at);
                 for id in chunk {
                     query = query.bind((*id).clone());
                 }

@@ -24,9 +24,14 @@ try {
     document.body.appendChild(script);
   }, iconId);
   const host = page.locator(`.offhook-widget[data-icon="${iconId}"]`);
-  await host.locator("button.call").click();
-  const want = expect === "in-call" ? ["in-call"] : ["failed", "busy", "no-answer"];
   const widget = `(window.offhookWidgets || []).find((w) => w.iconId === ${JSON.stringify(iconId)})`;
+  // Once the widget knows what the icon is: a refused one shows why before any click.
+  await page.waitForFunction((find) => { const w = eval(find); return w && w.info; }, widget, { timeout: 10000 });
+  const refusedBeforeClick = ["closed", "disabled", "not-allowed", "unknown", "unavailable"];
+  const shown = await page.evaluate((find) => eval(find).state, widget);
+  if (!refusedBeforeClick.includes(shown)) await host.locator("button.call").click();
+  // "failed": the call failed, or the widget refused it before any click.
+  const want = expect === "in-call" ? ["in-call"] : ["failed", ...refusedBeforeClick];
   await page.waitForFunction(
     ([states, find]) => { const w = eval(find); return w && states.includes(w.state); },
     [want, widget],

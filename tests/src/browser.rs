@@ -1,6 +1,7 @@
 //! Real-browser test support: the scripts in `tests/browser/` (playwright-core
-//! driving Debian's headless Chromium) installed from npm on first use, and run
-//! with their JSON report read back.
+//! and puppeteer-core driving Debian's headless Chromium and Firefox ESR, axe-core
+//! scanning pages) installed from npm on first use, and run with their JSON
+//! report read back.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,12 +14,21 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
-/// Installs playwright-core and JsSIP from npm (locked) on first use.
+/// Installs the packages of `tests/browser/package.json` (playwright-core,
+/// puppeteer-core, axe-core, JsSIP, esbuild) from npm, locked, unless every one
+/// is there already.
 ///
 /// # Panics
 /// When npm fails: the browser tests cannot run without them.
 pub fn npm_ci() {
-    if browser_dir().join("node_modules/playwright-core").exists() {
+    let manifest =
+        std::fs::read_to_string(browser_dir().join("package.json")).expect("tests/browser/package.json");
+    let manifest: Value = serde_json::from_str(&manifest).expect("package.json is JSON");
+    let installed = manifest["dependencies"].as_object().is_some_and(|deps| {
+        deps.keys()
+            .all(|name| browser_dir().join("node_modules").join(name).exists())
+    });
+    if installed {
         return;
     }
     let status = std::process::Command::new("npm")
@@ -34,7 +44,19 @@ pub fn npm_ci() {
 /// # Panics
 /// When the script does not finish in time or prints no JSON report.
 pub async fn node(script: &str, args: &[&str]) -> Value {
-    let run = tokio::process::Command::new("node")
+    node_with(tokio::process::Command::new("node"), script, args).await
+}
+
+/// Runs a browser script inside `network`; its JSON report.
+///
+/// # Panics
+/// As [`node`].
+pub async fn node_in(network: &crate::netns::LossyNetwork, script: &str, args: &[&str]) -> Value {
+    node_with(network.command("node"), script, args).await
+}
+
+async fn node_with(mut command: tokio::process::Command, script: &str, args: &[&str]) -> Value {
+    let run = command
         .arg(browser_dir().join(script))
         .args(args)
         .stdout(Stdio::piped())

@@ -3,9 +3,11 @@
 
 mod audio;
 pub mod browser;
+pub mod netns;
 pub mod sim;
 pub mod sipp;
 pub mod ua;
+pub mod webhook_receiver;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
@@ -140,7 +142,12 @@ impl Offhook {
 
     /// A command for the binary with this database and a quiet log.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(offhook_bin());
+        self.configured(Command::new(offhook_bin()), args)
+    }
+
+    /// `command` (the binary, or a wrapper that runs it) with `args`, this
+    /// database and a quiet log.
+    fn configured(&self, mut command: Command, args: &[&str]) -> Command {
         command
             .args(args)
             .env("OFFHOOK_DATABASE_URL", &self.db.url)
@@ -161,7 +168,15 @@ impl Offhook {
 
     /// Starts a long-running command with its standard output piped.
     pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> Running {
-        let mut command = self.command(args);
+        Self::started(self.command(args), envs)
+    }
+
+    /// Starts a long-running command inside `network`.
+    pub fn spawn_in(&self, network: &netns::LossyNetwork, args: &[&str], envs: &[(&str, &str)]) -> Running {
+        Self::started(self.configured(network.command(offhook_bin()), args), envs)
+    }
+
+    fn started(mut command: Command, envs: &[(&str, &str)]) -> Running {
         command.envs(envs.iter().copied()).stdout(Stdio::piped());
         let mut child = command.spawn().expect("spawn offhook");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();

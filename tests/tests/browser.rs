@@ -73,7 +73,7 @@ async fn browser_calls_the_echo_and_sees_refusals() {
     );
     for (icon, shown) in [
         ("demo-invalid", "not allowed from this page"),
-        ("demo-no-answer", "disabled"),
+        ("demo-no-answer", "switched off"),
         ("demo-busy", "busy"),
         ("demo-busy", "Too many calls"),
     ] {

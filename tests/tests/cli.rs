@@ -126,7 +126,30 @@ async fn directory_commands_create_list_update_delete() {
 
         ok(&offhook.run(&["directory", "icon", "delete", "acme-sales"]).await);
         assert!(icons_json(&offhook).await.is_empty());
-        ok(&offhook.run(&["directory", "tenant", "delete", "acme"]).await);
+        // The tenant still owns an account: the delete names it and stops without --yes.
+        let refused = offhook.run(&["directory", "tenant", "delete", "acme"]).await;
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(
+            stderr(&refused).contains("also deletes 1 account; add --yes"),
+            "{}",
+            stderr(&refused)
+        );
+        let deleted = offhook
+            .run(&["directory", "tenant", "delete", "acme", "--yes"])
+            .await;
+        ok(&deleted);
+        assert_eq!(stdout(&deleted).trim(), "deleted tenant acme and 1 account");
+        let audit = offhook.run(&["directory", "audit", "list", "--json"]).await;
+        let audit: Value = serde_json::from_str(&stdout(&audit)).unwrap();
+        let actions: Vec<(&str, &str)> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["action"].as_str().unwrap(), e["object_kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(actions[0], ("delete", "tenant"), "newest first: {actions:?}");
+        assert!(actions.contains(&("create", "icon")) && actions.contains(&("update", "icon")));
+        assert!(audit[0]["actor"].as_str().unwrap().starts_with("cli:"));
         offhook.db.finish().await;
     }
 }
@@ -257,6 +280,150 @@ async fn demo_seeds_and_serves_until_terminated() {
         let again = offhook.run(&["demo", "--seed-only"]).await;
         assert!(again.status.success(), "{}", stderr(&again));
         assert_eq!(icons_json(&offhook).await.len(), icons.len());
+        offhook.db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn operator_commands_hang_up_reset_diagnose_and_manage_webhooks() {
+    for backend in backends() {
+        let offhook = Offhook::new(backend).await;
+        let ok = |out: &std::process::Output| assert!(out.status.success(), "{backend:?}: {}", stderr(out));
+        let seeded = offhook.run(&["demo", "--seed-only"]).await;
+        ok(&seeded);
+        ok(&offhook
+            .run(&["directory", "icon", "update", "demo-echo", "--ring-timeout", "25"])
+            .await);
+        let icons = icons_json(&offhook).await;
+        let echo = icons.iter().find(|i| i["public_id"] == "demo-echo").unwrap();
+        assert_eq!(echo["ring_timeout_s"], 25);
+        let refused = offhook
+            .run(&["directory", "icon", "update", "demo-echo", "--ring-timeout", "2"])
+            .await;
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+
+        // A call in progress, as signaling writes it.
+        let d = &offhook.db.directory;
+        let tenant = d.tenant("demo").await.unwrap();
+        let icon = d
+            .icon(&offhook_directory::Scope::Operator, "demo-echo")
+            .await
+            .unwrap();
+        let line = d.line("demo-line-1").await.unwrap();
+        let cdr = d
+            .start_cdr(offhook_directory::NewCdr {
+                tenant_id: tenant.id,
+                icon_id: Some(icon.id),
+                account_id: None,
+                call_id: "cli-call".into(),
+                number: icon.number,
+                line_id: Some(line.id),
+                started_at: chrono::Utc::now().timestamp_millis(),
+            })
+            .await
+            .unwrap();
+        let calls = offhook.run(&["directory", "call", "list"]).await;
+        assert!(
+            stdout(&calls).contains(&cdr.id) && stdout(&calls).contains("demo-echo"),
+            "{}",
+            stdout(&calls)
+        );
+        let hangup = offhook.run(&["directory", "call", "hangup", &cdr.id]).await;
+        ok(&hangup);
+        assert!(
+            stdout(&hangup).contains("waiting for the node that owns it"),
+            "{}",
+            stdout(&hangup)
+        );
+        let reset = offhook.run(&["directory", "line", "reset", "demo-line-1"]).await;
+        ok(&reset);
+        let actions = offhook
+            .run(&["directory", "action", "list", "--open", "--json"])
+            .await;
+        let actions: Value = serde_json::from_str(&stdout(&actions)).unwrap();
+        let kinds: Vec<&str> = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(
+            kinds.contains(&"hangup-call") && kinds.contains(&"reset-line"),
+            "{kinds:?}"
+        );
+        let diagnose = offhook
+            .run(&["directory", "line", "diagnose", "demo-line-1"])
+            .await;
+        ok(&diagnose);
+        let text = stdout(&diagnose);
+        assert!(text.contains(&format!("in call {}", cdr.id)), "{text}");
+        assert!(
+            text.contains("problem: relay demo-relay has no live registration"),
+            "{text}"
+        );
+        assert!(text.contains("reset-line"), "{text}");
+
+        // Webhooks: internal URLs refused unless the operator allows them.
+        let internal = offhook
+            .run(&[
+                "directory",
+                "webhook",
+                "create",
+                "--tenant",
+                "demo",
+                "--url",
+                "http://127.0.0.1:9/hook",
+            ])
+            .await;
+        assert_eq!(internal.status.code(), Some(2), "{}", stderr(&internal));
+        assert!(
+            stderr(&internal).contains("allow_internal_targets"),
+            "{}",
+            stderr(&internal)
+        );
+        let made = offhook
+            .run(&[
+                "directory",
+                "webhook",
+                "create",
+                "--tenant",
+                "demo",
+                "--url",
+                "https://billing.example/hook",
+                "--event",
+                "call.ended",
+                "--event",
+                "call.answered",
+            ])
+            .await;
+        ok(&made);
+        let secret = stdout(&made).trim().to_owned();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let listed = offhook.run(&["directory", "webhook", "list", "--json"]).await;
+        assert!(!stdout(&listed).contains(&secret), "the secret is shown once");
+        let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+        assert_eq!(
+            listed[0]["events"],
+            serde_json::json!(["call.answered", "call.ended"])
+        );
+        d.end_cdr(
+            &cdr.id,
+            chrono::Utc::now().timestamp_millis(),
+            offhook_directory::HangupCause::Normal,
+        )
+        .await
+        .unwrap();
+        let deliveries = offhook.run(&["directory", "webhook", "deliveries"]).await;
+        assert!(stdout(&deliveries).contains("call.ended") && stdout(&deliveries).contains("pending"));
+        let records = offhook
+            .run(&["directory", "cdr", "list", "--search", "cli-call"])
+            .await;
+        assert!(
+            stdout(&records).contains("demo-echo") && stdout(&records).contains("normal"),
+            "{}",
+            stdout(&records)
+        );
         offhook.db.finish().await;
     }
 }

@@ -1,22 +1,25 @@
 //! offhook's HTTP side (axum): the start page with the call icons, the embeddable
 //! widget (`/widget.js`), the click API that hands out call tokens, health
 //! (`/healthz`, `/readyz`), metrics, the admin REST API with its OpenAPI document
-//! and the admin UI (`/admin`). The router is
-//! built by [`router`] so that tests call it with `oneshot` and processes serve it
-//! with [`serve`].
+//! and the admin UI (`/admin`), and the delivery of billing webhooks
+//! ([`webhook_delivery`]). The router is built by [`router`] so that tests call it
+//! with `oneshot` and processes serve it with [`serve`].
 
 mod admin;
 mod admin_ui;
 mod click;
 mod metrics;
 mod pages;
+pub mod webhook_delivery;
 mod widget;
 
 pub use click::{CallGrantResponse, TOKEN_LIFETIME_MS};
+pub use webhook_delivery::WebhookConfig;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,6 +28,13 @@ use axum::routing::{get, post};
 use offhook_directory::Directory;
 use offhook_directory::limits::Limiter;
 use tokio::net::TcpListener;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// Public requests (pages, widget, click API) served at once; more wait.
+const PUBLIC_CONCURRENCY: usize = 256;
+/// A public request that takes longer is answered 408.
+const PUBLIC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -37,6 +47,11 @@ pub struct AppState {
     pub sip_ws_url: String,
     /// Per-minute limits of the click API.
     pub click_limiter: Arc<Mutex<Limiter>>,
+    /// The tenant whose enabled icons the start page shows (`offhook demo`: the
+    /// demo tenant); none shows no icon.
+    pub start_page_tenant: Option<String>,
+    /// Webhook settings (what URLs tenant admins may set).
+    pub webhooks: WebhookConfig,
 }
 
 impl AppState {
@@ -50,7 +65,21 @@ impl AppState {
             call_token_secret: Arc::new(secret),
             sip_ws_url,
             click_limiter: Arc::default(),
+            start_page_tenant: None,
+            webhooks: WebhookConfig::default(),
         })
+    }
+
+    /// Shows `tenant`'s enabled icons on the start page.
+    pub fn with_start_page_tenant(mut self, tenant: Option<String>) -> Self {
+        self.start_page_tenant = tenant;
+        self
+    }
+
+    /// Uses these webhook settings.
+    pub fn with_webhooks(mut self, webhooks: WebhookConfig) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 }
 
@@ -58,15 +87,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let (admin, openapi) = admin::router(&state);
     let openapi = Arc::new(openapi);
-    Router::new()
-        .merge(admin)
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let doc = Arc::clone(&openapi);
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
+    let public = Router::new()
         .route("/admin", get(admin_ui::page))
         .route("/admin/admin.js", get(admin_ui::script))
         .route("/", get(pages::index))
@@ -75,6 +96,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/icons/{public_id}/calls",
             post(click::create_call).options(click::preflight),
+        )
+        .layer(ConcurrencyLimitLayer::new(PUBLIC_CONCURRENCY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            PUBLIC_TIMEOUT,
+        ));
+    Router::new()
+        .merge(admin)
+        .merge(public)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&openapi);
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

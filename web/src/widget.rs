@@ -1,8 +1,10 @@
-//! The embeddable widget: `GET /widget.js` serves the in-project SIP-over-WebSocket
-//! client (`assets/sipws.js`) followed by the call icon (`assets/widget.js`) as one
-//! script, so a site owner pastes a single `<script>` tag, behind the shared
-//! vocabulary ([`with_vocabulary`]). No build step: the files are embedded at
-//! compile time.
+//! The embeddable widget: `GET /widget.js` serves, as one script (a site owner
+//! pastes a single `<script>` tag): the in-project SIP-over-WebSocket client
+//! (`assets/sipws.js`), the widget's words in English, German and French
+//! (`assets/i18n.js`), the JavaScript API `Offhook.device(…)` with its calls
+//! (`assets/device.js`), and the call icon built on it (`assets/widget.js`),
+//! behind the shared vocabulary ([`with_vocabulary`]). No build step: the files
+//! are embedded at compile time.
 
 use std::sync::LazyLock;
 
@@ -24,6 +26,10 @@ static WIDGET_JS: LazyLock<String> = LazyLock::new(|| {
     with_vocabulary(concat!(
         include_str!("../assets/sipws.js"),
         "\n",
+        include_str!("../assets/i18n.js"),
+        "\n",
+        include_str!("../assets/device.js"),
+        "\n",
         include_str!("../assets/widget.js")
     ))
 });
@@ -34,6 +40,7 @@ pub async fn script() -> impl IntoResponse {
         [
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
         WIDGET_JS.as_str(),
     )

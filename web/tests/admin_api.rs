@@ -4,68 +4,13 @@
 //! (422 naming the field, nothing written), CSV export, active calls, calls per
 //! hour, and the served OpenAPI document.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt as _;
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Api, ids};
 use offhook_directory::testing::{TestDb, backends};
-use offhook_directory::{Directory, LineKind, NewApiToken, NewCdr, NewIcon, NewLine, NewTenant, Scope};
-use offhook_web::{AppState, router};
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
-
-/// The router of one test database, and a way to call it.
-struct Api {
-    state: AppState,
-}
-
-/// A response: status, body as JSON (or the text as a JSON string), content type.
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    content_type: String,
-}
-
-impl Api {
-    async fn new(directory: &Directory) -> Self {
-        let state = AppState::new(directory.clone(), "ws://127.0.0.1:5066".into())
-            .await
-            .unwrap();
-        Self { state }
-    }
-
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => request
-                .header("Content-Type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
-            status,
-            body,
-            content_type,
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Reply {
-        self.call(Method::GET, path, Some(token), None).await
-    }
-}
+use offhook_directory::{Directory, LineKind, NewCdr, NewIcon, NewLine, Scope};
+use serde_json::json;
 
 /// Ids of tenant alpha's objects, one of each kind.
 struct Alpha {
@@ -87,27 +32,8 @@ struct Fixture {
 }
 
 async fn fixture(d: &Directory) -> Fixture {
-    for (name, domain) in [("alpha", "alpha.example"), ("beta", "beta.example")] {
-        d.create_tenant(NewTenant {
-            name: name.into(),
-            sip_domain: domain.into(),
-        })
-        .await
-        .unwrap();
-    }
-    let token = |name: &str, tenant: Option<&str>| NewApiToken {
-        name: name.into(),
-        tenant: tenant.map(Into::into),
-    };
-    let (_, operator) = d.create_api_token(token("ops", None)).await.unwrap();
-    let (alpha_token, alpha_admin) = d
-        .create_api_token(token("alpha admin", Some("alpha")))
-        .await
-        .unwrap();
-    let (_, beta_admin) = d
-        .create_api_token(token("beta admin", Some("beta")))
-        .await
-        .unwrap();
+    let (operator, admins) = common::tenants_with_admins(d, &["alpha", "beta"]).await;
+    let [(alpha_token, alpha_admin), (_, beta_admin)] = <[_; 2]>::try_from(admins).unwrap();
     let tenant = d.tenant("alpha").await.unwrap();
     let account = d
         .create_account(offhook_directory::NewAccount {
@@ -166,16 +92,6 @@ async fn fixture(d: &Directory) -> Fixture {
             token: alpha_token.id,
         },
     }
-}
-
-fn ids(reply: &Reply) -> Vec<String> {
-    reply
-        .body
-        .as_array()
-        .unwrap_or_else(|| panic!("a list: {}", reply.body))
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -625,9 +541,12 @@ async fn cdrs_filter_export_and_chart() {
         let text = csv.body.as_str().unwrap();
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows.len(), 2, "{text}");
-        assert!(rows[0].starts_with("id,tenant_id,icon_id"));
+        assert!(rows[0].starts_with("id,tenant,icon,account,call_id,number,line,"));
         assert!(
-            rows[1].starts_with(&f.alpha.cdr) && rows[1].ends_with(",busy"),
+            rows[1].starts_with(&format!(
+                "{},alpha,alpha-sales,,call-1@alpha,5550100,alpha-line,",
+                f.alpha.cdr
+            )) && rows[1].ends_with(",5,0,,busy,,,"),
             "{}",
             rows[1]
         );
@@ -667,6 +586,16 @@ async fn openapi_document_describes_every_admin_route() {
         "/api/v1/admin/stats/calls-per-hour",
         "/api/v1/admin/tokens/{id}",
         "/api/v1/admin/me",
+        "/api/v1/admin/calls/{id}/hangup",
+        "/api/v1/admin/lines/{id}/reset",
+        "/api/v1/admin/lines/{id}/diagnostics",
+        "/api/v1/admin/tenants/{id}/delete-impact",
+        "/api/v1/admin/actions",
+        "/api/v1/admin/audit",
+        "/api/v1/admin/webhooks",
+        "/api/v1/admin/webhooks/{id}/secret",
+        "/api/v1/admin/deliveries",
+        "/api/v1/admin/deliveries/{id}/retry",
     ] {
         assert!(paths.contains_key(path), "{path} in {:?}", paths.keys());
     }

@@ -1,6 +1,10 @@
 //! The click API through the real router (`oneshot`) on SQLite and PostgreSQL:
 //! a call token only for an enabled, open icon, from an allowed origin, within
 //! the rate limit; the token names the icon and verifies with the shared secret.
+//! Refusals (and the preflight) carry CORS so that the widget on any page reads
+//! why, with a code; a grant carries it only for an allowed origin. The icon
+//! info says what the widget shows before a click. The start page lists one
+//! tenant's icons only.
 
 use std::net::SocketAddr;
 
@@ -262,4 +266,200 @@ async fn metrics_count_calls_lines_and_node_counters() {
         );
         db.finish().await;
     }
+}
+
+/// A request through the router; status, headers, JSON body.
+async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 40000))));
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+fn allow_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn refusals_reach_the_widget_on_any_page_and_grants_only_allowed_ones() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let state = setup(&db).await;
+        let post = |icon: &str, origin: &str| {
+            Request::post(format!("/api/v1/icons/{icon}/calls"))
+                .header("Origin", origin)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, headers, body) = send(&state, post("shop-sales", ORIGIN)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(allow_origin(&headers), Some(ORIGIN));
+        assert!(body["token"].is_string());
+        let (status, headers, body) = send(&state, post("shop-sales", "https://evil.example")).await;
+        assert_eq!(
+            (status, allow_origin(&headers)),
+            (StatusCode::FORBIDDEN, Some("*"))
+        );
+        assert_eq!(body["code"], "origin-not-allowed");
+        assert!(body.get("token").is_none());
+        let (status, headers, body) = send(&state, post("no-such-icon", "https://evil.example")).await;
+        assert_eq!(
+            (status, allow_origin(&headers)),
+            (StatusCode::NOT_FOUND, Some("*"))
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "There is no call icon with this id.", "code": "unknown-icon"})
+        );
+        // The preflight answers every origin: the POST is what gets refused.
+        let preflight = Request::builder()
+            .method("OPTIONS")
+            .uri("/api/v1/icons/shop-sales/calls")
+            .header("Origin", "https://evil.example")
+            .header("Access-Control-Request-Method", "POST")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = send(&state, preflight).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(allow_origin(&headers), Some("https://evil.example"));
+        assert_eq!(headers["access-control-allow-methods"], "POST");
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn icon_info_tells_the_widget_what_to_show_before_a_click() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let state = setup(&db).await;
+        let d = &db.directory;
+        let info = |icon: &str, header: Option<(&str, &str)>| {
+            let mut request = Request::get(format!("/api/v1/icons/{icon}"));
+            if let Some((name, value)) = header {
+                request = request.header(name, value);
+            }
+            request.body(Body::empty()).unwrap()
+        };
+        let (_, headers, body) = send(&state, info("shop-sales", Some(("Origin", ORIGIN)))).await;
+        assert_eq!(allow_origin(&headers), Some("*"));
+        assert_eq!(
+            (&body["status"], &body["allowed_here"]),
+            (&"ready".into(), &true.into()),
+            "{body}"
+        );
+        assert_eq!(body["hours"], Value::Null, "always open");
+        let (_, _, body) = send(
+            &state,
+            info("shop-sales", Some(("Referer", "https://evil.example/page"))),
+        )
+        .await;
+        assert_eq!(
+            (&body["status"], &body["allowed_here"]),
+            (&"not-allowed".into(), &false.into())
+        );
+        let (_, _, body) = send(&state, info("shop-sales", None)).await;
+        assert_eq!(
+            (&body["status"], &body["allowed_here"]),
+            (&"ready".into(), &Value::Null)
+        );
+        // Closed: open on another day only, in Berlin; the next opening is in the coming week.
+        let other_day = if chrono::Datelike::weekday(&chrono::Utc::now()) == chrono::Weekday::Mon {
+            "tue"
+        } else {
+            "mon"
+        };
+        let closed = IconUpdate {
+            opening_hours: Some(format!("{other_day} 09:00-12:00 13:00-17:00")),
+            timezone: Some("Europe/Berlin".into()),
+            ..Default::default()
+        };
+        d.update_icon(&Scope::Operator, "shop-sales", closed)
+            .await
+            .unwrap();
+        let (_, _, body) = send(&state, info("shop-sales", Some(("Origin", ORIGIN)))).await;
+        assert_eq!(
+            (&body["status"], &body["open"]),
+            (&"closed".into(), &false.into()),
+            "{body}"
+        );
+        assert_eq!(body["timezone"], "Europe/Berlin");
+        let day = if other_day == "mon" { 0 } else { 1 };
+        assert_eq!(
+            body["hours"][day],
+            serde_json::json!([["09:00", "12:00"], ["13:00", "17:00"]])
+        );
+        let next = body["next_open_at"].as_i64().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        assert!(next > now && next < now + 8 * 86_400_000, "{body}");
+        let disabled = IconUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        d.update_icon(&Scope::Operator, "shop-sales", disabled)
+            .await
+            .unwrap();
+        let (_, _, body) = send(
+            &state,
+            info("shop-sales", Some(("Origin", "https://evil.example"))),
+        )
+        .await;
+        assert_eq!(body["status"], "disabled", "disabled first");
+        let (status, headers, body) = send(&state, info("no-such-icon", None)).await;
+        assert_eq!(
+            (status, allow_origin(&headers)),
+            (StatusCode::NOT_FOUND, Some("*"))
+        );
+        assert_eq!(body["code"], "unknown-icon");
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn the_start_page_lists_one_tenants_icons_only() {
+    let db = TestDb::new(backends()[0]).await;
+    let state = setup(&db).await;
+    let d = &db.directory;
+    d.create_tenant(NewTenant {
+        name: "demo".into(),
+        sip_domain: "demo.example".into(),
+    })
+    .await
+    .unwrap();
+    for (id, label) in [("demo-echo", "Call the echo"), ("demo-busy", "A busy line")] {
+        d.create_icon(NewIcon {
+            public_id: Some(id.into()),
+            ..NewIcon::new("demo", "5550100", label)
+        })
+        .await
+        .unwrap();
+    }
+    let page = |state: AppState| async move {
+        let response = router(state)
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    let none = page(state.clone()).await;
+    assert!(!none.contains("data-icon"), "no tenant named: no icon listed");
+    assert!(none.contains("name=\"viewport\""));
+    let demo = page(state.with_start_page_tenant(Some("demo".into()))).await;
+    let (echo, busy) = (demo.find("demo-echo").unwrap(), demo.find("demo-busy").unwrap());
+    assert!(echo < busy, "the echo first");
+    assert!(
+        !demo.contains("shop-sales"),
+        "another tenant's icon is never listed"
+    );
+    db.finish().await;
 }

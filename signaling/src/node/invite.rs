@@ -322,6 +322,7 @@ impl Node {
             ended_at: None,
             answer_source: None,
             hangup_cause: None,
+            quality: None,
         };
         let started = Started {
             cdr: cdr.id.clone(),

@@ -198,6 +198,8 @@ mod tests {
                 device_path: "emulated".into(),
                 kind: LineKind::Emulated,
                 state: LineState::Idle,
+                fault_reason: None,
+                state_changed_at: None,
                 created_at: 0,
             },
             registration: Registration {

@@ -57,6 +57,7 @@ impl Directory {
             timezone: "UTC".into(),
             max_concurrent_calls: 2,
             calls_per_minute: 10,
+            ring_timeout_s: None,
             created_at: 0,
         };
         let alice = Account {
@@ -178,6 +179,8 @@ impl World {
                 device_path: "emulated".into(),
                 kind: offhook_directory::LineKind::Emulated,
                 state: offhook_directory::LineState::Idle,
+                fault_reason: None,
+                state_changed_at: None,
                 created_at: 0,
             },
             registration: offhook_directory::Registration {

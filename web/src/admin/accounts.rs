@@ -4,12 +4,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use offhook_directory::{Account, AccountKind, AccountUpdate, NewAccount};
+use offhook_directory::{Account, AccountKind, AccountUpdate, AuditChange, DeleteImpact, NewAccount};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath};
 use super::principal::Principal;
@@ -43,6 +44,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account, update_account, delete_account))
+        .routes(routes!(account_delete_impact))
 }
 
 /// Lists the accounts the caller sees.
@@ -74,6 +76,8 @@ async fn create_account(
             kind: body.kind,
         })
         .await?;
+    let entry = AuditChange::created("account", &account.username, Some(&account.tenant_id), &account);
+    audit::record(&state, &who, entry).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 
@@ -97,12 +101,25 @@ async fn update_account(
     ApiPath(id): ApiPath<String>,
     ApiJson(update): ApiJson<AccountUpdate>,
 ) -> ApiResult<Json<Account>> {
-    Ok(Json(
-        state
-            .directory
-            .update_account_by_id(&who.scope(), &id, update)
-            .await?,
-    ))
+    let before = state.directory.account_by_id(&who.scope(), &id).await?;
+    let new_password = update.password.is_some();
+    let after = state
+        .directory
+        .update_account_by_id(&who.scope(), &id, update)
+        .await?;
+    let mut entry = AuditChange::updated(
+        "account",
+        &after.username,
+        Some(&after.tenant_id),
+        &before,
+        &after,
+    );
+    if new_password {
+        // Never the password itself: only that it changed.
+        entry.changes["password"] = "changed".into();
+    }
+    audit::record(&state, &who, entry).await?;
+    Ok(Json(after))
 }
 
 /// Deletes an account.
@@ -113,6 +130,29 @@ async fn delete_account(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    let account = state.directory.account_by_id(&who.scope(), &id).await?;
+    let impact = state.directory.account_delete_impact(&who.scope(), &id).await?;
     state.directory.delete_account_by_id(&who.scope(), &id).await?;
+    let entry = AuditChange::deleted(
+        "account",
+        &account.username,
+        Some(&account.tenant_id),
+        &account,
+        &impact,
+    );
+    audit::record(&state, &who, entry).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What deleting an account would unlink (its call records keep their times).
+#[utoipa::path(get, path = "/accounts/{id}/delete-impact", tag = "accounts",
+    params(("id" = String, Path, description = "account id")), responses((status = 200, body = DeleteImpact)))]
+async fn account_delete_impact(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeleteImpact>> {
+    Ok(Json(
+        state.directory.account_delete_impact(&who.scope(), &id).await?,
+    ))
 }

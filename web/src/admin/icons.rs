@@ -4,12 +4,13 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
-use offhook_directory::{Icon, IconUpdate, NewIcon};
+use offhook_directory::{AuditChange, DeleteImpact, Icon, IconUpdate, NewIcon};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath};
 use super::principal::Principal;
@@ -39,6 +40,9 @@ pub struct CreateIcon {
     pub max_concurrent_calls: Option<i64>,
     /// New calls per minute (1-10000, default 10).
     pub calls_per_minute: Option<i64>,
+    /// Seconds a call rings before it ends as no answer (5-600); absent: the
+    /// relay's own timeout.
+    pub ring_timeout_s: Option<i64>,
 }
 
 /// The HTML that embeds an icon on a page.
@@ -53,6 +57,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_icons, create_icon))
         .routes(routes!(get_icon, update_icon, delete_icon))
         .routes(routes!(embed_icon))
+        .routes(routes!(icon_delete_impact))
 }
 
 /// Lists the icons the caller sees.
@@ -82,9 +87,13 @@ async fn create_icon(
         timezone: body.timezone.unwrap_or(defaults.timezone.clone()),
         max_concurrent_calls: body.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
         calls_per_minute: body.calls_per_minute.unwrap_or(defaults.calls_per_minute),
+        ring_timeout_s: body.ring_timeout_s,
         ..defaults
     };
-    Ok((StatusCode::CREATED, Json(state.directory.create_icon(new).await?)))
+    let icon = state.directory.create_icon(new).await?;
+    let entry = AuditChange::created("icon", &icon.public_id, Some(&icon.tenant_id), &icon);
+    audit::record(&state, &who, entry).await?;
+    Ok((StatusCode::CREATED, Json(icon)))
 }
 
 /// One icon, by public id or id.
@@ -107,9 +116,11 @@ async fn update_icon(
     ApiPath(id): ApiPath<String>,
     ApiJson(update): ApiJson<IconUpdate>,
 ) -> ApiResult<Json<Icon>> {
-    Ok(Json(
-        state.directory.update_icon(&who.scope(), &id, update).await?,
-    ))
+    let before = state.directory.icon(&who.scope(), &id).await?;
+    let after = state.directory.update_icon(&who.scope(), &id, update).await?;
+    let entry = AuditChange::updated("icon", &after.public_id, Some(&after.tenant_id), &before, &after);
+    audit::record(&state, &who, entry).await?;
+    Ok(Json(after))
 }
 
 /// Deletes an icon.
@@ -120,8 +131,23 @@ async fn delete_icon(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    let icon = state.directory.icon(&who.scope(), &id).await?;
+    let impact = state.directory.icon_delete_impact(&who.scope(), &id).await?;
     state.directory.delete_icon(&who.scope(), &id).await?;
+    let entry = AuditChange::deleted("icon", &icon.public_id, Some(&icon.tenant_id), &icon, &impact);
+    audit::record(&state, &who, entry).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What deleting an icon would unlink (its call records keep their times).
+#[utoipa::path(get, path = "/icons/{id}/delete-impact", tag = "icons",
+    params(("id" = String, Path, description = "icon public id or id")), responses((status = 200, body = DeleteImpact)))]
+async fn icon_delete_impact(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeleteImpact>> {
+    Ok(Json(state.directory.icon_delete_impact(&who.scope(), &id).await?))
 }
 
 /// The snippet that embeds an icon, pointing at this server.

@@ -1,11 +1,15 @@
-//! The admin REST API under `/api/v1/admin`: tenants, accounts, icons, lines,
-//! relays, CDRs (with CSV export), active calls, calls per hour and API tokens,
+//! The admin REST API under `/api/v1/admin`: tenants, accounts, icons, lines
+//! (with diagnostics and reset), relays, call records (paged, searched, CSV),
+//! active calls (and hang-up), operator requests, calls per hour, API tokens,
+//! webhooks with their deliveries, and the audit log that every change writes,
 //! for two roles (the operator and tenant admins, see [`principal`]). Its OpenAPI
 //! document is generated from the handlers' annotations (utoipa) and served at
 //! `/api/v1/openapi.json`. Tower layers in front: tracing, a body size limit, a
 //! concurrency limit, a timeout, and the token check.
 
 mod accounts;
+mod actions;
+mod audit;
 mod cdrs;
 mod error;
 mod extract;
@@ -14,6 +18,7 @@ mod lines;
 mod principal;
 mod tenants;
 mod tokens;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -53,8 +58,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
         (name = "icons", description = "Call icons embedded on web pages"),
         (name = "lines", description = "Telephone lines (modems)"),
         (name = "relays", description = "Media relays owning the lines"),
-        (name = "calls", description = "Call detail records and active calls"),
+        (name = "calls", description = "Call records, active calls, and hang-up and reset requests"),
         (name = "tokens", description = "API tokens"),
+        (name = "webhooks", description = "Billing hooks: signed POSTs of call records, and their deliveries"),
+        (name = "audit", description = "Who changed what, and when"),
     )
 )]
 struct ApiDoc;
@@ -116,11 +123,11 @@ impl Modify for Conventions {
                     "A field is invalid; nothing was written",
                 );
                 add(StatusCode::SERVICE_UNAVAILABLE, "The directory is unavailable");
+                add(
+                    StatusCode::CONFLICT,
+                    "A unique name is taken, or the change breaks a rule",
+                );
                 if has_body {
-                    add(
-                        StatusCode::CONFLICT,
-                        "A unique name is taken, or the change breaks a rule",
-                    );
                     add(StatusCode::PAYLOAD_TOO_LARGE, "The body is too large");
                     add(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The body is not JSON");
                 }
@@ -140,7 +147,10 @@ pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
                 .merge(icons::routes())
                 .merge(lines::routes())
                 .merge(cdrs::routes())
-                .merge(tokens::routes()),
+                .merge(actions::routes())
+                .merge(tokens::routes())
+                .merge(webhooks::routes())
+                .merge(audit::routes()),
         )
         .split_for_parts();
     let mut doc = doc;

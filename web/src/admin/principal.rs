@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use offhook_directory::{ApiToken, Directory, Scope};
+use offhook_directory::{Actor, ApiToken, Directory, Scope};
 
 use super::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -20,6 +20,15 @@ impl Principal {
     /// The scope of every query this caller makes.
     pub fn scope(&self) -> Scope {
         self.0.scope()
+    }
+
+    /// The caller as the audit log names it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            name: self.0.name.clone(),
+            token_id: Some(self.0.id.clone()),
+            tenant_id: self.0.tenant_id.clone(),
+        }
     }
 
     /// Refuses a tenant admin: `what` is what only the operator may do.

@@ -1,15 +1,17 @@
 //! `/api/v1/admin/tenants`: the ISP's customers. The operator creates, changes and
-//! deletes them; a tenant admin sees its own tenant only.
+//! deletes them (`delete-impact` first tells what a delete takes with it); a
+//! tenant admin sees its own tenant only.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use offhook_directory::{NewTenant, Tenant, TenantUpdate};
+use offhook_directory::{AuditChange, DeleteImpact, NewTenant, Tenant, TenantUpdate};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath};
 use super::principal::Principal;
@@ -30,6 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
+        .routes(routes!(tenant_delete_impact))
 }
 
 /// Lists the tenants the caller sees.
@@ -57,6 +60,8 @@ async fn create_tenant(
             sip_domain: body.sip_domain,
         })
         .await?;
+    let entry = AuditChange::created("tenant", &tenant.name, Some(&tenant.id), &tenant);
+    audit::record(&state, &who, entry).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -82,7 +87,10 @@ async fn update_tenant(
 ) -> ApiResult<Json<Tenant>> {
     let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
     who.operator_only("change tenants")?;
-    Ok(Json(state.directory.update_tenant(&tenant.id, update).await?))
+    let updated = state.directory.update_tenant(&tenant.id, update).await?;
+    let entry = AuditChange::updated("tenant", &tenant.name, Some(&tenant.id), &tenant, &updated);
+    audit::record(&state, &who, entry).await?;
+    Ok(Json(updated))
 }
 
 /// Deletes a tenant and everything it owns (operator only).
@@ -95,6 +103,26 @@ async fn delete_tenant(
 ) -> ApiResult<StatusCode> {
     let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
     who.operator_only("delete tenants")?;
+    let impact = state
+        .directory
+        .tenant_delete_impact(&who.scope(), &tenant.id)
+        .await?;
     state.directory.delete_tenant(&tenant.id).await?;
+    let entry = AuditChange::deleted("tenant", &tenant.name, Some(&tenant.id), &tenant, &impact);
+    audit::record(&state, &who, entry).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What deleting a tenant would remove with it (its accounts, icons, lines,
+/// tokens, webhooks, call records, …), counted; nothing is deleted.
+#[utoipa::path(get, path = "/tenants/{id}/delete-impact", tag = "tenants",
+    params(("id" = String, Path, description = "tenant name or id")), responses((status = 200, body = DeleteImpact)))]
+async fn tenant_delete_impact(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeleteImpact>> {
+    Ok(Json(
+        state.directory.tenant_delete_impact(&who.scope(), &id).await?,
+    ))
 }

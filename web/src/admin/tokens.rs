@@ -6,12 +6,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use offhook_directory::{ApiToken, NewApiToken, Scope};
+use offhook_directory::{ApiToken, AuditChange, NewApiToken, Scope};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit;
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath};
 use super::principal::Principal;
@@ -97,6 +98,8 @@ async fn create_token(
             tenant,
         })
         .await?;
+    let entry = AuditChange::created("token", &token.id, token.tenant_id.as_deref(), &token);
+    audit::record(&state, &who, entry).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
 
@@ -119,6 +122,15 @@ async fn delete_token(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    let token = state.directory.api_token(&who.scope(), &id).await?;
     state.directory.delete_api_token(&who.scope(), &id).await?;
+    let entry = AuditChange::new(
+        offhook_directory::AuditAction::Delete,
+        "token",
+        &token.id,
+        token.tenant_id.as_deref(),
+        serde_json::json!({ "deleted": token }),
+    );
+    audit::record(&state, &who, entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }

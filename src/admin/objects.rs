@@ -1,73 +1,17 @@
-//! `offhook directory …`: create, list, update and delete tenants, accounts, icons
-//! and lines, and list CDRs, as a table or JSON. All validation happens in the
-//! directory crate before anything is written; errors there exit with code 2.
+//! `offhook directory tenant|account|icon|line|token …`: the directory's
+//! objects, each change written to the audit log.
 
 use std::io::BufRead as _;
 
 use offhook_directory::{
-    AccountKind, AccountUpdate, CdrFilter, Directory, IconUpdate, LineKind, LineUpdate, NewAccount,
+    AccountKind, AccountUpdate, AuditAction, AuditChange, IconUpdate, LineKind, LineUpdate, NewAccount,
     NewApiToken, NewIcon, NewLine, NewTenant, Scope, TenantUpdate,
 };
-use serde::Serialize;
 
+use super::{BadInput, Ctx, confirmed, ms_text, opt, print_list, scope, word};
 use crate::cli::{
-    AccountCommand, CdrCommand, DirectoryCommand, IconCommand, IconSettings, LineCommand, ListFormat,
-    TenantCommand, TenantList, TokenCommand,
+    AccountCommand, IconCommand, IconSettings, LineCommand, TenantCommand, TenantList, TokenCommand,
 };
-use crate::config::Config;
-use crate::table;
-
-/// Command-line input that is wrong before the directory is asked (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(String);
-
-/// A vocabulary word given on the command line (`--kind`, `--state`, `--cause`).
-fn word<W: std::str::FromStr<Err = offhook_directory::vocab::UnknownWord>>(
-    option: &str,
-    text: &str,
-) -> Result<W, BadInput> {
-    text.parse().map_err(|e| BadInput(format!("--{option}: {e}")))
-}
-
-/// Runs one directory command.
-pub async fn run(config: &Config, command: DirectoryCommand) -> anyhow::Result<()> {
-    let directory = Directory::connect(&config.database_url).await?;
-    let result = match command {
-        DirectoryCommand::Tenant(c) => tenant(&directory, c).await,
-        DirectoryCommand::Account(c) => account(&directory, c).await,
-        DirectoryCommand::Icon(c) => icon(&directory, c).await,
-        DirectoryCommand::Line(c) => line(&directory, c).await,
-        DirectoryCommand::Cdr(c) => cdr(&directory, c).await,
-        DirectoryCommand::Token(c) => token(&directory, c).await,
-    };
-    directory.close().await;
-    result
-}
-
-/// Prints rows as JSON or as a table.
-fn print_list<T: Serialize>(
-    format: &ListFormat,
-    items: &[T],
-    header: &[&str],
-    row: impl Fn(&T) -> Vec<String>,
-) -> anyhow::Result<()> {
-    if format.json {
-        println!("{}", serde_json::to_string_pretty(items)?);
-    } else {
-        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
-        print!("{}", table::render(header, &rows));
-    }
-    Ok(())
-}
-
-/// The scope of `--tenant NAME`, or the operator's.
-async fn scope(directory: &Directory, tenant: Option<&str>) -> anyhow::Result<Scope> {
-    Ok(match tenant {
-        Some(name) => Scope::Tenant(directory.tenant(name).await?.id),
-        None => Scope::Operator,
-    })
-}
 
 fn password(inline: Option<String>, from_stdin: bool) -> anyhow::Result<Option<String>> {
     if !from_stdin {
@@ -82,38 +26,17 @@ fn password(inline: Option<String>, from_stdin: bool) -> anyhow::Result<Option<S
     Ok(Some(line))
 }
 
-fn time_ms(flag: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
-    text.map(|t| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|at| at.timestamp_millis())
-            .map_err(|_| {
-                BadInput(format!(
-                    "--{flag} '{t}' is not an RFC 3339 time like 2026-11-24T09:00:00Z"
-                ))
-                .into()
-            })
-    })
-    .transpose()
-}
-
-fn opt(value: Option<&str>) -> String {
-    value.unwrap_or("-").to_owned()
-}
-
-fn ms_text(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
-
-async fn tenant(directory: &Directory, command: TenantCommand) -> anyhow::Result<()> {
+pub(super) async fn tenant(ctx: &Ctx, command: TenantCommand) -> anyhow::Result<()> {
+    let d = &ctx.directory;
     match command {
         TenantCommand::Create { name, domain } => {
-            let t = directory
+            let t = d
                 .create_tenant(NewTenant {
                     name,
                     sip_domain: domain,
                 })
+                .await?;
+            ctx.audit(AuditChange::created("tenant", &t.name, Some(&t.id), &t))
                 .await?;
             println!(
                 "created tenant {} ({}) with domain {}",
@@ -121,26 +44,41 @@ async fn tenant(directory: &Directory, command: TenantCommand) -> anyhow::Result
             );
         }
         TenantCommand::List(format) => {
-            let tenants = directory.list_tenants(&Scope::Operator).await?;
+            let tenants = d.list_tenants(&Scope::Operator).await?;
             print_list(&format, &tenants, &["NAME", "DOMAIN", "ID"], |t| {
                 vec![t.name.clone(), t.sip_domain.clone(), t.id.clone()]
             })?;
         }
         TenantCommand::Update { name, domain } => {
-            let t = directory
+            let before = d.tenant(&name).await?;
+            let t = d
                 .update_tenant(&name, TenantUpdate { sip_domain: domain })
+                .await?;
+            ctx.audit(AuditChange::updated("tenant", &t.name, Some(&t.id), &before, &t))
                 .await?;
             println!("updated tenant {} (domain {})", t.name, t.sip_domain);
         }
-        TenantCommand::Delete { name } => {
-            directory.delete_tenant(&name).await?;
-            println!("deleted tenant {name}");
+        TenantCommand::Delete { name, confirm } => {
+            let tenant = d.tenant(&name).await?;
+            let impact = d.tenant_delete_impact(&Scope::Operator, &tenant.id).await?;
+            let with = confirmed(&impact, confirm.yes)?;
+            d.delete_tenant(&tenant.id).await?;
+            ctx.audit(AuditChange::deleted(
+                "tenant",
+                &tenant.name,
+                Some(&tenant.id),
+                &tenant,
+                &impact,
+            ))
+            .await?;
+            println!("deleted tenant {}{with}", tenant.name);
         }
     }
     Ok(())
 }
 
-async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Result<()> {
+pub(super) async fn account(ctx: &Ctx, command: AccountCommand) -> anyhow::Result<()> {
+    let d = &ctx.directory;
     match command {
         AccountCommand::Create {
             tenant,
@@ -152,7 +90,7 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
         } => {
             let kind = AccountKind::parse(&kind)?;
             let password = password(pw.password, pw.password_stdin)?.unwrap_or_default();
-            let a = directory
+            let a = d
                 .create_account(NewAccount {
                     tenant,
                     username,
@@ -162,12 +100,17 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
                     kind,
                 })
                 .await?;
+            ctx.audit(AuditChange::created(
+                "account",
+                &a.username,
+                Some(&a.tenant_id),
+                &a,
+            ))
+            .await?;
             println!("created {} account {} ({})", a.kind.as_str(), a.username, a.id);
         }
         AccountCommand::List(TenantList { tenant, format }) => {
-            let accounts = directory
-                .list_accounts(&scope(directory, tenant.as_deref()).await?)
-                .await?;
+            let accounts = d.list_accounts(&scope(d, tenant.as_deref()).await?).await?;
             print_list(
                 &format,
                 &accounts,
@@ -199,11 +142,24 @@ async fn account(directory: &Directory, command: AccountCommand) -> anyhow::Resu
                 number: if no_number { Some(None) } else { number.map(Some) },
                 enabled: enabled.value(),
             };
-            let a = directory.update_account(&tenant, &username, update).await?;
+            let new_password = update.password.is_some();
+            let before = d.account(&d.tenant(&tenant).await?.id, &username).await?;
+            let a = d.update_account(&tenant, &username, update).await?;
+            let mut change = AuditChange::updated("account", &a.username, Some(&a.tenant_id), &before, &a);
+            if new_password {
+                // Never the password itself: only that it changed.
+                change.changes["password"] = "changed".into();
+            }
+            ctx.audit(change).await?;
             println!("updated account {}", a.username);
         }
         AccountCommand::Delete { tenant, username } => {
-            directory.delete_account(&tenant, &username).await?;
+            let account = d.account(&d.tenant(&tenant).await?.id, &username).await?;
+            let impact = d.account_delete_impact(&Scope::Operator, &account.id).await?;
+            d.delete_account(&tenant, &username).await?;
+            let change =
+                AuditChange::deleted("account", &username, Some(&account.tenant_id), &account, &impact);
+            ctx.audit(change).await?;
             println!("deleted account {username}");
         }
     }
@@ -220,10 +176,13 @@ fn icon_update(number: Option<String>, settings: IconSettings, enabled: Option<b
         timezone: settings.timezone,
         max_concurrent_calls: settings.max_concurrent,
         calls_per_minute: settings.per_minute,
+        // 0: back to the relay's own timeout.
+        ring_timeout_s: settings.ring_timeout.map(|s| (s != 0).then_some(s)),
     }
 }
 
-async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()> {
+pub(super) async fn icon(ctx: &Ctx, command: IconCommand) -> anyhow::Result<()> {
+    let d = &ctx.directory;
     match command {
         IconCommand::Create {
             tenant,
@@ -235,7 +194,7 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
             let label = settings.label.clone().unwrap_or_else(|| "Call us".to_owned());
             let defaults = NewIcon::new(&tenant, &number, &label);
             let given = icon_update(None, settings, None);
-            let i = directory
+            let i = d
                 .create_icon(NewIcon {
                     public_id,
                     enabled: !disabled,
@@ -246,15 +205,16 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
                         .max_concurrent_calls
                         .unwrap_or(defaults.max_concurrent_calls),
                     calls_per_minute: given.calls_per_minute.unwrap_or(defaults.calls_per_minute),
+                    ring_timeout_s: given.ring_timeout_s.flatten(),
                     ..defaults
                 })
+                .await?;
+            ctx.audit(AuditChange::created("icon", &i.public_id, Some(&i.tenant_id), &i))
                 .await?;
             println!("created icon {} dialing {}", i.public_id, i.number);
         }
         IconCommand::List(TenantList { tenant, format }) => {
-            let icons = directory
-                .list_icons(&scope(directory, tenant.as_deref()).await?)
-                .await?;
+            let icons = d.list_icons(&scope(d, tenant.as_deref()).await?).await?;
             print_list(
                 &format,
                 &icons,
@@ -282,20 +242,32 @@ async fn icon(directory: &Directory, command: IconCommand) -> anyhow::Result<()>
             enabled,
         } => {
             let update = icon_update(number, settings, enabled.value());
-            let i = directory
-                .update_icon(&Scope::Operator, &public_id, update)
-                .await?;
+            let before = d.icon(&Scope::Operator, &public_id).await?;
+            let i = d.update_icon(&Scope::Operator, &public_id, update).await?;
+            ctx.audit(AuditChange::updated(
+                "icon",
+                &i.public_id,
+                Some(&i.tenant_id),
+                &before,
+                &i,
+            ))
+            .await?;
             println!("updated icon {}", i.public_id);
         }
         IconCommand::Delete { public_id } => {
-            directory.delete_icon(&Scope::Operator, &public_id).await?;
+            let icon = d.icon(&Scope::Operator, &public_id).await?;
+            let impact = d.icon_delete_impact(&Scope::Operator, &icon.id).await?;
+            d.delete_icon(&Scope::Operator, &icon.id).await?;
+            let change = AuditChange::deleted("icon", &icon.public_id, Some(&icon.tenant_id), &icon, &impact);
+            ctx.audit(change).await?;
             println!("deleted icon {public_id}");
         }
     }
     Ok(())
 }
 
-async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()> {
+pub(super) async fn line(ctx: &Ctx, command: LineCommand) -> anyhow::Result<()> {
+    let d = &ctx.directory;
     match command {
         LineCommand::Create {
             name,
@@ -305,7 +277,7 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
             tenant,
         } => {
             let kind: LineKind = word("kind", &kind)?;
-            let l = directory
+            let l = d
                 .create_line(NewLine {
                     name,
                     relay,
@@ -314,22 +286,26 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
                     kind,
                 })
                 .await?;
+            ctx.audit(AuditChange::created("line", &l.name, l.tenant_id.as_deref(), &l))
+                .await?;
             println!("created {} line {} ({})", l.kind.as_str(), l.name, l.id);
         }
         LineCommand::List(TenantList { tenant, format }) => {
-            let lines = directory
-                .list_lines(&scope(directory, tenant.as_deref()).await?)
-                .await?;
+            let lines = d.list_lines(&scope(d, tenant.as_deref()).await?).await?;
             print_list(
                 &format,
                 &lines,
-                &["NAME", "KIND", "DEVICE", "STATE", "TENANT", "RELAY"],
+                &[
+                    "NAME", "KIND", "DEVICE", "STATE", "SINCE", "FAULT", "TENANT", "RELAY",
+                ],
                 |l| {
                     vec![
                         l.name.clone(),
                         l.kind.as_str().to_owned(),
                         l.device_path.clone(),
                         l.state.to_string(),
+                        ms_text(l.state_changed_at),
+                        opt(l.fault_reason.as_deref()),
                         l.tenant_id.clone().unwrap_or_else(|| "(shared)".into()),
                         l.relay_id.clone(),
                     ]
@@ -344,80 +320,58 @@ async fn line(directory: &Directory, command: LineCommand) -> anyhow::Result<()>
         } => {
             let kind = kind.map(|k| word("kind", &k)).transpose()?;
             let state = state.map(|s| word("state", &s)).transpose()?;
-            let l = directory
-                .update_line(
-                    &name,
-                    LineUpdate {
-                        device_path: device,
-                        kind,
-                        state,
-                    },
-                )
-                .await?;
+            let before = d.line(&name).await?;
+            let update = LineUpdate {
+                device_path: device,
+                kind,
+                state,
+            };
+            let l = d.update_line(&name, update).await?;
+            ctx.audit(AuditChange::updated(
+                "line",
+                &l.name,
+                l.tenant_id.as_deref(),
+                &before,
+                &l,
+            ))
+            .await?;
             println!("updated line {}", l.name);
         }
         LineCommand::Delete { name } => {
-            directory.delete_line(&name).await?;
+            let line = d.line(&name).await?;
+            let impact = d.line_delete_impact(&Scope::Operator, &line.id).await?;
+            d.delete_line(&line.id).await?;
+            let change = AuditChange::deleted("line", &line.name, line.tenant_id.as_deref(), &line, &impact);
+            ctx.audit(change).await?;
             println!("deleted line {name}");
         }
+        LineCommand::DeleteRelay { name, confirm } => {
+            let relay = d.relay(&name).await?;
+            let impact = d.relay_delete_impact(&relay.id).await?;
+            let with = confirmed(&impact, confirm.yes)?;
+            d.delete_relay(&relay.id).await?;
+            ctx.audit(AuditChange::deleted("relay", &relay.name, None, &relay, &impact))
+                .await?;
+            println!("deleted relay {}{with}", relay.name);
+        }
+        LineCommand::Reset { name } => super::calls::reset_line(ctx, &name).await?,
+        LineCommand::Diagnose { name, json } => super::calls::diagnose_line(ctx, &name, json).await?,
     }
     Ok(())
 }
 
-async fn cdr(directory: &Directory, command: CdrCommand) -> anyhow::Result<()> {
-    let CdrCommand::List {
-        tenant,
-        icon,
-        cause,
-        since,
-        until,
-        limit,
-        format,
-    } = command;
-    let scope = scope(directory, tenant.as_deref()).await?;
-    let icon_id = match icon {
-        Some(key) => Some(directory.icon(&scope, &key).await?.id),
-        None => None,
-    };
-    let filter = CdrFilter {
-        since: time_ms("since", since.as_deref())?,
-        until: time_ms("until", until.as_deref())?,
-        icon_id,
-        cause: cause.map(|c| word("cause", &c)).transpose()?,
-        active: false,
-        limit: Some(limit),
-    };
-    let cdrs = directory.list_cdrs(&scope, &filter).await?;
-    print_list(
-        &format,
-        &cdrs,
-        &[
-            "STARTED",
-            "NUMBER",
-            "ANSWERED",
-            "ENDED",
-            "ANSWER BY",
-            "CAUSE",
-            "CALL-ID",
-        ],
-        |c| {
-            vec![
-                ms_text(Some(c.started_at)),
-                c.number.clone(),
-                ms_text(c.answered_at),
-                ms_text(c.ended_at),
-                opt(c.answer_source.map(|s| s.to_string()).as_deref()),
-                opt(c.hangup_cause.map(|c| c.to_string()).as_deref()),
-                c.call_id.clone(),
-            ]
-        },
-    )
-}
-
-async fn token(directory: &Directory, command: TokenCommand) -> anyhow::Result<()> {
+pub(super) async fn token(ctx: &Ctx, command: TokenCommand) -> anyhow::Result<()> {
+    let d = &ctx.directory;
     match command {
         TokenCommand::Create { name, tenant } => {
-            let (token, secret) = directory.create_api_token(NewApiToken { name, tenant }).await?;
+            let (token, secret) = d.create_api_token(NewApiToken { name, tenant }).await?;
+            ctx.audit(AuditChange::created(
+                "token",
+                &token.id,
+                token.tenant_id.as_deref(),
+                &token,
+            ))
+            .await?;
             let role = match &token.tenant_id {
                 None => "operator".to_owned(),
                 Some(tenant) => format!("tenant admin of {tenant}"),
@@ -429,8 +383,8 @@ async fn token(directory: &Directory, command: TokenCommand) -> anyhow::Result<(
             println!("{secret}");
         }
         TokenCommand::List(TenantList { tenant, format }) => {
-            let scope = scope(directory, tenant.as_deref()).await?;
-            let tokens = directory.list_api_tokens(&scope).await?;
+            let scope = scope(d, tenant.as_deref()).await?;
+            let tokens = d.list_api_tokens(&scope).await?;
             print_list(&format, &tokens, &["ID", "NAME", "TENANT", "CREATED"], |t| {
                 vec![
                     t.id.clone(),
@@ -441,7 +395,16 @@ async fn token(directory: &Directory, command: TokenCommand) -> anyhow::Result<(
             })?;
         }
         TokenCommand::Delete { id } => {
-            directory.delete_api_token(&Scope::Operator, &id).await?;
+            let token = d.api_token(&Scope::Operator, &id).await?;
+            d.delete_api_token(&Scope::Operator, &id).await?;
+            let change = AuditChange::new(
+                AuditAction::Delete,
+                "token",
+                &token.id,
+                token.tenant_id.as_deref(),
+                serde_json::json!({ "deleted": token }),
+            );
+            ctx.audit(change).await?;
             println!("revoked token {id}");
         }
     }

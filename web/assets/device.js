@@ -1,0 +1,323 @@
+// offhook's JavaScript API for site owners who build their own button, in the
+// spirit of Twilio's Voice SDK Device/Call:
+//
+//   const device = Offhook.device({ icon: "PUBLIC_ID" });   // server: this script's origin
+//   const info = await device.info();   // { status: "ready" | "closed" | "disabled" |
+//                                        //   "not-allowed" | "unknown" | "unavailable", ... }
+//   const call = device.connect();
+//   call.on("state", (state, detail) => …);  // connecting, ringing, in-call, ended, failed
+//   call.on("error", (error) => …);          // { code, message, retryAfter }
+//   call.on("quality", (sample) => …);       // { rttMs, jitterMs, lossPercent, level, warnings }
+//   call.on("dtmf", (digit) => …);           // a key sent into the call
+//   call.sendDigits("12#"); call.mute(true); call.hangup();
+//
+// A call's WebRTC connection is made by `createPeerConnection` from
+// `rtcConfiguration(grant)`, one place each. Uses `OffhookSip` (sipws.js).
+(function () {
+  "use strict";
+
+  // Poor network: any figure past its threshold in 2 of the last 3 samples (1 s
+  // apart); the thresholds are Twilio's warning levels.
+  const THRESHOLDS = { rttMs: 400, jitterMs: 30, lossPercent: 3 };
+  const WARNINGS = { rttMs: "high-rtt", jitterMs: "high-jitter", lossPercent: "high-packet-loss" };
+  const SAMPLE_MS = 1000;
+
+  // The final SIP status of a failed call -> the error code shown for it.
+  const SIP_FAILURES = {
+    404: "not-found",
+    408: "no-answer",
+    480: "no-answer",
+    486: "busy",
+    488: "unsupported",
+    503: "all-lines-busy",
+    600: "busy",
+  };
+
+  // The RTCPeerConnection configuration of a call, from its grant (the click
+  // API's answer). This is where ICE servers from the grant go.
+  function rtcConfiguration(grant) {
+    return { iceServers: Array.isArray(grant.ice_servers) ? grant.ice_servers : [] };
+  }
+
+  // The one place a call's RTCPeerConnection is made.
+  function createPeerConnection(configuration) {
+    return new RTCPeerConnection(configuration);
+  }
+
+  class Emitter {
+    constructor() {
+      this.handlers = {};
+    }
+    on(event, handler) {
+      (this.handlers[event] = this.handlers[event] || []).push(handler);
+      return this;
+    }
+    off(event, handler) {
+      this.handlers[event] = (this.handlers[event] || []).filter((h) => h !== handler);
+      return this;
+    }
+    emit(event, ...args) {
+      for (const handler of this.handlers[event] || []) {
+        try {
+          handler(...args);
+        } catch (e) {
+          console.error("offhook: a '" + event + "' handler failed", e);
+        }
+      }
+    }
+  }
+
+  // The figures of one getStats() report, given the previous sample's counters.
+  function sample(report, previous) {
+    let rtt = null, jitter = null, lost = 0, received = 0, pairId = null;
+    report.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    report.forEach((s) => {
+      if (s.type === "candidate-pair" && (s.id === pairId || (!pairId && s.nominated)) && s.currentRoundTripTime != null) {
+        rtt = s.currentRoundTripTime * 1000;
+      }
+      if (s.type === "remote-inbound-rtp" && s.kind === "audio" && rtt == null && s.roundTripTime != null) {
+        rtt = s.roundTripTime * 1000;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        if (s.jitter != null) jitter = s.jitter * 1000;
+        lost = s.packetsLost || 0;
+        received = s.packetsReceived || 0;
+      }
+    });
+    const dLost = Math.max(0, lost - (previous ? previous.lost : 0));
+    const dReceived = Math.max(0, received - (previous ? previous.received : 0));
+    const lossPercent = dLost + dReceived > 0 ? (100 * dLost) / (dLost + dReceived) : 0;
+    return {
+      rttMs: rtt == null ? null : Math.round(rtt),
+      jitterMs: jitter == null ? null : Math.round(jitter),
+      lossPercent: Math.round(lossPercent * 10) / 10,
+      counters: { lost, received },
+    };
+  }
+
+  class Call extends Emitter {
+    constructor(device, options) {
+      super();
+      this.device = device;
+      this.options = options || {};
+      this.state = "connecting";
+      this.error = null;
+      this.muted = false;
+      this.quality = null;
+      this.answeredAt = 0;
+      this.pc = null;
+      this.stream = null;
+      this.sip = null;
+      this.audio = new Audio();
+      this.samples = [];
+      // Events are emitted after connect() returns, so handlers can be added first.
+      setTimeout(() => this.start(), 0);
+    }
+
+    setState(state, detail) {
+      if (this.state === "ended" || this.state === "failed") return;
+      this.state = state;
+      if (state === "ringing") this.startRingback();
+      else this.stopRingback();
+      if (state === "in-call") {
+        this.answeredAt = Date.now();
+        this.startQuality();
+      }
+      this.emit("state", state, detail);
+    }
+
+    fail(code, message, retryAfter) {
+      if (this.state === "ended" || this.state === "failed") return;
+      this.error = { code, message: message || code, retryAfter: retryAfter || null };
+      this.cleanup();
+      this.emit("error", this.error);
+      this.setState("failed", code);
+    }
+
+    finish(detail) {
+      this.cleanup();
+      this.setState("ended", detail);
+    }
+
+    async start() {
+      this.emit("state", "connecting");
+      const url = this.device.server + "/api/v1/icons/" + encodeURIComponent(this.device.icon) + "/calls";
+      let grant;
+      try {
+        // A simple request (no custom headers): no preflight round trip.
+        const response = await fetch(url, { method: "POST" });
+        grant = await response.json().catch(() => ({}));
+        if (!response.ok) {
+          const retryAfter = Number(response.headers.get("retry-after")) || null;
+          return this.fail(grant.code || "failed", grant.error, retryAfter);
+        }
+      } catch (e) {
+        return this.fail("server-unreachable", e.message);
+      }
+      if (this.state !== "connecting") return;
+      try {
+        this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      } catch (e) {
+        return this.fail("microphone", e.message);
+      }
+      if (this.state !== "connecting") return this.cleanup();
+      const pc = createPeerConnection(rtcConfiguration(grant));
+      this.pc = pc;
+      for (const track of this.stream.getAudioTracks()) pc.addTrack(track, this.stream);
+      pc.ontrack = (ev) => {
+        this.audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+        this.audio.play().catch(() => {});
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === "complete") return resolve();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+        setTimeout(resolve, 2000);
+      });
+      if (this.state !== "connecting") return this.cleanup();
+      const sip = new window.OffhookSip.Call({
+        wsUrl: grant.ws_url,
+        target: grant.target,
+        domain: grant.domain,
+        token: grant.token,
+        onState: (s) => (s === "ringing" || s === "in-call") && this.setState(s),
+        onAnswer: (sdp) =>
+          pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message)),
+        onEnd: (reason, status) => this.sipEnded(reason, status),
+      });
+      this.sip = sip;
+      try {
+        await sip.connect();
+      } catch (e) {
+        return this.fail("server-unreachable", e.message);
+      }
+      sip.invite(pc.localDescription.sdp);
+    }
+
+    // How the SIP side ended -> ended or failed, with its reason.
+    sipEnded(reason, status) {
+      if (status && status >= 300 && status !== 487) {
+        return this.fail(SIP_FAILURES[status] || "failed", reason);
+      }
+      if (reason === "connection lost") return this.fail("connection-lost", reason);
+      this.finish(reason === "the other side hung up" ? "remote" : "local");
+    }
+
+    hangup() {
+      if (this.sip) this.sip.hangup();
+      else this.finish("local");
+    }
+
+    mute(muted) {
+      this.muted = muted === undefined ? !this.muted : Boolean(muted);
+      if (this.stream) for (const t of this.stream.getAudioTracks()) t.enabled = !this.muted;
+      return this.muted;
+    }
+
+    sendDigits(digits) {
+      const sender = this.pc && this.pc.getSenders().find((s) => s.dtmf);
+      if (!sender || !sender.dtmf.canInsertDTMF) return false;
+      sender.dtmf.ontonechange = (ev) => ev.tone && this.emit("dtmf", ev.tone);
+      sender.dtmf.insertDTMF(String(digits).replace(/[^0-9*#]/g, ""), 120, 70);
+      return true;
+    }
+
+    startQuality() {
+      this.qualityTimer = setInterval(async () => {
+        if (!this.pc) return;
+        const report = await this.pc.getStats().catch(() => null);
+        if (!report) return;
+        const previous = this.samples.length ? this.samples[this.samples.length - 1].counters : null;
+        const figures = sample(report, previous);
+        this.samples = [...this.samples.slice(-2), figures];
+        const warnings = Object.keys(THRESHOLDS)
+          .filter((k) => this.samples.filter((s) => s[k] != null && s[k] > THRESHOLDS[k]).length >= 2)
+          .map((k) => WARNINGS[k]);
+        this.quality = {
+          rttMs: figures.rttMs,
+          jitterMs: figures.jitterMs,
+          lossPercent: figures.lossPercent,
+          level: warnings.length ? "poor" : "good",
+          warnings,
+        };
+        this.emit("quality", this.quality);
+      }, SAMPLE_MS);
+    }
+
+    // Ringback: 425 Hz, 1 s on, 4 s off (ITU-T E.180), from WebAudio.
+    startRingback() {
+      if (this.ringback || this.options.ringback === false) return;
+      try {
+        const ctx = new AudioContext();
+        const gain = ctx.createGain();
+        gain.gain.value = 0;
+        const osc = ctx.createOscillator();
+        osc.frequency.value = 425;
+        osc.connect(gain).connect(ctx.destination);
+        osc.start();
+        const cycle = () => {
+          const t = ctx.currentTime;
+          gain.gain.setValueAtTime(0.1, t);
+          gain.gain.setValueAtTime(0, t + 1);
+        };
+        cycle();
+        this.ringback = { ctx, interval: setInterval(cycle, 5000) };
+      } catch (e) {
+        this.ringback = null;
+      }
+    }
+
+    stopRingback() {
+      if (!this.ringback) return;
+      clearInterval(this.ringback.interval);
+      this.ringback.ctx.close();
+      this.ringback = null;
+    }
+
+    cleanup() {
+      this.stopRingback();
+      clearInterval(this.qualityTimer);
+      if (this.pc) this.pc.close();
+      if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+      this.audio.srcObject = null;
+    }
+  }
+
+  class Device extends Emitter {
+    constructor(options) {
+      super();
+      if (!options || !options.icon) throw new Error("Offhook.device needs { icon: 'PUBLIC_ID' }");
+      this.icon = options.icon;
+      this.server = (options.server || location.origin).replace(/\/+$/, "");
+      this.call = null;
+    }
+
+    // What the icon is now: { status, label, open, hours, timezone, next_open_at, … }.
+    async info() {
+      try {
+        const response = await fetch(this.server + "/api/v1/icons/" + encodeURIComponent(this.icon));
+        const body = await response.json().catch(() => ({}));
+        if (response.status === 404) return { status: "unknown", error: body.error };
+        if (!response.ok) return { status: "unavailable", error: body.error };
+        return body;
+      } catch (e) {
+        return { status: "unavailable", error: e.message };
+      }
+    }
+
+    // Starts a call through the icon; its events tell how it goes.
+    connect(options) {
+      this.call = new Call(this, options);
+      return this.call;
+    }
+  }
+
+  window.Offhook = Object.assign(window.Offhook || {}, {
+    device: (options) => new Device(options),
+    Device,
+    Call,
+    thresholds: THRESHOLDS,
+  });
+})();
