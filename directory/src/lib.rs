@@ -24,6 +24,7 @@ mod lines;
 mod node_metrics;
 mod operator_actions;
 mod outbox;
+mod owners;
 mod registrations;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -48,6 +49,7 @@ pub use lines::{Line, LineUpdate, NewLine, NewRelay, Relay};
 pub use node_metrics::NodeMetric;
 pub use operator_actions::{ActionKind, ActionResult, OperatorAction};
 pub use outbox::{Attempt, Delivery, DeliveryFilter, DeliveryState, DueDelivery, WebhookEvent};
+pub use owners::Reaped;
 pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::is_internal_address;

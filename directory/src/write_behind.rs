@@ -18,6 +18,10 @@
 //! The webhook outbox rows of the calls that start, are answered and end in a
 //! batch are written in the batch's transaction too (see [`crate::outbox`]).
 //!
+//! Every CDR the writer starts and every line it claims carries the writer's
+//! owner (see [`crate::owners`]), and it changes the state of no line another
+//! owner holds: when this process dies, whoever reaps its owner finds what it held.
+//!
 //! Nothing queued is dropped: a failed batch is retried with a growing pause, and
 //! [`CallWriter::close`] writes everything queued before it returns. A crash loses
 //! what was queued and not yet committed (normally less than one batch).
@@ -129,14 +133,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Directory {
-    /// Starts the write-behind task for calls on this directory (needs a tokio
-    /// runtime). Stop it with [`CallWriter::close`].
-    pub fn call_writer(&self) -> CallWriter {
+    /// Starts the write-behind task for the calls of `owner` (an id from
+    /// [`Directory::start_owner`]) on this directory (needs a tokio runtime).
+    /// Stop it with [`CallWriter::close`].
+    pub fn call_writer(&self, owner: &str) -> CallWriter {
         let (ops, rx) = mpsc::unbounded_channel();
         let committed = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(WriterStats::default());
         let task = Task {
             pool: self.pool.clone(),
+            owner: owner.to_owned(),
             ops: rx,
             open: HashMap::new(),
             committed: committed.clone(),
@@ -297,6 +303,7 @@ impl Batch {
 
 struct Task {
     pool: AnyPool,
+    owner: String,
     ops: mpsc::UnboundedReceiver<(u64, Op)>,
     /// Rows of calls not ended yet (and of those ended in the current batch).
     open: HashMap<String, Cdr>,
@@ -429,13 +436,15 @@ impl Task {
         let mut won = HashSet::new();
         let changed_at = now_ms();
         for chunk in statement_chunks(&ids) {
-            let params: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+            let params: Vec<String> = (3..=chunk.len() + 2).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "UPDATE lines SET state = 'dialing', state_changed_at = $1 WHERE state = 'idle' AND id IN ({}) \
-                 RETURNING id",
+                "UPDATE lines SET state = 'dialing', state_changed_at = $1, owner_id = $2 \
+                 WHERE state = 'idle' AND id IN ({}) RETURNING id",
                 params.join(", ")
             );
-            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(changed_at);
+            let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .bind(changed_at)
+                .bind(&self.owner);
             for id in chunk {
                 query = query.bind((*id).clone());
             }
@@ -457,14 +466,14 @@ impl Task {
             let mut sql = String::from(
                 "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at, \
                  answered_at, ended_at, answer_source, hangup_cause, rtcp_loss_permille, rtcp_lost_packets, \
-                 rtcp_jitter_ms, rtcp_rtt_ms) VALUES ",
+                 rtcp_jitter_ms, rtcp_rtt_ms, owner_id) VALUES ",
             );
             for n in 0..chunk.len() {
-                let p = n * 16;
+                let p = n * 17;
                 if n > 0 {
                     sql.push_str(", ");
                 }
-                let params: Vec<String> = (1..=16).map(|i| format!("${}", p + i)).collect();
+                let params: Vec<String> = (1..=17).map(|i| format!("${}", p + i)).collect();
                 sql.push('(');
                 sql.push_str(&params.join(", "));
                 sql.push(')');
@@ -495,7 +504,8 @@ impl Task {
                     .bind(quality.and_then(|q| q.loss_permille))
                     .bind(quality.and_then(|q| q.lost_packets))
                     .bind(quality.and_then(|q| q.jitter_ms))
-                    .bind(quality.and_then(|q| q.rtt_ms));
+                    .bind(quality.and_then(|q| q.rtt_ms))
+                    .bind(&self.owner);
             }
             query.execute(&mut *tx).await?;
         }
@@ -522,13 +532,19 @@ impl Task {
                 .map(|(l, _)| l)
                 .collect();
             for chunk in statement_chunks(&ids) {
-                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+                // Released (idle): held by nobody any more.
                 let sql = format!(
                     "UPDATE lines SET state = $1, state_changed_at = $2, \
-                     fault_reason = CASE WHEN $1 = 'fault' THEN fault_reason ELSE NULL END WHERE id IN ({})",
+                     fault_reason = CASE WHEN $1 = 'fault' THEN fault_reason ELSE NULL END, \
+                     owner_id = CASE WHEN $1 = 'idle' THEN NULL ELSE owner_id END \
+                     WHERE owner_id = $3 AND id IN ({})",
                     params.join(", ")
                 );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(state).bind(changed_at);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(state)
+                    .bind(changed_at)
+                    .bind(&self.owner);
                 for id in chunk {
                     query = query.bind((*id).clone());
                 }

@@ -407,7 +407,7 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         d.upsert_registration(binding(&a, "relay-1", "line-a", i64::MAX / 2))
             .await
             .unwrap();
-        let writer = d.call_writer();
+        let writer = d.call_writer("test-owner");
         // 500 calls queued at once: one batch or a few, every row complete.
         let mut ended = Vec::new();
         for n in 0..500 {
@@ -468,6 +468,136 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
             .find(|c| c.call_id == "last")
             .unwrap();
         assert_eq!(last.line_id.as_deref(), Some(line.as_str()));
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn what_a_lost_owner_held_is_ended_and_released_once() {
+    use std::time::Duration;
+    const LEASE: Duration = Duration::from_secs(20);
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let a = two_tenants(d).await.0;
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "5550100", "A"))
+            .await
+            .unwrap();
+        relay_with_three_lines(d).await;
+        let (line_a, line_b) = (
+            d.line("line-a").await.unwrap().id,
+            d.line("line-b").await.unwrap().id,
+        );
+
+        // Node 1 answers a call on line-a and rings on line-b, refreshes its
+        // lease at 6 s, then dies.
+        let one = d.start_owner("node-1", 1_000, LEASE).await.unwrap();
+        let writer = d.call_writer(&one);
+        let talking = cdr_for(&a, &icon, "talking").into_cdr().unwrap();
+        let ringing = cdr_for(&a, &icon, "ringing").into_cdr().unwrap();
+        for (cdr, line) in [(&talking, &line_a), (&ringing, &line_b)] {
+            writer.start_cdr(cdr.clone());
+            assert!(writer.claim_line(line).await);
+            writer.set_cdr_line(&cdr.id, line);
+        }
+        writer.set_line_state(&line_a, LineState::InCall);
+        writer.answer_cdr(&talking.id, 4_000, AnswerSource::Sip);
+        writer.flush().await;
+        assert!(d.refresh_owner(&one, "node-1", 6_000, LEASE).await.unwrap());
+
+        // Node 2 cannot release a line node 1 holds, and finds nothing to reap
+        // while node 1's lease holds.
+        let two = d.start_owner("node-2", 7_000, LEASE).await.unwrap();
+        let other = d.call_writer(&two);
+        other.set_line_state(&line_a, LineState::Idle);
+        other.flush().await;
+        assert_eq!(d.line(&line_a).await.unwrap().state, LineState::InCall);
+        assert!(d.reap_owners(&two, "node-2", 25_000).await.unwrap().is_empty());
+
+        // Once it ran out, node 2 reaps: both calls end node-lost, the talking
+        // one billed up to node 1's last sign of life, and both lines are free.
+        let reaped = d.reap_owners(&two, "node-2", 26_001).await.unwrap();
+        assert_eq!(reaped.owners, std::slice::from_ref(&one));
+        let mut cdrs = reaped.cdrs.clone();
+        cdrs.sort();
+        let mut expected = vec![talking.id.clone(), ringing.id.clone()];
+        expected.sort();
+        assert_eq!(cdrs, expected);
+        let mut lines = reaped.lines.clone();
+        lines.sort();
+        let mut both = vec![line_a.clone(), line_b.clone()];
+        both.sort();
+        assert_eq!(lines, both);
+        let rows = d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap();
+        for row in &rows {
+            assert_eq!(row.hangup_cause, Some(HangupCause::NodeLost), "{}", row.call_id);
+        }
+        let billed = rows.iter().find(|c| c.call_id == "talking").unwrap();
+        assert_eq!((billed.answered_at, billed.ended_at), (Some(4_000), Some(6_000)));
+        let rang = rows.iter().find(|c| c.call_id == "ringing").unwrap();
+        assert_eq!(rang.ended_at, Some(6_000));
+        assert_eq!(d.line(&line_a).await.unwrap().state, LineState::Idle);
+        assert_eq!(d.line(&line_b).await.unwrap().state, LineState::Idle);
+        assert!(other.claim_line(&line_a).await, "node 2 can use the line now");
+
+        // A second reaping finds nothing; node 1's writer, were it alive, learns
+        // from its next refresh that it was reaped.
+        assert!(d.reap_owners(&two, "node-2", 27_000).await.unwrap().is_empty());
+        assert!(!d.refresh_owner(&one, "node-1", 27_000, LEASE).await.unwrap());
+
+        // A restart of node 2 reaps its earlier life at once, lease or not.
+        let again = d.start_owner("node-2", 28_000, LEASE).await.unwrap();
+        let reaped = d.reap_owners(&again, "node-2", 28_000).await.unwrap();
+        assert!(reaped.owners.contains(&two));
+        assert_eq!(
+            reaped.lines,
+            std::slice::from_ref(&line_a),
+            "the line node 2's first life claimed"
+        );
+        writer.close().await;
+        other.close().await;
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn lines_and_calls_held_by_no_known_owner_are_reaped_too() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let a = two_tenants(d).await.0;
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "5550100", "A"))
+            .await
+            .unwrap();
+        relay_with_three_lines(d).await;
+        // As a version before owners left them: a line in call, a CDR open.
+        let line = d.line("line-a").await.unwrap().id;
+        d.set_line_state(&line, LineState::InCall).await.unwrap();
+        let stranded = d.start_cdr(cdr_for(&a, &icon, "stranded")).await.unwrap();
+        let me = d
+            .start_owner("node-1", 50_000, std::time::Duration::from_secs(20))
+            .await
+            .unwrap();
+        let reaped = d.reap_owners(&me, "node-1", 50_000).await.unwrap();
+        assert_eq!(
+            (reaped.cdrs.as_slice(), reaped.lines.as_slice()),
+            ([stranded.id.clone()].as_slice(), [line.clone()].as_slice())
+        );
+        let row = d
+            .list_cdrs(&Scope::Operator, &CdrFilter::default())
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            (row.ended_at, row.hangup_cause),
+            (Some(1_000), Some(HangupCause::NodeLost))
+        );
+        assert_eq!(d.line(&line).await.unwrap().state, LineState::Idle);
         db.finish().await;
     }
 }

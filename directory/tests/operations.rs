@@ -176,7 +176,7 @@ async fn quality_from_the_relays_rtcp_header() {
             .create_icon(NewIcon::new("acme", "5550100", "Echo"))
             .await
             .unwrap();
-        let writer = d.call_writer();
+        let writer = d.call_writer("test-owner");
         let cdr = {
             let cdr = (call(&acme, &icon, "q1", 1_000)).into_cdr().unwrap();
             writer.start_cdr(cdr.clone());
@@ -230,7 +230,7 @@ async fn call_ends_fill_the_outbox_in_their_transaction_once() {
         .await
         .unwrap();
 
-        let writer = d.call_writer();
+        let writer = d.call_writer("test-owner");
         let mut ids = Vec::new();
         for n in 0..40 {
             let cdr = {

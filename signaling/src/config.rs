@@ -30,8 +30,15 @@ pub struct SignalingConfig {
     /// Host (name or IP) this node puts in Via and Record-Route; the UDP address's
     /// IP when empty.
     pub host: String,
-    /// Name of this node in registrations (which node holds a client's connection).
+    /// Name of this node in registrations (which node holds a client's
+    /// connection) and as the owner of its calls and lines: unique per node
+    /// sharing a directory, the same across restarts of one node (a start reaps
+    /// what the node's previous life left).
     pub node_id: String,
+    /// The node's lease on its calls and lines in the directory, in seconds:
+    /// refreshed every quarter of it; when a node dies, another node (or its own
+    /// restart) ends its calls and frees its lines once the lease ran out.
+    pub owner_lease_s: u64,
     /// RFC 3261 T1, the round-trip estimate, in ms.
     pub t1_ms: u64,
     /// RFC 3261 T2, the cap on non-INVITE retransmit intervals, in ms.
@@ -98,6 +105,7 @@ impl Default for SignalingConfig {
             tls_key: None,
             host: String::new(),
             node_id: "node-1".to_owned(),
+            owner_lease_s: 20,
             t1_ms: 500,
             t2_ms: 4_000,
             t4_ms: 5_000,
@@ -181,6 +189,11 @@ impl SignalingConfig {
             ban: Duration::from_secs(self.auth_ban_s),
             window: Duration::from_secs(self.auth_ban_s.max(60)),
         }
+    }
+
+    /// `owner_lease_s` as a duration (at least 4 s).
+    pub fn owner_lease(&self) -> Duration {
+        Duration::from_secs(self.owner_lease_s.max(4))
     }
 
     /// `drain_s` as a duration.

@@ -18,7 +18,7 @@ use offhook_directory::{
 use offhook_media::relay::{Device, LineSpec, Registration, RelayConfig};
 use offhook_media::testing::{CallerMedia, RelaySide};
 use offhook_signaling::config::SignalingConfig;
-use offhook_signaling::node::{Node, Output, Start};
+use offhook_signaling::node::{Node, Output, OwnerId, Start};
 use offhook_signaling::server::directory::{RecordNumbers, answer, change, record};
 use offhook_sip::endpoint::{SipIo, Transmit};
 use offhook_sip::testing::{arriving, bound_endpoint};
@@ -34,6 +34,8 @@ pub const RELAY: &str = "127.0.0.2:5070";
 pub const CALLER: &str = "127.0.0.3:5060";
 /// The caller's RTP address.
 pub const CALLER_RTP: &str = "127.0.0.3:6000";
+/// The signaling node's name.
+pub const NODE_NAME: &str = "sim-node";
 /// The tenant's SIP domain.
 pub const DOMAIN: &str = "sim.test";
 const RELAY_PASSWORD: &str = "relay-secret";
@@ -70,6 +72,7 @@ pub struct World {
     pub db: TestDb,
     writer: offhook_directory::CallWriter,
     numbers: RecordNumbers,
+    signaling: SignalingConfig,
     /// The signaling node.
     pub node: Node,
     /// The relay and its lines.
@@ -122,6 +125,38 @@ async fn seed(db: &TestDb, lines: &[&str]) {
     }
 }
 
+/// A start of the signaling node at `clock` (monotonic, wall ms), as its server
+/// does it: its owner recorded in the directory, its call writer owned by it.
+async fn start_node(
+    d: &offhook_directory::Directory,
+    config: &SignalingConfig,
+    clock: (Instant, i64),
+    seed: u64,
+) -> (Node, offhook_directory::CallWriter) {
+    let owner = OwnerId {
+        id: d
+            .start_owner(NODE_NAME, clock.1, config.owner_lease())
+            .await
+            .expect("owner"),
+        name: NODE_NAME.into(),
+    };
+    let start = Start {
+        call_token_secret: d
+            .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
+            .await
+            .expect("secret"),
+        nonce_secret: d.shared_secret("digest-nonce").await.expect("secret"),
+        flow_token_secret: d.shared_secret("flow-token").await.expect("secret"),
+        host: addr(NODE).ip().to_string(),
+        clock,
+        seed,
+        owner: owner.clone(),
+    };
+    let mut node = Node::new(config.clone(), start).expect("node settings");
+    node.endpoint().set_bound(TransportKind::Udp, addr(NODE));
+    (node, d.call_writer(&owner.id))
+}
+
 impl World {
     /// A world with these relay lines, registered and ready.
     pub async fn new(lines: &[&str], signaling: SignalingConfig) -> Self {
@@ -133,16 +168,7 @@ impl World {
             .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
             .await
             .expect("secret");
-        let start = Start {
-            call_token_secret: call_token_secret.clone(),
-            nonce_secret: d.shared_secret("digest-nonce").await.expect("secret"),
-            flow_token_secret: d.shared_secret("flow-token").await.expect("secret"),
-            host: addr(NODE).ip().to_string(),
-            clock: (now, WALL_START),
-            seed: 1,
-        };
-        let mut node = Node::new(signaling, start).expect("node settings");
-        node.endpoint().set_bound(TransportKind::Udp, addr(NODE));
+        let (node, writer) = start_node(d, &signaling, (now, WALL_START), 1).await;
         let relay_config = RelayConfig {
             name: "relay".into(),
             password: RELAY_PASSWORD.into(),
@@ -170,8 +196,9 @@ impl World {
         let mut world = Self {
             now,
             start: now,
-            writer: d.call_writer(),
+            writer,
             db,
+            signaling,
             numbers: RecordNumbers::default(),
             node,
             relay,
@@ -190,6 +217,22 @@ impl World {
             })
             .await;
         world
+    }
+
+    /// The signaling node dies (`kill -9`: what it had queued for the directory
+    /// is written or lost, nothing more) and starts again under the same name.
+    pub async fn restart_node(&mut self, seed: u64) {
+        let (node, writer) = start_node(
+            &self.db.directory,
+            &self.signaling,
+            (self.now, self.wall_ms()),
+            seed,
+        )
+        .await;
+        self.node = node;
+        drop(std::mem::replace(&mut self.writer, writer));
+        self.numbers = RecordNumbers::default();
+        self.run(Duration::ZERO).await;
     }
 
     /// Wall time now, Unix ms.

@@ -86,7 +86,7 @@ async fn a_receiver_failing_for_a_while_gets_every_record_exactly_once() {
             webhook_delivery::spawn(d.clone(), fast(true), "web-b".into()).unwrap(),
         ];
 
-        let writer = d.call_writer();
+        let writer = d.call_writer("test-owner");
         let now = chrono::Utc::now().timestamp_millis();
         let mut cdrs = Vec::new();
         for n in 0..20 {

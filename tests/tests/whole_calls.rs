@@ -206,3 +206,27 @@ async fn a_drain_refuses_new_clicks_lets_calls_finish_then_ends_them_shutdown() 
         "both lines on hook"
     );
 }
+
+#[tokio::test]
+async fn a_node_killed_mid_call_and_restarted_ends_the_cdr_node_lost_and_frees_the_line() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(7 * SECOND).await;
+    let answered_at = w.cdrs().await[0].answered_at.expect("answered");
+
+    w.restart_node(99).await;
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(
+        cdr.hangup_cause,
+        Some(HangupCause::NodeLost),
+        "closed by the restart at once"
+    );
+    let ended = cdr.ended_at.expect("ended");
+    assert!(
+        ended >= answered_at && ended <= w.wall_ms(),
+        "billed up to the last lease refresh: answered {answered_at}, ended {ended}, now {}",
+        w.wall_ms()
+    );
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}

@@ -6,10 +6,14 @@
 //! bindings stored or listed, a CDR's end committed); [`Record`] writes are fire-and-forget, written
 //! behind the calls in order ([`offhook_directory::CallWriter`]).
 
+use std::time::Duration;
+
 use offhook_directory::call_tokens::CallGrant;
 use offhook_directory::{
-    Account, AnswerSource, Cdr, HangupCause, Icon, LineState, Registration, RoutableLine, Tenant,
+    Account, AnswerSource, Cdr, HangupCause, Icon, LineState, Reaped, Registration, RoutableLine, Tenant,
 };
+
+use super::OwnerId;
 
 /// Names one query or change in flight, to match its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +105,13 @@ pub enum Change {
         /// Why.
         cause: HangupCause,
     },
+    /// Refresh this node's lease, then reap lost owners (see `super::lease`).
+    Lease {
+        /// This node.
+        owner: OwnerId,
+        /// For how long the refresh holds.
+        lease: Duration,
+    },
 }
 
 /// A write's result.
@@ -114,6 +125,9 @@ pub enum Changed {
     Bindings(Vec<Registration>),
     /// The CDR's end is committed.
     CdrEnded,
+    /// The lease was refreshed (false: it had run out and this node was
+    /// reaped); what the reaping released.
+    Lease(bool, Reaped),
 }
 
 /// A write behind the calls, in order.

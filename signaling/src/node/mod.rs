@@ -18,6 +18,7 @@ mod dialogs;
 mod flows;
 mod health_checks;
 mod invite;
+mod lease;
 mod lines;
 mod registrar;
 mod route;
@@ -42,6 +43,7 @@ use health_checks::HealthChecks;
 use lines::LinePool;
 use view::View;
 
+pub use lease::OwnerId;
 pub(crate) use throttle::ThrottleConfig;
 
 /// What the core asks its driver to do with the directory.
@@ -73,6 +75,8 @@ pub struct Start {
     pub clock: (Instant, i64),
     /// Seed of the node's RNG (tags, branches, nonces, CDR ids).
     pub seed: u64,
+    /// Who this start of the node is in the directory.
+    pub owner: OwnerId,
 }
 
 /// A response a decision asks for: status, reason, extra headers.
@@ -142,6 +146,8 @@ enum Owner {
     Answer(ServerKey, Box<Response>),
     /// Nobody: a write the node does not wait on (a call it ended itself).
     Background,
+    /// The node's lease refresh.
+    Lease,
 }
 
 /// The signaling node's core (see the module comment).
@@ -162,6 +168,7 @@ pub struct Node {
     registers: HashMap<ServerKey, registrar::Register>,
     dialogs: dialogs::Dialogs,
     health: Option<HealthChecks>,
+    lease: lease::Lease,
     waiting: HashMap<Query, Vec<Owner>>,
     tickets: HashMap<Ticket, Owner>,
     next_ticket: u64,
@@ -219,6 +226,7 @@ impl Node {
             registers: HashMap::new(),
             dialogs: dialogs::Dialogs::default(),
             health: config.relay_checks().map(|c| HealthChecks::new(c, start.clock.0)),
+            lease: lease::Lease::new(start.owner, config.owner_lease(), start.clock.0),
             waiting: HashMap::new(),
             tickets: HashMap::new(),
             next_ticket: 0,
@@ -432,6 +440,10 @@ impl Node {
             Owner::Register(key) => self.drive_register(now, &key, changed),
             Owner::Lines | Owner::Background => {}
             Owner::Answer(key, response) => self.respond(now, &key, *response),
+            Owner::Lease => match changed {
+                Some(Changed::Lease(held, reaped)) => self.lease_refreshed(now, Some((held, reaped))),
+                _ => self.lease_refreshed(now, None),
+            },
         }
     }
 
@@ -450,6 +462,7 @@ impl Node {
             }
             Owner::Lines | Owner::Background => {}
             Owner::Answer(key, response) => self.respond(now, &key, *response),
+            Owner::Lease => self.lease_refreshed(now, None),
         }
     }
 
@@ -489,6 +502,7 @@ impl Node {
             self.sweep_at,
             self.health.as_ref().and_then(HealthChecks::poll_timeout),
             self.dialogs.poll_timeout(),
+            self.lease.poll_timeout(),
             drain,
         ];
         own.into_iter()
@@ -507,6 +521,7 @@ impl Node {
         }
         self.health_timeout(now);
         self.dialogs_timeout(now);
+        self.lease_timeout(now);
         self.drain_timeout(now);
     }
 }

@@ -35,6 +35,10 @@ struct Directory {
     line_states: Vec<offhook_directory::LineState>,
     /// The relay's line, once it registered.
     line: Option<offhook_directory::RoutableLine>,
+    /// Lease refreshes asked for (when, in simulated time).
+    leases: Vec<Instant>,
+    /// The next lease refresh finds the node reaped already.
+    lease_lost: bool,
 }
 
 impl Directory {
@@ -138,6 +142,10 @@ impl World {
             host: "127.0.0.1".into(),
             clock: (now, 1_800_000_000_000),
             seed,
+            owner: crate::node::OwnerId {
+                id: "own_test".into(),
+                name: "node-1".into(),
+            },
         };
         let mut node = Node::new(config, start).unwrap();
         node.endpoint().set_bound(TransportKind::Udp, addr(NODE));
@@ -302,6 +310,11 @@ impl World {
                             Change::EndCdr { cdr, cause, .. } => {
                                 self.directory.ended.push((cdr, cause));
                                 Changed::CdrEnded
+                            }
+                            Change::Lease { .. } => {
+                                self.directory.leases.push(self.now);
+                                let held = !std::mem::take(&mut self.directory.lease_lost);
+                                Changed::Lease(held, offhook_directory::Reaped::default())
                             }
                         };
                         self.node.handle_changed(self.now, ticket, Ok(changed));
@@ -552,6 +565,32 @@ fn a_browser_tab_closed_mid_call_ends_the_call_and_frees_the_line() {
         world.directory.line_states.last(),
         Some(&offhook_directory::LineState::Idle)
     );
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn the_lease_is_refreshed_at_start_then_every_quarter_and_a_lost_one_ends_the_calls() {
+    let mut world = World::new(13).with_line();
+    let start = world.now;
+    world.advance(Duration::ZERO);
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    let quarter = SignalingConfig::default().owner_lease() / 4;
+    world.advance(quarter);
+    world.advance(quarter);
+    let since: Vec<Duration> = world.directory.leases.iter().map(|at| *at - start).collect();
+    assert_eq!(
+        since,
+        [Duration::ZERO, quarter, quarter * 2],
+        "at start (the reaping of an earlier life), then every quarter"
+    );
+    assert_eq!(world.node.calls(), 1, "a held lease changes nothing");
+
+    world.directory.lease_lost = true;
+    world.advance(quarter);
+    world.byes.sort_unstable();
+    assert_eq!(world.byes, ["phone", "relay"], "both sides hear the end");
+    assert_eq!(world.directory.ended[0].1, HangupCause::NodeLost);
     assert_eq!(world.node.calls(), 0);
 }
 

@@ -144,6 +144,16 @@ pub fn change(
                 .await
                 .map(Changed::Bindings)
                 .map_err(|e| e.to_string()),
+            Queued::Later(Change::Lease { owner, lease }) => {
+                let lease = async {
+                    let held = directory
+                        .refresh_owner(&owner.id, &owner.name, now_ms, lease)
+                        .await?;
+                    let reaped = directory.reap_owners(&owner.id, &owner.name, now_ms).await?;
+                    Ok::<_, offhook_directory::DirectoryError>(Changed::Lease(held, reaped))
+                };
+                lease.await.map_err(|e| e.to_string())
+            }
             Queued::Later(Change::ClaimLine(_) | Change::EndCdr { .. }) => {
                 unreachable!("claims and CDR ends were queued above")
             }

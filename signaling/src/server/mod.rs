@@ -15,7 +15,7 @@ use offhook_sip::driver::{BindError, Listen, SipSockets};
 use offhook_sip::transport::TransportKind;
 
 use crate::config::SignalingConfig;
-use crate::node::{Node, Start};
+use crate::node::{Node, OwnerId, Start};
 
 /// Name of the directory secret that signs digest nonces (shared by all nodes).
 pub const NONCE_SECRET: &str = "digest-nonce";
@@ -71,6 +71,9 @@ pub struct Server {
     /// Its SIP counters.
     pub stats: Arc<Stats>,
     writer: offhook_directory::CallWriter,
+    directory: Directory,
+    /// This start's owner id in the directory.
+    owner: String,
     task: tokio::task::JoinHandle<()>,
     drain: Option<tokio::sync::oneshot::Sender<()>>,
     drain_grace: std::time::Duration,
@@ -105,6 +108,13 @@ impl Server {
         } else {
             config.host.clone()
         };
+        let clock = driver::clock();
+        let owner = OwnerId {
+            id: directory
+                .start_owner(&config.node_id, clock.1, config.owner_lease())
+                .await?,
+            name: config.node_id.clone(),
+        };
         let start = Start {
             call_token_secret: directory
                 .shared_secret(offhook_directory::call_tokens::SECRET_NAME)
@@ -112,20 +122,29 @@ impl Server {
             nonce_secret: directory.shared_secret(NONCE_SECRET).await?,
             flow_token_secret: directory.shared_secret(FLOW_TOKEN_SECRET).await?,
             host,
-            clock: driver::clock(),
+            clock,
             seed: rand::random(),
+            owner: owner.clone(),
         };
         let drain_grace = config.drain_grace();
         let mut node = Node::new(config, start).map_err(StartError::Setting)?;
         sockets.bind_endpoint(node.endpoint());
         let stats = node.endpoint().stats();
-        let writer = directory.call_writer();
+        let writer = directory.call_writer(&owner.id);
         let (drain, drained) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(driver::run(node, sockets, directory, writer.clone(), drained));
+        let task = tokio::spawn(driver::run(
+            node,
+            sockets,
+            directory.clone(),
+            writer.clone(),
+            drained,
+        ));
         Ok(Self {
             bound,
             stats,
             writer,
+            directory,
+            owner: owner.id,
             task,
             drain: Some(drain),
             drain_grace,
@@ -147,10 +166,17 @@ impl Server {
             let _ = drain.send(());
         }
         let limit = self.drain_grace + driver::AFTER_DRAIN;
-        if tokio::time::timeout(limit, &mut self.task).await.is_err() {
+        let drained = tokio::time::timeout(limit, &mut self.task).await.is_ok();
+        if !drained {
             tracing::warn!("signaling did not drain in time: stopping");
             self.task.abort();
         }
         self.writer.close().await;
+        // Every call ended and is written: nothing is left for a reaper. (When
+        // the drain was cut short, the owner stays, and the next start of this
+        // node or another node's reaper closes what is left.)
+        if drained && let Err(err) = self.directory.end_owner(&self.owner).await {
+            tracing::warn!(%err, "cannot remove this node's owner record");
+        }
     }
 }
