@@ -365,6 +365,22 @@ impl Directory {
         Ok(())
     }
 
+    /// An operator's reset of a line no live call holds (no owner, or `owner`
+    /// itself): back to `idle` at `at` (Unix ms), fault reason cleared. False
+    /// when another owner holds it (that owner resets it).
+    pub async fn reset_unheld_line(&self, line_id: &str, owner: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE lines SET state = 'idle', fault_reason = NULL, state_changed_at = $1, owner_id = NULL \
+             WHERE id = $2 AND (owner_id IS NULL OR owner_id = $3)",
+        )
+        .bind(at)
+        .bind(line_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Deletes a line.
     pub async fn delete_line(&self, name_or_id: &str) -> Result<()> {
         let line = self.line(name_or_id).await?;

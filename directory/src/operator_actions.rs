@@ -2,8 +2,8 @@
 //! and the command line write a durable request here; the node that owns the call
 //! or line (it alone can act on it) picks it up and completes it:
 //!
-//! 1. [`Directory::open_operator_actions`]: the open requests of a kind (poll it
-//!    every second or so and keep those whose target you own);
+//! 1. [`Directory::open_operator_actions`]: the open requests (poll it every
+//!    second or so and keep those whose target you own);
 //! 2. [`Directory::claim_operator_action`]: take one for a while, so that no
 //!    other node acts on it too;
 //! 3. [`Directory::complete_operator_action`]: say how it went (`done`,
@@ -156,6 +156,9 @@ struct NewAction<'a> {
 
 const LONGEST_DETAIL: usize = 300;
 
+/// Open requests handed to a node at once.
+pub const OPEN_REQUESTS: i64 = 100;
+
 impl Directory {
     /// Asks the owner of a call (by CDR id, visible in `scope`) to hang it up;
     /// the open request when there is one already. A call that has ended is a
@@ -298,18 +301,29 @@ impl Directory {
             .ok_or_else(|| DirectoryError::not_found("action", id))
     }
 
-    /// For the owner of calls or lines: the open requests of `kind` at `now`
-    /// that nobody holds a live claim on, oldest first.
-    pub async fn open_operator_actions(&self, kind: ActionKind, now: i64) -> Result<Vec<OperatorAction>> {
+    /// For the owners of calls and lines: the open requests at `now` that nobody
+    /// holds a live claim on, oldest first (at most [`OPEN_REQUESTS`]), each with
+    /// whether its call has ended already (for hang-ups: then any node may
+    /// complete it as `not-found`).
+    pub async fn open_operator_actions(&self, now: i64) -> Result<Vec<(OperatorAction, bool)>> {
         self.expire_operator_actions(now).await?;
-        Ok(sqlx::query_as(
-            "SELECT * FROM operator_actions WHERE kind = $1 AND done_at IS NULL \
-             AND (claim_until IS NULL OR claim_until < $2) ORDER BY requested_at, id",
+        let rows: Vec<AnyRow> = sqlx::query(
+            "SELECT a.*, c.ended_at AS call_ended_at FROM operator_actions a \
+             LEFT JOIN cdrs c ON a.kind = 'hangup-call' AND c.id = a.target_id \
+             WHERE a.done_at IS NULL AND (a.claim_until IS NULL OR a.claim_until < $1) \
+             ORDER BY a.requested_at, a.id LIMIT $2",
         )
-        .bind(kind.as_str())
         .bind(now)
+        .bind(OPEN_REQUESTS)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let ended: Option<i64> = row.try_get("call_ended_at")?;
+                Ok((OperatorAction::from_row(row)?, ended.is_some()))
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(Into::into)
     }
 
     /// For the owner: takes an open request for `owner` until `claim_until`

@@ -549,11 +549,9 @@ async fn operator_requests_are_claimed_completed_or_expire() {
         );
 
         // The owner: sees it, claims it (another node cannot), completes it.
-        let open = d
-            .open_operator_actions(ActionKind::HangupCall, 12_000)
-            .await
-            .unwrap();
-        assert_eq!(open.len(), 1);
+        let open = d.open_operator_actions(12_000).await.unwrap();
+        assert_eq!(open.len(), 2, "the hang-up and the reset");
+        assert!(open.iter().any(|(a, ended)| a.id == hangup.id && !ended));
         assert!(
             d.claim_operator_action(&hangup.id, "node-a", 12_000, 22_000)
                 .await
@@ -565,10 +563,12 @@ async fn operator_requests_are_claimed_completed_or_expire() {
                 .unwrap()
         );
         assert!(
-            d.open_operator_actions(ActionKind::HangupCall, 12_000)
+            d.open_operator_actions(12_000)
                 .await
                 .unwrap()
-                .is_empty()
+                .iter()
+                .all(|(a, _)| a.kind == ActionKind::ResetLine),
+            "the claimed hang-up is not offered again"
         );
         assert!(
             !d.complete_operator_action(&hangup.id, "node-b", ActionResult::Done, "", 13_000)

@@ -39,6 +39,9 @@ pub struct SignalingConfig {
     /// refreshed every quarter of it; when a node dies, another node (or its own
     /// restart) ends its calls and frees its lines once the lease ran out.
     pub owner_lease_s: u64,
+    /// How often the node looks for operator requests (hang up a call, reset a
+    /// line) on what it holds, in ms; 0 turns it off.
+    pub operator_poll_ms: u64,
     /// RFC 3261 T1, the round-trip estimate, in ms.
     pub t1_ms: u64,
     /// RFC 3261 T2, the cap on non-INVITE retransmit intervals, in ms.
@@ -106,6 +109,7 @@ impl Default for SignalingConfig {
             host: String::new(),
             node_id: "node-1".to_owned(),
             owner_lease_s: 20,
+            operator_poll_ms: 2_000,
             t1_ms: 500,
             t2_ms: 4_000,
             t4_ms: 5_000,
@@ -194,6 +198,11 @@ impl SignalingConfig {
     /// `owner_lease_s` as a duration (at least 4 s).
     pub fn owner_lease(&self) -> Duration {
         Duration::from_secs(self.owner_lease_s.max(4))
+    }
+
+    /// `operator_poll_ms` as a duration; `None` when off.
+    pub fn operator_poll(&self) -> Option<Duration> {
+        (self.operator_poll_ms > 0).then(|| Duration::from_millis(self.operator_poll_ms))
     }
 
     /// `drain_s` as a duration.

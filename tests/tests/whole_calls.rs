@@ -230,3 +230,98 @@ async fn a_node_killed_mid_call_and_restarted_ends_the_cdr_node_lost_and_frees_t
     );
     assert_eq!(w.line_state("line-1").await, LineState::Idle);
 }
+
+#[tokio::test]
+async fn an_operator_hangs_up_an_answered_call_and_resets_a_faulty_line() {
+    use offhook_directory::{ActionResult, Scope};
+    let mut w = world(&["line-1", "line-2"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    let cdr = w.cdrs().await.remove(0);
+    let d = w.db.directory.clone();
+    let hangup = d
+        .request_hangup(&Scope::Operator, &cdr.id, "cli:root", w.wall_ms(), 60_000)
+        .await
+        .expect("a hang-up request");
+
+    w.run(3 * SECOND).await;
+    assert!(w.ended(session), "the caller got a BYE");
+    assert!(
+        w.relay.lines.iter().all(|l| !l.modem.off_hook()),
+        "the relay put the line on hook"
+    );
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::OperatorHangup));
+    assert!(cdr.ended_at.is_some());
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    assert_eq!(w.line_state("line-2").await, LineState::Idle);
+    let done = d.operator_action(&Scope::Operator, &hangup.id).await.unwrap();
+    assert_eq!(done.result, Some(ActionResult::Done), "{done:?}");
+
+    // A line in fault that no call holds is put back to idle.
+    let line = d.line("line-2").await.unwrap();
+    d.set_line_fault(&line.id, "no dial tone", w.wall_ms())
+        .await
+        .unwrap();
+    let reset = d
+        .request_line_reset("line-2", "cli:root", w.wall_ms(), 60_000)
+        .await
+        .unwrap();
+    w.run(3 * SECOND).await;
+    assert_eq!(w.line_state("line-2").await, LineState::Idle);
+    let done = d.operator_action(&Scope::Operator, &reset.id).await.unwrap();
+    assert_eq!(done.result, Some(ActionResult::Done), "{done:?}");
+}
+
+#[tokio::test]
+async fn an_operator_hangs_up_a_ringing_call_and_a_hang_up_the_call_outran_is_not_found() {
+    use offhook_directory::{ActionResult, Scope};
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("silent").await;
+    w.run(8 * SECOND).await;
+    assert_eq!(w.outcome(session), None, "still ringing");
+    let cdr = w.cdrs().await.remove(0);
+    let d = w.db.directory.clone();
+    let hangup = d
+        .request_hangup(&Scope::Operator, &cdr.id, "cli:root", w.wall_ms(), 60_000)
+        .await
+        .unwrap();
+    w.run(4 * SECOND).await;
+    assert_eq!(w.outcome(session), Some(487), "the INVITE was cancelled");
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::OperatorHangup));
+    assert_eq!(cdr.answered_at, None);
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    assert!(!w.relay.lines[0].modem.off_hook());
+    let done = d.operator_action(&Scope::Operator, &hangup.id).await.unwrap();
+    assert_eq!(done.result, Some(ActionResult::Done));
+
+    // Asked while the call was live, but the caller gave up before the node's
+    // next look: settled `not-found`, the CDR keeps its own cause.
+    let slow = SignalingConfig {
+        operator_poll_ms: 30_000,
+        ..SignalingConfig::default()
+    };
+    let mut w = World::new(&["line-1"], slow).await;
+    let d = w.db.directory.clone();
+    let session = w.click("silent").await;
+    w.run(4 * SECOND).await;
+    let cdr = w.cdrs().await.remove(0);
+    let hangup = d
+        .request_hangup(&Scope::Operator, &cdr.id, "cli:root", w.wall_ms(), 60_000)
+        .await
+        .unwrap();
+    w.caller.cancel(w.now, session).expect("ringing");
+    assert_eq!(w.wait_outcome(session, 20 * SECOND).await, 487);
+    w.run(30 * SECOND).await;
+    let late = d.operator_action(&Scope::Operator, &hangup.id).await.unwrap();
+    assert_eq!(late.result, Some(ActionResult::NotFound), "{late:?}");
+    assert_eq!(
+        w.cdrs().await.remove(0).hangup_cause,
+        Some(HangupCause::Cancelled)
+    );
+    let again = d
+        .request_hangup(&Scope::Operator, &cdr.id, "cli:root", w.wall_ms(), 60_000)
+        .await;
+    assert!(again.is_err(), "a call that has ended cannot be asked to hang up");
+}

@@ -168,6 +168,22 @@ impl Dialogs {
             .collect()
     }
 
+    /// The call whose CDR is `cdr`.
+    pub(super) fn call_of_cdr(&self, cdr: &str) -> Option<String> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.record.cdr == cdr)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The call that holds `line`.
+    pub(super) fn call_on_line(&self, line: &str) -> Option<String> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.record.line.as_deref() == Some(line))
+            .map(|(id, _)| id.clone())
+    }
+
     fn ids(&self) -> Vec<String> {
         self.calls.keys().cloned().collect()
     }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use offhook_directory::call_tokens::CallGrant;
 use offhook_directory::{
-    Account, AnswerSource, Cdr, HangupCause, Icon, LineState, Reaped, Registration, RoutableLine, Tenant,
+    Account, ActionResult, AnswerSource, Cdr, HangupCause, Icon, LineState, OperatorAction, Reaped,
+    Registration, RoutableLine, Tenant,
 };
 
 use super::OwnerId;
@@ -112,6 +113,38 @@ pub enum Change {
         /// For how long the refresh holds.
         lease: Duration,
     },
+    /// The operator requests open at `at` (Unix ms), each with whether its
+    /// call has ended (see `super::operator`).
+    OperatorRequests {
+        /// Unix ms.
+        at: i64,
+    },
+    /// Claim an operator request for `owner` and complete it so, once every
+    /// record and CDR end queued before is committed.
+    SettleRequest {
+        /// The request.
+        id: String,
+        /// This node's owner id.
+        owner: String,
+        /// How it went.
+        result: ActionResult,
+        /// The node's words on it.
+        detail: String,
+        /// Unix ms.
+        at: i64,
+    },
+    /// An operator's reset of a line no call here holds: back to idle unless
+    /// another owner holds it, then the request settled `done`.
+    ResetUnheldLine {
+        /// The request.
+        id: String,
+        /// The line id.
+        line: String,
+        /// This node's owner id.
+        owner: String,
+        /// Unix ms.
+        at: i64,
+    },
 }
 
 /// A write's result.
@@ -128,6 +161,11 @@ pub enum Changed {
     /// The lease was refreshed (false: it had run out and this node was
     /// reaped); what the reaping released.
     Lease(bool, Reaped),
+    /// The open operator requests, each with whether its call has ended.
+    OperatorRequests(Vec<(OperatorAction, bool)>),
+    /// An operator request was settled (false: another node had it, or the
+    /// line belongs to another owner).
+    Settled(bool),
 }
 
 /// A write behind the calls, in order.

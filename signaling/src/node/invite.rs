@@ -75,6 +75,9 @@ struct Invite {
     call: Option<Started>,
     /// A CANCEL came while a change was in flight: end at its result.
     cancelled: bool,
+    /// Ended by the node (an operator's hang-up): the CDR's cause, whatever
+    /// answer downstream gives to the CANCEL.
+    ended_by: Option<HangupCause>,
 }
 
 /// The INVITEs in progress.
@@ -144,6 +147,7 @@ impl Node {
             stage: Stage::Caller,
             call: None,
             cancelled: false,
+            ended_by: None,
         };
         self.invites.by_server.insert(key.clone(), invite);
         self.drive_invite(now, &key, None);
@@ -680,6 +684,41 @@ impl Node {
         }
     }
 
+    /// Ends the INVITE whose call's CDR is `cdr` (cancelled, with `cause`).
+    pub(super) fn end_invite_of_cdr(&mut self, now: Instant, cdr: &str, cause: HangupCause) -> bool {
+        self.end_invite_where(now, cause, |i| i.call.as_ref().is_some_and(|c| c.cdr == cdr))
+    }
+
+    /// Ends the INVITE whose call holds `line` (cancelled, with `cause`).
+    pub(super) fn end_invite_on_line(&mut self, now: Instant, line: &str, cause: HangupCause) -> bool {
+        self.end_invite_where(now, cause, |i| {
+            i.call.as_ref().is_some_and(|c| c.line.as_deref() == Some(line))
+        })
+    }
+
+    /// Whether an INVITE is claiming `line` right now.
+    pub(super) fn is_claiming(&self, line: &str) -> bool {
+        self.invites
+            .by_server
+            .values()
+            .any(|i| matches!(&i.stage, Stage::Claiming(_, claimed) if claimed.line.id == line))
+    }
+
+    fn end_invite_where(
+        &mut self,
+        now: Instant,
+        cause: HangupCause,
+        which: impl Fn(&Invite) -> bool,
+    ) -> bool {
+        let Some((key, invite)) = self.invites.by_server.iter_mut().find(|(_, i)| which(i)) else {
+            return false;
+        };
+        invite.ended_by = Some(cause);
+        let key = key.clone();
+        self.invite_cancelled(now, &key);
+        true
+    }
+
     /// The connection an INVITE came on closed: it is cancelled.
     pub(super) fn invites_of_flow_closed(&mut self, now: Instant, flow: &Flow) {
         let gone: Vec<ServerKey> = self
@@ -738,11 +777,12 @@ impl Node {
             return;
         };
         self.invites.by_client.retain(|_, server| server != key);
-        let (response, cause) = match ended {
+        let (response, mut cause) = match ended {
             Ended::Refused(reply) => (self.response_for(&invite.request, reply), HangupCause::Rejected),
             Ended::Failed(reply, cause) => (self.response_for(&invite.request, reply), cause),
             Ended::Response(response, cause) => (*response, cause),
         };
+        cause = invite.ended_by.unwrap_or(cause);
         let Some(call) = invite.call else {
             tracing::debug!(
                 call_id = invite.request.call_id(),

@@ -48,6 +48,11 @@ impl Lease {
         self.next_at
     }
 
+    /// This start's owner id in the directory.
+    pub(crate) fn owner_id(&self) -> &str {
+        &self.owner.id
+    }
+
     /// How often the lease is refreshed.
     fn every(&self) -> Duration {
         self.lease / 4

@@ -20,6 +20,7 @@ mod health_checks;
 mod invite;
 mod lease;
 mod lines;
+mod operator;
 mod registrar;
 mod route;
 mod throttle;
@@ -148,6 +149,8 @@ enum Owner {
     Background,
     /// The node's lease refresh.
     Lease,
+    /// The operator requests' poll.
+    Operator,
 }
 
 /// The signaling node's core (see the module comment).
@@ -169,6 +172,7 @@ pub struct Node {
     dialogs: dialogs::Dialogs,
     health: Option<HealthChecks>,
     lease: lease::Lease,
+    operator: operator::OperatorPoll,
     waiting: HashMap<Query, Vec<Owner>>,
     tickets: HashMap<Ticket, Owner>,
     next_ticket: u64,
@@ -227,6 +231,7 @@ impl Node {
             dialogs: dialogs::Dialogs::default(),
             health: config.relay_checks().map(|c| HealthChecks::new(c, start.clock.0)),
             lease: lease::Lease::new(start.owner, config.owner_lease(), start.clock.0),
+            operator: operator::OperatorPoll::new(config.operator_poll(), start.clock.0),
             waiting: HashMap::new(),
             tickets: HashMap::new(),
             next_ticket: 0,
@@ -444,6 +449,10 @@ impl Node {
                 Some(Changed::Lease(held, reaped)) => self.lease_refreshed(now, Some((held, reaped))),
                 _ => self.lease_refreshed(now, None),
             },
+            Owner::Operator => match changed {
+                Some(Changed::OperatorRequests(open)) => self.operator_requests(now, Some(open)),
+                _ => self.operator_requests(now, None),
+            },
         }
     }
 
@@ -463,6 +472,7 @@ impl Node {
             Owner::Lines | Owner::Background => {}
             Owner::Answer(key, response) => self.respond(now, &key, *response),
             Owner::Lease => self.lease_refreshed(now, None),
+            Owner::Operator => self.operator_requests(now, None),
         }
     }
 
@@ -503,6 +513,7 @@ impl Node {
             self.health.as_ref().and_then(HealthChecks::poll_timeout),
             self.dialogs.poll_timeout(),
             self.lease.poll_timeout(),
+            self.operator.poll_timeout(),
             drain,
         ];
         own.into_iter()
@@ -522,6 +533,7 @@ impl Node {
         self.health_timeout(now);
         self.dialogs_timeout(now);
         self.lease_timeout(now);
+        self.operator_timeout(now);
         self.drain_timeout(now);
     }
 }

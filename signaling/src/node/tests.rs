@@ -316,6 +316,10 @@ impl World {
                                 let held = !std::mem::take(&mut self.directory.lease_lost);
                                 Changed::Lease(held, offhook_directory::Reaped::default())
                             }
+                            Change::OperatorRequests { .. } => Changed::OperatorRequests(Vec::new()),
+                            Change::SettleRequest { .. } | Change::ResetUnheldLine { .. } => {
+                                Changed::Settled(true)
+                            }
                         };
                         self.node.handle_changed(self.now, ticket, Ok(changed));
                     }

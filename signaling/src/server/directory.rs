@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 
-use offhook_directory::{CallWriter, Directory, DirectoryError, Scope};
+use offhook_directory::{ActionResult, CallWriter, Directory, DirectoryError, Scope};
 
 use crate::node::directory_io::{Answer, Change, Changed, Query, Record};
 
@@ -101,6 +101,26 @@ async fn register(
     ))
 }
 
+/// Claims an operator request and completes it (a claim lasts a minute: the
+/// completion follows at once).
+async fn settle(
+    directory: &Directory,
+    id: &str,
+    owner: &str,
+    result: ActionResult,
+    detail: &str,
+    at: i64,
+) -> offhook_directory::Result<Changed> {
+    let claimed = directory
+        .claim_operator_action(id, owner, at, at + 60_000)
+        .await?;
+    let settled = claimed
+        && directory
+            .complete_operator_action(id, owner, result, detail, at)
+            .await?;
+    Ok(Changed::Settled(settled))
+}
+
 /// Makes a change. Claims and CDR ends are queued before this returns, behind
 /// every record queued before them; the future resolves with the result.
 pub fn change(
@@ -109,13 +129,16 @@ pub fn change(
     change: Change,
     now_ms: i64,
 ) -> impl Future<Output = Result<Changed, String>> + Send + 'static {
-    enum Queued<C, E> {
+    enum Queued<C, E, F> {
         Claim(C),
         End(E),
+        Flushed(F, Change),
         Later(Change),
     }
     let queued = match change {
         Change::ClaimLine(line) => Queued::Claim(writer.claim_line(&line)),
+        // Behind the CDR ends queued before: whoever reads `done` finds them.
+        settle @ Change::SettleRequest { .. } => Queued::Flushed(writer.flush(), settle),
         Change::EndCdr { cdr, at, cause } => Queued::End(writer.end_cdr(&cdr, at, cause)),
         other => Queued::Later(other),
     };
@@ -154,8 +177,47 @@ pub fn change(
                 };
                 lease.await.map_err(|e| e.to_string())
             }
-            Queued::Later(Change::ClaimLine(_) | Change::EndCdr { .. }) => {
-                unreachable!("claims and CDR ends were queued above")
+            Queued::Flushed(
+                flushed,
+                Change::SettleRequest {
+                    id,
+                    owner,
+                    result,
+                    detail,
+                    at,
+                },
+            ) => {
+                flushed.await;
+                settle(&directory, &id, &owner, result, &detail, at)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Queued::Later(Change::OperatorRequests { at }) => directory
+                .open_operator_actions(at)
+                .await
+                .map(Changed::OperatorRequests)
+                .map_err(|e| e.to_string()),
+            Queued::Later(Change::ResetUnheldLine { id, line, owner, at }) => {
+                let reset = async {
+                    if !directory.reset_unheld_line(&line, &owner, at).await? {
+                        return Ok(Changed::Settled(false));
+                    }
+                    tracing::info!(request = %id, line = %line, "operator reset a line: idle");
+                    settle(
+                        &directory,
+                        &id,
+                        &owner,
+                        ActionResult::Done,
+                        "the line is idle",
+                        at,
+                    )
+                    .await
+                };
+                reset.await.map_err(|e| e.to_string())
+            }
+            Queued::Later(Change::ClaimLine(_) | Change::EndCdr { .. } | Change::SettleRequest { .. })
+            | Queued::Flushed(..) => {
+                unreachable!("claims, CDR ends and settlements were queued above")
             }
         }
     }
