@@ -4,7 +4,6 @@
 //! the database does not let anyone in. Tokens are random, not chosen by people,
 //! so one unsalted hash suffices and lookups stay one indexed query.
 
-use rand::Rng as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use sqlx::{FromRow, Row, any::AnyRow};
@@ -72,7 +71,7 @@ impl Directory {
             Some(tenant) => Some(self.tenant(tenant).await?.id),
             None => None,
         };
-        let secret = format!("{TOKEN_PREFIX}{}", hex::encode(rand::rng().random::<[u8; 32]>()));
+        let secret = format!("{TOKEN_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()));
         let token = ApiToken {
             id: new_id("tok"),
             name,

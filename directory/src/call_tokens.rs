@@ -5,7 +5,6 @@
 //! every node agrees; spending its nonce is recorded, so it works once.
 
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 
 use crate::db::Directory;
@@ -51,7 +50,7 @@ fn mac_hex(secret: &[u8], payload: &str) -> String {
 
 /// Signs a grant for `icon` valid until `expires_at` (Unix ms).
 pub fn sign(secret: &[u8], icon: &str, expires_at: i64) -> String {
-    let nonce: String = hex::encode(rand::rng().random::<[u8; 12]>());
+    let nonce: String = hex::encode(crate::ids::random_bytes::<12>());
     let payload = format!("v1.{icon}.{expires_at}.{nonce}");
     let mac = mac_hex(secret, &payload);
     format!("{payload}.{mac}")
@@ -96,7 +95,7 @@ impl Directory {
     /// The named shared secret, created (32 random bytes) on first use; every node
     /// on this directory gets the same bytes.
     pub async fn shared_secret(&self, name: &str) -> Result<Vec<u8>> {
-        let fresh = hex::encode(rand::rng().random::<[u8; 32]>());
+        let fresh = hex::encode(crate::ids::random_bytes::<32>());
         sqlx::query(
             "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
         )

@@ -5,7 +5,6 @@
 //! [`crate::validate::webhook_url`]); the web nodes check again where the name
 //! resolves when they deliver.
 
-use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Row, any::AnyRow};
 
@@ -88,7 +87,7 @@ pub struct WebhookUpdate {
 }
 
 fn fresh_secret() -> String {
-    format!("{SECRET_PREFIX}{}", hex::encode(rand::rng().random::<[u8; 32]>()))
+    format!("{SECRET_PREFIX}{}", hex::encode(crate::ids::random_bytes::<32>()))
 }
 
 fn events(events: &[WebhookEvent]) -> Result<[i64; 3]> {

@@ -2,6 +2,10 @@
 //! `RtpSender`, carried as datagrams (delayed, some duplicated), validated by an
 //! `RtpReceiver`, decoded into the jitter buffer and popped as line bytes again;
 //! and a key press crossing as telephone-events.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::time::{Duration, Instant};
 

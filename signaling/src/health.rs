@@ -201,6 +201,7 @@ impl RelayHealth {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
 

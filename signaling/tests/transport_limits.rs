@@ -3,6 +3,10 @@
 //! are closed at once; a connection that says nothing, or drips a message too
 //! slowly, or never finishes its WebSocket handshake, is closed at its deadline;
 //! and through all of it the server keeps answering.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 mod common;
 

@@ -7,6 +7,10 @@
 //! written in the same transaction; the receiver must get each call's record
 //! exactly once with a 2xx, signed with the webhook's secret, and the outbox must
 //! say delivered with every attempt counted.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::time::{Duration, Instant};
 

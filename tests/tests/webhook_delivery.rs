@@ -6,6 +6,10 @@
 //! (HMAC-SHA256 over timestamp and body) and carrying the call record. A URL whose
 //! name resolves to loopback is refused when internal targets are not allowed,
 //! and the receiver never sees it.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::time::{Duration, Instant};
 

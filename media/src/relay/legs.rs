@@ -242,6 +242,7 @@ impl MediaLeg for WebRtcPeer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use std::time::{Duration, Instant, SystemTime};
 

@@ -72,6 +72,7 @@ impl Trust {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
     use offhook_sip::message::Method;

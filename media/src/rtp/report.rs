@@ -216,6 +216,7 @@ pub fn is_rtcp(datagram: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
     use crate::rtp::rtcp::ReportBlock;

@@ -344,6 +344,7 @@ fn blocks(out: &mut Vec<u8>, blocks: &[ReportBlock]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
     use rand::rngs::StdRng;

@@ -208,6 +208,7 @@ impl RtpSender {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
     use crate::rtp::dtmf::DtmfReceiver;

@@ -183,6 +183,7 @@ impl LinePool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use offhook_directory::{Line, LineKind, Registration};
 

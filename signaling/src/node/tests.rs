@@ -2,6 +2,10 @@
 //! answers each output from a few rows kept in memory (the whole-call harness
 //! in the tests crate uses the real SQL directory). A SIP peer is a bare
 //! endpoint wired to the node's by hand.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

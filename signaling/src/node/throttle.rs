@@ -152,6 +152,7 @@ impl Throttle {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
 

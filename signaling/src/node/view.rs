@@ -155,6 +155,7 @@ macro_rules! found {
 pub(crate) use found;
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     use super::*;
 

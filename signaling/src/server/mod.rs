@@ -2,6 +2,10 @@
 //! binds the configured transports, reads the node's keys from the directory,
 //! and runs one loop ([`driver`]) that feeds the core with what arrives, performs
 //! its directory outputs, and sleeps until its next deadline.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 pub mod directory;
 mod driver;

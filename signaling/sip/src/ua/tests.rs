@@ -1,6 +1,10 @@
 //! The user-agent layer in simulated time: a caller and a callee (and a
 //! registrar) on one virtual clock, datagrams moved between them by hand, some
 //! dropped on purpose.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
