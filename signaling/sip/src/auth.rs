@@ -12,7 +12,7 @@
 //! (`stale=true`), never an account. A nonce older than its lifetime is
 //! answered with `stale=true`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use hmac::{Hmac, Mac};
 use offhook_vocab::DigestAlgorithm;
@@ -132,8 +132,9 @@ impl Credentials {
 
 /// Remembers the highest nonce-count per nonce (shared replay protection).
 pub trait NonceStore {
-    /// Records `count` for `nonce`; false when it is not higher than the last one.
-    fn advance(&mut self, nonce: &str, count: u32, now_secs: u64) -> bool;
+    /// Records a use of a nonce; false when its count is not higher than the
+    /// last one (a replay), or the store cannot vouch for it.
+    fn advance(&mut self, used: &NonceUse, now_secs: u64) -> bool;
 }
 
 /// What accepted credentials used: a nonce and its count.
@@ -143,6 +144,8 @@ pub struct NonceUse {
     pub nonce: String,
     /// Its nonce-count (1 without qop).
     pub count: u32,
+    /// When the nonce was issued (Unix seconds, from the nonce itself).
+    pub issued: u64,
 }
 
 /// Whether two URIs name the same resource (the digest `uri` and the
@@ -166,30 +169,87 @@ pub fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
     }
 }
 
-/// A [`NonceStore`] in memory, forgetting nonces after their lifetime.
-#[derive(Debug, Default)]
+/// A [`NonceStore`] in memory, O(1) per use and bounded: nonces are forgotten
+/// once their lifetime is over (the server refuses them as stale from then on),
+/// oldest first, a few per use, so no request ever scans the store. When it
+/// holds `capacity` live nonces, the oldest is forgotten early and every nonce
+/// issued no later than it is refused from then on (its client is challenged
+/// again): memory stays bounded and no forgotten nonce can be replayed.
+#[derive(Debug)]
 pub struct MemoryNonceStore {
-    seen: HashMap<String, (u32, u64)>,
+    /// Each nonce's highest count.
+    last: HashMap<String, u32>,
+    /// Nonces in the order of their first use, with when they were issued.
+    order: VecDeque<(u64, String)>,
+    lifetime_secs: u64,
+    capacity: usize,
+    /// Nonces issued at or before this were forgotten early: refused.
+    floor: Option<u64>,
+}
+
+impl MemoryNonceStore {
+    /// A store for nonces fresh for `lifetime_secs`, holding at most `capacity`.
+    pub fn new(lifetime_secs: u64, capacity: usize) -> Self {
+        Self {
+            last: HashMap::new(),
+            order: VecDeque::new(),
+            lifetime_secs,
+            capacity: capacity.max(1),
+            floor: None,
+        }
+    }
+
+    /// Nonces held now.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+
+    /// Forgets the oldest nonce.
+    fn forget_oldest(&mut self) -> Option<u64> {
+        let (issued, nonce) = self.order.pop_front()?;
+        self.last.remove(&nonce);
+        Some(issued)
+    }
 }
 
 impl NonceStore for MemoryNonceStore {
-    fn advance(&mut self, nonce: &str, count: u32, now_secs: u64) -> bool {
-        if self.seen.len() > 100_000 {
-            self.seen
-                .retain(|_, (_, at)| now_secs.saturating_sub(*at) < 3_600);
-        }
-        match self.seen.get_mut(nonce) {
-            Some((last, _)) if count <= *last => false,
-            Some((last, at)) => {
-                *last = count;
-                *at = now_secs;
-                true
-            }
-            None => {
-                self.seen.insert(nonce.to_owned(), (count, now_secs));
-                true
+    fn advance(&mut self, used: &NonceUse, now_secs: u64) -> bool {
+        // Those past their lifetime at the front go (at most two per use keeps
+        // each use O(1) and still outpaces the one insert).
+        for _ in 0..2 {
+            match self.order.front() {
+                Some((issued, _)) if now_secs.saturating_sub(*issued) > self.lifetime_secs => {
+                    self.forget_oldest();
+                }
+                _ => break,
             }
         }
+        if let Some(last) = self.last.get_mut(&used.nonce) {
+            if used.count <= *last {
+                return false;
+            }
+            *last = used.count;
+            return true;
+        }
+        if self.floor.is_some_and(|floor| used.issued <= floor) {
+            return false;
+        }
+        if self.last.len() >= self.capacity
+            && let Some(issued) = self.forget_oldest()
+        {
+            self.floor = Some(self.floor.map_or(issued, |floor| floor.max(issued)));
+            if used.issued <= issued {
+                return false;
+            }
+        }
+        self.last.insert(used.nonce.clone(), used.count);
+        self.order.push_back((used.issued, used.nonce.clone()));
+        true
     }
 }
 
@@ -355,6 +415,7 @@ impl DigestServer {
         Ok(NonceUse {
             nonce: credentials.nonce.clone(),
             count,
+            issued,
         })
     }
 }
@@ -494,15 +555,15 @@ mod tests {
         const URI: &str = "sip:demo.test";
         for challenge in server.challenges("demo.test", 1_000, false, None, 7) {
             // Both challenges share a nonce: each answer gets its own store here.
-            let mut store = MemoryNonceStore::default();
+            let mut store = MemoryNonceStore::new(300, 1_000);
             let answer = answer_challenge(&challenge, "REGISTER", URI, "alice", "pw123456", "c1").unwrap();
             let creds = Credentials::parse(&answer).unwrap();
             let ha1 = creds.algorithm.ha1("alice", "demo.test", "pw123456");
             let ok = |uri: &str| same_uri(uri, URI);
             let used = server.check(&creds, "REGISTER", ok, &ha1, 1_010).unwrap();
             assert_eq!(used.count, 1);
-            assert!(store.advance(&used.nonce, used.count, 1_010));
-            assert!(!store.advance(&used.nonce, used.count, 1_011), "a replay");
+            assert!(store.advance(&used, 1_010));
+            assert!(!store.advance(&used, 1_011), "a replay");
             let wrong = creds.algorithm.ha1("alice", "demo.test", "nope");
             assert_eq!(
                 server.check(&creds, "REGISTER", ok, &wrong, 1_012),
@@ -585,6 +646,50 @@ mod tests {
                 "c"
             )
             .is_none()
+        );
+    }
+
+    fn used(nonce: u32, count: u32, issued: u64) -> NonceUse {
+        NonceUse {
+            nonce: format!("n{nonce}"),
+            count,
+            issued,
+        }
+    }
+
+    #[test]
+    fn the_nonce_store_stays_bounded_under_any_load_and_refuses_what_it_forgot() {
+        let mut store = MemoryNonceStore::new(300, 1_000);
+        // A million fresh nonces in one second: never more than 1,000 held.
+        for n in 0..1_000_000 {
+            assert!(store.advance(&used(n, 1, 1_000), 1_000) || n >= 1_000);
+            assert!(store.len() <= 1_000);
+        }
+        // The one forgotten early cannot be replayed, nor any as old that came
+        // after it (their clients are challenged again); those held cannot be
+        // replayed either, and go on counting.
+        assert!(!store.advance(&used(0, 1, 1_000), 1_000), "forgotten: refused");
+        assert!(!store.advance(&used(999_999, 2, 1_000), 1_000), "as old: refused");
+        assert!(!store.advance(&used(5, 1, 1_000), 1_000), "held: a replay");
+        assert!(store.advance(&used(5, 2, 1_000), 1_000), "held: a higher count");
+        // A nonce issued later is taken.
+        assert!(store.advance(&used(2_000_000, 1, 1_001), 1_001));
+    }
+
+    #[test]
+    fn the_nonce_store_forgets_nonces_past_their_lifetime_a_few_per_use() {
+        let mut store = MemoryNonceStore::new(300, 1_000);
+        for n in 0..10 {
+            assert!(store.advance(&used(n, 1, 1_000), 1_000));
+        }
+        // Past their lifetime: each later use forgets two of them.
+        for n in 10..15 {
+            assert!(store.advance(&used(n, 1, 1_400), 1_400));
+        }
+        assert_eq!(store.len(), 5, "the ten old ones are gone, the five new held");
+        assert!(
+            !store.advance(&used(12, 1, 1_400), 1_400),
+            "a replay of a held one"
         );
     }
 }

@@ -65,7 +65,7 @@ impl Registrar {
         Self {
             endpoint: bound_endpoint(at, 9),
             digest: DigestServer::new(b"test registrar".to_vec(), 1, 3600),
-            nonces: MemoryNonceStore::default(),
+            nonces: MemoryNonceStore::new(3_600, 100_000),
             realm: realm.to_owned(),
             ha1: DigestAlgorithm::Md5.ha1(username, realm, password),
             expires,
@@ -100,7 +100,7 @@ impl Registrar {
             let granted = credentials.and_then(|c| {
                 let ok = |uri: &str| same_uri(uri, &request.uri);
                 let used = self.digest.check(&c, "REGISTER", ok, &self.ha1, 0).ok()?;
-                self.nonces.advance(&used.nonce, used.count, 0).then_some(())
+                self.nonces.advance(&used, 0).then_some(())
             });
             let response = match granted {
                 Some(()) => {

@@ -31,7 +31,7 @@ impl Verified {
     /// Records the nonce's use; false when it was used already (a replay: the
     /// caller challenges again).
     pub(crate) fn spend(&self, store: &mut dyn NonceStore, now_secs: u64) -> bool {
-        store.advance(&self.nonce.nonce, self.nonce.count, now_secs)
+        store.advance(&self.nonce, now_secs)
     }
 }
 

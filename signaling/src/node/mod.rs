@@ -185,6 +185,10 @@ pub struct Node {
     draining: Option<Instant>,
 }
 
+/// Live digest nonces remembered at most (about 200 bytes each); beyond, the
+/// oldest is forgotten and nonces as old are challenged again.
+const NONCES_HELD: usize = 200_000;
+
 /// How often the limiter forgets empty windows.
 const SWEEP: Duration = Duration::from_secs(60);
 
@@ -221,7 +225,7 @@ impl Node {
             limiter: Limiter::default(),
             digest: DigestServer::new(start.nonce_secret, rng.random(), config.nonce_lifetime_s)
                 .with_algorithms(digest_algorithms, &config.md5_only_user_agents),
-            nonces: MemoryNonceStore::default(),
+            nonces: MemoryNonceStore::new(config.nonce_lifetime_s, NONCES_HELD),
             throttle: throttle::Throttle::new(config.auth_throttle()),
             call_token_secret: start.call_token_secret,
             connections: Connections::default(),
