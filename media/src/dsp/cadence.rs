@@ -126,7 +126,8 @@ impl Country {
 pub struct CadenceTone {
     cadence: Cadence,
     tones: Vec<Tone>,
-    samples: u64,
+    /// Samples played; negative: silence before the tone starts.
+    samples: i64,
 }
 
 impl CadenceTone {
@@ -144,13 +145,22 @@ impl CadenceTone {
         }
     }
 
+    /// The tone after `delay` of silence.
+    pub fn starting_after(cadence: Cadence, delay: Duration) -> Self {
+        let mut tone = Self::new(cadence);
+        tone.samples = -((delay.as_micros() / 125) as i64);
+        tone
+    }
+
     /// The next `len` mu-law bytes.
     pub fn next(&mut self, len: usize) -> Vec<u8> {
         (0..len)
             .map(|_| {
-                let at = Duration::from_micros(self.samples * 125);
+                let at = u64::try_from(self.samples)
+                    .ok()
+                    .map(|n| Duration::from_micros(n * 125));
                 self.samples += 1;
-                let on = self.cadence.is_on(at);
+                let on = at.is_some_and(|at| self.cadence.is_on(at));
                 let sample = self
                     .tones
                     .iter_mut()

@@ -31,7 +31,7 @@ struct Bench {
     step: u64,
     /// Sound card line: what the driver gave the card to play.
     played: Vec<u8>,
-    /// Sound card line: what the card captures from the line (fed every 20 ms).
+    /// Sound card line: what the card captures from the line once answered (fed every 20 ms).
     card_input: Option<Tone>,
     /// Every byte the driver wrote to the modem, and the modem sent back.
     to_modem: Vec<u8>,
@@ -101,8 +101,12 @@ impl Bench {
             let answered = self.events.iter().any(|e| matches!(e, LineEvent::Answered(_)));
             self.step += 1;
             if let Some(card) = self.card_input.as_mut().filter(|_| self.step.is_multiple_of(2)) {
-                let frame: Vec<u8> = (0..160).map(|_| linear_to_ulaw(card.next_sample())).collect();
-                self.driver.handle_card_audio(&frame);
+                // The far end's tone once it answered; before, the (demo) line is quiet.
+                let frame: Vec<u8> = match answered {
+                    true => (0..160).map(|_| linear_to_ulaw(card.next_sample())).collect(),
+                    false => vec![0xFF; 160],
+                };
+                self.driver.handle_card_audio(self.now, &frame);
             }
             let talking = self.tone_until.is_none_or(|until| self.now < until);
             if let Some(tone) = self
@@ -427,7 +431,7 @@ fn sound_card_line_dials_and_holds_the_line_while_the_card_carries_the_audio() {
     assert!(!commands.contains("AT+VTR") && !commands.contains("AT+VRX") && !commands.contains("AT+VTX"));
     assert_eq!(b.streams, [None], "never in a voice stream");
     // The last ringback 2.5 s after the dial, plus the 3 s gap: answered at 5.5 s, 3.5 s ago.
-    // The card captured 1 kHz the whole time; the relay hears it only once answered.
+    // The card captured 1 kHz once answered, quiet before; the relay hears it only once answered.
     let samples: Vec<i16> = b.heard.iter().map(|&c| ulaw_to_linear(c)).collect();
     assert!(
         (24_000..=32_000).contains(&samples.len()),
