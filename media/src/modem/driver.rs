@@ -12,7 +12,7 @@
 //! it; a voice on the line ([`crate::dsp::voice`]: loud and not a call-progress
 //! tone, for [`VOICE_FRAMES`] frames) the moment the callee speaks, with the
 //! frames that led to it passed on so the greeting is not clipped; otherwise
-//! presumed when ringback (`<DLE>r`, or its tone in the line audio) has been gone
+//! presumed when ringback (`<DLE>r`, then also its tone in the line audio) has been gone
 //! longer than the line's country's longest ringback silence plus a margin
 //! ([`DriverConfig::for_country`]), or never came. The same timers go to the
 //! modem as `+VRA`/`+VRN` where it has them.
@@ -566,7 +566,11 @@ impl ModemDriver {
         match sound {
             Sound::Tone => {
                 call.voiced = 0;
-                self.ringback_heard(now, now);
+                // Once the modem reported ringback, its tone keeps it heard; a tone
+                // before that may be busy, which shares ringback's frequencies.
+                if call.ringback_until.is_some() {
+                    self.ringback_heard(now, now);
+                }
             }
             Sound::Voice => {
                 call.voiced += 1;

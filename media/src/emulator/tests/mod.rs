@@ -1,7 +1,8 @@
 //! The real driver against the emulator with simulated time: whole calls in
 //! milliseconds of test time, every demo number and fault switch, each ending
 //! with the line idle again; and the modem + sound card line, whose modem only
-//! dials and holds the line while the bench stands in for the card.
+//! dials and holds the line while the bench stands in for the card. Answer
+//! supervision on each country's cadences is in [`supervision`].
 
 use std::time::{Duration, Instant};
 
@@ -44,16 +45,21 @@ impl Bench {
     }
 
     fn with_audio(faults: Faults, audio: LineAudio) -> Self {
-        let now = Instant::now();
         let config = DriverConfig {
             no_answer: Duration::from_secs(20),
             audio,
             ..DriverConfig::default()
         };
+        Self::on_exchange(faults, config, Exchange::default())
+    }
+
+    /// A driver with `config` on a modem whose exchange sounds like `exchange`.
+    fn on_exchange(faults: Faults, config: DriverConfig, exchange: Exchange) -> Self {
+        let now = Instant::now();
         let mut bench = Self {
             now,
             driver: ModemDriver::new(config, now),
-            modem: Emulator::new(faults, Duration::from_secs(3)),
+            modem: Emulator::new(faults, Duration::from_secs(3)).with_exchange(exchange),
             events: Vec::new(),
             heard: Vec::new(),
             tone: None,
@@ -552,3 +558,5 @@ fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
     );
     assert_eq!(b.events.last(), Some(&LineEvent::Idle));
 }
+
+mod supervision;
