@@ -181,6 +181,7 @@ impl World {
                     name: (*name).into(),
                     device: Device::Emulated,
                     soundcard: None,
+                    country: None,
                 })
                 .collect(),
             ..RelayConfig::default()

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::g711::linear_to_ulaw;
 use super::tone::Tone;
 
@@ -49,8 +51,9 @@ impl Cadence {
     }
 }
 
-/// A country's call-progress tones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A country's call-progress tones (spelled `us`, `uk`, `de`, `fr` in settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Country {
     /// United States (North American precise tones).
     Us,

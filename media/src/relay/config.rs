@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::cadence::Country;
 use crate::soundcard::DEFAULT_DEVICE;
 
 /// Where a line's modem is.
@@ -30,6 +31,11 @@ pub struct LineSpec {
     /// (a modem + sound card line; an emulated modem then streams no audio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soundcard: Option<SoundCardSpec>,
+    /// Whose call-progress tones the line hears: its answer presumption waits out
+    /// that country's ringback silence (and an emulated line plays them); `None`:
+    /// the short demo cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Country>,
 }
 
 /// The sound server a card is reached through.
@@ -98,6 +104,7 @@ impl Default for RelayConfig {
                 name: "demo-line-1".into(),
                 device: Device::Emulated,
                 soundcard: None,
+                country: None,
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,

@@ -23,6 +23,7 @@ use super::gateway::{CallId, Gateway, Output};
 use super::legs::Port;
 use super::lines::Registration;
 use super::stats::RelayStats;
+use crate::emulator::network::Exchange;
 use crate::emulator::{Faults, pty};
 use crate::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem, open_modem_with_card};
 use crate::soundcard::{self, CardCounters};
@@ -96,8 +97,12 @@ impl Opened {
                     no_serial_audio: spec.soundcard.is_some(),
                     ..Faults::default()
                 };
-                let modem =
-                    pty::spawn(faults, Duration::from_secs(5)).map_err(|e| format!("emulated modem: {e}"))?;
+                let exchange = Exchange {
+                    country: spec.country,
+                    ..Exchange::default()
+                };
+                let modem = pty::spawn(faults, Duration::from_secs(5), exchange)
+                    .map_err(|e| format!("emulated modem: {e}"))?;
                 let path = modem.path.clone();
                 self.modems.push(modem);
                 path
@@ -106,7 +111,9 @@ impl Opened {
         };
         let driver = DriverConfig {
             no_answer,
-            ..DriverConfig::default()
+            ..spec
+                .country
+                .map_or_else(DriverConfig::default, DriverConfig::for_country)
         };
         let opened = match &spec.soundcard {
             None => open_modem(&path, driver),

@@ -145,6 +145,7 @@ fn config(lines: &[&str]) -> RelayConfig {
                 name: (*name).to_owned(),
                 device: Device::Emulated,
                 soundcard: None,
+                country: None,
             })
             .collect(),
         international_prefix: "00".into(),
