@@ -15,6 +15,7 @@ use offhook_directory::testing::{Backend, TestDb};
 use offhook_directory::{
     AccountKind, Cdr, CdrFilter, LineKind, LineState, NewAccount, NewIcon, NewLine, NewTenant, Scope,
 };
+use offhook_media::dsp::cadence::Country;
 use offhook_media::relay::{Device, LineSpec, Registration, RelayConfig};
 use offhook_media::testing::{CallerMedia, RelaySide};
 use offhook_signaling::config::SignalingConfig;
@@ -54,8 +55,9 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 /// The icons of the world's tenant: (public id, number).
-pub const ICONS: [(&str, &str); 5] = [
+pub const ICONS: [(&str, &str); 6] = [
     ("echo", "5550100"),
+    ("greets", "5550108"),
     ("busy", "5550102"),
     ("silent", "5550103"),
     ("invalid", "5550104"),
@@ -160,6 +162,12 @@ async fn start_node(
 impl World {
     /// A world with these relay lines, registered and ready.
     pub async fn new(lines: &[&str], signaling: SignalingConfig) -> Self {
+        Self::in_country(lines, signaling, None).await
+    }
+
+    /// A world whose lines hear `country`'s call-progress tones (`None`: the
+    /// demo cadence) and presume the answer accordingly.
+    pub async fn in_country(lines: &[&str], signaling: SignalingConfig, country: Option<Country>) -> Self {
         let db = TestDb::new(Backend::Sqlite).await;
         seed(&db, lines).await;
         let d = &db.directory;
@@ -181,7 +189,7 @@ impl World {
                     name: (*name).into(),
                     device: Device::Emulated,
                     soundcard: None,
-                    country: None,
+                    country,
                 })
                 .collect(),
             ..RelayConfig::default()

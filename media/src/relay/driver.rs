@@ -23,9 +23,8 @@ use super::gateway::{CallId, Gateway, Output};
 use super::legs::Port;
 use super::lines::Registration;
 use super::stats::RelayStats;
-use crate::emulator::network::Exchange;
 use crate::emulator::{Faults, pty};
-use crate::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem, open_modem_with_card};
+use crate::modem::{LineCommand, LineEvent, LineHandle, open_modem, open_modem_with_card};
 use crate::soundcard::{self, CardCounters};
 
 /// How long [`Relay::start`] waits for every line to be registered (or out of use).
@@ -97,11 +96,7 @@ impl Opened {
                     no_serial_audio: spec.soundcard.is_some(),
                     ..Faults::default()
                 };
-                let exchange = Exchange {
-                    country: spec.country,
-                    ..Exchange::default()
-                };
-                let modem = pty::spawn(faults, Duration::from_secs(5), exchange)
+                let modem = pty::spawn(faults, Duration::from_secs(5), spec.exchange())
                     .map_err(|e| format!("emulated modem: {e}"))?;
                 let path = modem.path.clone();
                 self.modems.push(modem);
@@ -109,12 +104,7 @@ impl Opened {
             }
             Device::Serial(path) => path.clone(),
         };
-        let driver = DriverConfig {
-            no_answer,
-            ..spec
-                .country
-                .map_or_else(DriverConfig::default, DriverConfig::for_country)
-        };
+        let driver = spec.driver_config(no_answer);
         let opened = match &spec.soundcard {
             None => open_modem(&path, driver),
             Some(card) => {

@@ -1,0 +1,58 @@
+//! Answer supervision in whole calls (simulated time, see `offhook_tests::sim`):
+//! on lines hearing each country's E.180 tones, a callee who greets is answered
+//! by voice detection and the caller hears the greeting; a call that rings out
+//! ends no-answer, never billed; the directory says so afterwards.
+
+use std::time::Duration;
+
+use offhook_directory::{AnswerSource, HangupCause, LineState};
+use offhook_media::dsp::cadence::Country;
+use offhook_signaling::config::SignalingConfig;
+use offhook_sip::ua::Reply;
+use offhook_tests::sim::World;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn per_country_a_greeting_is_answered_by_voice_and_ringing_out_is_no_answer() {
+    for country in Country::ALL {
+        let mut w = World::in_country(&["line-1"], SignalingConfig::default(), Some(country)).await;
+        let session = w.click("greets").await;
+        assert_eq!(w.wait_outcome(session, 40 * SECOND).await, 200, "{country:?}");
+        w.run(SECOND).await;
+        let heard: Vec<i16> = w.media.heard.iter().rev().take(4000).copied().collect();
+        let level = heard.iter().map(|&s| i64::from(s).abs()).sum::<i64>() / heard.len().max(1) as i64;
+        assert!(
+            level > 300,
+            "{country:?}: the caller hears the greeting (level {level})"
+        );
+        w.caller
+            .bye(w.now, session, &Reply::default())
+            .expect("in a dialog");
+        w.run(2 * SECOND).await;
+        let cdr = w.cdrs().await.remove(0);
+        assert_eq!(
+            cdr.answer_source,
+            Some(AnswerSource::VoiceDetected),
+            "{country:?}"
+        );
+        assert_eq!(cdr.hangup_cause, Some(HangupCause::Normal), "{country:?}");
+        assert_eq!(w.line_state("line-1").await, LineState::Idle, "{country:?}");
+
+        let session = w.click("silent").await;
+        assert_eq!(w.wait_outcome(session, 120 * SECOND).await, 480, "{country:?}");
+        w.run(SECOND).await;
+        let cdr = w
+            .cdrs()
+            .await
+            .into_iter()
+            .find(|c| c.number == "5550103")
+            .expect("cdr");
+        assert_eq!(
+            (cdr.answered_at, cdr.answer_source, cdr.hangup_cause),
+            (None, None, Some(HangupCause::NoAnswer)),
+            "{country:?}: rang out, never billed"
+        );
+        assert_eq!(w.line_state("line-1").await, LineState::Idle, "{country:?}");
+    }
+}
