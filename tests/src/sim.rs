@@ -324,7 +324,9 @@ impl World {
                 let ok = request.response(200, "OK", None);
                 let _ = self.caller.respond(self.now, key, ok);
             }
-            if let UaEvent::Answered { response, .. } = &event {
+            if let UaEvent::Answered { response, .. } | UaEvent::Progress { response, .. } = &event
+                && !response.body.is_empty()
+            {
                 self.media.send_to_answer(&response.body);
             }
             self.events.push(event);

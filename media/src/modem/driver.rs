@@ -10,12 +10,13 @@
 //!
 //! Answer supervision: polarity reversal (`<DLE>L`) where the exchange signals
 //! it; a voice on the line ([`crate::dsp::voice`]: loud and not a call-progress
-//! tone, for [`VOICE_FRAMES`] frames) the moment the callee speaks, with the
-//! frames that led to it passed on so the greeting is not clipped; otherwise
+//! tone, for [`VOICE_FRAMES`] frames) the moment the callee speaks; otherwise
 //! presumed when ringback (`<DLE>r`, then also its tone in the line audio) has been gone
 //! longer than the line's country's longest ringback silence plus a margin
 //! ([`DriverConfig::for_country`]), or never came. The same timers go to the
-//! modem as `+VRA`/`+VRN` where it has them.
+//! modem as `+VRA`/`+VRN` where it has them. The line's audio before the answer
+//! goes to the relay as early media ([`LineEvent::EarlyAudio`]), so nothing of
+//! the callee's first words is lost while the answer is being recognised.
 //!
 //! Sound card ([`LineAudio::SoundCard`]): the modem's audio ports are wired to a
 //! sound card. The modem is initialised and dials the same way, but after `ATDT`
@@ -92,6 +93,9 @@ pub enum LineEvent {
     Dtmf(char),
     /// 8 kHz mu-law audio from the line.
     Audio(Vec<u8>),
+    /// 8 kHz mu-law audio from the line before the answer (dialing, ringback,
+    /// busy, an announcement, the callee's first words): early media.
+    EarlyAudio(Vec<u8>),
     /// On hook again, ready for the next call.
     Idle,
     /// The modem misbehaves or a command was refused; says what.
@@ -233,8 +237,6 @@ impl Stream {
 const MAX_BACKLOG: usize = 10;
 /// Consecutive voice frames (20 ms) before the answer that make it answered.
 pub const VOICE_FRAMES: u32 = 2;
-/// Frames of line audio kept before the answer, passed on when a voice answers.
-const EARLY_FRAMES: usize = 5;
 
 fn is_voice(mulaw: &[u8]) -> bool {
     let sum: i32 = mulaw.iter().map(|&c| i32::from(ulaw_to_linear(c)).abs()).sum();
@@ -250,8 +252,6 @@ struct Call {
     detector: VoiceDetector,
     /// Voice frames in a row before the answer.
     voiced: u32,
-    /// The last frames before the answer.
-    early: VecDeque<Vec<u8>>,
 }
 
 /// The driver.
@@ -506,7 +506,6 @@ impl ModemDriver {
                     answered: false,
                     detector: VoiceDetector::default(),
                     voiced: 0,
-                    early: VecDeque::new(),
                 });
                 self.event(LineEvent::Dialing);
                 self.send(now, Step::OffHook, "AT+VLS=1");
@@ -551,18 +550,16 @@ impl ModemDriver {
         self.line_audio(now, mulaw.to_vec());
     }
 
-    /// Audio from the line: passed on once answered; before, listened to for
-    /// ringback and for a voice answering.
+    /// Audio from the line: passed on (as early media before the answer), and
+    /// before the answer listened to for ringback and for a voice answering.
     fn line_audio(&mut self, now: Instant, audio: Vec<u8>) {
         let Some(call) = self.call.as_mut() else { return };
         if call.answered {
             return self.event(LineEvent::Audio(audio));
         }
         let sound = call.detector.classify(&audio);
-        if call.early.len() == EARLY_FRAMES {
-            call.early.pop_front();
-        }
-        call.early.push_back(audio);
+        self.event(LineEvent::EarlyAudio(audio));
+        let Some(call) = self.call.as_mut() else { return };
         match sound {
             Sound::Tone => {
                 call.voiced = 0;
@@ -575,11 +572,7 @@ impl ModemDriver {
             Sound::Voice => {
                 call.voiced += 1;
                 if call.voiced >= VOICE_FRAMES {
-                    let early = std::mem::take(&mut call.early);
                     self.answered(AnswerSource::VoiceDetected);
-                    for frame in early {
-                        self.event(LineEvent::Audio(frame));
-                    }
                 }
             }
             Sound::Quiet => call.voiced = 0,

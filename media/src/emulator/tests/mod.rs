@@ -24,6 +24,8 @@ struct Bench {
     modem: Emulator,
     events: Vec<LineEvent>,
     heard: Vec<u8>,
+    /// Everything the relay got from the line, early media and after the answer.
+    line_stream: Vec<u8>,
     tone: Option<Tone>,
     /// After this, the relay's side sends silence instead of the tone.
     tone_until: Option<Instant>,
@@ -62,6 +64,7 @@ impl Bench {
             modem: Emulator::new(faults, Duration::from_secs(3)).with_exchange(exchange),
             events: Vec::new(),
             heard: Vec::new(),
+            line_stream: Vec::new(),
             tone: None,
             tone_until: None,
             streams: vec![None],
@@ -85,7 +88,11 @@ impl Bench {
                         self.to_modem.extend(&bytes);
                         self.modem.handle_bytes(self.now, &bytes);
                     }
-                    DriverOutput::Event(LineEvent::Audio(audio)) => self.heard.extend(audio),
+                    DriverOutput::Event(LineEvent::Audio(audio)) => {
+                        self.line_stream.extend(&audio);
+                        self.heard.extend(audio);
+                    }
+                    DriverOutput::Event(LineEvent::EarlyAudio(audio)) => self.line_stream.extend(audio),
                     DriverOutput::Event(event) => self.events.push(event),
                     DriverOutput::Play(audio) => self.played.extend(audio),
                 }

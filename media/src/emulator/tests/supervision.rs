@@ -1,6 +1,7 @@
 //! Answer supervision against each country's E.180 cadences, in simulated time:
 //! calls that ring out are never taken for answered, a greeting is detected as
-//! the answer with (almost) nothing of it lost, busy is busy; and the former
+//! the answer with nothing of it lost (early media, then the call's audio),
+//! busy is busy; and the former
 //! country-blind 3 s presumption is shown to bill ringing calls.
 
 use super::*;
@@ -109,7 +110,8 @@ fn a_greeting_is_the_answer_and_at_most_100_ms_of_it_is_lost() {
             let spoke = dialed + b.modem.exchange.answer_after(rings);
             let detection = at.saturating_duration_since(spoke);
             b.run(Duration::from_secs(2));
-            let lost = greeting_lost(&b.heard).unwrap_or_else(|| panic!("{country:?}: greeting not heard"));
+            let lost =
+                greeting_lost(&b.line_stream).unwrap_or_else(|| panic!("{country:?}: greeting not heard"));
             let lost_ms = lost / 8;
             eprintln!(
                 "{country:?} after {rings} rings: answer detected {detection:?} after the callee spoke, {lost_ms} ms of the greeting lost"
