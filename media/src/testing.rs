@@ -152,7 +152,7 @@ impl RelaySide {
                 match output {
                     DriverOutput::Write(bytes) => line.modem.handle_bytes(now, &bytes),
                     DriverOutput::Event(event) => {
-                        if !matches!(event, LineEvent::Audio(_)) {
+                        if !matches!(event, LineEvent::Audio(_) | LineEvent::EarlyAudio(_)) {
                             self.line_log.push(format!("{} -> {event:?}", line.name));
                         }
                         self.gateway.handle_line_event(now, &line.name, event);

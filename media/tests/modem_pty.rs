@@ -137,7 +137,10 @@ async fn busy_and_invalid_end_back_at_idle() {
             .await
             .unwrap();
         let got = next_event(&mut line, |e| {
-            !matches!(e, LineEvent::Dialing | LineEvent::Audio(_))
+            !matches!(
+                e,
+                LineEvent::Dialing | LineEvent::Audio(_) | LineEvent::EarlyAudio(_)
+            )
         })
         .await;
         assert_eq!(got, outcome, "{number}");

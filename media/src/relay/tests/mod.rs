@@ -314,7 +314,7 @@ impl Sim {
                 match output {
                     DriverOutput::Write(bytes) => line.modem.handle_bytes(self.now, &bytes),
                     DriverOutput::Event(event) => {
-                        if !matches!(event, LineEvent::Audio(_)) {
+                        if !matches!(event, LineEvent::Audio(_) | LineEvent::EarlyAudio(_)) {
                             self.line_log.push(format!("{} -> {event:?}", line.name));
                         }
                         let name = line.name.clone();
