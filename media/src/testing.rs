@@ -17,7 +17,7 @@ use offhook_sip::endpoint::Endpoint;
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::Tone;
 use crate::emulator::{Emulator, Faults};
-use crate::modem::{DriverConfig, DriverOutput, LineCommand, LineEvent, ModemDriver};
+use crate::modem::{DriverOutput, LineCommand, LineEvent, ModemDriver};
 use crate::relay::{CallId, Gateway, MediaAddrs, Output, Port, RelayConfig, RelayStats};
 use crate::rtp::packet::parse;
 use crate::rtp::report::is_rtcp;
@@ -62,23 +62,22 @@ impl RelaySide {
     ) -> Self {
         let names: Vec<String> = config.lines.iter().map(|l| l.name.clone()).collect();
         let stats = Arc::new(RelayStats::new(names.iter().map(String::as_str)));
-        let driver = DriverConfig {
-            no_answer: Duration::from_secs(config.no_answer_s),
-            ..DriverConfig::default()
-        };
         let (now, wall) = clock;
+        let no_answer = Duration::from_secs(config.no_answer_s);
+        let lines = config
+            .lines
+            .iter()
+            .filter(|spec| !broken.contains(&spec.name.as_str()))
+            .map(|spec| ModemLine {
+                name: spec.name.clone(),
+                driver: ModemDriver::new(spec.driver_config(no_answer), now),
+                modem: Emulator::new(Faults::default(), hangs_up_after).with_exchange(spec.exchange()),
+            })
+            .collect();
         let gateway = Gateway::new(config, endpoint, stats, now, wall, seed);
         let mut relay = Self {
             gateway,
-            lines: names
-                .iter()
-                .filter(|n| !broken.contains(&n.as_str()))
-                .map(|name| ModemLine {
-                    name: name.clone(),
-                    driver: ModemDriver::new(driver, now),
-                    modem: Emulator::new(Faults::default(), hangs_up_after),
-                })
-                .collect(),
+            lines,
             bound: HashMap::new(),
             next_port: 40_000,
             line_log: Vec::new(),
@@ -153,7 +152,7 @@ impl RelaySide {
                 match output {
                     DriverOutput::Write(bytes) => line.modem.handle_bytes(now, &bytes),
                     DriverOutput::Event(event) => {
-                        if !matches!(event, LineEvent::Audio(_)) {
+                        if !matches!(event, LineEvent::Audio(_) | LineEvent::EarlyAudio(_)) {
                             self.line_log.push(format!("{} -> {event:?}", line.name));
                         }
                         self.gateway.handle_line_event(now, &line.name, event);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use offhook_media::dsp::goertzel::{relative_level, some_block_has};
 use offhook_media::dsp::tone::Tone;
-use offhook_media::emulator::network::{BUSY, ECHO, INVALID, PARROT};
+use offhook_media::emulator::network::{BUSY, ECHO, Exchange, INVALID, PARROT};
 use offhook_media::emulator::{Faults, pty};
 use offhook_media::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem};
 
@@ -28,7 +28,7 @@ async fn next_event(line: &mut LineHandle, wanted: impl Fn(&LineEvent) -> bool) 
 }
 
 async fn ready_line(faults: Faults) -> (pty::EmulatedModem, LineHandle) {
-    let modem = pty::spawn(faults, Duration::from_secs(3)).unwrap();
+    let modem = pty::spawn(faults, Duration::from_secs(3), Exchange::default()).unwrap();
     let mut line = open_modem(&modem.path, DriverConfig::default()).unwrap();
     assert_eq!(next_event(&mut line, |_| true).await, LineEvent::Ready);
     (modem, line)
@@ -137,7 +137,10 @@ async fn busy_and_invalid_end_back_at_idle() {
             .await
             .unwrap();
         let got = next_event(&mut line, |e| {
-            !matches!(e, LineEvent::Dialing | LineEvent::Audio(_))
+            !matches!(
+                e,
+                LineEvent::Dialing | LineEvent::Audio(_) | LineEvent::EarlyAudio(_)
+            )
         })
         .await;
         assert_eq!(got, outcome, "{number}");

@@ -19,6 +19,7 @@ use offhook_directory::testing::{Backend, TestDb};
 use offhook_directory::{
     AccountKind, Cdr, CdrFilter, LineKind, LineState, NewAccount, NewIcon, NewLine, NewTenant, Scope,
 };
+use offhook_media::dsp::cadence::Country;
 use offhook_media::relay::{Device, LineSpec, Registration, RelayConfig};
 use offhook_media::testing::{CallerMedia, RelaySide};
 use offhook_signaling::config::SignalingConfig;
@@ -58,8 +59,9 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 /// The icons of the world's tenant: (public id, number).
-pub const ICONS: [(&str, &str); 5] = [
+pub const ICONS: [(&str, &str); 6] = [
     ("echo", "5550100"),
+    ("greets", "5550108"),
     ("busy", "5550102"),
     ("silent", "5550103"),
     ("invalid", "5550104"),
@@ -164,6 +166,12 @@ async fn start_node(
 impl World {
     /// A world with these relay lines, registered and ready.
     pub async fn new(lines: &[&str], signaling: SignalingConfig) -> Self {
+        Self::in_country(lines, signaling, None).await
+    }
+
+    /// A world whose lines hear `country`'s call-progress tones (`None`: the
+    /// demo cadence) and presume the answer accordingly.
+    pub async fn in_country(lines: &[&str], signaling: SignalingConfig, country: Option<Country>) -> Self {
         let db = TestDb::new(Backend::Sqlite).await;
         seed(&db, lines).await;
         let d = &db.directory;
@@ -185,6 +193,7 @@ impl World {
                     name: (*name).into(),
                     device: Device::Emulated,
                     soundcard: None,
+                    country,
                 })
                 .collect(),
             ..RelayConfig::default()
@@ -319,7 +328,9 @@ impl World {
                 let ok = request.response(200, "OK", None);
                 let _ = self.caller.respond(self.now, key, ok);
             }
-            if let UaEvent::Answered { response, .. } = &event {
+            if let UaEvent::Answered { response, .. } | UaEvent::Progress { response, .. } = &event
+                && !response.body.is_empty()
+            {
                 self.media.send_to_answer(&response.body);
             }
             self.events.push(event);

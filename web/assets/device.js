@@ -112,6 +112,7 @@
       this.sip = null;
       this.audio = new Audio();
       this.samples = [];
+      this.earlyMedia = false;
       // Events are emitted after connect() returns, so handlers can be added first.
       setTimeout(() => this.start(), 0);
     }
@@ -119,7 +120,8 @@
     setState(state, detail) {
       if (this.state === "ended" || this.state === "failed") return;
       this.state = state;
-      if (state === "ringing") this.startRingback();
+      // Our own ringback only while the line sends no early media of its own.
+      if (state === "ringing" && !this.earlyMedia) this.startRingback();
       else this.stopRingback();
       if (state === "in-call") {
         this.answeredAt = Date.now();
@@ -185,6 +187,13 @@
         onState: (s) => (s === "ringing" || s === "in-call") && this.setState(s),
         onAnswer: (sdp) =>
           pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message)),
+        // Early media (183 with SDP): the line's own ringback, busy tone or
+        // announcement plays from now; the same answer comes again with the 200.
+        onEarlyMedia: (sdp) => {
+          this.earlyMedia = true;
+          this.stopRingback();
+          pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message));
+        },
         onEnd: (reason, status) => this.sipEnded(reason, status),
       });
       this.sip = sip;

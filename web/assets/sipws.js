@@ -57,6 +57,9 @@
       this.state = "idle";
       this.onState = opts.onState || (() => {});
       this.onAnswer = opts.onAnswer || (() => {});
+      // A provisional response with SDP (183 Session Progress): early media.
+      this.onEarlyMedia = opts.onEarlyMedia || (() => {});
+      this.earlySdp = null;
       this.onEnd = opts.onEnd || (() => {});
       this.routeSet = [];
       this.remoteTarget = "";
@@ -128,6 +131,10 @@
         return;
       }
       if (msg.status < 200) {
+        if (msg.status > 100 && msg.body && msg.body.trim() && this.earlySdp === null) {
+          this.earlySdp = msg.body;
+          this.onEarlyMedia(msg.body);
+        }
         if (msg.status === 180 || msg.status === 183) this.onState("ringing");
         return;
       }
@@ -142,7 +149,8 @@
           return;
         }
         this.state = "confirmed";
-        this.onAnswer(msg.body);
+        // The answer already applied with the early media is not applied twice.
+        if (msg.body && msg.body.trim() && msg.body !== this.earlySdp) this.onAnswer(msg.body);
         this.onState("in-call");
       } else {
         // ACK for a non-2xx final response: same branch, hop by hop.

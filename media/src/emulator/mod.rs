@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::dsp::tone::dtmf_frames;
 use crate::modem::stream::{DLE, ETX, shield};
-use network::{FarAudio, Script, script};
+use network::{Exchange, Script, script};
 
 /// One 20 ms chunk of 8 kHz mu-law.
 const CHUNK: usize = 160;
@@ -64,6 +64,7 @@ enum Mode {
 pub struct Emulator {
     faults: Faults,
     hangup_after: Duration,
+    exchange: Exchange,
     mode: Mode,
     off_hook: bool,
     line: Vec<u8>,
@@ -80,6 +81,7 @@ impl Emulator {
         Self {
             faults,
             hangup_after,
+            exchange: Exchange::default(),
             mode: Mode::Command,
             off_hook: false,
             line: Vec::new(),
@@ -89,6 +91,13 @@ impl Emulator {
             next_tick: None,
             ticks: 0,
         }
+    }
+
+    /// The same modem on an exchange that sounds like `exchange` (a country's
+    /// ringback and busy tones, how many rings before [`network::GREETS`] answers).
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = exchange;
+        self
     }
 
     /// Whether the modem holds the line off hook (dialing or in a call).
@@ -117,6 +126,12 @@ impl Emulator {
         let mu_law_id = if self.faults.vendor_vsm { "132" } else { "0" };
         match upper.as_str() {
             "AT" | "ATZ" | "ATE0V1Q0" | "AT+FCLASS=8" | "AT+VSD=0,0" | "AT+VIT=0" => self.reply("OK"),
+            // Ringback timers (V.253 +VRA in 0.1 s, +VRN in s): taken, the driver supervises.
+            s if s.starts_with("AT+VRA=") || s.starts_with("AT+VRN=") => {
+                let value = &s[7..];
+                let ok = !value.is_empty() && value.len() <= 3 && value.bytes().all(|b| b.is_ascii_digit());
+                self.reply(if ok { "OK" } else { "ERROR" })
+            }
             s if s.starts_with("AT+VTS") && self.faults.no_vts => self.reply("ERROR"),
             s if ["AT+VTR", "AT+VRX", "AT+VTX"].iter().any(|c| s.starts_with(c))
                 && self.faults.no_serial_audio =>
@@ -159,7 +174,7 @@ impl Emulator {
                     .chars()
                     .filter(|c| c.is_ascii_digit() || "*#".contains(*c))
                     .collect();
-                self.call = Some((now, script(&number, self.hangup_after)));
+                self.call = Some((now, script(&number, self.hangup_after, &self.exchange)));
                 if self.faults.no_serial_audio {
                     // No stream will follow: the call's events come in command mode.
                     self.next_tick = Some(now + TICK);
@@ -291,7 +306,7 @@ impl Emulator {
                 }
                 let audio = match script.answer_at {
                     Some(at) if elapsed >= at => script.audio.next(CHUNK),
-                    _ => FarAudio::Silence.next(CHUNK),
+                    _ => script.before_answer.next(CHUNK),
                 };
                 if from_line {
                     shield(&audio, &mut chunk);

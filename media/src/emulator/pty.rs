@@ -10,6 +10,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 
+use super::network::Exchange;
 use super::{Emulator, Faults};
 
 /// The clock the PTY's loop drives its sans-IO core by.
@@ -39,8 +40,8 @@ impl Drop for EmulatedModem {
     }
 }
 
-/// Starts an emulated modem with these quirks on a fresh PTY.
-pub fn spawn(faults: Faults, hangup_after: Duration) -> std::io::Result<EmulatedModem> {
+/// Starts an emulated modem with these quirks, on `exchange`, on a fresh PTY.
+pub fn spawn(faults: Faults, hangup_after: Duration, exchange: Exchange) -> std::io::Result<EmulatedModem> {
     let pty = nix::pty::openpty(None, None)?;
     let mut termios = tcgetattr(pty.slave.as_fd())?;
     cfmakeraw(&mut termios);
@@ -51,7 +52,7 @@ pub fn spawn(faults: Faults, hangup_after: Duration) -> std::io::Result<Emulated
     // SAFETY: the master is an OwnedFd that the AsyncFd owns from here on: it stays
     // open and is the same descriptor for the AsyncFd's whole life.
     let master = unsafe { AsyncFd::register(pty.master) }.map_err(std::io::Error::from)?;
-    let modem = Emulator::new(faults, hangup_after);
+    let modem = Emulator::new(faults, hangup_after).with_exchange(exchange);
     // The slave stays open here, so the master never sees EIO between driver opens.
     let task = tokio::spawn(run(master, pty.slave, modem));
     Ok(EmulatedModem { path, task })

@@ -8,6 +8,16 @@
 //! DLE events, presumes or observes the answer, carries audio both ways with DLE
 //! shielding, hangs up, and resynchronises a modem stuck in a stream.
 //!
+//! Answer supervision: polarity reversal (`<DLE>L`) where the exchange signals
+//! it; a voice on the line ([`crate::dsp::voice`]: loud and not a call-progress
+//! tone, for [`VOICE_FRAMES`] frames) the moment the callee speaks; otherwise
+//! presumed when ringback (`<DLE>r`, then also its tone in the line audio) has been gone
+//! longer than the line's country's longest ringback silence plus a margin
+//! ([`DriverConfig::for_country`]), or never came. The same timers go to the
+//! modem as `+VRA`/`+VRN` where it has them. The line's audio before the answer
+//! goes to the relay as early media ([`LineEvent::EarlyAudio`]), so nothing of
+//! the callee's first words is lost while the answer is being recognised.
+//!
 //! Sound card ([`LineAudio::SoundCard`]): the modem's audio ports are wired to a
 //! sound card. The modem is initialised and dials the same way, but after `ATDT`
 //! it stays in voice command mode holding the line: no stream, no audio on the
@@ -29,8 +39,10 @@ use std::time::{Duration, Instant};
 use offhook_vocab::AnswerSource;
 
 use super::stream::{DLE, ETX, ModemOutput, StreamParser, shield};
+use crate::dsp::cadence::Country;
 use crate::dsp::g711::ulaw_to_linear;
 use crate::dsp::tone::{dtmf_frames, dtmf_frequencies};
+use crate::dsp::voice::{QUIET_LEVEL, Sound, VoiceDetector};
 
 /// Why the far end is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +93,9 @@ pub enum LineEvent {
     Dtmf(char),
     /// 8 kHz mu-law audio from the line.
     Audio(Vec<u8>),
+    /// 8 kHz mu-law audio from the line before the answer (dialing, ringback,
+    /// busy, an announcement, the callee's first words): early media.
+    EarlyAudio(Vec<u8>),
     /// On hook again, ready for the next call.
     Idle,
     /// The modem misbehaves or a command was refused; says what.
@@ -113,6 +128,24 @@ pub struct DriverConfig {
     pub talk_hangover: Duration,
     /// Where the audio goes.
     pub audio: LineAudio,
+    /// Whose call-progress tones the line hears (how long a ringback burst lasts
+    /// after its `<DLE>r`); `None`: the burst is taken as instantaneous.
+    pub country: Option<Country>,
+}
+
+/// Ringback gone this much longer than its cadence's longest silence: answered.
+pub const RINGBACK_MARGIN: Duration = Duration::from_millis(1500);
+
+impl DriverConfig {
+    /// The defaults with answer presumption for a line in `country`: ringback
+    /// gone for its longest silence plus [`RINGBACK_MARGIN`].
+    pub fn for_country(country: Country) -> Self {
+        Self {
+            ringback_gap: country.ringback().longest_silence() + RINGBACK_MARGIN,
+            country: Some(country),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for DriverConfig {
@@ -124,6 +157,7 @@ impl Default for DriverConfig {
             no_answer: Duration::from_secs(60),
             talk_hangover: Duration::from_millis(400),
             audio: LineAudio::Serial,
+            country: None,
         }
     }
 }
@@ -150,6 +184,8 @@ enum Step {
     SetFormat,
     SilenceOff,
     InactivityOff,
+    RingbackAway,
+    RingbackNever,
     ProbeTones,
     OffHook,
     Dial,
@@ -199,19 +235,23 @@ impl Stream {
 
 /// Most 20 ms frames held while the line turns round to transmit.
 const MAX_BACKLOG: usize = 10;
-/// Mean absolute level (of 32767) above which a frame is voice, not quiet (~ -40 dBFS).
-const VOICE_LEVEL: i32 = 330;
+/// Consecutive voice frames (20 ms) before the answer that make it answered.
+pub const VOICE_FRAMES: u32 = 2;
 
 fn is_voice(mulaw: &[u8]) -> bool {
     let sum: i32 = mulaw.iter().map(|&c| i32::from(ulaw_to_linear(c)).abs()).sum();
-    sum > VOICE_LEVEL * mulaw.len() as i32
+    sum > QUIET_LEVEL * mulaw.len() as i32
 }
 
 #[derive(Debug)]
 struct Call {
     dialed_at: Instant,
-    last_ringback: Option<Instant>,
+    /// Until when ringback was heard (its last tone frame, or a `<DLE>r` plus a burst).
+    ringback_until: Option<Instant>,
     answered: bool,
+    detector: VoiceDetector,
+    /// Voice frames in a row before the answer.
+    voiced: u32,
 }
 
 /// The driver.
@@ -462,8 +502,10 @@ impl ModemDriver {
                 self.ended = false;
                 self.call = Some(Call {
                     dialed_at: now,
-                    last_ringback: None,
+                    ringback_until: None,
                     answered: false,
+                    detector: VoiceDetector::default(),
+                    voiced: 0,
                 });
                 self.event(LineEvent::Dialing);
                 self.send(now, Step::OffHook, "AT+VLS=1");
@@ -495,11 +537,7 @@ impl ModemDriver {
         self.parser.push(bytes, &mut parsed);
         for item in parsed {
             match item {
-                ModemOutput::Audio(audio) => {
-                    if self.call.as_ref().is_some_and(|c| c.answered) {
-                        self.event(LineEvent::Audio(audio));
-                    }
-                }
+                ModemOutput::Audio(audio) => self.line_audio(now, audio),
                 ModemOutput::Event(code) => self.on_dle(now, code),
                 ModemOutput::Line(line) => self.on_line(now, &line),
             }
@@ -508,9 +546,48 @@ impl ModemDriver {
 
     /// 20 ms of mu-law the sound card captured from the line
     /// ([`LineAudio::SoundCard`]); reported once the far end has answered.
-    pub fn handle_card_audio(&mut self, mulaw: &[u8]) {
-        if self.call.as_ref().is_some_and(|c| c.answered) {
-            self.event(LineEvent::Audio(mulaw.to_vec()));
+    pub fn handle_card_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        self.line_audio(now, mulaw.to_vec());
+    }
+
+    /// Audio from the line: passed on (as early media before the answer), and
+    /// before the answer listened to for ringback and for a voice answering.
+    fn line_audio(&mut self, now: Instant, audio: Vec<u8>) {
+        let Some(call) = self.call.as_mut() else { return };
+        if call.answered {
+            return self.event(LineEvent::Audio(audio));
+        }
+        let sound = call.detector.classify(&audio);
+        self.event(LineEvent::EarlyAudio(audio));
+        let Some(call) = self.call.as_mut() else { return };
+        match sound {
+            Sound::Tone => {
+                call.voiced = 0;
+                // Once the modem reported ringback, its tone keeps it heard; a tone
+                // before that may be busy, which shares ringback's frequencies.
+                if call.ringback_until.is_some() {
+                    self.ringback_heard(now, now);
+                }
+            }
+            Sound::Voice => {
+                call.voiced += 1;
+                if call.voiced >= VOICE_FRAMES {
+                    self.answered(AnswerSource::VoiceDetected);
+                }
+            }
+            Sound::Quiet => call.voiced = 0,
+        }
+    }
+
+    /// Ringback heard at `now`, sounding until `until`.
+    fn ringback_heard(&mut self, now: Instant, until: Instant) {
+        let Some(call) = self.call.as_mut().filter(|c| !c.answered) else {
+            return;
+        };
+        let first = call.ringback_until.is_none();
+        call.ringback_until = Some(call.ringback_until.map_or(until, |at| at.max(until)).max(now));
+        if first {
+            self.event(LineEvent::Ringing);
         }
     }
 
@@ -527,13 +604,11 @@ impl ModemDriver {
         let answered = self.call.as_ref().is_some_and(|c| c.answered);
         match code {
             b'r' => {
-                if let Some(call) = self.call.as_mut() {
-                    let first = call.last_ringback.is_none();
-                    call.last_ringback = Some(now);
-                    if first && !call.answered {
-                        self.event(LineEvent::Ringing);
-                    }
-                }
+                let burst = self
+                    .config
+                    .country
+                    .map_or(Duration::ZERO, |c| c.ringback().burst_span());
+                self.ringback_heard(now, now + burst);
             }
             b'L' => self.answered(AnswerSource::PolarityReversal),
             b'b' if answered => self.end_call(now, LineEvent::RemoteHangup(HangupReason::BusyTone)),
@@ -578,7 +653,15 @@ impl ModemDriver {
             (Step::SetFormat, _) if ok => self.send(now, Step::SilenceOff, "AT+VSD=0,0"),
             // Not every modem has silence tuning or an inactivity timer: go on.
             (Step::SilenceOff, _) if ok || error => self.send(now, Step::InactivityOff, "AT+VIT=0"),
-            (Step::InactivityOff, _) if ok || error => self.send(now, Step::ProbeTones, "AT+VTS=?"),
+            (Step::InactivityOff, _) if ok || error => {
+                let tenths = (self.config.ringback_gap.as_millis() / 100).min(255);
+                self.send(now, Step::RingbackAway, &format!("AT+VRA={tenths}"))
+            }
+            (Step::RingbackAway, _) if ok || error => {
+                let secs = self.config.no_ringback.as_secs().min(255);
+                self.send(now, Step::RingbackNever, &format!("AT+VRN={secs}"))
+            }
+            (Step::RingbackNever, _) if ok || error => self.send(now, Step::ProbeTones, "AT+VTS=?"),
             (Step::ProbeTones, _) if ok || error => {
                 self.vts = ok;
                 self.waiting = None;
@@ -694,7 +777,7 @@ impl ModemDriver {
             .into_iter()
             .chain(self.talk_ends_at());
         let call = self.call.as_ref().filter(|c| !c.answered).map(|c| {
-            let ringing = match c.last_ringback {
+            let ringing = match c.ringback_until {
                 Some(last) => last + self.config.ringback_gap,
                 None => c.dialed_at + self.config.no_ringback,
             };
@@ -737,7 +820,7 @@ impl ModemDriver {
         };
         if now >= call.dialed_at + self.config.no_answer {
             self.end_call(now, LineEvent::NoAnswer);
-        } else if let Some(last) = call.last_ringback {
+        } else if let Some(last) = call.ringback_until {
             if now >= last + self.config.ringback_gap {
                 self.answered(AnswerSource::RingbackStopped);
             }

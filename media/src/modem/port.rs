@@ -158,7 +158,7 @@ async fn run(
                 // bursts): the capture ring never fills, and no delay builds up.
                 if let Some(card) = card.as_mut() {
                     while let Some(frame) = card.card.captured_frame() {
-                        driver.handle_card_audio(&frame);
+                        driver.handle_card_audio(now(), &frame);
                     }
                 }
             }

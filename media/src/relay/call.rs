@@ -7,7 +7,9 @@
 //! answer to the INVITE, a BYE, a line command, a datagram) it says as
 //! [`Action`]s, which the gateway carries out — the call never touches the SIP
 //! layer or a socket. Every way out of `Binding` and `Setup` answers the INVITE
-//! once: 180 on ringback, 200 with the answer's source on answer, 486/480/404/503
+//! once: 180 on ringback, 183 with our SDP when the line's early media (its
+//! ringback, busy tone, announcement, the callee's first words) starts flowing
+//! to the caller, 200 with the answer's source on answer, 486/480/404/503
 //! for the line's failures, 488 for an offer the leg cannot take, nothing when
 //! the caller cancelled (the SIP layer answered 487). Every way out of the call
 //! gives the line back: idle once on hook, or faulty with the reason.
@@ -60,6 +62,11 @@ impl Offer {
 pub(crate) enum Action {
     /// 180 Ringing.
     Ring,
+    /// 183 Session Progress with our SDP answer: early media flows.
+    EarlyMedia {
+        /// Our SDP.
+        sdp: String,
+    },
     /// 200 OK with our SDP answer and how the answer was known.
     Accept {
         /// Our SDP.
@@ -119,8 +126,10 @@ pub(crate) struct Binding {
 #[derive(Debug)]
 pub(crate) struct Setup {
     bridge: Bridge,
-    /// Our SDP answer, sent with the 200.
+    /// Our SDP answer, sent with the 183 and the 200.
     answer: String,
+    /// The line's early media flows to the caller (183 sent, bridge started).
+    early: bool,
 }
 
 /// Answered: the audio flows.
@@ -403,6 +412,7 @@ impl Binding {
         State::Dialing(Setup {
             bridge: Bridge::new(leg),
             answer,
+            early: false,
         })
     }
 }
@@ -415,13 +425,31 @@ impl Setup {
                 env.actions.push(Action::Ring);
                 State::Ringing(self)
             }
+            LineEvent::EarlyAudio(audio) => {
+                if !self.early {
+                    self.early = true;
+                    env.actions.push(Action::EarlyMedia {
+                        sdp: self.answer.clone(),
+                    });
+                    self.bridge.start(now);
+                }
+                self.bridge.on_line_audio(now, &audio);
+                Call::drain(&mut self.bridge, env);
+                if rang {
+                    State::Ringing(self)
+                } else {
+                    State::Dialing(self)
+                }
+            }
             LineEvent::Answered(how) => {
                 env.actions.push(Action::Accept {
                     sdp: std::mem::take(&mut self.answer),
                     how,
                 });
                 env.stats.call_started();
-                self.bridge.start(now);
+                if !self.early {
+                    self.bridge.start(now);
+                }
                 State::Talking(Talking { bridge: self.bridge })
             }
             // On hook already: nothing to wait for.

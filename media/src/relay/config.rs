@@ -4,9 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::cadence::Country;
+use crate::emulator::network::Exchange;
+use crate::modem::DriverConfig;
 use crate::soundcard::DEFAULT_DEVICE;
 
 /// Where a line's modem is.
@@ -30,6 +34,32 @@ pub struct LineSpec {
     /// (a modem + sound card line; an emulated modem then streams no audio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soundcard: Option<SoundCardSpec>,
+    /// Whose call-progress tones the line hears: its answer presumption waits out
+    /// that country's ringback silence (and an emulated line plays them); `None`:
+    /// the short demo cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Country>,
+}
+
+impl LineSpec {
+    /// Its modem driver's settings: answer presumption after its country's
+    /// ringback silence, no answer after `no_answer`.
+    pub fn driver_config(&self, no_answer: Duration) -> DriverConfig {
+        DriverConfig {
+            no_answer,
+            ..self
+                .country
+                .map_or_else(DriverConfig::default, DriverConfig::for_country)
+        }
+    }
+
+    /// How the exchange sounds when the line is emulated.
+    pub fn exchange(&self) -> Exchange {
+        Exchange {
+            country: self.country,
+            ..Exchange::default()
+        }
+    }
 }
 
 /// The sound server a card is reached through.
@@ -98,6 +128,7 @@ impl Default for RelayConfig {
                 name: "demo-line-1".into(),
                 device: Device::Emulated,
                 soundcard: None,
+                country: None,
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,

@@ -24,7 +24,7 @@ use super::legs::Port;
 use super::lines::Registration;
 use super::stats::RelayStats;
 use crate::emulator::{Faults, pty};
-use crate::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem, open_modem_with_card};
+use crate::modem::{LineCommand, LineEvent, LineHandle, open_modem, open_modem_with_card};
 use crate::soundcard::{self, CardCounters};
 
 /// How long [`Relay::start`] waits for every line to be registered (or out of use).
@@ -96,18 +96,15 @@ impl Opened {
                     no_serial_audio: spec.soundcard.is_some(),
                     ..Faults::default()
                 };
-                let modem =
-                    pty::spawn(faults, Duration::from_secs(5)).map_err(|e| format!("emulated modem: {e}"))?;
+                let modem = pty::spawn(faults, Duration::from_secs(5), spec.exchange())
+                    .map_err(|e| format!("emulated modem: {e}"))?;
                 let path = modem.path.clone();
                 self.modems.push(modem);
                 path
             }
             Device::Serial(path) => path.clone(),
         };
-        let driver = DriverConfig {
-            no_answer,
-            ..DriverConfig::default()
-        };
+        let driver = spec.driver_config(no_answer);
         let opened = match &spec.soundcard {
             None => open_modem(&path, driver),
             Some(card) => {

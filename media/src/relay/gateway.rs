@@ -431,6 +431,10 @@ impl Gateway {
     fn perform(&mut self, now: Instant, id: CallId, line: &str, action: Action) {
         let result = match action {
             Action::Ring => self.ua.provisional(now, id, &Reply::new(180, "Ringing")),
+            Action::EarlyMedia { sdp } => {
+                let progress = Reply::new(183, "Session Progress").body(Body::sdp(sdp));
+                self.ua.provisional(now, id, &progress)
+            }
             Action::Accept { sdp, how } => {
                 self.lines.answered(line);
                 let ok = Reply::new(200, "OK")

@@ -149,6 +149,7 @@ fn config(lines: &[&str]) -> RelayConfig {
                 name: (*name).to_owned(),
                 device: Device::Emulated,
                 soundcard: None,
+                country: None,
             })
             .collect(),
         international_prefix: "00".into(),
@@ -317,7 +318,7 @@ impl Sim {
                 match output {
                     DriverOutput::Write(bytes) => line.modem.handle_bytes(self.now, &bytes),
                     DriverOutput::Event(event) => {
-                        if !matches!(event, LineEvent::Audio(_)) {
+                        if !matches!(event, LineEvent::Audio(_) | LineEvent::EarlyAudio(_)) {
                             self.line_log.push(format!("{} -> {event:?}", line.name));
                         }
                         let name = line.name.clone();

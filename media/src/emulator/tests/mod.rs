@@ -1,7 +1,8 @@
 //! The real driver against the emulator with simulated time: whole calls in
 //! milliseconds of test time, every demo number and fault switch, each ending
 //! with the line idle again; and the modem + sound card line, whose modem only
-//! dials and holds the line while the bench stands in for the card.
+//! dials and holds the line while the bench stands in for the card. Answer
+//! supervision on each country's cadences is in [`supervision`].
 #![allow(
     clippy::disallowed_methods,
     reason = "an edge: it reads the real clock and the OS generator"
@@ -27,6 +28,8 @@ struct Bench {
     modem: Emulator,
     events: Vec<LineEvent>,
     heard: Vec<u8>,
+    /// Everything the relay got from the line, early media and after the answer.
+    line_stream: Vec<u8>,
     tone: Option<Tone>,
     /// After this, the relay's side sends silence instead of the tone.
     tone_until: Option<Instant>,
@@ -35,7 +38,7 @@ struct Bench {
     step: u64,
     /// Sound card line: what the driver gave the card to play.
     played: Vec<u8>,
-    /// Sound card line: what the card captures from the line (fed every 20 ms).
+    /// Sound card line: what the card captures from the line once answered (fed every 20 ms).
     card_input: Option<Tone>,
     /// Every byte the driver wrote to the modem, and the modem sent back.
     to_modem: Vec<u8>,
@@ -48,18 +51,24 @@ impl Bench {
     }
 
     fn with_audio(faults: Faults, audio: LineAudio) -> Self {
-        let now = Instant::now();
         let config = DriverConfig {
             no_answer: Duration::from_secs(20),
             audio,
             ..DriverConfig::default()
         };
+        Self::on_exchange(faults, config, Exchange::default())
+    }
+
+    /// A driver with `config` on a modem whose exchange sounds like `exchange`.
+    fn on_exchange(faults: Faults, config: DriverConfig, exchange: Exchange) -> Self {
+        let now = Instant::now();
         let mut bench = Self {
             now,
             driver: ModemDriver::new(config, now),
-            modem: Emulator::new(faults, Duration::from_secs(3)),
+            modem: Emulator::new(faults, Duration::from_secs(3)).with_exchange(exchange),
             events: Vec::new(),
             heard: Vec::new(),
+            line_stream: Vec::new(),
             tone: None,
             tone_until: None,
             streams: vec![None],
@@ -83,7 +92,11 @@ impl Bench {
                         self.to_modem.extend(&bytes);
                         self.modem.handle_bytes(self.now, &bytes);
                     }
-                    DriverOutput::Event(LineEvent::Audio(audio)) => self.heard.extend(audio),
+                    DriverOutput::Event(LineEvent::Audio(audio)) => {
+                        self.line_stream.extend(&audio);
+                        self.heard.extend(audio);
+                    }
+                    DriverOutput::Event(LineEvent::EarlyAudio(audio)) => self.line_stream.extend(audio),
                     DriverOutput::Event(event) => self.events.push(event),
                     DriverOutput::Play(audio) => self.played.extend(audio),
                 }
@@ -105,8 +118,12 @@ impl Bench {
             let answered = self.events.iter().any(|e| matches!(e, LineEvent::Answered(_)));
             self.step += 1;
             if let Some(card) = self.card_input.as_mut().filter(|_| self.step.is_multiple_of(2)) {
-                let frame: Vec<u8> = (0..160).map(|_| linear_to_ulaw(card.next_sample())).collect();
-                self.driver.handle_card_audio(&frame);
+                // The far end's tone once it answered; before, the (demo) line is quiet.
+                let frame: Vec<u8> = match answered {
+                    true => (0..160).map(|_| linear_to_ulaw(card.next_sample())).collect(),
+                    false => vec![0xFF; 160],
+                };
+                self.driver.handle_card_audio(self.now, &frame);
             }
             let talking = self.tone_until.is_none_or(|until| self.now < until);
             if let Some(tone) = self
@@ -431,7 +448,7 @@ fn sound_card_line_dials_and_holds_the_line_while_the_card_carries_the_audio() {
     assert!(!commands.contains("AT+VTR") && !commands.contains("AT+VRX") && !commands.contains("AT+VTX"));
     assert_eq!(b.streams, [None], "never in a voice stream");
     // The last ringback 2.5 s after the dial, plus the 3 s gap: answered at 5.5 s, 3.5 s ago.
-    // The card captured 1 kHz the whole time; the relay hears it only once answered.
+    // The card captured 1 kHz once answered, quiet before; the relay hears it only once answered.
     let samples: Vec<i16> = b.heard.iter().map(|&c| ulaw_to_linear(c)).collect();
     assert!(
         (24_000..=32_000).contains(&samples.len()),
@@ -552,3 +569,5 @@ fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
     );
     assert_eq!(b.events.last(), Some(&LineEvent::Idle));
 }
+
+mod supervision;
