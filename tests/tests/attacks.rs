@@ -3,15 +3,20 @@
 //! PyPI) and account enumeration (`sipvicious_svwar`); a captured REGISTER
 //! replayed after a restart and on another node; the proxy used as an open relay
 //! (a request naming another host, a forged in-dialog route); a spoofed stray
-//! response; and file-descriptor exhaustion under `prlimit --nofile`. Each
-//! asserts the attack fails and that nothing was dialed or billed.
+//! response; file-descriptor exhaustion under `prlimit --nofile`; and RTP
+//! sprayed at a call's media port from third sockets. Each asserts the attack
+//! fails and that nothing was dialed or billed, or heard.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use offhook_directory::testing::Backend;
+use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::tone::Tone;
 use offhook_sip::message::{Message, Response, parse};
-use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir};
+use offhook_tests::ua::{TestUa, click, sdp_port};
+use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir, wait_for_metric};
 use tokio::net::UdpSocket;
 
 const DOMAIN: &str = "demo.offhook.test";
@@ -314,4 +319,88 @@ async fn idle_websocket_connections_cost_little_memory_each() {
     );
     assert!(offhook_tests::options_over_tcp(after(&line, "tcp=").parse().unwrap()).await);
     drop(held);
+}
+
+/// 20 ms of `tone` as a PCMU packet.
+fn pcmu(ssrc: u32, seq: u16, tone: &mut Tone) -> Vec<u8> {
+    let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+    packet.extend((u32::from(seq) * 160).to_be_bytes());
+    packet.extend(ssrc.to_be_bytes());
+    packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
+    packet
+}
+
+#[tokio::test]
+async fn rtp_sprayed_from_third_sockets_during_a_call_never_reaches_the_line() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let demo = offhook.demo(&[]).await;
+    let mut ua = TestUa::bind().await;
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let grant = click(&demo.web, "demo-echo").await;
+    let echo = ua.call(demo.sip_udp, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
+    let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&echo.response.unwrap().body)));
+
+    // Another host (127.0.0.2) sprays 2.5 kHz from before the caller's first
+    // packet; another port of the caller's host joins once the leg has latched.
+    // Each has an SSRC of its own and keeps its sequence (it would pass probation),
+    // two packets per 20 ms each.
+    let strangers = [
+        UdpSocket::bind("127.0.0.2:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    ];
+    let (mut ours, mut theirs) = (
+        Tone::new(1000.0, 8000.0, 8000.0),
+        Tone::new(2500.0, 8000.0, 8000.0),
+    );
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let (mut heard, mut sprayed, mut buf) = (Vec::new(), 0u64, [0u8; 2048]);
+    for step in 0..200u16 {
+        tick.tick().await;
+        for (n, stranger) in strangers.iter().enumerate().take(if step < 20 { 1 } else { 2 }) {
+            for k in 0..2 {
+                let packet = pcmu(0xBAD0 + n as u32, step * 2 + k, &mut theirs);
+                stranger.send_to(&packet, relay_rtp).await.unwrap();
+                sprayed += 1;
+            }
+        }
+        if step >= 10 {
+            rtp.send_to(&pcmu(0x600D, step, &mut ours), relay_rtp)
+                .await
+                .unwrap();
+        }
+        while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
+            if let Ok(packet) = offhook_media::rtp::packet::parse(&buf[..len]) {
+                heard.extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
+            }
+        }
+        for stranger in &strangers {
+            assert!(
+                stranger.try_recv_from(&mut buf).is_err(),
+                "the relay sends nothing to a stranger"
+            );
+        }
+    }
+    let last: Vec<i16> = heard.iter().rev().take(8000).copied().collect();
+    assert_eq!(last.len(), 8000, "the echo came back ({} samples)", heard.len());
+    let (tone, foreign) = (
+        relative_level(&last, 1000.0, 8000.0),
+        relative_level(&last, 2500.0, 8000.0),
+    );
+    eprintln!(
+        "{sprayed} foreign packets sprayed; on the line: caller's tone {tone:.3}, foreign tone {foreign:.4}"
+    );
+    assert!(tone > 0.3, "the caller's tone reached the line and came back");
+    assert!(foreign < 0.01, "foreign audio reached the line: level {foreign}");
+    // The relay counted every foreign datagram as dropped (published every 5 s).
+    let invalid = wait_for_metric(
+        &demo.web,
+        "offhook_rtp_packets_invalid_total{node=\"demo-relay\"}",
+        i64::try_from(sprayed).unwrap(),
+    )
+    .await;
+    eprintln!("relay: {invalid} RTP datagrams dropped as invalid or foreign");
+    assert_eq!(ua.hang_up(echo.session).await.status, 200);
+    assert!(demo.running.stop().await.success());
+    offhook.db.finish().await;
 }
