@@ -354,6 +354,9 @@ async fn roles_tokens_and_validation() {
             ),
             (json!({"label": "x"}), "number"),
             (json!({"number": "123", "label": "x", "colour": "red"}), "colour"),
+            // The tenant's destination policy: international premium, an access code.
+            (json!({"number": "+88212345678", "label": "x"}), "number"),
+            (json!({"number": "0044201234567", "label": "x"}), "number"),
         ] {
             let reply = api
                 .call(
@@ -390,6 +393,21 @@ async fn roles_tokens_and_validation() {
             .await;
         assert_eq!(half.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(half.body["field"], "timezone");
+        let premium = api
+            .call(
+                Method::PATCH,
+                &icon_path,
+                Some(&f.alpha_admin),
+                Some(json!({"number": "+49900123456"})),
+            )
+            .await;
+        assert_eq!(premium.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(premium.body["field"], "number");
+        let reason = premium.body["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("built-in rule for prefix +49900") && !reason.contains("123456"),
+            "a clear reason, the number masked: {reason}"
+        );
         assert_eq!(api.get(&icon_path, &f.alpha_admin).await.body["label"], "Support");
         let operator_needs_tenant = api
             .call(

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use offhook_directory::call_tokens::CallGrant;
 use offhook_directory::{
-    Account, AnswerSource, Cdr, HangupCause, Icon, LineState, Reaped, Registration, RoutableLine, Tenant,
+    Account, AnswerSource, Cdr, DestinationPolicy, HangupCause, Icon, LineState, Reaped, Registration,
+    RoutableLine, Tenant,
 };
 
 use super::OwnerId;
@@ -48,6 +49,8 @@ pub enum Query {
         /// Public id or id.
         key: String,
     },
+    /// A tenant's destination policy, by tenant id.
+    Policy(String),
     /// Every line with a live relay binding, with its state and relay's health.
     Lines,
 }
@@ -61,6 +64,8 @@ pub enum Answer {
     Account(Option<Account>),
     /// An icon or none.
     Icon(Option<Icon>),
+    /// A tenant's destination policy (the defaults when it set none).
+    Policy(DestinationPolicy),
     /// The lines snapshot, with the last record ticket committed before the read.
     Lines {
         /// The lines.

@@ -20,6 +20,7 @@ mod health_checks;
 mod invite;
 mod lease;
 mod lines;
+mod policy;
 mod registrar;
 mod route;
 mod throttle;

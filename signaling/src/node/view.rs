@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use offhook_directory::{Account, Icon, Tenant};
+use offhook_directory::{Account, DestinationPolicy, Icon, Tenant};
 
 use super::directory_io::{Answer, Query};
 
@@ -121,6 +121,14 @@ impl View {
         };
         self.look(now, query, |a| match a {
             Answer::Icon(icon) => Some(icon.clone()),
+            _ => None,
+        })
+    }
+
+    /// A tenant's destination policy, by tenant id.
+    pub(crate) fn policy(&self, now: Instant, tenant: &str) -> Lookup<DestinationPolicy> {
+        self.look(now, Query::Policy(tenant.to_owned()), |a| match a {
+            Answer::Policy(policy) => Some(Some(policy.clone())),
             _ => None,
         })
     }

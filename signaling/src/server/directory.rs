@@ -70,6 +70,12 @@ pub async fn answer(
             let scope = tenant.clone().map_or(Scope::Operator, Scope::Tenant);
             Answer::Icon(found(directory.icon(&scope, key).await)?)
         }
+        Query::Policy(tenant) => Answer::Policy(
+            directory
+                .destination_policy(tenant)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         Query::Lines => Answer::Lines {
             lines: directory
                 .routable_lines(now_ms)
