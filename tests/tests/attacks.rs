@@ -3,8 +3,9 @@
 //! PyPI) and account enumeration (`sipvicious_svwar`); a captured REGISTER
 //! replayed after a restart and on another node; the proxy used as an open relay
 //! (a request naming another host, a forged in-dialog route); a spoofed stray
-//! response; file-descriptor exhaustion under `prlimit --nofile`; and RTP
-//! sprayed at a call's media port from third sockets. Each asserts the attack
+//! response; file-descriptor exhaustion under `prlimit --nofile`; RTP
+//! sprayed at a call's media port from third sockets; and toll fraud (an icon
+//! set to dial international premium, an account dialing it). Each asserts the attack
 //! fails and that nothing was dialed or billed, or heard.
 
 use std::net::SocketAddr;
@@ -403,4 +404,85 @@ async fn rtp_sprayed_from_third_sockets_during_a_call_never_reaches_the_line() {
     assert_eq!(ua.hang_up(echo.session).await.status, 200);
     assert!(demo.running.stop().await.success());
     offhook.db.finish().await;
+}
+
+/// Alice's INVITE for `number` from `socket`, answered to the challenge; the final answer.
+async fn account_invite(socket: &UdpSocket, proxy: SocketAddr, number: &str) -> Response {
+    let local = socket.local_addr().unwrap();
+    let uri = format!("sip:{number}@{DOMAIN}");
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKfraud{number}{cseq}\r\n\
+             From: <sip:alice@{DOMAIN}>;tag=f1\r\nTo: <{uri}>\r\nCall-ID: fraud-{number}@x\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let challenge = exchange(socket, proxy, &invite(1, "")).await.unwrap();
+    assert_eq!(challenge.status, 407, "{}", challenge.reason);
+    let www = challenge.headers.get("Proxy-Authenticate").unwrap();
+    let answer = offhook_sip::auth::answer_challenge(www, "INVITE", &uri, "alice", PASSWORD, "f00d").unwrap();
+    let ack = format!(
+        "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKfraud{number}1\r\n\
+         From: <sip:alice@{DOMAIN}>;tag=f1\r\nTo: <{uri}>;tag={}\r\nCall-ID: fraud-{number}@x\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        challenge.to().and_then(|t| t.tag().map(str::to_owned)).unwrap_or_default()
+    );
+    socket.send_to(ack.as_bytes(), proxy).await.unwrap();
+    exchange(
+        socket,
+        proxy,
+        &invite(2, &format!("Proxy-Authorization: {answer}\r\n")),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn toll_fraud_is_refused_and_nothing_is_dialed_or_billed() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    assert!(offhook.run(&["demo", "--seed-only"]).await.status.success());
+    offhook.create_demo_account("alice", PASSWORD, "201").await;
+    // An icon set to dial international premium: refused with the reason.
+    let icon = offhook
+        .run(&[
+            "directory",
+            "icon",
+            "create",
+            "--tenant",
+            "demo",
+            "--number",
+            "+88212345678",
+            "--label",
+            "Fraud",
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&icon.stderr);
+    assert!(
+        !icon.status.success(),
+        "created: {}",
+        String::from_utf8_lossy(&icon.stdout)
+    );
+    assert!(stderr.contains("number") && stderr.contains("+882"), "{stderr}");
+
+    // An account dialing international premium, an access code, national premium.
+    let (running, proxy) = signaling(&offhook, "node-1").await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for number in ["+88212345678", "0044201234567", "09001234567"] {
+        let answer = account_invite(&socket, proxy, number).await;
+        assert_eq!(
+            (answer.status, answer.reason.as_str()),
+            (403, "Destination not allowed"),
+            "{number}"
+        );
+    }
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&cdrs.stdout).trim(),
+        "[]",
+        "nothing was dialed or billed"
+    );
+    let icons = offhook.run(&["directory", "icon", "list"]).await;
+    assert!(!String::from_utf8_lossy(&icons.stdout).contains("Fraud"));
+    drop(running);
 }
