@@ -426,7 +426,10 @@ async fn account_invite(socket: &UdpSocket, proxy: SocketAddr, number: &str) -> 
         "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKfraud{number}1\r\n\
          From: <sip:alice@{DOMAIN}>;tag=f1\r\nTo: <{uri}>;tag={}\r\nCall-ID: fraud-{number}@x\r\n\
          CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        challenge.to().and_then(|t| t.tag().map(str::to_owned)).unwrap_or_default()
+        challenge
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .unwrap_or_default()
     );
     socket.send_to(ack.as_bytes(), proxy).await.unwrap();
     exchange(
