@@ -52,7 +52,10 @@ pub use node_metrics::NodeMetric;
 pub use operator_actions::{ActionKind, ActionResult, OperatorAction};
 pub use outbox::{Attempt, Delivery, DeliveryFilter, DeliveryState, DueDelivery, WebhookEvent};
 pub use owners::Reaped;
-pub use policy::{DEFAULT_DENY, DEFAULT_MAX_CONCURRENT_CALLS, Denied, DestinationPolicy, PolicyUpdate};
+pub use policy::{
+    DAY_MS, DEFAULT_CALLS_PER_DAY, DEFAULT_DENY, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TENANT_CALLS_PER_DAY,
+    Denied, DestinationPolicy, PolicyUpdate,
+};
 pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::is_internal_address;

@@ -1,5 +1,6 @@
 //! Toll-fraud policy per tenant: which numbers its icons and accounts may dial,
-//! and how many of its calls may run at once. A number is judged by the longest
+//! how many of its calls may run at once, and how many may start in one UTC day
+//! (the tenant's, and each icon's or account's; counted from the CDRs). A number is judged by the longest
 //! prefix that matches it among the built-in defaults ([`DEFAULT_DENY`]) and the
 //! tenant's own allow and deny lists; at equal length the tenant's rule beats a
 //! default, and a tenant's deny beats its allow. A number no rule matches is
@@ -33,6 +34,15 @@ pub const DEFAULT_DENY: &[&str] = &[
 /// Calls of one tenant at once, unless its policy says otherwise.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: i64 = 10;
 
+/// Calls of one tenant started in one UTC day, unless its policy says otherwise.
+pub const DEFAULT_TENANT_CALLS_PER_DAY: i64 = 1000;
+
+/// Calls through one icon or account started in one UTC day, by default.
+pub const DEFAULT_CALLS_PER_DAY: i64 = 200;
+
+/// Milliseconds in a day: days are numbered from the Unix epoch, in UTC.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Most prefixes in one list.
 const MAX_PREFIXES: usize = 200;
 
@@ -45,6 +55,10 @@ pub struct DestinationPolicy {
     pub deny: Vec<String>,
     /// Calls of the tenant at once, all icons and accounts together.
     pub max_concurrent_calls: i64,
+    /// Calls of the tenant started in one UTC day.
+    pub tenant_calls_per_day: i64,
+    /// Calls through one of its icons or accounts started in one UTC day.
+    pub calls_per_day: i64,
 }
 
 impl Default for DestinationPolicy {
@@ -53,6 +67,8 @@ impl Default for DestinationPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            tenant_calls_per_day: DEFAULT_TENANT_CALLS_PER_DAY,
+            calls_per_day: DEFAULT_CALLS_PER_DAY,
         }
     }
 }
@@ -129,6 +145,8 @@ impl FromRow<'_, AnyRow> for DestinationPolicy {
             allow: lines(&row.try_get::<String, _>("allow")?),
             deny: lines(&row.try_get::<String, _>("deny")?),
             max_concurrent_calls: row.try_get("max_concurrent_calls")?,
+            tenant_calls_per_day: row.try_get("tenant_calls_per_day")?,
+            calls_per_day: row.try_get("calls_per_day")?,
         })
     }
 }
@@ -143,13 +161,18 @@ pub struct PolicyUpdate {
     pub deny: Option<Vec<String>>,
     /// New cap on the tenant's calls at once (1-1000).
     pub max_concurrent_calls: Option<i64>,
+    /// New cap on the tenant's calls a day (1-1000000).
+    pub tenant_calls_per_day: Option<i64>,
+    /// New cap on the calls a day through each icon or account (1-1000000).
+    pub calls_per_day: Option<i64>,
 }
 
 impl Directory {
     /// The policy of tenant `tenant_id` (the defaults when it has none).
     pub async fn destination_policy(&self, tenant_id: &str) -> Result<DestinationPolicy> {
         let row: Option<DestinationPolicy> = sqlx::query_as(
-            "SELECT allow, deny, max_concurrent_calls FROM destination_policies WHERE tenant_id = $1",
+            "SELECT allow, deny, max_concurrent_calls, tenant_calls_per_day, calls_per_day \
+             FROM destination_policies WHERE tenant_id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(&self.pool)
@@ -177,20 +200,72 @@ impl Directory {
                 1,
                 1000,
             )?,
+            tenant_calls_per_day: validate::bounded(
+                "tenant_calls_per_day",
+                update
+                    .tenant_calls_per_day
+                    .unwrap_or(current.tenant_calls_per_day),
+                1,
+                1_000_000,
+            )?,
+            calls_per_day: validate::bounded(
+                "calls_per_day",
+                update.calls_per_day.unwrap_or(current.calls_per_day),
+                1,
+                1_000_000,
+            )?,
         };
         sqlx::query(
-            "INSERT INTO destination_policies (tenant_id, allow, deny, max_concurrent_calls, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET allow = excluded.allow, \
-             deny = excluded.deny, max_concurrent_calls = excluded.max_concurrent_calls, updated_at = excluded.updated_at",
+            "INSERT INTO destination_policies (tenant_id, allow, deny, max_concurrent_calls, tenant_calls_per_day, \
+             calls_per_day, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id) DO UPDATE SET \
+             allow = excluded.allow, deny = excluded.deny, max_concurrent_calls = excluded.max_concurrent_calls, \
+             tenant_calls_per_day = excluded.tenant_calls_per_day, calls_per_day = excluded.calls_per_day, \
+             updated_at = excluded.updated_at",
         )
         .bind(&tenant.id)
         .bind(policy.allow.join("\n"))
         .bind(policy.deny.join("\n"))
         .bind(policy.max_concurrent_calls)
+        .bind(policy.tenant_calls_per_day)
+        .bind(policy.calls_per_day)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(policy)
+    }
+
+    /// Calls started on UTC day `day` (Unix ms / [`DAY_MS`]): the tenant's,
+    /// and through its icon `icon` or else its account `account`.
+    pub async fn calls_on_day(
+        &self,
+        tenant_id: &str,
+        icon: Option<&str>,
+        account: Option<&str>,
+        day: i64,
+    ) -> Result<(i64, i64)> {
+        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        let tenant: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cdrs WHERE tenant_id = $1 AND started_at >= $2 AND started_at < $3",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        let (column, key) = match (icon, account) {
+            (Some(icon), _) => ("icon_id", icon),
+            (None, Some(account)) => ("account_id", account),
+            (None, None) => return Ok((tenant, 0)),
+        };
+        let through: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM cdrs WHERE {column} = $1 AND started_at >= $2 AND started_at < $3"
+        )))
+        .bind(key)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((tenant, through))
     }
 
     /// `number` checked against the policy of tenant `tenant_id`, as a

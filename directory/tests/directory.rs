@@ -692,6 +692,30 @@ async fn icon_numbers_obey_the_tenant_destination_policy() {
             d.destination_policy(&a.id).await.unwrap().allow,
             vec!["+8821".to_owned()]
         );
+        // Calls a day, from the CDRs: the tenant's and the icon's, on that UTC day only.
+        let day = 20_000;
+        let at = |ms: i64| NewCdr {
+            started_at: day * DAY_MS + ms,
+            ..cdr_for(&a, &icon, &format!("day-{ms}"))
+        };
+        for ms in [0, 1_000, DAY_MS - 1, DAY_MS] {
+            d.start_cdr(at(ms)).await.unwrap();
+        }
+        assert_eq!(
+            d.calls_on_day(&a.id, Some(&icon.id), None, day).await.unwrap(),
+            (3, 3)
+        );
+        assert_eq!(
+            d.calls_on_day(&a.id, Some("icn_other"), None, day).await.unwrap(),
+            (3, 0)
+        );
+        assert_eq!(d.calls_on_day(&b.id, None, None, day).await.unwrap(), (0, 0));
+        assert_eq!(
+            d.calls_on_day(&a.id, Some(&icon.id), None, day + 1)
+                .await
+                .unwrap(),
+            (1, 1)
+        );
         db.finish().await;
     }
 }

@@ -522,7 +522,7 @@ async fn the_operator_sets_a_tenants_destination_policy_and_icons_obey_it() {
         assert_eq!(shown.status, StatusCode::OK);
         assert_eq!(
             shown.body,
-            json!({"allow": [], "deny": [], "max_concurrent_calls": 10})
+            json!({"allow": [], "deny": [], "max_concurrent_calls": 10, "tenant_calls_per_day": 1000, "calls_per_day": 200})
         );
         assert_eq!(
             api.get("/api/v1/admin/tenants/alpha/policy", &f.beta_admin)

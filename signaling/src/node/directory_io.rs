@@ -51,6 +51,17 @@ pub enum Query {
     },
     /// A tenant's destination policy, by tenant id.
     Policy(String),
+    /// Calls started on one UTC day: the tenant's, and through an icon or else an account.
+    CallsOnDay {
+        /// Tenant id.
+        tenant: String,
+        /// Icon id.
+        icon: Option<String>,
+        /// Account id (when no icon).
+        account: Option<String>,
+        /// The day, Unix ms / `DAY_MS`.
+        day: i64,
+    },
     /// Every line with a live relay binding, with its state and relay's health.
     Lines,
 }
@@ -66,6 +77,8 @@ pub enum Answer {
     Icon(Option<Icon>),
     /// A tenant's destination policy (the defaults when it set none).
     Policy(DestinationPolicy),
+    /// Calls on the day: the tenant's, and through the icon or account.
+    CallsOnDay(i64, i64),
     /// The lines snapshot, with the last record ticket committed before the read.
     Lines {
         /// The lines.

@@ -106,6 +106,9 @@ impl Directory {
             ),
             Query::Icon { key, .. } => Answer::Icon(self.icons.iter().find(|i| &i.public_id == key).cloned()),
             Query::Policy(_) => Answer::Policy(self.policy.clone()),
+            Query::CallsOnDay { .. } => {
+                Answer::CallsOnDay(self.started.len() as i64, self.started.len() as i64)
+            }
             // Without a relay line, every number call finds all lines busy.
             Query::Lines => Answer::Lines {
                 lines: self.line.iter().cloned().collect(),
@@ -762,4 +765,22 @@ fn the_tenant_cap_on_calls_at_once_spans_its_icons_and_accounts() {
     let answer = account_call(&mut world, "sip:5550123@a.test");
     assert_eq!(answer.status, 486, "{}", answer.reason);
     assert_eq!(world.directory.started.len(), 1, "only the first call has a CDR");
+}
+
+#[test]
+fn calls_over_the_daily_cap_are_refused_before_anything_is_dialed() {
+    let mut world = World::new(24).with_line();
+    world.directory.policy.calls_per_day = 1;
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    // The cached count is stale for the view's lifetime; past it, the cap holds.
+    world.advance(Duration::from_secs(60));
+    let mut second = token_invite(&world, "sales");
+    second.headers.set("Call-ID", "call-2@phone");
+    let answer = world.call(second);
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (403, super::policy::DAILY_CAP)
+    );
+    assert_eq!(world.directory.started.len(), 1, "no second CDR");
 }

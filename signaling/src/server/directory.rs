@@ -76,6 +76,18 @@ pub async fn answer(
                 .await
                 .map_err(|e| e.to_string())?,
         ),
+        Query::CallsOnDay {
+            tenant,
+            icon,
+            account,
+            day,
+        } => {
+            let (all, through) = directory
+                .calls_on_day(tenant, icon.as_deref(), account.as_deref(), *day)
+                .await
+                .map_err(|e| e.to_string())?;
+            Answer::CallsOnDay(all, through)
+        }
         Query::Lines => Answer::Lines {
             lines: directory
                 .routable_lines(now_ms)
