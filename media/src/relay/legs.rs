@@ -62,6 +62,7 @@ pub(crate) trait MediaLeg: Send {
 
 /// RTP/AVP with PCMU or PCMA.
 pub(crate) struct RtpLeg {
+    remote: SocketAddr,
     source: SourceLatch,
     codec: G711,
     receiver: RtpReceiver,
@@ -91,6 +92,7 @@ impl RtpLeg {
             rtcp: RtcpReporter::new(now, NtpTime::from_system_time(wallclock), rtcp_interval),
             rtcp_mux: negotiated.rtcp_mux,
             remote_rtcp: negotiated.remote_rtcp,
+            remote: negotiated.remote,
             source: SourceLatch::new(negotiated.remote),
             codec: negotiated.codec,
             receiver: RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type)),
@@ -141,11 +143,11 @@ impl MediaLeg for RtpLeg {
 
     fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
         if let Some(packet) = self.sender.poll_output() {
-            return Some((Port::Rtp, self.source.destination(), packet));
+            return Some((Port::Rtp, self.remote, packet));
         }
         let report = self.rtcp.poll_output()?;
         Some(match self.rtcp_mux {
-            true => (Port::Rtp, self.source.destination(), report),
+            true => (Port::Rtp, self.remote, report),
             false => (Port::Rtcp, self.remote_rtcp, report),
         })
     }
@@ -304,8 +306,8 @@ mod tests {
     }
 
     #[test]
-    fn a_spray_from_other_sources_never_reaches_the_line_and_replies_follow_the_latch() {
-        // The SDP says 127.0.0.1:4000; the peer's NAT sends from port 4100.
+    fn a_spray_from_other_sources_never_reaches_the_line() {
+        // The SDP says 127.0.0.1:4000; the peer sends from port 4100.
         let negotiated = negotiated(true);
         let peer = "127.0.0.1:4100".parse().unwrap();
         let strangers: [std::net::SocketAddr; 2] = [
@@ -342,10 +344,13 @@ mod tests {
         let counts = leg.counts();
         assert_eq!(counts.received, 100, "only the peer's packets accepted");
         assert_eq!(counts.invalid, 99 + 200, "every foreign datagram counted");
-        // Our audio and reports go to where the peer's packets come from.
+        // Our audio and reports go where the SDP says, never to a stranger.
         let sent = run(&mut leg, t0 + Duration::from_secs(2), 1000);
         assert!(!sent.is_empty());
-        assert!(sent.iter().all(|(port, to, _)| (*port, *to) == (Port::Rtp, peer)));
+        assert!(
+            sent.iter()
+                .all(|(port, to, _)| (*port, *to) == (Port::Rtp, negotiated.remote))
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! Strict symmetric RTP: the one source address an RTP/AVP leg takes media from.
-//! The signaled SDP names the peer's host; the first valid RTP packet from that
-//! host latches its exact address (port included, so a NAT's mapping is kept),
-//! and from then on only that address is heard and answered. Datagrams from any
-//! other source never reach the RTP validator (so a new SSRC can only take over
-//! from the latched source) and are counted as foreign.
+//! Strict source validation: the one source address an RTP/AVP leg takes media
+//! from. The signaled SDP names the peer's host; the first valid RTP packet from
+//! that host latches its exact address (port included: peers such as sipp send
+//! from another port than the one they offered), and from then on only that
+//! address is heard. Datagrams from any other source never reach the RTP
+//! validator (so a new SSRC can only take over from the latched source) and are
+//! counted as foreign. Our own media still goes where the SDP says.
 
 use std::net::SocketAddr;
 
-/// Where a leg's media may come from and where ours goes.
+/// Where a leg's media may come from.
 #[derive(Debug, Clone)]
 pub struct SourceLatch {
     signaled: SocketAddr,
@@ -54,11 +55,6 @@ impl SourceLatch {
         self.latched.get_or_insert(from);
     }
 
-    /// Where our RTP goes: the latched address, or the signaled one until then.
-    pub fn destination(&self) -> SocketAddr {
-        self.latched.unwrap_or(self.signaled)
-    }
-
     /// The latched source, once there is one.
     pub fn latched(&self) -> Option<SocketAddr> {
         self.latched
@@ -91,15 +87,14 @@ mod tests {
         // A NAT may map the port: the host agrees, so it is admitted.
         assert!(latch.admit(addr("192.0.2.10:31000")));
         assert_eq!(latch.foreign(), 1);
-        assert_eq!(latch.destination(), addr("192.0.2.10:4000"));
     }
 
     #[test]
-    fn after_the_first_packet_only_its_exact_address_is_heard_and_answered() {
+    fn after_the_first_packet_only_its_exact_address_is_heard() {
         let mut latch = SourceLatch::new(addr("192.0.2.10:4000"));
         assert!(latch.admit(addr("192.0.2.10:31000")));
         latch.confirm(addr("192.0.2.10:31000"));
-        assert_eq!(latch.destination(), addr("192.0.2.10:31000"));
+        assert_eq!(latch.latched(), Some(addr("192.0.2.10:31000")));
         // Another port of the same host and another host are both foreign now.
         assert!(!latch.admit(addr("192.0.2.10:4000")));
         assert!(!latch.admit(addr("198.51.100.7:31000")));
