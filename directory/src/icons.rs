@@ -213,6 +213,8 @@ impl Directory {
             ring_timeout_s: new.ring_timeout_s,
             created_at: now_ms(),
         })?;
+        self.allowed_destination(&icon.tenant_id, "number", &icon.number)
+            .await?;
         sqlx::query(
             "INSERT INTO icons (id, public_id, tenant_id, number, label, enabled, allowed_origins, opening_hours, \
              timezone, max_concurrent_calls, calls_per_minute, ring_timeout_s, created_at) \
@@ -271,6 +273,7 @@ impl Directory {
     /// Changes an icon; the whole result is validated before anything is written.
     pub async fn update_icon(&self, scope: &Scope, key: &str, update: IconUpdate) -> Result<Icon> {
         let current = self.icon(scope, key).await?;
+        let number_changed = update.number.is_some();
         let icon = validated(Icon {
             number: update.number.unwrap_or(current.number),
             label: update.label.unwrap_or(current.label),
@@ -285,6 +288,10 @@ impl Directory {
             ring_timeout_s: update.ring_timeout_s.unwrap_or(current.ring_timeout_s),
             ..current
         })?;
+        if number_changed {
+            self.allowed_destination(&icon.tenant_id, "number", &icon.number)
+                .await?;
+        }
         sqlx::query(
             "UPDATE icons SET number = $1, label = $2, enabled = $3, allowed_origins = $4, opening_hours = $5, \
              timezone = $6, max_concurrent_calls = $7, calls_per_minute = $8, ring_timeout_s = $9 WHERE id = $10",

@@ -1,7 +1,8 @@
 //! offhook's SQL directory, used by signaling, media and web alike: tenants (with
 //! their SIP domain), accounts (digest credentials as HA1), icons, relays, lines and
 //! CDRs; and what administration and billing add to them: the audit log, operator
-//! requests (hang up, reset), webhooks and their outbox. Over SQLite (the
+//! requests (hang up, reset), webhooks and their outbox; each tenant's
+//! destination policy (toll fraud). Over SQLite (the
 //! embedded default, a file created on first start) or PostgreSQL (shared by several nodes). One schema in `migrations/` serves both and
 //! is applied at connect time. Every query is typed and parameterised; listing
 //! queries take a [`Scope`] so that a tenant never sees another tenant's rows.
@@ -25,6 +26,7 @@ mod node_metrics;
 mod operator_actions;
 mod outbox;
 mod owners;
+mod policy;
 mod registrations;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -50,6 +52,10 @@ pub use node_metrics::NodeMetric;
 pub use operator_actions::{ActionKind, ActionResult, OperatorAction};
 pub use outbox::{Attempt, Delivery, DeliveryFilter, DeliveryState, DueDelivery, WebhookEvent};
 pub use owners::Reaped;
+pub use policy::{
+    DAY_MS, DEFAULT_CALLS_PER_DAY, DEFAULT_DENY, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_TENANT_CALLS_PER_DAY,
+    Denied, DestinationPolicy, PolicyUpdate,
+};
 pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
 pub use validate::is_internal_address;

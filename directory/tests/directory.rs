@@ -601,3 +601,121 @@ async fn lines_and_calls_held_by_no_known_owner_are_reaped_too() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn icon_numbers_obey_the_tenant_destination_policy() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        let (a, b) = two_tenants(d).await;
+        assert_eq!(
+            d.destination_policy(&a.id).await.unwrap(),
+            DestinationPolicy::default()
+        );
+        // International premium and an international access code: refused by default.
+        for number in ["+88212345678", "0044201234567"] {
+            let err = d
+                .create_icon(NewIcon::new("alpha", number, "Fraud"))
+                .await
+                .unwrap_err();
+            let DirectoryError::Invalid { field, reason } = &err else {
+                panic!("{number}: {err:?}");
+            };
+            assert_eq!(*field, "number");
+            assert!(reason.contains("built-in rule"), "{reason}");
+        }
+        let icon = d
+            .create_icon(NewIcon::new("alpha", "+4930123456", "Sales"))
+            .await
+            .unwrap();
+        // Changing the number is checked too; nothing is written when refused.
+        let to_premium = IconUpdate {
+            number: Some("+49900123456".into()),
+            ..IconUpdate::default()
+        };
+        assert!(matches!(
+            d.update_icon(&Scope::Operator, &icon.id, to_premium).await,
+            Err(DirectoryError::Invalid { field: "number", .. })
+        ));
+        assert_eq!(
+            d.icon(&Scope::Operator, &icon.id).await.unwrap().number,
+            "+4930123456"
+        );
+        // A tenant's own lists: beta denies Germany, alpha allows +882 1.
+        let update = PolicyUpdate {
+            deny: Some(vec!["+49".into()]),
+            max_concurrent_calls: Some(3),
+            ..PolicyUpdate::default()
+        };
+        let beta = d.update_destination_policy("beta", update).await.unwrap();
+        assert_eq!(
+            (beta.deny.clone(), beta.max_concurrent_calls),
+            (vec!["+49".to_owned()], 3)
+        );
+        assert_eq!(d.destination_policy(&b.id).await.unwrap(), beta);
+        assert!(matches!(
+            d.create_icon(NewIcon::new("beta", "+4930123456", "Sales")).await,
+            Err(DirectoryError::Invalid { field: "number", .. })
+        ));
+        let allow = PolicyUpdate {
+            allow: Some(vec!["+8821".into()]),
+            ..PolicyUpdate::default()
+        };
+        d.update_destination_policy("alpha", allow).await.unwrap();
+        assert!(
+            d.create_icon(NewIcon::new("alpha", "+88212345678", "Sat"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            d.create_icon(NewIcon::new("alpha", "+88312345678", "Net"))
+                .await
+                .is_err()
+        );
+        // Bad lists and caps are refused.
+        for bad in [
+            PolicyUpdate {
+                deny: Some(vec!["+49x".into()]),
+                ..PolicyUpdate::default()
+            },
+            PolicyUpdate {
+                max_concurrent_calls: Some(0),
+                ..PolicyUpdate::default()
+            },
+        ] {
+            assert!(matches!(
+                d.update_destination_policy("alpha", bad).await,
+                Err(DirectoryError::Invalid { .. })
+            ));
+        }
+        assert_eq!(
+            d.destination_policy(&a.id).await.unwrap().allow,
+            vec!["+8821".to_owned()]
+        );
+        // Calls a day, from the CDRs: the tenant's and the icon's, on that UTC day only.
+        let day = 20_000;
+        let at = |ms: i64| NewCdr {
+            started_at: day * DAY_MS + ms,
+            ..cdr_for(&a, &icon, &format!("day-{ms}"))
+        };
+        for ms in [0, 1_000, DAY_MS - 1, DAY_MS] {
+            d.start_cdr(at(ms)).await.unwrap();
+        }
+        assert_eq!(
+            d.calls_on_day(&a.id, Some(&icon.id), None, day).await.unwrap(),
+            (3, 3)
+        );
+        assert_eq!(
+            d.calls_on_day(&a.id, Some("icn_other"), None, day).await.unwrap(),
+            (3, 0)
+        );
+        assert_eq!(d.calls_on_day(&b.id, None, None, day).await.unwrap(), (0, 0));
+        assert_eq!(
+            d.calls_on_day(&a.id, Some(&icon.id), None, day + 1)
+                .await
+                .unwrap(),
+            (1, 1)
+        );
+        db.finish().await;
+    }
+}

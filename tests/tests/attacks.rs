@@ -3,8 +3,10 @@
 //! PyPI) and account enumeration (`sipvicious_svwar`); a captured REGISTER
 //! replayed after a restart and on another node; the proxy used as an open relay
 //! (a request naming another host, a forged in-dialog route); a spoofed stray
-//! response; and file-descriptor exhaustion under `prlimit --nofile`. Each
-//! asserts the attack fails and that nothing was dialed or billed.
+//! response; file-descriptor exhaustion under `prlimit --nofile`; RTP
+//! sprayed at a call's media port from third sockets; and toll fraud (an icon
+//! set to dial international premium, an account dialing it). Each asserts the attack
+//! fails and that nothing was dialed or billed, or heard.
 #![allow(
     clippy::disallowed_methods,
     reason = "an edge: it reads the real clock and the OS generator"
@@ -14,8 +16,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use offhook_directory::testing::Backend;
+use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::dsp::tone::Tone;
 use offhook_sip::message::{Message, Response, parse};
-use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir};
+use offhook_tests::ua::{TestUa, click, sdp_port};
+use offhook_tests::{ANY_PORTS, Offhook, after, scratch_dir, wait_for_metric};
 use tokio::net::UdpSocket;
 
 const DOMAIN: &str = "demo.offhook.test";
@@ -318,4 +324,172 @@ async fn idle_websocket_connections_cost_little_memory_each() {
     );
     assert!(offhook_tests::options_over_tcp(after(&line, "tcp=").parse().unwrap()).await);
     drop(held);
+}
+
+/// 20 ms of `tone` as a PCMU packet.
+fn pcmu(ssrc: u32, seq: u16, tone: &mut Tone) -> Vec<u8> {
+    let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+    packet.extend((u32::from(seq) * 160).to_be_bytes());
+    packet.extend(ssrc.to_be_bytes());
+    packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
+    packet
+}
+
+#[tokio::test]
+async fn rtp_sprayed_from_third_sockets_during_a_call_never_reaches_the_line() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let demo = offhook.demo(&[]).await;
+    let mut ua = TestUa::bind().await;
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let grant = click(&demo.web, "demo-echo").await;
+    let echo = ua.call(demo.sip_udp, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(echo.status, 200, "{echo:?}");
+    let relay_rtp = SocketAddr::from(([127, 0, 0, 1], sdp_port(&echo.response.unwrap().body)));
+
+    // Another host (127.0.0.2) sprays 2.5 kHz from before the caller's first
+    // packet; another port of the caller's host joins once the leg has latched.
+    // Each has an SSRC of its own and keeps its sequence (it would pass probation),
+    // two packets per 20 ms each.
+    let strangers = [
+        UdpSocket::bind("127.0.0.2:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    ];
+    let (mut ours, mut theirs) = (
+        Tone::new(1000.0, 8000.0, 8000.0),
+        Tone::new(2500.0, 8000.0, 8000.0),
+    );
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let (mut heard, mut sprayed, mut buf) = (Vec::new(), 0u64, [0u8; 2048]);
+    for step in 0..200u16 {
+        tick.tick().await;
+        for (n, stranger) in strangers.iter().enumerate().take(if step < 20 { 1 } else { 2 }) {
+            for k in 0..2 {
+                let packet = pcmu(0xBAD0 + n as u32, step * 2 + k, &mut theirs);
+                stranger.send_to(&packet, relay_rtp).await.unwrap();
+                sprayed += 1;
+            }
+        }
+        if step >= 10 {
+            rtp.send_to(&pcmu(0x600D, step, &mut ours), relay_rtp)
+                .await
+                .unwrap();
+        }
+        while let Ok((len, _)) = rtp.try_recv_from(&mut buf) {
+            if let Ok(packet) = offhook_media::rtp::packet::parse(&buf[..len]) {
+                heard.extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
+            }
+        }
+        for stranger in &strangers {
+            assert!(
+                stranger.try_recv_from(&mut buf).is_err(),
+                "the relay sends nothing to a stranger"
+            );
+        }
+    }
+    let last: Vec<i16> = heard.iter().rev().take(8000).copied().collect();
+    assert_eq!(last.len(), 8000, "the echo came back ({} samples)", heard.len());
+    let (tone, foreign) = (
+        relative_level(&last, 1000.0, 8000.0),
+        relative_level(&last, 2500.0, 8000.0),
+    );
+    eprintln!(
+        "{sprayed} foreign packets sprayed; on the line: caller's tone {tone:.3}, foreign tone {foreign:.4}"
+    );
+    assert!(tone > 0.3, "the caller's tone reached the line and came back");
+    assert!(foreign < 0.01, "foreign audio reached the line: level {foreign}");
+    // The relay counted every foreign datagram as dropped (published every 5 s).
+    let invalid = wait_for_metric(
+        &demo.web,
+        "offhook_rtp_packets_invalid_total{node=\"demo-relay\"}",
+        i64::try_from(sprayed).unwrap(),
+    )
+    .await;
+    eprintln!("relay: {invalid} RTP datagrams dropped as invalid or foreign");
+    assert_eq!(ua.hang_up(echo.session).await.status, 200);
+    assert!(demo.running.stop().await.success());
+    offhook.db.finish().await;
+}
+
+/// Alice's INVITE for `number` from `socket`, answered to the challenge; the final answer.
+async fn account_invite(socket: &UdpSocket, proxy: SocketAddr, number: &str) -> Response {
+    let local = socket.local_addr().unwrap();
+    let uri = format!("sip:{number}@{DOMAIN}");
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKfraud{number}{cseq}\r\n\
+             From: <sip:alice@{DOMAIN}>;tag=f1\r\nTo: <{uri}>\r\nCall-ID: fraud-{number}@x\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let challenge = exchange(socket, proxy, &invite(1, "")).await.unwrap();
+    assert_eq!(challenge.status, 407, "{}", challenge.reason);
+    let www = challenge.headers.get("Proxy-Authenticate").unwrap();
+    let answer = offhook_sip::auth::answer_challenge(www, "INVITE", &uri, "alice", PASSWORD, "f00d").unwrap();
+    let ack = format!(
+        "ACK {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKfraud{number}1\r\n\
+         From: <sip:alice@{DOMAIN}>;tag=f1\r\nTo: <{uri}>;tag={}\r\nCall-ID: fraud-{number}@x\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        challenge
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    socket.send_to(ack.as_bytes(), proxy).await.unwrap();
+    exchange(
+        socket,
+        proxy,
+        &invite(2, &format!("Proxy-Authorization: {answer}\r\n")),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn toll_fraud_is_refused_and_nothing_is_dialed_or_billed() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    assert!(offhook.run(&["demo", "--seed-only"]).await.status.success());
+    offhook.create_demo_account("alice", PASSWORD, "201").await;
+    // An icon set to dial international premium: refused with the reason.
+    let icon = offhook
+        .run(&[
+            "directory",
+            "icon",
+            "create",
+            "--tenant",
+            "demo",
+            "--number",
+            "+88212345678",
+            "--label",
+            "Fraud",
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&icon.stderr);
+    assert!(
+        !icon.status.success(),
+        "created: {}",
+        String::from_utf8_lossy(&icon.stdout)
+    );
+    assert!(stderr.contains("number") && stderr.contains("+882"), "{stderr}");
+
+    // An account dialing international premium, an access code, national premium.
+    let (running, proxy) = signaling(&offhook, "node-1").await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for number in ["+88212345678", "0044201234567", "09001234567"] {
+        let answer = account_invite(&socket, proxy, number).await;
+        assert_eq!(
+            (answer.status, answer.reason.as_str()),
+            (403, "Destination not allowed"),
+            "{number}"
+        );
+    }
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&cdrs.stdout).trim(),
+        "[]",
+        "nothing was dialed or billed"
+    );
+    let icons = offhook.run(&["directory", "icon", "list"]).await;
+    assert!(!String::from_utf8_lossy(&icons.stdout).contains("Fraud"));
+    drop(running);
 }

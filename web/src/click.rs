@@ -1,7 +1,8 @@
 //! The click API: `POST /api/v1/icons/{public_id}/calls` turns a visitor's click
 //! into a short-lived, single-use call token, after checking the icon is enabled,
 //! the page's Origin is one the icon allows, the icon is open now, and the rate
-//! limits (per icon, per visitor address). The token names the icon, never a
+//! limits (per icon, per visitor address, and per visitor address on the icon:
+//! half the icon's, so one visitor cannot use up an icon's minute). The token names the icon, never a
 //! number: signaling dials the icon's number from the directory. Also the public
 //! icon info the widget shows before any click (`GET /api/v1/icons/{public_id}`):
 //! label, whether it is enabled, open (its hours and next opening) and allowed
@@ -26,7 +27,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offhook_directory::call_tokens;
-use offhook_directory::limits::{CallLimits, Refusal};
+use offhook_directory::limits::{CallLimits, Refusal, source_share};
 use offhook_directory::{DirectoryError, Icon, Scope};
 use serde::Serialize;
 
@@ -198,10 +199,12 @@ async fn grant(
             ),
         ));
     }
+    let per_minute = u32::try_from(icon.calls_per_minute).unwrap_or(u32::MAX);
     let limits = CallLimits {
         max_concurrent: u32::MAX,
-        per_minute: u32::try_from(icon.calls_per_minute).unwrap_or(u32::MAX),
+        per_minute,
         per_source_per_minute: PER_SOURCE_PER_MINUTE,
+        per_source_on_key: source_share(per_minute),
     };
     let admitted = {
         // Held only for the counter update; never across an await.

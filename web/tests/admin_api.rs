@@ -354,6 +354,9 @@ async fn roles_tokens_and_validation() {
             ),
             (json!({"label": "x"}), "number"),
             (json!({"number": "123", "label": "x", "colour": "red"}), "colour"),
+            // The tenant's destination policy: international premium, an access code.
+            (json!({"number": "+88212345678", "label": "x"}), "number"),
+            (json!({"number": "0044201234567", "label": "x"}), "number"),
         ] {
             let reply = api
                 .call(
@@ -390,6 +393,21 @@ async fn roles_tokens_and_validation() {
             .await;
         assert_eq!(half.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(half.body["field"], "timezone");
+        let premium = api
+            .call(
+                Method::PATCH,
+                &icon_path,
+                Some(&f.alpha_admin),
+                Some(json!({"number": "+49900123456"})),
+            )
+            .await;
+        assert_eq!(premium.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(premium.body["field"], "number");
+        let reason = premium.body["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("built-in rule for prefix +49900") && !reason.contains("123456"),
+            "a clear reason, the number masked: {reason}"
+        );
         assert_eq!(api.get(&icon_path, &f.alpha_admin).await.body["label"], "Support");
         let operator_needs_tenant = api
             .call(
@@ -489,6 +507,74 @@ async fn roles_tokens_and_validation() {
             api.get("/api/v1/admin/icons", &secret).await.status,
             StatusCode::UNAUTHORIZED
         );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn the_operator_sets_a_tenants_destination_policy_and_icons_obey_it() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let f = fixture(&db.directory).await;
+        let api = Api::new(&db.directory).await;
+        let path = "/api/v1/admin/tenants/alpha/policy";
+        let shown = api.get(path, &f.alpha_admin).await;
+        assert_eq!(shown.status, StatusCode::OK);
+        assert_eq!(
+            shown.body,
+            json!({"allow": [], "deny": [], "max_concurrent_calls": 10, "tenant_calls_per_day": 1000, "calls_per_day": 200})
+        );
+        assert_eq!(
+            api.get("/api/v1/admin/tenants/alpha/policy", &f.beta_admin)
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "another tenant's policy is invisible"
+        );
+        // Only the operator changes it: a tenant cannot lift its own restrictions.
+        let change = json!({"allow": ["+8821"], "deny": ["+49"], "max_concurrent_calls": 4});
+        let by_tenant = api
+            .call(Method::PATCH, path, Some(&f.alpha_admin), Some(change.clone()))
+            .await;
+        assert_eq!(by_tenant.status, StatusCode::FORBIDDEN);
+        let bad = api
+            .call(
+                Method::PATCH,
+                path,
+                Some(&f.operator),
+                Some(json!({"deny": ["+49x"]})),
+            )
+            .await;
+        assert_eq!(
+            (bad.status, bad.body["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("deny"))
+        );
+        let changed = api
+            .call(Method::PATCH, path, Some(&f.operator), Some(change))
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        assert_eq!(api.get(path, &f.alpha_admin).await.body, changed.body);
+        // Germany is denied now, the allowed satellite range is not.
+        let create = async |number: &str| {
+            api.call(
+                Method::POST,
+                "/api/v1/admin/icons",
+                Some(&f.alpha_admin),
+                Some(json!({"number": number, "label": "x"})),
+            )
+            .await
+        };
+        let denied = create("+4930123456").await;
+        assert_eq!(denied.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            denied.body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("tenant's rule for prefix +49"),
+            "{}",
+            denied.body
+        );
+        assert_eq!(create("+88212345678").await.status, StatusCode::CREATED);
         db.finish().await;
     }
 }

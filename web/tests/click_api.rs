@@ -153,6 +153,27 @@ async fn rate_limit_per_icon() {
 }
 
 #[tokio::test]
+async fn one_client_cannot_use_up_an_icons_clicks_for_everyone() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let state = setup(&db).await;
+        // 3 a minute for the icon: one address gets one of them, however often it clicks.
+        let flooder = [203, 0, 113, 7];
+        let mut granted = 0;
+        for _ in 0..10 {
+            let (status, _) = click(&state, "shop-sales", Some(ORIGIN), flooder).await;
+            granted += usize::from(status == StatusCode::CREATED);
+        }
+        assert_eq!(granted, 1, "the flooder's share of the icon's minute");
+        for n in 1..=2u8 {
+            let (status, body) = click(&state, "shop-sales", Some(ORIGIN), [198, 51, 100, n]).await;
+            assert_eq!(status, StatusCode::CREATED, "visitor {n}: {body}");
+        }
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn serves_the_widget_and_icon_info() {
     let db = TestDb::new(backends()[0]).await;
     let state = setup(&db).await;

@@ -1,5 +1,6 @@
 //! The network legs a relay call bridges to its line, behind one trait so the
-//! bridge is the same for both: plain RTP/AVP for softphones (validating receiver,
+//! bridge is the same for both: plain RTP/AVP for softphones (source latch,
+//! validating receiver,
 //! jitter buffer, paced sender, RTCP reports on the RTP port with `rtcp-mux` or on
 //! their own port) and WebRTC for browsers (str0m, Opus or PCMU, its own RTCP).
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
 use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig};
+use crate::rtp::latch::SourceLatch;
 use crate::rtp::packet::{PayloadMap, RtpReceiver};
 use crate::rtp::report::{PeerReports, RtcpReporter, SendSide, is_rtcp};
 use crate::rtp::rtcp::NtpTime;
@@ -61,6 +63,7 @@ pub(crate) trait MediaLeg: Send {
 /// RTP/AVP with PCMU or PCMA.
 pub(crate) struct RtpLeg {
     remote: SocketAddr,
+    source: SourceLatch,
     codec: G711,
     receiver: RtpReceiver,
     jitter: JitterBuffer,
@@ -90,6 +93,7 @@ impl RtpLeg {
             rtcp_mux: negotiated.rtcp_mux,
             remote_rtcp: negotiated.remote_rtcp,
             remote: negotiated.remote,
+            source: SourceLatch::new(negotiated.remote),
             codec: negotiated.codec,
             receiver: RtpReceiver::new(PayloadMap::g711(negotiated.dtmf_payload_type)),
             jitter: JitterBuffer::new(JitterConfig::default()),
@@ -103,7 +107,14 @@ impl RtpLeg {
 }
 
 impl MediaLeg for RtpLeg {
-    fn on_datagram(&mut self, now: Instant, port: Port, _from: SocketAddr, bytes: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, port: Port, from: SocketAddr, bytes: &[u8]) {
+        let admitted = match port {
+            Port::Rtp => self.source.admit(from),
+            Port::Rtcp => self.source.admit_rtcp(from),
+        };
+        if !admitted {
+            return;
+        }
         if port == Port::Rtcp || (self.rtcp_mux && is_rtcp(bytes)) {
             // A bad report is counted in the peer's stats and otherwise ignored.
             let _ = self.rtcp.handle_datagram(now, bytes, self.sender.ssrc());
@@ -112,6 +123,7 @@ impl MediaLeg for RtpLeg {
         let Ok(packet) = self.receiver.receive(bytes) else {
             return;
         };
+        self.source.confirm(from);
         if let Some(audio) = to_audio_packet(&packet) {
             self.jitter.push(now, audio);
         } else if let Some(press) = self.dtmf.handle(&packet) {
@@ -179,7 +191,7 @@ impl MediaLeg for RtpLeg {
         LegCounts {
             received: self.receiver.accepted(),
             sent: self.sender.stats().packets,
-            invalid: self.receiver.drops().total(),
+            invalid: self.receiver.drops().total() + self.source.foreign(),
             late: jitter.late,
             lost: jitter.lost,
             depth_ms: u64::try_from(jitter.depth.as_millis()).unwrap_or(u64::MAX),
@@ -283,6 +295,63 @@ mod tests {
             sent.extend(std::iter::from_fn(|| leg.poll_datagram()));
         }
         sent
+    }
+
+    /// A PCMU packet of 160 `byte`s.
+    fn pcmu(ssrc: u32, seq: u16, byte: u8) -> Vec<u8> {
+        let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+        packet.extend((u32::from(seq) * 160).to_be_bytes());
+        packet.extend(ssrc.to_be_bytes());
+        packet.extend([byte; 160]);
+        packet
+    }
+
+    #[test]
+    fn a_spray_from_other_sources_never_reaches_the_line() {
+        // The SDP says 127.0.0.1:4000; the peer sends from port 4100.
+        let negotiated = negotiated(true);
+        let peer = "127.0.0.1:4100".parse().unwrap();
+        let strangers: [std::net::SocketAddr; 2] = [
+            "127.0.0.9:4000".parse().unwrap(),
+            "127.0.0.1:4200".parse().unwrap(),
+        ];
+        let (ours, theirs) = (0x11, 0x22);
+        let t0 = Instant::now();
+        let mut leg = RtpLeg::new(&negotiated, t0, SystemTime::now(), RTCP_INTERVAL, &mut seeded());
+        let (mut frames, mut foreign_frames, mut our_frames) = (0, 0, 0);
+        for n in 0..100u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(n));
+            // Another host sprays from the start, another port of the peer's host
+            // once latched; each with its own SSRC, in sequence (past probation).
+            if n > 0 {
+                leg.on_datagram(now, Port::Rtp, strangers[1], &pcmu(0xBAD1, n, theirs));
+            }
+            leg.on_datagram(now, Port::Rtp, strangers[0], &pcmu(0xBAD0, n, theirs));
+            leg.on_datagram(now, Port::Rtp, peer, &pcmu(0x600D, n, ours));
+            leg.on_datagram(now, Port::Rtp, strangers[0], &pcmu(0xBAD0, n + 1000, theirs));
+            let frame = leg.next_line_frame(now);
+            frames += 1;
+            foreign_frames += usize::from(frame.contains(&theirs));
+            our_frames += usize::from(frame.contains(&ours));
+        }
+        assert_eq!(
+            foreign_frames, 0,
+            "foreign audio reaching the line, of {frames} frames"
+        );
+        assert!(
+            our_frames > 80,
+            "the peer's audio plays: {our_frames} of {frames}"
+        );
+        let counts = leg.counts();
+        assert_eq!(counts.received, 100, "only the peer's packets accepted");
+        assert_eq!(counts.invalid, 99 + 200, "every foreign datagram counted");
+        // Our audio and reports go where the SDP says, never to a stranger.
+        let sent = run(&mut leg, t0 + Duration::from_secs(2), 1000);
+        assert!(!sent.is_empty());
+        assert!(
+            sent.iter()
+                .all(|(port, to, _)| (*port, *to) == (Port::Rtp, negotiated.remote))
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct LegCounts {
     pub received: u64,
     /// Media packets sent.
     pub sent: u64,
-    /// Datagrams dropped as invalid RTP.
+    /// Datagrams dropped as invalid RTP or for coming from a foreign source.
     pub invalid: u64,
     /// Packets that arrived after their time to play.
     pub late: u64,

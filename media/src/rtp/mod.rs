@@ -1,4 +1,5 @@
-//! The network side of the media relay. Datagrams from the peer enter through
+//! The network side of the media relay. Datagrams from the peer pass the
+//! [`latch`] (strict symmetric RTP: one source address) and enter through
 //! [`packet::RtpReceiver`]; audio is decoded by [`codec`] into the [`jitter`] buffer,
 //! which the playout clock pops every 20 ms for the line. Line audio goes back out
 //! through [`sender::RtpSender`] as 20 ms packets; key presses go both ways as
@@ -9,6 +10,7 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod latch;
 pub mod netsim;
 pub mod packet;
 pub mod report;

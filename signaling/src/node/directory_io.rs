@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use offhook_directory::call_tokens::CallGrant;
 use offhook_directory::{
-    Account, ActionResult, AnswerSource, Cdr, HangupCause, Icon, LineState, OperatorAction, Reaped,
-    Registration, RoutableLine, Tenant,
+    Account, ActionResult, AnswerSource, Cdr, DestinationPolicy, HangupCause, Icon, LineState,
+    OperatorAction, Reaped, Registration, RoutableLine, Tenant,
 };
 
 use super::OwnerId;
@@ -49,6 +49,19 @@ pub enum Query {
         /// Public id or id.
         key: String,
     },
+    /// A tenant's destination policy, by tenant id.
+    Policy(String),
+    /// Calls started on one UTC day: the tenant's, and through an icon or else an account.
+    CallsOnDay {
+        /// Tenant id.
+        tenant: String,
+        /// Icon id.
+        icon: Option<String>,
+        /// Account id (when no icon).
+        account: Option<String>,
+        /// The day, Unix ms / `DAY_MS`.
+        day: i64,
+    },
     /// Every line with a live relay binding, with its state and relay's health.
     Lines,
 }
@@ -62,6 +75,10 @@ pub enum Answer {
     Account(Option<Account>),
     /// An icon or none.
     Icon(Option<Icon>),
+    /// A tenant's destination policy (the defaults when it set none).
+    Policy(DestinationPolicy),
+    /// Calls on the day: the tenant's, and through the icon or account.
+    CallsOnDay(i64, i64),
     /// The lines snapshot, with the last record ticket committed before the read.
     Lines {
         /// The lines.

@@ -219,6 +219,7 @@ impl Node {
             now_ms: self.wall_ms(now),
             call_token_secret: &self.call_token_secret,
             per_source_per_minute: self.config.calls_per_source_per_minute,
+            source,
         }
     }
 
@@ -298,7 +299,11 @@ impl Node {
         };
         let source = invite.flow.remote.ip();
         let call_id = invite.request.call_id().to_owned();
-        match self.limiter.admit(&routed.limit_key, source, routed.limits, now) {
+        let tenant = (routed.tenant.id.as_str(), routed.tenant_max_concurrent);
+        match self
+            .limiter
+            .admit_in_group(&routed.limit_key, tenant, source, routed.limits, now)
+        {
             Ok(()) => {}
             Err(offhook_directory::limits::Refusal::TooManyConcurrent) => {
                 return Err(Ended::refused(Reply::new(486, "Too many calls at once")));

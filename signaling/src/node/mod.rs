@@ -21,6 +21,7 @@ mod invite;
 mod lease;
 mod lines;
 mod operator;
+mod policy;
 mod registrar;
 mod route;
 mod throttle;

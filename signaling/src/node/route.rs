@@ -6,6 +6,7 @@
 //! number from the directory, never one from the caller; an account calls
 //! another account (its registered contacts), an icon of its tenant, or a number
 //! of digits. Icons must be enabled and open (opening hours hold on every path).
+//! Last, the tenant's destination policy ([`super::policy`]) judges the number.
 
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use offhook_sip::message::Request;
 use offhook_vocab::headers;
 
 use super::auth::{self, AuthCtx, Challenger, Verified};
+use super::policy;
 use super::view::{Lookup, View, found};
 use super::{Reply, Step};
 
@@ -57,6 +59,8 @@ pub(crate) struct Routed {
     pub limits: CallLimits,
     /// The call token to spend before the call goes on.
     pub token: Option<CallGrant>,
+    /// The tenant's calls at once, at most (its destination policy).
+    pub tenant_max_concurrent: u32,
 }
 
 /// What the routing decisions read.
@@ -67,6 +71,7 @@ pub(crate) struct RouteCtx<'a> {
     pub now_ms: i64,
     pub call_token_secret: &'a [u8],
     pub per_source_per_minute: u32,
+    pub source: std::net::IpAddr,
 }
 
 impl RouteCtx<'_> {
@@ -75,6 +80,7 @@ impl RouteCtx<'_> {
             max_concurrent: u32::try_from(icon.max_concurrent_calls).unwrap_or(1),
             per_minute: u32::try_from(icon.calls_per_minute).unwrap_or(1),
             per_source_per_minute: self.per_source_per_minute,
+            per_source_on_key: u32::MAX,
         }
     }
 
@@ -120,8 +126,15 @@ pub(crate) fn caller(ctx: &RouteCtx<'_>, request: &Request) -> Step<Caller> {
     })
 }
 
-/// Where the call goes.
+/// Where the call goes, under the tenant's destination policy.
 pub(crate) fn target(ctx: &RouteCtx<'_>, request: &Request, caller: &Caller) -> Step<Routed> {
+    match chosen(ctx, request, caller) {
+        Step::Done(routed) => policy::apply(ctx, routed),
+        other => other,
+    }
+}
+
+fn chosen(ctx: &RouteCtx<'_>, request: &Request, caller: &Caller) -> Step<Routed> {
     let dialed = request
         .request_uri()
         .and_then(|u| u.user_unescaped())
@@ -150,6 +163,8 @@ pub(crate) fn target(ctx: &RouteCtx<'_>, request: &Request, caller: &Caller) -> 
                 icon: Some(icon),
                 caller: None,
                 token: Some(grant.clone()),
+                // The policy's, set by `policy::apply`.
+                tenant_max_concurrent: 0,
             })
         }
         Caller::Account { tenant, verified } => account_target(ctx, tenant, &verified.account, dialed),
@@ -161,6 +176,7 @@ fn account_target(ctx: &RouteCtx<'_>, tenant: &Tenant, caller: &Account, dialed:
         max_concurrent: ACCOUNT_LIMITS.0,
         per_minute: ACCOUNT_LIMITS.1,
         per_source_per_minute: ctx.per_source_per_minute,
+        per_source_on_key: u32::MAX,
     };
     let routed = |target, icon: Option<Icon>, limits, limit_key| {
         Step::Done(Routed {
@@ -171,6 +187,8 @@ fn account_target(ctx: &RouteCtx<'_>, tenant: &Tenant, caller: &Account, dialed:
             limit_key,
             limits,
             token: None,
+            // The policy's, set by `policy::apply`.
+            tenant_max_concurrent: 0,
         })
     };
     // Another user account, by its number, then by its user name.

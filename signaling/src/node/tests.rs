@@ -43,6 +43,8 @@ struct Directory {
     leases: Vec<Instant>,
     /// The next lease refresh finds the node reaped already.
     lease_lost: bool,
+    /// The tenant's destination policy.
+    policy: offhook_directory::DestinationPolicy,
 }
 
 impl Directory {
@@ -107,6 +109,10 @@ impl Directory {
                     .cloned(),
             ),
             Query::Icon { key, .. } => Answer::Icon(self.icons.iter().find(|i| &i.public_id == key).cloned()),
+            Query::Policy(_) => Answer::Policy(self.policy.clone()),
+            Query::CallsOnDay { .. } => {
+                Answer::CallsOnDay(self.started.len() as i64, self.started.len() as i64)
+            }
             // Without a relay line, every number call finds all lines busy.
             Query::Lines => Answer::Lines {
                 lines: self.line.iter().cloned().collect(),
@@ -690,4 +696,99 @@ fn password_guessing_is_slowed_then_banned_and_the_right_password_does_not_help(
     world.advance(Duration::from_secs(3));
     let c = challenge(&mut world, 300);
     assert_eq!(world.call(register_with(&c, "alice-secret", 60)).status, 200);
+}
+
+/// Alice's INVITE to `uri`, answered to the proxy's challenge; the final response.
+fn account_call(world: &mut World, uri: &str) -> Response {
+    let challenge = world.call(request(Method::Invite, uri, "<sip:alice@a.test>"));
+    assert_eq!(challenge.status, 407, "{}", challenge.reason);
+    let www = challenge.headers.get("Proxy-Authenticate").unwrap();
+    let answer =
+        offhook_sip::auth::answer_challenge(www, "INVITE", uri, "alice", "alice-secret", "c").unwrap();
+    let mut invite = request(Method::Invite, uri, "<sip:alice@a.test>");
+    invite.headers.set("CSeq", "2 INVITE");
+    invite.headers.push("Proxy-Authorization", &answer);
+    world.call(invite)
+}
+
+#[test]
+fn an_account_calling_a_closed_icon_is_refused_like_a_visitor() {
+    let mut world = World::new(20).with_line();
+    world.directory.icons[0].opening_hours = "mon 00:00-00:01".into();
+    let answer = account_call(&mut world, "sip:sales@a.test");
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (480, "Icon closed at this time")
+    );
+    assert!(world.directory.started.is_empty(), "no call started");
+    assert!(world.directory.line_states.is_empty(), "no line claimed");
+}
+
+#[test]
+fn destinations_the_tenant_policy_denies_are_refused_before_anything_is_dialed_or_billed() {
+    // An account dialing international premium, an access code, a number the
+    // tenant denies; a token call to an icon whose number the policy now denies.
+    let mut world = World::new(21).with_line();
+    world.directory.policy.deny = vec!["555".into()];
+    for number in ["+88212345678", "0044201234567", "5550199"] {
+        let answer = account_call(&mut world, &format!("sip:{number}@a.test"));
+        assert_eq!(
+            (answer.status, answer.reason.as_str()),
+            (403, super::policy::DENIED),
+            "{number}"
+        );
+    }
+    let answer = world.call(token_invite(&world, "sales"));
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (403, super::policy::DENIED)
+    );
+    assert!(world.directory.started.is_empty(), "no CDR: nothing billed");
+    assert!(
+        world.directory.line_states.is_empty(),
+        "no line claimed, nothing dialed"
+    );
+    assert_eq!(world.node.calls(), 0);
+    // A longer allow lets the tenant's own range through again.
+    world.directory.policy.allow = vec!["5550100".into()];
+    let mut world2 = World::new(22).with_line();
+    world2.directory.policy = world.directory.policy.clone();
+    let ok = world2.call(token_invite(&world2, "sales"));
+    assert_eq!(ok.status, 200, "{}", ok.reason);
+}
+
+#[test]
+fn the_tenant_cap_on_calls_at_once_spans_its_icons_and_accounts() {
+    let mut world = World::new(23).with_line();
+    world.directory.policy.max_concurrent_calls = 1;
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    let mut second = token_invite(&world, "sales");
+    second.headers.set("Call-ID", "call-2@phone");
+    let answer = world.call(second);
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (486, "Too many calls at once")
+    );
+    let answer = account_call(&mut world, "sip:5550123@a.test");
+    assert_eq!(answer.status, 486, "{}", answer.reason);
+    assert_eq!(world.directory.started.len(), 1, "only the first call has a CDR");
+}
+
+#[test]
+fn calls_over_the_daily_cap_are_refused_before_anything_is_dialed() {
+    let mut world = World::new(24).with_line();
+    world.directory.policy.calls_per_day = 1;
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    // The cached count is stale for the view's lifetime; past it, the cap holds.
+    world.advance(Duration::from_secs(60));
+    let mut second = token_invite(&world, "sales");
+    second.headers.set("Call-ID", "call-2@phone");
+    let answer = world.call(second);
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (403, super::policy::DAILY_CAP)
+    );
+    assert_eq!(world.directory.started.len(), 1, "no second CDR");
 }

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use offhook_directory::{Account, Icon, Tenant};
+use offhook_directory::{Account, DestinationPolicy, Icon, Tenant};
 
 use super::directory_io::{Answer, Query};
 
@@ -121,6 +121,34 @@ impl View {
         };
         self.look(now, query, |a| match a {
             Answer::Icon(icon) => Some(icon.clone()),
+            _ => None,
+        })
+    }
+
+    /// Calls started on day `day`: the tenant's, and through the icon or else the account.
+    pub(crate) fn calls_on_day(
+        &self,
+        now: Instant,
+        tenant: &str,
+        (icon, account): (Option<&str>, Option<&str>),
+        day: i64,
+    ) -> Lookup<(i64, i64)> {
+        let query = Query::CallsOnDay {
+            tenant: tenant.to_owned(),
+            icon: icon.map(str::to_owned),
+            account: account.map(str::to_owned),
+            day,
+        };
+        self.look(now, query, |a| match a {
+            Answer::CallsOnDay(all, through) => Some(Some((*all, *through))),
+            _ => None,
+        })
+    }
+
+    /// A tenant's destination policy, by tenant id.
+    pub(crate) fn policy(&self, now: Instant, tenant: &str) -> Lookup<DestinationPolicy> {
+        self.look(now, Query::Policy(tenant.to_owned()), |a| match a {
+            Answer::Policy(policy) => Some(Some(policy.clone())),
             _ => None,
         })
     }

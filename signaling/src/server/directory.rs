@@ -70,6 +70,24 @@ pub async fn answer(
             let scope = tenant.clone().map_or(Scope::Operator, Scope::Tenant);
             Answer::Icon(found(directory.icon(&scope, key).await)?)
         }
+        Query::Policy(tenant) => Answer::Policy(
+            directory
+                .destination_policy(tenant)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        Query::CallsOnDay {
+            tenant,
+            icon,
+            account,
+            day,
+        } => {
+            let (all, through) = directory
+                .calls_on_day(tenant, icon.as_deref(), account.as_deref(), *day)
+                .await
+                .map_err(|e| e.to_string())?;
+            Answer::CallsOnDay(all, through)
+        }
         Query::Lines => Answer::Lines {
             lines: directory
                 .routable_lines(now_ms)

@@ -1,11 +1,14 @@
 //! `/api/v1/admin/tenants`: the ISP's customers. The operator creates, changes and
-//! deletes them (`delete-impact` first tells what a delete takes with it); a
-//! tenant admin sees its own tenant only.
+//! deletes them (`delete-impact` first tells what a delete takes with it) and
+//! sets each one's destination policy (toll fraud: allowed and denied number
+//! prefixes, calls at once); a tenant admin sees its own tenant and policy only.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use offhook_directory::{AuditChange, DeleteImpact, NewTenant, Tenant, TenantUpdate};
+use offhook_directory::{
+    AuditChange, DeleteImpact, DestinationPolicy, NewTenant, PolicyUpdate, Tenant, TenantUpdate,
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +36,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
         .routes(routes!(tenant_delete_impact))
+        .routes(routes!(get_policy, update_policy))
 }
 
 /// Lists the tenants the caller sees.
@@ -125,4 +129,45 @@ async fn tenant_delete_impact(
     Ok(Json(
         state.directory.tenant_delete_impact(&who.scope(), &id).await?,
     ))
+}
+
+/// A tenant's destination policy (the built-in denials apply on top of it).
+#[utoipa::path(get, path = "/tenants/{id}/policy", tag = "tenants",
+    params(("id" = String, Path, description = "tenant name or id")), responses((status = 200, body = DestinationPolicy)))]
+async fn get_policy(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DestinationPolicy>> {
+    let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
+    Ok(Json(state.directory.destination_policy(&tenant.id).await?))
+}
+
+/// Changes a tenant's destination policy (operator only: the ISP carries the
+/// cost of toll fraud); 422 names a bad prefix or cap.
+#[utoipa::path(patch, path = "/tenants/{id}/policy", tag = "tenants",
+    params(("id" = String, Path, description = "tenant name or id")),
+    request_body = PolicyUpdate, responses((status = 200, body = DestinationPolicy)))]
+async fn update_policy(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(update): ApiJson<PolicyUpdate>,
+) -> ApiResult<Json<DestinationPolicy>> {
+    let tenant = state.directory.tenant_in(&who.scope(), &id).await?;
+    who.operator_only("change destination policies")?;
+    let before = state.directory.destination_policy(&tenant.id).await?;
+    let after = state
+        .directory
+        .update_destination_policy(&tenant.id, update)
+        .await?;
+    let entry = AuditChange::updated(
+        "destination policy",
+        &tenant.name,
+        Some(&tenant.id),
+        &before,
+        &after,
+    );
+    audit::record(&state, &who, entry).await?;
+    Ok(Json(after))
 }

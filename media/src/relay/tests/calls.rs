@@ -308,3 +308,50 @@ fn only_what_signaling_signed_is_executed() {
     assert!(bye_refused, "{:?}", sim.events);
     assert_eq!(sim.state(LINE), LineState::InCall);
 }
+
+/// A PCMU packet of 20 ms of `tone`.
+fn tone_packet(ssrc: u32, seq: u16, tone: &mut Tone) -> Vec<u8> {
+    let mut packet = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+    packet.extend((u32::from(seq) * 160).to_be_bytes());
+    packet.extend(ssrc.to_be_bytes());
+    packet.extend((0..160).map(|_| linear_to_ulaw(tone.next_sample())));
+    packet
+}
+
+#[test]
+fn rtp_sprayed_from_a_third_address_never_reaches_the_line() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let (&call, _) = sim.bound.iter().next().expect("the call's media bound");
+    // A 2.5 kHz stream from another host before the caller's first packet, and
+    // from another port of the caller's host once the leg latched; in sequence,
+    // with SSRCs of their own (they would pass probation), two per 20 ms.
+    let mut spray = Tone::new(2500.0, 8000.0, 8000.0);
+    let strangers = [addr("127.0.0.66:6000"), addr("127.0.0.2:6002")];
+    let mut seq = 0u16;
+    for step in 0..200u16 {
+        if step == 10 {
+            sim.send_tone_to(ok.as_ref().unwrap());
+        }
+        for (n, from) in strangers.iter().enumerate().take(if step < 20 { 1 } else { 2 }) {
+            for _ in 0..2 {
+                seq = seq.wrapping_add(1);
+                let packet = tone_packet(0xBAD0 + n as u32, seq, &mut spray);
+                let now = sim.now;
+                sim.gateway.handle_media(now, call, Port::Rtp, *from, &packet);
+            }
+        }
+        sim.run(Duration::from_millis(20));
+    }
+    let heard: Vec<i16> = sim.media.heard.iter().rev().take(8000).copied().collect();
+    assert_eq!(heard.len(), 8000, "the echo came back");
+    assert!(
+        relative_level(&heard, 1000.0, 8000.0) > 0.3,
+        "the caller's tone on the line"
+    );
+    let foreign = relative_level(&heard, 2500.0, 8000.0);
+    assert!(foreign < 0.01, "foreign audio on the line: level {foreign}");
+    assert_eq!(sim.state(LINE), LineState::InCall, "the call goes on");
+}

@@ -1,0 +1,69 @@
+//! The tenant's destination policy on a routed call, taken after [`super::route`]
+//! chose the target: a call to a number (an icon's or one an account dialed) is
+//! refused 403 when the policy denies it, and any call once the tenant, or the
+//! icon or account it goes through, has started its calls for the UTC day (the
+//! CDRs' count, as fresh as the view's cache); before any CDR, line claim or
+//! dial, with one stable security log line. Every routed call carries the
+//! tenant's cap on calls at once, which admission enforces.
+
+use offhook_directory::{DAY_MS, DestinationPolicy};
+
+use super::route::{RouteCtx, Routed, Target};
+use super::view::Lookup;
+use super::{Reply, Step};
+
+/// The reason phrase of a refused destination.
+pub(crate) const DENIED: &str = "Destination not allowed";
+
+/// The reason phrase of a call over a daily cap.
+pub(crate) const DAILY_CAP: &str = "Daily call limit reached";
+
+/// `routed` under its tenant's policy (looked up when not in the view).
+pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
+    let policy = match ctx.view.policy(ctx.now, &routed.tenant.id) {
+        Lookup::Found(policy) => policy,
+        Lookup::Unknown(query) => return Step::Need(query),
+        Lookup::Missing => DestinationPolicy::default(),
+    };
+    if let Target::Number(number) = &routed.target
+        && let Err(denied) = policy.check(number)
+    {
+        tracing::warn!(
+            target: "offhook::security",
+            source = %ctx.source,
+            tenant = %routed.tenant.name,
+            icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str()),
+            account = routed.caller.as_ref().map_or("", |a| a.username.as_str()),
+            number = %denied.number,
+            prefix = %denied.prefix,
+            built_in = denied.built_in,
+            "destination denied by policy"
+        );
+        return Step::Reply(Reply::new(403, DENIED));
+    }
+    let through = match &routed.icon {
+        Some(icon) => (Some(icon.id.as_str()), None),
+        None => (None, routed.caller.as_ref().map(|a| a.id.as_str())),
+    };
+    let day = ctx.now_ms.div_euclid(DAY_MS);
+    let (all, by_key) = match ctx.view.calls_on_day(ctx.now, &routed.tenant.id, through, day) {
+        Lookup::Found(counts) => counts,
+        Lookup::Unknown(query) => return Step::Need(query),
+        Lookup::Missing => (0, 0),
+    };
+    if all >= policy.tenant_calls_per_day || by_key >= policy.calls_per_day {
+        tracing::warn!(
+            target: "offhook::security",
+            source = %ctx.source,
+            tenant = %routed.tenant.name,
+            icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str()),
+            account = routed.caller.as_ref().map_or("", |a| a.username.as_str()),
+            tenant_calls = all,
+            calls = by_key,
+            "daily call limit reached"
+        );
+        return Step::Reply(Reply::new(403, DAILY_CAP));
+    }
+    routed.tenant_max_concurrent = u32::try_from(policy.max_concurrent_calls).unwrap_or(1);
+    Step::Done(routed)
+}
