@@ -61,15 +61,25 @@ async fn dial(dir: &Path, number: &str, seconds: u32) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-/// The recording of what baresip heard (sndfile's `*-dec.wav`) in `dump`.
+/// What baresip heard (sndfile's `*-dec.wav` recordings, in order) in `dump`.
 fn heard(dump: &Path) -> Vec<i16> {
-    let file = std::fs::read_dir(dump)
+    // sndfile records the early media (our 183) and the call in files of their own.
+    let mut files: Vec<_> = std::fs::read_dir(dump)
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("sndfile's recording of the call in {}", dump.display()));
-    read_wav_samples(&file).unwrap()
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "sndfile's recording of the call in {}",
+        dump.display()
+    );
+    files.sort();
+    files
+        .iter()
+        .flat_map(|file| read_wav_samples(file).unwrap())
+        .collect()
 }
 
 #[tokio::test]
