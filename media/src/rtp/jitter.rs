@@ -15,6 +15,8 @@
 //! A late packet raises the target at once towards what would have caught it (by
 //! up to a frame); the target falls back slowly. Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
 //! happens freely in silence and otherwise at most once per `shrink_interval`.
+//! Before the first pop (a call not answered yet) only the last `max_delay` of
+//! audio is kept, and playout starts in the present, never on that stale audio.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -334,6 +336,18 @@ impl JitterBuffer {
         if len > 0 && len <= MAX_PACKET_TICKS && !self.queued.contains_key(&ts) {
             self.queued.insert(ts, packet.samples);
         }
+        if self.play.is_none() {
+            // Not playing yet: only what the anchor can still use is kept.
+            let keep = self.delay_ticks(self.config.max_delay) + MAX_PACKET_TICKS;
+            let end = self.queued_end().unwrap_or(ts);
+            while self
+                .queued
+                .first_key_value()
+                .is_some_and(|(&k, _)| k + keep < end)
+            {
+                self.queued.pop_first();
+            }
+        }
     }
 
     fn observe_transit(&mut self, arrival: i64, transit: i64) {
@@ -380,13 +394,15 @@ impl JitterBuffer {
             Some(p) => p,
             None => {
                 // Anchor so the fastest packet waits `target`, on a frame boundary of
-                // the first queued packet (leading silence rather than lost audio).
+                // the first queued packet (leading silence rather than lost audio);
+                // audio queued before playout began (a leg that hears the caller
+                // before the answer) is older than that and skipped, not played late.
                 let Some(&first) = self.queued.keys().next() else {
                     return self.silence();
                 };
                 let desired = t - min_transit - target;
-                let lead = (first - desired).max(0);
-                first - (lead + FRAME_TICKS - 1) / FRAME_TICKS * FRAME_TICKS
+                let frames = (first - desired + FRAME_TICKS - 1).div_euclid(FRAME_TICKS);
+                first - frames * FRAME_TICKS
             }
         };
         let slack = t - play - min_transit;
