@@ -289,6 +289,17 @@ impl JitterBuffer {
 
     /// Takes in one packet that arrived at `now`.
     pub fn push(&mut self, now: Instant, packet: AudioPacket) {
+        self.take(now, packet, false);
+    }
+
+    /// Takes in audio a decoder made up for a lost packet (FEC or PLC) when the
+    /// next one arrived at `now`: played if its frame is still to come, and
+    /// otherwise dropped without counting it late or growing the delay for it.
+    pub fn push_concealment(&mut self, now: Instant, packet: AudioPacket) {
+        self.take(now, packet, true);
+    }
+
+    fn take(&mut self, now: Instant, packet: AudioPacket, made_up: bool) {
         let arrival = self.ticks(now);
         if self.stream.as_ref().is_none_or(|s| s.ssrc != packet.ssrc) {
             if let Some(old) = self.stream.take() {
@@ -318,6 +329,8 @@ impl JitterBuffer {
             if ts + jump < play || ts > play + jump {
                 self.reanchor();
                 self.stats.resets += 1;
+            } else if ts + len <= play && made_up {
+                return;
             } else if ts + len <= play {
                 self.stats.late += 1;
                 self.observe_transit(arrival, arrival - ts);
