@@ -230,3 +230,35 @@ async fn a_node_killed_mid_call_and_restarted_ends_the_cdr_node_lost_and_frees_t
     );
     assert_eq!(w.line_state("line-1").await, LineState::Idle);
 }
+
+#[tokio::test]
+async fn keys_go_both_ways_a_callers_event_reaches_the_line_and_the_far_ends_comes_back_as_events() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(SECOND).await;
+    let before = w.media.payload_types.iter().filter(|&&pt| pt == 101).count();
+    assert_eq!(before, 0, "no events before a key");
+
+    // The caller's RFC 4733 key: the line plays it (+VTS), the far end hears it.
+    w.media.key = Some('5');
+    w.run(SECOND).await;
+    assert_eq!(w.relay.lines[0].modem.far_end_heard(), ['5']);
+    // The echo sends the key back: the modem reports it (<DLE>5), the relay
+    // signals it to the caller as telephone-events.
+    w.run(SECOND).await;
+    let events = w.media.payload_types.iter().filter(|&&pt| pt == 101).count();
+    assert!(
+        events >= 3,
+        "the far end's key came back as {events} telephone-event packets"
+    );
+
+    w.media.sending = None;
+    w.caller
+        .bye(w.now, session, &Reply::default())
+        .expect("in a dialog");
+    w.run(2 * SECOND).await;
+    assert!(w.ended(session));
+    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}
