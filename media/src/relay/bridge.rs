@@ -1,7 +1,7 @@
 //! A call's audio between its network leg ([`MediaLeg`]: RTP/AVP or WebRTC)
 //! and its line, sans-IO: datagrams and line audio go in as they come; once the
 //! call is answered a 20 ms playout clock gives the line a frame of mu-law per
-//! tick (and the caller's keys, as RFC 4733 events turned into line commands),
+//! tick (and the caller's keys, RFC 4733 events or SIP INFO, as line commands),
 //! and adds what the leg counted to the relay's metrics. The leg runs from the
 //! moment its socket is bound (WebRTC's ICE and DTLS may start before the
 //! answer); its datagrams out, RTCP included, are polled here.
