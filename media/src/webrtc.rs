@@ -5,24 +5,40 @@
 //! over PCMU when offered. Opus runs at 8 kHz on our side: its decoder renders and
 //! its encoder takes 8 kHz directly (the 48 kHz <-> 8 kHz resampling happens inside
 //! the codec, band-limited the way Opus does it), while the RTP clock stays 48 kHz.
-//! The line side is 20 ms frames of 8 kHz mu-law, like every relay leg.
+//! The line side is 20 ms frames of 8 kHz mu-law, like every relay leg: decoded
+//! audio goes through the same adaptive jitter buffer as RTP/AVP legs; a gap in the
+//! browser's sequence numbers is concealed by the Opus decoder (its in-band FEC
+//! for the packet just before the one that arrived, its PLC for earlier ones).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::rtp::codec::frame_to_line;
+use crate::rtp::jitter::{AudioPacket, JitterBuffer, JitterConfig, JitterStats};
+use crate::rtp::units::{ClockRate, RtpTime, SeqNo, Ssrc};
 
 use ropus::{Application, Channels, DecodeMode, Decoder, Encoder};
 use str0m::change::SdpOffer;
-use str0m::format::Codec;
-use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, MediaTime, Mid, Pt, TelephoneEvent as ToneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use crate::dsp::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
-use crate::rtp::dtmf::{TelephoneEvent, digit};
+use crate::dsp::g711::{alaw_to_linear, ulaw_to_linear};
+use crate::rtp::dtmf::{SEND_VOLUME, TelephoneEvent, digit, event_code};
 
 /// 20 ms at 8 kHz.
 const FRAME: usize = 160;
+/// Longest gap the Opus decoder conceals, in 20 ms packets; the jitter buffer
+/// covers longer ones.
+const MAX_CONCEALED: u64 = 5;
+/// RFC 4733 telephone-event at the clock rates browsers offer it (Chromium: 110
+/// at 48 kHz with Opus, 126 at 8 kHz with G.711); the offer's numbers win.
+const TELEPHONE_EVENTS: [(u8, Frequency); 2] =
+    [(110, Frequency::FORTY_EIGHT_KHZ), (126, Frequency::EIGHT_KHZ)];
+/// The one source a WebRTC leg plays (str0m hands up a single stream per mid).
+const SOURCE: Ssrc = Ssrc(0);
 
 /// Why a browser's offer cannot be answered (the caller answers 488, or 400).
 #[derive(Debug, thiserror::Error)]
@@ -46,26 +62,34 @@ pub struct WebRtcPeer {
     decoder: Decoder,
     encoder: Encoder,
     rtp_ticks: u64,
-    to_line: VecDeque<[u8; FRAME]>,
-    partial: Vec<u8>,
+    jitter: JitterBuffer,
+    /// The last audio packet handed up: its sequence number and the 8 kHz media
+    /// time just after it.
+    last_audio: Option<(u64, u64)>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     next_timeout: Option<Instant>,
     connected: bool,
     closed: bool,
     keys: VecDeque<char>,
     last_key_time: Option<u64>,
+    /// A far-end key to signal with the next audio written, and for how long.
+    key_out: Option<(char, Duration)>,
     counts: MediaCounts,
 }
 
 /// Media packets a WebRTC session handed up and sent, and frames waiting for the line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MediaCounts {
     /// Audio packets received (after SRTP and str0m's reordering).
     pub received: u64,
     /// Audio packets written.
     pub sent: u64,
-    /// 20 ms frames waiting for the line.
-    pub queued_frames: u64,
+    /// Packets missing from the browser's sequence (concealed or not).
+    pub lost: u64,
+    /// Missing packets the Opus decoder made up (FEC or PLC), played when in time.
+    pub concealed: u64,
+    /// The jitter buffer's view.
+    pub jitter: JitterStats,
 }
 
 impl std::fmt::Debug for WebRtcPeer {
@@ -82,12 +106,22 @@ impl WebRtcPeer {
     /// the peer and the SDP answer.
     pub fn accept(now: Instant, offer: &str, local: SocketAddr) -> Result<(Self, String), WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_pcmu(true, false)
-            .build(now);
+            // No hold-back for a missing packet (15 packets by default, 300 ms
+            // of audio stuck behind each loss): the gap goes to the decoder's
+            // concealment at once, and the jitter buffer does the reordering.
+            .set_reordering_size_audio(0);
+        for (pt, rate) in TELEPHONE_EVENTS {
+            let params = FormatParams::default();
+            config
+                .codec_config()
+                .add_config(Pt::from(pt), None, Codec::Tele, rate, None, params);
+        }
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let answer = rtc
@@ -107,14 +141,15 @@ impl WebRtcPeer {
             decoder,
             encoder,
             rtp_ticks: 0,
-            to_line: VecDeque::new(),
-            partial: Vec::new(),
+            jitter: JitterBuffer::new(JitterConfig::default()),
+            last_audio: None,
             transmits: VecDeque::new(),
             next_timeout: None,
             connected: false,
             closed: false,
             keys: VecDeque::new(),
             last_key_time: None,
+            key_out: None,
             counts: MediaCounts::default(),
         };
         peer.drain();
@@ -169,8 +204,18 @@ impl WebRtcPeer {
             }
             Event::MediaData(data) => {
                 self.counts.received += 1;
+                let codec = data.params.spec().codec;
+                // Media time at 8 kHz: Opus counts 48 kHz, G.711 8 kHz.
+                let time = match codec {
+                    Codec::Opus => data.time.numer() / 6,
+                    _ => data.time.numer(),
+                };
+                let seq = **data.seq_range.start();
+                if codec == Codec::Opus {
+                    self.conceal_gap(data.network_time, seq, time, &data.data);
+                }
                 let mut pcm = [0i16; 960];
-                let samples = match data.params.spec().codec {
+                let samples = match codec {
                     Codec::Opus => self
                         .decoder
                         .decode(&data.data, &mut pcm, DecodeMode::Normal)
@@ -189,18 +234,14 @@ impl WebRtcPeer {
                         .count(),
                     _ => 0,
                 };
-                self.partial
-                    .extend(pcm[..samples.min(960)].iter().map(|&s| linear_to_ulaw(s)));
-                while self.partial.len() >= FRAME {
-                    let mut frame = [0u8; FRAME];
-                    frame.copy_from_slice(&self.partial[..FRAME]);
-                    self.partial.drain(..FRAME);
-                    // Keep at most 200 ms: a late reader hears the present, not the past.
-                    if self.to_line.len() >= 10 {
-                        self.to_line.pop_front();
-                    }
-                    self.to_line.push_back(frame);
+                let samples = samples.min(pcm.len());
+                if self.last_audio.is_none_or(|(last, _)| seq > last) {
+                    self.last_audio = Some((seq, time + samples as u64));
                 }
+                self.jitter.push(
+                    data.network_time,
+                    audio_packet(seq, time, pcm[..samples].to_vec()),
+                );
             }
             _ => {}
         }
@@ -242,9 +283,48 @@ impl WebRtcPeer {
         self.keys.pop_front()
     }
 
-    /// The browser's next 20 ms for the line (mu-law silence when none came).
-    pub fn next_line_frame(&mut self) -> [u8; FRAME] {
-        self.to_line.pop_front().unwrap_or([0xFF; FRAME])
+    /// Packets `last + 1 .. seq` never came: when each was 20 ms and there are
+    /// few, the decoder makes them up before it decodes `packet` (the one that
+    /// came): FEC from `packet` for the one just before it, PLC for the others.
+    fn conceal_gap(&mut self, now: Instant, seq: u64, time: u64, packet: &[u8]) {
+        let Some((last, end)) = self.last_audio else {
+            return;
+        };
+        let missing = seq.saturating_sub(last + 1);
+        if missing == 0 {
+            return;
+        }
+        self.counts.lost += missing;
+        if missing > MAX_CONCEALED || time.checked_sub(end) != Some(missing * FRAME as u64) {
+            return;
+        }
+        for n in 0..missing {
+            let mut pcm = [0i16; FRAME];
+            let (data, mode) = match n + 1 == missing {
+                true => (packet, DecodeMode::Fec),
+                false => (&[][..], DecodeMode::Normal),
+            };
+            let Ok(samples) = self.decoder.decode(data, &mut pcm, mode) else {
+                return;
+            };
+            self.counts.concealed += 1;
+            let at = end + n * FRAME as u64;
+            self.jitter.push_concealment(
+                now,
+                audio_packet(last + 1 + n, at, pcm[..samples.min(FRAME)].to_vec()),
+            );
+        }
+    }
+
+    /// The browser's next 20 ms for the line, at the playout tick `now`.
+    pub fn next_line_frame(&mut self, now: Instant) -> [u8; FRAME] {
+        frame_to_line(&self.jitter.pop(now))
+    }
+
+    /// A key pressed at the line's far end: sent as a telephone event of `duration`
+    /// with the next audio, when the browser negotiated them.
+    pub fn send_key(&mut self, key: char, duration: Duration) {
+        self.key_out = Some((key, duration));
     }
 
     /// 20 ms of line audio (8 kHz mu-law) to the browser.
@@ -267,6 +347,23 @@ impl WebRtcPeer {
                 .copied()
         };
         let Some((pt, codec)) = chosen else { return };
+        let rate = match codec {
+            Codec::Opus => Frequency::FORTY_EIGHT_KHZ,
+            _ => Frequency::EIGHT_KHZ,
+        };
+        let events = writer
+            .payload_params()
+            .any(|p| p.spec().codec == Codec::Tele && p.spec().clock_rate == rate);
+        let key = self.key_out.take().filter(|_| events);
+        let writer = match key.and_then(|(key, duration)| Some((event_code(key)?, duration))) {
+            Some((event, duration)) => writer.telephone_event(ToneEvent {
+                event,
+                end: true,
+                volume: SEND_VOLUME,
+                duration,
+            }),
+            None => writer,
+        };
         let result = match codec {
             Codec::Opus => {
                 let pcm: Vec<i16> = mulaw.iter().map(|&c| ulaw_to_linear(c)).collect();
@@ -293,13 +390,258 @@ impl WebRtcPeer {
     /// What the session counted so far.
     pub fn media_counts(&self) -> MediaCounts {
         MediaCounts {
-            queued_frames: self.to_line.len() as u64,
+            jitter: self.jitter.stats(),
             ..self.counts
         }
+    }
+}
+
+/// Audio of the browser's stream as the jitter buffer takes it: `seq` extended by
+/// str0m, `time` in 8 kHz ticks (both wrap on the wire's widths).
+fn audio_packet(seq: u64, time: u64, samples: Vec<i16>) -> AudioPacket {
+    AudioPacket {
+        ssrc: SOURCE,
+        seq: SeqNo(seq as u16),
+        time: RtpTime {
+            ticks: time as u32,
+            rate: ClockRate::NARROWBAND,
+        },
+        marker: false,
+        samples,
     }
 }
 
 /// Whether an SDP offer is WebRTC (DTLS-SRTP) rather than plain RTP/AVP.
 pub fn is_webrtc_offer(offer: &str) -> bool {
     offer.contains("UDP/TLS/RTP/SAVP") || offer.contains("a=fingerprint:")
+}
+
+#[cfg(test)]
+mod tests {
+    //! A str0m browser (Opus and telephone-event at 48 kHz, as Chromium offers)
+    //! against [`WebRtcPeer`] on one simulated clock, datagrams handed across.
+
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use ropus::{Application, Channels, Encoder};
+    use str0m::change::SdpAnswer;
+    use str0m::format::{Codec, FormatParams};
+    use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+    use super::WebRtcPeer;
+    use crate::dsp::g711::ulaw_to_linear;
+    use crate::dsp::tone::Tone;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    struct Browser {
+        rtc: Rtc,
+        mid: Mid,
+        addr: SocketAddr,
+        encoder: Encoder,
+        sent: u64,
+        keys: Vec<u8>,
+    }
+
+    struct World {
+        now: Instant,
+        browser: Browser,
+        peer: WebRtcPeer,
+        peer_addr: SocketAddr,
+        /// Whether the browser's audio packet with this RTP sequence number is lost.
+        lose: fn(u16) -> bool,
+        lost: u64,
+    }
+
+    fn world(lose: fn(u16) -> bool) -> (World, String) {
+        let now = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let peer_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        let mut config = RtcConfig::new().clear_codecs().enable_opus(true, false);
+        config.codec_config().add_config(
+            Pt::from(110),
+            None,
+            Codec::Tele,
+            Frequency::FORTY_EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        );
+        let mut rtc = config.build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        let (peer, answer) = WebRtcPeer::accept(now, &offer.to_sdp_string(), peer_addr).unwrap();
+        rtc.sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let encoder = Encoder::builder(8_000, Channels::Mono, Application::Voip)
+            .build()
+            .unwrap();
+        let browser = Browser {
+            rtc,
+            mid,
+            addr,
+            encoder,
+            sent: 0,
+            keys: Vec::new(),
+        };
+        let world = World {
+            now,
+            browser,
+            peer,
+            peer_addr,
+            lose,
+            lost: 0,
+        };
+        (world, answer)
+    }
+
+    impl World {
+        /// One millisecond: both sides' timers and datagrams.
+        fn step(&mut self) {
+            self.now += MS;
+            let now = self.now;
+            let _ = self.browser.rtc.handle_input(Input::Timeout(now));
+            while let Ok(out) = self.browser.rtc.poll_output() {
+                match out {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        let bytes = t.contents.to_vec();
+                        let audio = bytes.len() > 12 && bytes[0] >> 6 == 2 && bytes[1] & 0x7F == 111;
+                        if audio && (self.lose)(u16::from_be_bytes([bytes[2], bytes[3]])) {
+                            self.lost += 1;
+                            continue;
+                        }
+                        self.peer.handle_datagram(now, self.browser.addr, &bytes);
+                    }
+                    Output::Event(Event::MediaData(data)) if data.params.spec().codec == Codec::Tele => {
+                        self.browser.keys.push(data.data[0]);
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+            if self.peer.poll_timeout().is_some_and(|at| at <= now) {
+                self.peer.handle_timeout(now);
+            }
+            while let Some((to, bytes)) = self.peer.poll_transmit() {
+                assert_eq!(to, self.browser.addr);
+                let receive = Receive {
+                    proto: Protocol::Udp,
+                    source: self.peer_addr,
+                    destination: self.browser.addr,
+                    contents: bytes.as_slice().try_into().unwrap(),
+                };
+                let _ = self.browser.rtc.handle_input(Input::Receive(now, receive));
+            }
+        }
+
+        /// 20 ms of a 1 kHz tone from the browser's microphone, with `key` pressed.
+        fn speak(&mut self, tone: &mut Tone, key: Option<u8>) {
+            let b = &mut self.browser;
+            let Some(writer) = b.rtc.writer(b.mid) else { return };
+            let Some(pt) = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .map(|p| p.pt())
+            else {
+                return;
+            };
+            let pcm: Vec<i16> = (0..160).map(|_| tone.next_sample()).collect();
+            let mut packet = [0u8; 400];
+            let len = b.encoder.encode(&pcm, &mut packet).unwrap();
+            let writer = match key {
+                Some(event) => writer.telephone_event(TelephoneEvent {
+                    event,
+                    end: true,
+                    volume: 10,
+                    duration: 100 * MS,
+                }),
+                None => writer,
+            };
+            let time = MediaTime::new(b.sent * 960, Frequency::FORTY_EIGHT_KHZ);
+            b.sent += 1;
+            let _ = writer.write(pt, self.now, time, packet[..len].to_vec());
+        }
+
+        /// Runs `ms`, the browser speaking every 20 ms and the line (from `playing`
+        /// on) taking a frame every 20 ms; the line's frames and the peer's depth.
+        fn run(&mut self, ms: u64, playing: Instant, tone: &mut Tone) -> (Vec<[u8; 160]>, Vec<Duration>) {
+            let mut frames = Vec::new();
+            let mut depth = Vec::new();
+            for n in 0..ms {
+                self.step();
+                if n % 20 == 0 && self.peer.is_connected() {
+                    self.speak(tone, None);
+                    self.peer.send_line_audio(self.now, &[0xFF; 160]);
+                    if self.now >= playing {
+                        frames.push(self.peer.next_line_frame(self.now));
+                        depth.push(self.peer.media_counts().jitter.depth);
+                    }
+                }
+            }
+            (frames, depth)
+        }
+    }
+
+    fn rms(frame: &[u8; 160]) -> f64 {
+        let sum: f64 = frame.iter().map(|&c| f64::from(ulaw_to_linear(c)).powi(2)).sum();
+        (sum / 160.0).sqrt()
+    }
+
+    #[test]
+    fn answer_offers_telephone_events_and_keys_go_both_ways() {
+        let (mut w, answer) = world(|_| false);
+        assert!(answer.contains("telephone-event/48000"), "{answer}");
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let start = w.now;
+        w.run(1000, start, &mut tone);
+        assert!(w.peer.is_connected());
+        // The browser's keypad: one press, many packets, reported once.
+        w.speak(&mut tone, Some(5));
+        w.run(300, start, &mut tone);
+        assert_eq!(w.peer.poll_dtmf(), Some('5'));
+        assert_eq!(w.peer.poll_dtmf(), None);
+        // A far-end key, to the browser as events of code 9.
+        w.peer.send_key('9', 100 * MS);
+        w.run(300, start, &mut tone);
+        assert!(
+            !w.browser.keys.is_empty() && w.browser.keys.iter().all(|&e| e == 9),
+            "{:?}",
+            w.browser.keys
+        );
+    }
+
+    #[test]
+    fn browser_audio_plays_through_the_jitter_buffer_with_loss_concealed() {
+        // Every 25th packet lost (4 %); the call is answered 3 s in, after audio
+        // has flowed from the moment ICE and DTLS were up.
+        let (mut w, _) = world(|seq| seq % 25 == 0);
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let answered = w.now + 3000 * MS;
+        let (frames, depth) = w.run(23_000, answered, &mut tone);
+        let counts = w.peer.media_counts();
+        eprintln!(
+            "lost {} concealed {} counts {counts:?} depth max {:?}",
+            w.lost,
+            counts.concealed,
+            depth.iter().max()
+        );
+        assert!(w.lost > 30);
+        // All but perhaps the last, which no later packet revealed.
+        assert!(w.lost - counts.lost <= 1, "{} lost, {} seen", w.lost, counts.lost);
+        assert_eq!(counts.concealed, counts.lost);
+        assert_eq!(counts.jitter.late, 0);
+        assert!(
+            depth[50..].iter().all(|d| *d <= 40 * MS),
+            "depth {:?}",
+            depth.iter().max()
+        );
+        // The tone never drops out: concealment fills each gap.
+        let quiet = frames[50..].iter().filter(|f| rms(f) < 1000.0).count();
+        assert_eq!(quiet, 0, "frames with the tone gone");
+    }
 }

@@ -212,3 +212,80 @@ fn arbitrary_packets_and_pop_times_never_panic() {
     let s = jb.stats();
     assert!(s.received + s.duplicate + s.late > 0);
 }
+
+/// Pops every 20 ms from `from` until `until` (since `t0`), pushing packets
+/// `next..` that are due by their arrival time `arrival(i)`; the buffer's added
+/// delay after each simulated second.
+fn play_seconds(
+    jb: &mut JitterBuffer,
+    t0: Instant,
+    next: &mut u32,
+    span: (Duration, Duration),
+    arrival: impl Fn(u32) -> Duration,
+) -> Vec<Duration> {
+    let (from, until) = span;
+    let mut per_second = Vec::new();
+    let mut tick = from;
+    while tick < until {
+        while arrival(*next) <= tick {
+            jb.push(t0 + arrival(*next), sim_packet(*next));
+            *next += 1;
+        }
+        jb.pop(t0 + tick);
+        tick += 20 * MS;
+        if (tick - from).as_millis() % 1000 == 0 {
+            per_second.push(jb.stats().added_delay.max(jb.stats().depth));
+        }
+    }
+    per_second
+}
+
+#[test]
+fn audio_queued_before_playout_starts_adds_no_delay() {
+    // The leg hears the caller from ICE/DTLS on, seconds before the answer starts
+    // the playout clock: that audio is stale, the call must start in the present
+    // (1.5 s: less than a timestamp jump, which would re-anchor).
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let arrival = |i: u32| 20 * MS * i + 35 * MS;
+    let mut next = 0;
+    while arrival(next) < 1500 * MS {
+        jb.push(t0 + arrival(next), sim_packet(next));
+        next += 1;
+    }
+    let delay = play_seconds(&mut jb, t0, &mut next, (1507 * MS, 61_507 * MS), arrival);
+    eprintln!("added delay or depth per second: {delay:?}");
+    assert!(delay.iter().all(|d| *d <= 30 * MS), "{delay:?}");
+    let s = jb.stats();
+    assert!(s.late == 0 && s.concealed == 0 && s.resets == 0, "{s:?}");
+}
+
+#[test]
+fn depth_follows_a_jitter_burst_and_shrinks_back() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    // 20 s clean, 10 s of up to 80 ms jitter, 30 s clean again.
+    let mut rng = StdRng::seed_from_u64(13);
+    let extra: Vec<Duration> = (0..3000)
+        .map(|i| match i {
+            1000..1500 => 80 * MS.mul_f64(rng.random()),
+            _ => Duration::ZERO,
+        })
+        .collect();
+    let arrival = |i: u32| 20 * MS * i + 35 * MS + extra.get(i as usize).copied().unwrap_or_default();
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut next = 0;
+    let delay = play_seconds(&mut jb, t0, &mut next, (7 * MS, 59_007 * MS), arrival);
+    eprintln!("added delay or depth per second: {delay:?}");
+    let clean = &delay[2..20];
+    let burst = &delay[22..30];
+    let after = &delay[45..];
+    assert!(clean.iter().all(|d| *d <= 30 * MS), "{clean:?}");
+    assert!(
+        burst.iter().any(|d| *d >= 60 * MS),
+        "it follows the jitter: {burst:?}"
+    );
+    assert!(burst.iter().all(|d| *d <= 200 * MS), "{burst:?}");
+    assert!(after.iter().all(|d| *d <= 40 * MS), "shrinks back: {after:?}");
+}

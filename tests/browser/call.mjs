@@ -84,9 +84,11 @@ try {
           return best;
         };
         const before = await watch(600);
-        w.sendDtmf("5");
+        // Sent as RFC 4733 only (Chromium puts no tone in the audio): what comes
+        // back is the line's own playing of the key.
+        const sent = w.sendDtmf("5");
         const during = await watch(1200);
-        return { before, during };
+        return { before, during, sent, shown: w.host.dataset.digits || "" };
       }, widget),
       deadline(15000, "DTMF measurement"),
     ]);

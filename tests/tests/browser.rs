@@ -44,6 +44,17 @@ async fn browser_calls_the_echo_and_sees_refusals() {
         "Opus to the browser"
     );
 
+    // The keypad: an RFC 4733 event (the answer offers telephone-event), shown in
+    // the widget; the line played it, its tone comes back through the echo.
+    let dtmf = &report["dtmf"];
+    assert_eq!(dtmf["sent"], true, "canInsertDTMF: {report}");
+    assert_eq!(dtmf["shown"], "5", "{report}");
+    let (before, during) = (dtmf["before"].as_f64().unwrap(), dtmf["during"].as_f64().unwrap());
+    assert!(
+        during > before + 20.0,
+        "the key's tone came back from the line: {report}"
+    );
+
     // Refusals, each shown in the widget.
     let change = |args: &'static [&'static str]| offhook.run(args);
     assert!(

@@ -8,7 +8,8 @@ use std::time::Duration;
 use offhook_directory::{AnswerSource, HangupCause, LineState};
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_signaling::config::SignalingConfig;
-use offhook_sip::ua::{End, Reply, UaEvent};
+use offhook_sip::message::Method;
+use offhook_sip::ua::{Body, End, Reply, UaEvent};
 use offhook_tests::sim::{HANGS_UP_AFTER, World};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -324,4 +325,83 @@ async fn an_operator_hangs_up_a_ringing_call_and_a_hang_up_the_call_outran_is_no
         .request_hangup(&Scope::Operator, &cdr.id, "cli:root", w.wall_ms(), 60_000)
         .await;
     assert!(again.is_err(), "a call that has ended cannot be asked to hang up");
+}
+
+#[tokio::test]
+async fn keys_go_both_ways_a_callers_event_reaches_the_line_and_the_far_ends_comes_back_as_events() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(SECOND).await;
+    let before = w.media.payload_types.iter().filter(|&&pt| pt == 101).count();
+    assert_eq!(before, 0, "no events before a key");
+
+    // The caller's RFC 4733 key: the line plays it (+VTS), the far end hears it.
+    w.media.key = Some('5');
+    w.run(SECOND).await;
+    assert_eq!(w.relay.lines[0].modem.far_end_heard(), ['5']);
+    // The echo sends the key back: the modem reports it (<DLE>5), the relay
+    // signals it to the caller as telephone-events.
+    w.run(SECOND).await;
+    let events = w.media.payload_types.iter().filter(|&&pt| pt == 101).count();
+    assert!(
+        events >= 3,
+        "the far end's key came back as {events} telephone-event packets"
+    );
+
+    w.media.sending = None;
+    w.caller
+        .bye(w.now, session, &Reply::default())
+        .expect("in a dialog");
+    w.run(2 * SECOND).await;
+    assert!(w.ended(session));
+    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}
+
+#[tokio::test]
+async fn a_key_sent_by_sip_info_is_accepted_and_played_into_the_line() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(SECOND).await;
+    let info = |content_type: &str, body: &[u8]| {
+        Reply::default().body(Body {
+            content_type: content_type.into(),
+            bytes: body.to_vec(),
+        })
+    };
+    let sent = [
+        info("application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n"),
+        info("application/dtmf", b"#"),
+        info("application/json", b"{}"),
+    ];
+    for extra in &sent {
+        w.caller
+            .request(w.now, session, Method::Info, extra)
+            .expect("in a dialog");
+        w.run(SECOND).await;
+    }
+    let answers: Vec<u16> = w
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::InDialogResponse {
+                method: Method::Info,
+                status,
+                ..
+            } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, [200, 200, 415]);
+    assert_eq!(w.relay.lines[0].modem.far_end_heard(), ['7', '#']);
+
+    w.caller
+        .bye(w.now, session, &Reply::default())
+        .expect("in a dialog");
+    w.run(2 * SECOND).await;
+    assert!(w.ended(session));
+    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
 }

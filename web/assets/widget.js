@@ -33,6 +33,7 @@
     .secondary[aria-pressed="true"] { background: #ddf4ff; border-color: #0969da; }
     .row { display: flex; flex-wrap: wrap; gap: 8px; }
     .row .hangup { flex: 1; }
+    .digits { font-family: monospace; font-size: 18px; letter-spacing: 2px; margin: 4px 0; }
     .keypad { display: grid; grid-template-columns: repeat(3, 1fr); gap: 6px; }
     .keypad button { background: #f6f8fa; color: #1f2328; border-color: #8c959f; font-size: 18px; }
     [hidden] { display: none !important; }
@@ -86,6 +87,7 @@
             <button type="button" class="dtmf secondary" aria-expanded="false"></button>
             <button type="button" class="hangup"></button>
           </div>
+          <p class="digits" hidden aria-live="polite"></p>
           <div class="keypad" hidden></div>
         </div>`;
       const $ = (sel) => root.querySelector(sel);
@@ -93,6 +95,7 @@
         box: $(".box"), call: $(".call"), label: $(".label"), hours: $(".hours"),
         status: $(".status"), quality: $(".quality"), qualityText: $(".quality-text"), controls: $(".controls"),
         mute: $(".mute"), dtmf: $(".dtmf"), hangup: $(".hangup"), keypad: $(".keypad"),
+        digits: $(".digits"),
       };
       this.el.label.textContent = this.t("call");
       this.el.box.setAttribute("aria-label", this.t("call"));
@@ -170,6 +173,8 @@
         this.el.keypad.hidden = true;
         this.el.dtmf.setAttribute("aria-expanded", "false");
         this.el.quality.hidden = true;
+        this.el.digits.hidden = true;
+        this.el.digits.textContent = "";
       }
     }
 
@@ -191,6 +196,7 @@
       this.el.hangup.focus();
       call.on("state", (state, detail) => this.callState(call, state, detail));
       call.on("quality", (q) => this.showQuality(q));
+      call.on("dtmf", (digit) => this.showDigit(digit));
     }
 
     callState(call, state, detail) {
@@ -240,6 +246,13 @@
       this.el.qualityText.textContent = text;
       this.el.quality.hidden = false;
       this.host.dataset.quality = q.level;
+    }
+
+    // Each key as the browser plays it into the call (RFC 4733), the last 16 kept.
+    showDigit(digit) {
+      this.el.digits.textContent = (this.el.digits.textContent + digit).slice(-16);
+      this.el.digits.hidden = false;
+      this.host.dataset.digits = this.el.digits.textContent;
     }
 
     sendDtmf(key) {

@@ -4,7 +4,11 @@
 //! it is the simulated telephone network of [`network`]. Streams: `+VTR` both
 //! ways, `+VRX` from the line (ended by `<DLE>!` or `<DLE>^`), `+VTX` to the line
 //! (ended by the DTE's `<DLE><ETX>`); while the DTE does not transmit, the line
-//! carries silence to the far end. `AT+VTS` plays keys to the far end. Fault
+//! carries silence to the far end. `AT+VTS` plays keys to the far end. The
+//! modem hears keys both ways: those the far end heard (by `+VTS` or as tones in
+//! the audio) are kept for tests ([`Emulator::far_end_heard`]); those in the far
+//! end's audio are reported to the DTE as `<DLE>` and the key while it streams
+//! from the line, as V.253 modems do. Fault
 //! switches reproduce real modem quirks. With [`Faults::no_serial_audio`] it is the
 //! modem of a modem + sound card line: its audio is on its audio ports (wired to a
 //! sound card), so it streams none over the serial port; after `ATDT` it reports
@@ -17,6 +21,8 @@ pub mod pty;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::dsp::dtmf_detect::DtmfDetector;
+use crate::dsp::g711::ulaw_to_linear;
 use crate::dsp::tone::dtmf_frames;
 use crate::modem::stream::{DLE, ETX, shield};
 use network::{Exchange, Script, script};
@@ -73,6 +79,11 @@ pub struct Emulator {
     out: VecDeque<u8>,
     next_tick: Option<Instant>,
     ticks: u64,
+    /// Keys in what the far end hears: the detector, audio not yet in a block,
+    /// and the keys so far.
+    to_far: (DtmfDetector, Vec<i16>, Vec<char>),
+    /// Keys in what the far end sends.
+    from_far: DtmfDetector,
 }
 
 impl Emulator {
@@ -90,6 +101,8 @@ impl Emulator {
             out: VecDeque::new(),
             next_tick: None,
             ticks: 0,
+            to_far: (DtmfDetector::default(), Vec::new(), Vec::new()),
+            from_far: DtmfDetector::default(),
         }
     }
 
@@ -98,6 +111,11 @@ impl Emulator {
     pub fn with_exchange(mut self, exchange: Exchange) -> Self {
         self.exchange = exchange;
         self
+    }
+
+    /// The keys the far end of the line heard, by `+VTS` or as tones, in order.
+    pub fn far_end_heard(&self) -> &[char] {
+        &self.to_far.2
     }
 
     /// Whether the modem holds the line off hook (dialing or in a call).
@@ -215,6 +233,12 @@ impl Emulator {
             && script.answer_at.is_some_and(|at| now >= *start + at)
         {
             script.audio.hear(audio);
+            let (detector, pending, keys) = &mut self.to_far;
+            pending.extend(audio.iter().map(|&c| ulaw_to_linear(c)));
+            while pending.len() >= CHUNK {
+                keys.extend(detector.block(&pending[..CHUNK]));
+                pending.drain(..CHUNK);
+            }
         }
     }
 
@@ -309,6 +333,12 @@ impl Emulator {
                     _ => script.before_answer.next(CHUNK),
                 };
                 if from_line {
+                    let key = self
+                        .from_far
+                        .block(&audio.iter().map(|&c| ulaw_to_linear(c)).collect::<Vec<_>>());
+                    if let Some(key) = key {
+                        chunk.extend([DLE, key as u8]);
+                    }
                     shield(&audio, &mut chunk);
                 }
             }

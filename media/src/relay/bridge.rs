@@ -1,11 +1,12 @@
 //! A call's audio between its network leg ([`MediaLeg`]: RTP/AVP or WebRTC)
 //! and its line, sans-IO: datagrams and line audio go in as they come; once the
 //! call is answered a 20 ms playout clock gives the line a frame of mu-law per
-//! tick (and the caller's keys, as RFC 4733 events turned into line commands),
+//! tick (and the caller's keys, RFC 4733 events or SIP INFO, as line commands),
 //! and adds what the leg counted to the relay's metrics. The leg runs from the
 //! moment its socket is bound (WebRTC's ICE and DTLS may start before the
 //! answer); its datagrams out, RTCP included, are polled here.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use crate::rtp::jitter::FRAME_PERIOD;
 /// instead of bursting the frames it missed into the line.
 const MAX_BEHIND: Duration = Duration::from_millis(100);
 
+/// Keys waiting for the line, at most.
+const MAX_KEYS: usize = 16;
+
 /// One call's media (see the module comment).
 pub(crate) struct Bridge {
     leg: Box<dyn MediaLeg>,
@@ -25,6 +29,8 @@ pub(crate) struct Bridge {
     next_tick: Option<Instant>,
     /// What the leg had counted when the metrics last heard of it.
     counted: LegCounts,
+    /// Keys the caller sent by SIP INFO, for the next playout ticks (bounded).
+    keys: VecDeque<char>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -42,7 +48,17 @@ impl Bridge {
             leg,
             next_tick: None,
             counted: LegCounts::default(),
+            keys: VecDeque::new(),
         }
+    }
+
+    /// A key the caller sent outside the media (SIP INFO), for the line; a
+    /// caller who sends more than [`MAX_KEYS`] at once loses the oldest.
+    pub(crate) fn play_key(&mut self, key: char) {
+        if self.keys.len() == MAX_KEYS {
+            self.keys.pop_front();
+        }
+        self.keys.push_back(key);
     }
 
     /// The call is answered: the playout clock starts at `now`.
@@ -88,7 +104,7 @@ impl Bridge {
             tick = now;
         }
         while tick <= now {
-            if let Some(key) = self.leg.poll_dtmf() {
+            if let Some(key) = self.keys.pop_front().or_else(|| self.leg.poll_dtmf()) {
                 // The line plays it: +VTS, or its dual tone in place of our audio.
                 line.push(LineCommand::Dtmf(key));
             }

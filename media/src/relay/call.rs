@@ -23,6 +23,7 @@ use offhook_vocab::AnswerSource;
 use rand::Rng;
 
 use super::bridge::Bridge;
+use super::info::{self, InfoBody};
 use super::legs::{MediaLeg, Port, RtpLeg};
 use super::stats::RelayStats;
 use crate::modem::{LineCommand, LineEvent};
@@ -296,6 +297,9 @@ impl Call {
     /// the early dialog too: the SIP layer answers the INVITE 487), anything
     /// else is refused 488 (re-INVITE and INFO are not taken yet).
     pub(crate) fn on_request(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
+        if request.method == Method::Info {
+            return self.on_info(key, request, env);
+        }
         if request.method != Method::Bye {
             return respond(env, key, request, (488, "Not Acceptable Here"), None);
         }
@@ -310,6 +314,23 @@ impl Call {
                 }
             }
         });
+    }
+
+    /// An INFO in the dialog: a key (RFC 6086 bodies of softphones) is played
+    /// into the line once the call is answered.
+    fn on_info(&mut self, key: ServerKey, request: Request, env: &mut Env<'_>) {
+        let body = info::parse(request.headers.get("Content-Type"), &request.body);
+        let status = match body {
+            InfoBody::Key(digit) => {
+                if let State::Talking(talking) = &mut self.state {
+                    talking.bridge.play_key(digit);
+                }
+                (200, "OK")
+            }
+            InfoBody::BadKey => (400, "Bad Request"),
+            InfoBody::Unsupported => (415, "Unsupported Media Type"),
+        };
+        respond(env, key, request, status, None);
     }
 
     /// Our 2xx was never ACKed (RFC 3261 s13.3.1.4): the call ends with a BYE.

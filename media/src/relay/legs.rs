@@ -208,8 +208,8 @@ impl MediaLeg for WebRtcPeer {
         self.send_line_audio(now, mulaw);
     }
 
-    fn next_line_frame(&mut self, _now: Instant) -> [u8; 160] {
-        WebRtcPeer::next_line_frame(self)
+    fn next_line_frame(&mut self, now: Instant) -> [u8; 160] {
+        WebRtcPeer::next_line_frame(self, now)
     }
 
     fn poll_datagram(&mut self) -> Option<(Port, SocketAddr, Vec<u8>)> {
@@ -232,8 +232,8 @@ impl MediaLeg for WebRtcPeer {
         WebRtcPeer::poll_dtmf(self)
     }
 
-    fn send_dtmf(&mut self, _key: char) {
-        // The browser hears the tone in the audio; there is no keypad display to feed.
+    fn send_dtmf(&mut self, key: char) {
+        self.send_key(key, KEY_DURATION);
     }
 
     fn peer_reports(&self) -> Option<PeerReports> {
@@ -242,12 +242,14 @@ impl MediaLeg for WebRtcPeer {
     }
 
     fn counts(&self) -> LegCounts {
-        // str0m reorders and drops inside; what it hands up, and what waits for the line.
+        // str0m reorders inside; what it handed up, and its playout.
         let media = self.media_counts();
         LegCounts {
             received: media.received,
             sent: media.sent,
-            depth_ms: media.queued_frames * 20,
+            late: media.jitter.late,
+            lost: media.lost,
+            depth_ms: u64::try_from(media.jitter.depth.as_millis()).unwrap_or(u64::MAX),
             ..LegCounts::default()
         }
     }

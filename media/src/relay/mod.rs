@@ -22,6 +22,7 @@ mod call;
 mod config;
 mod driver;
 mod gateway;
+mod info;
 mod legs;
 mod lines;
 mod stats;

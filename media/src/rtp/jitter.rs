@@ -15,6 +15,8 @@
 //! A late packet raises the target at once towards what would have caught it (by
 //! up to a frame); the target falls back slowly. Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
 //! happens freely in silence and otherwise at most once per `shrink_interval`.
+//! Before the first pop (a call not answered yet) only the last `max_delay` of
+//! audio is kept, and playout starts in the present, never on that stale audio.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -287,6 +289,17 @@ impl JitterBuffer {
 
     /// Takes in one packet that arrived at `now`.
     pub fn push(&mut self, now: Instant, packet: AudioPacket) {
+        self.take(now, packet, false);
+    }
+
+    /// Takes in audio a decoder made up for a lost packet (FEC or PLC) when the
+    /// next one arrived at `now`: played if its frame is still to come, and
+    /// otherwise dropped without counting it late or growing the delay for it.
+    pub fn push_concealment(&mut self, now: Instant, packet: AudioPacket) {
+        self.take(now, packet, true);
+    }
+
+    fn take(&mut self, now: Instant, packet: AudioPacket, made_up: bool) {
         let arrival = self.ticks(now);
         if self.stream.as_ref().is_none_or(|s| s.ssrc != packet.ssrc) {
             if let Some(old) = self.stream.take() {
@@ -316,6 +329,8 @@ impl JitterBuffer {
             if ts + jump < play || ts > play + jump {
                 self.reanchor();
                 self.stats.resets += 1;
+            } else if ts + len <= play && made_up {
+                return;
             } else if ts + len <= play {
                 self.stats.late += 1;
                 self.observe_transit(arrival, arrival - ts);
@@ -333,6 +348,18 @@ impl JitterBuffer {
         self.observe_transit(arrival, arrival - ts);
         if len > 0 && len <= MAX_PACKET_TICKS && !self.queued.contains_key(&ts) {
             self.queued.insert(ts, packet.samples);
+        }
+        if self.play.is_none() {
+            // Not playing yet: only what the anchor can still use is kept.
+            let keep = self.delay_ticks(self.config.max_delay) + MAX_PACKET_TICKS;
+            let end = self.queued_end().unwrap_or(ts);
+            while self
+                .queued
+                .first_key_value()
+                .is_some_and(|(&k, _)| k + keep < end)
+            {
+                self.queued.pop_first();
+            }
         }
     }
 
@@ -380,13 +407,15 @@ impl JitterBuffer {
             Some(p) => p,
             None => {
                 // Anchor so the fastest packet waits `target`, on a frame boundary of
-                // the first queued packet (leading silence rather than lost audio).
+                // the first queued packet (leading silence rather than lost audio);
+                // audio queued before playout began (a leg that hears the caller
+                // before the answer) is older than that and skipped, not played late.
                 let Some(&first) = self.queued.keys().next() else {
                     return self.silence();
                 };
                 let desired = t - min_transit - target;
-                let lead = (first - desired).max(0);
-                first - (lead + FRAME_TICKS - 1) / FRAME_TICKS * FRAME_TICKS
+                let frames = (first - desired + FRAME_TICKS - 1).div_euclid(FRAME_TICKS);
+                first - frames * FRAME_TICKS
             }
         };
         let slack = t - play - min_transit;
