@@ -34,6 +34,7 @@ use super::call::{Action, Call, Env, MediaAddrs, Offer};
 use super::config::RelayConfig;
 use super::legs::Port;
 use super::lines::{LineStatus, Lines, Registration, Unavailable};
+use super::liveness::Timeouts;
 use super::stats::RelayStats;
 use super::trust::Trust;
 use crate::modem::{LineCommand, LineEvent};
@@ -416,6 +417,10 @@ impl Gateway {
             rng: &mut self.rng,
             wallclock,
             rtcp_interval: Duration::from_millis(self.config.rtcp_interval_ms.max(1)),
+            timeouts: Timeouts {
+                rtp: Duration::from_secs(self.config.rtp_timeout_s.max(1)),
+                ice_connect: Duration::from_secs(self.config.ice_connect_timeout_s.max(1)),
+            },
         };
         handle(call, &mut env);
         let line = call.line().to_owned();
@@ -439,10 +444,13 @@ impl Gateway {
                 self.ua.accept(now, id, &ok)
             }
             Action::Reject(status, reason) => self.ua.reject(now, id, &Reply::new(status, &reason)),
-            Action::Bye { rtcp } => {
+            Action::Bye { rtcp, cause } => {
                 let mut bye = Reply::default();
                 if let Some(rtcp) = rtcp {
                     bye = bye.header(headers::RTCP, &rtcp);
+                }
+                if let Some(cause) = cause {
+                    bye = bye.header(headers::CAUSE, cause.as_str());
                 }
                 self.ua.bye(now, id, &bye)
             }

@@ -149,6 +149,57 @@ fn the_far_end_hanging_up_sends_bye_to_the_caller() {
     sim.wait_idle(10 * SECOND);
 }
 
+/// The caller's ACK came and BYE arrived from the relay.
+fn bye_received(sim: &Sim) -> bool {
+    sim.events.iter().any(|e| {
+        matches!(
+            e,
+            UaEvent::Terminated {
+                end: End::ByeReceived,
+                ..
+            }
+        )
+    })
+}
+
+#[test]
+fn a_silent_rtp_caller_ends_with_media_timeout_and_the_line_hangs_up() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
+    sim.run_until(RTP_TIMEOUT + 5 * SECOND, bye_received);
+    let bye_line = format!("BYE sip:visitor@{CALLER} SIP/2.0");
+    let byes = sim.sent(RELAY, &bye_line);
+    assert_eq!(byes.len(), 1, "{:?}", sim.log);
+    let after = byes[0] - answered;
+    assert!(
+        after >= RTP_TIMEOUT && after < RTP_TIMEOUT + SECOND,
+        "BYE {after:?} after the answer"
+    );
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("media-timeout"));
+    assert!(sim.line_log.contains(&"line-1 <- HangUp".to_owned()));
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn a_caller_that_keeps_sending_is_not_timed_out() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(3 * RTP_TIMEOUT);
+    assert!(!bye_received(&sim), "{:?}", sim.log);
+    assert_eq!(sim.state(LINE), LineState::InCall);
+}
+
 #[test]
 fn a_lost_ack_gets_the_200_again_until_one_arrives() {
     let mut sim = Sim::new(&[LINE], &[]);
@@ -173,8 +224,10 @@ fn no_ack_at_all_ends_the_call_with_bye_after_64_t1() {
     let mut sim = Sim::new(&[LINE], &[]);
     sim.drop_acks = usize::MAX;
     let session = sim.call(Some(LINE), ECHO);
-    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
     assert_eq!(status, 200);
+    // The caller's media flows: only the missing ACK ends the call.
+    sim.send_tone_to(&ok.unwrap());
     let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
     sim.run_until(40 * SECOND, |sim| {
         sim.events.iter().any(|e| {

@@ -32,6 +32,8 @@ const REGISTRAR: &str = "127.0.0.3:5060";
 const CALLER_RTP: &str = "127.0.0.2:6000";
 const DOMAIN: &str = "test.example";
 const NO_ANSWER: Duration = Duration::from_secs(20);
+/// How long an answered RTP/AVP call may be silent.
+const RTP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long after its answer the number that hangs up does so.
 const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
 
@@ -122,6 +124,8 @@ struct Sim {
     drop_acks: usize,
     /// Every SIP datagram: when, from, first line.
     log: Vec<(Duration, SocketAddr, String)>,
+    /// The requests the relay sent, whole.
+    relay_requests: Vec<Request>,
     /// What the caller's UA said.
     events: Vec<UaEvent>,
     /// What the lines said (no audio) and were told (no audio).
@@ -150,6 +154,8 @@ fn config(lines: &[&str]) -> RelayConfig {
         international_prefix: "00".into(),
         no_answer_s: NO_ANSWER.as_secs(),
         rtcp_interval_ms: 1000,
+        rtp_timeout_s: RTP_TIMEOUT.as_secs(),
+        ice_connect_timeout_s: 10,
     }
 }
 
@@ -201,6 +207,7 @@ impl Sim {
             next_port: 40_000,
             drop_acks: 0,
             log: Vec::new(),
+            relay_requests: Vec::new(),
             events: Vec::new(),
             line_log: Vec::new(),
             sign: true,
@@ -249,6 +256,11 @@ impl Sim {
         for (from, t) in moving {
             let line = first_line(&t.bytes);
             self.log.push((self.elapsed(), from, line.clone()));
+            if from == addr(RELAY)
+                && let Ok(Message::Request(request)) = parse_sip(&t.bytes)
+            {
+                self.relay_requests.push(request);
+            }
             if line.starts_with("ACK") && from == addr(CALLER) && self.drop_acks > 0 {
                 self.drop_acks -= 1;
                 continue;
