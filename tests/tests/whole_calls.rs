@@ -8,8 +8,10 @@ use std::time::Duration;
 use offhook_directory::{AnswerSource, HangupCause, LineState};
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_signaling::config::SignalingConfig;
+use offhook_sip::message::Method;
 use offhook_sip::ua::{End, Reply, UaEvent};
 use offhook_tests::sim::{HANGS_UP_AFTER, World};
+use offhook_vocab::headers;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -229,4 +231,31 @@ async fn a_node_killed_mid_call_and_restarted_ends_the_cdr_node_lost_and_frees_t
         w.wall_ms()
     );
     assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}
+
+#[tokio::test]
+async fn a_silent_rtp_caller_is_ended_media_timeout_with_a_reason_and_the_line_is_idle() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.media.sending = None;
+    w.run_until(30 * SECOND, |w| w.ended(session)).await;
+    w.run(2 * SECOND).await;
+    let bye = w
+        .events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::InDialog { request, .. } if request.method == Method::Bye => Some(request),
+            _ => None,
+        })
+        .expect("the relay's BYE reached the caller");
+    assert_eq!(
+        bye.headers.get("Reason"),
+        Some("SIP;cause=200;text=\"media timeout\"")
+    );
+    assert_eq!(bye.headers.get(headers::CAUSE), None, "private: stripped");
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::MediaTimeout));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    assert!(!w.relay.lines[0].modem.off_hook(), "the line hung up");
 }
