@@ -478,9 +478,11 @@ impl Talking {
                 State::Talking(self)
             }
             LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle => {
+                // A hang-up at the far end is the line's news; a fault is ours.
+                let cause = matches!(event, LineEvent::Fault(_)).then_some(HangupCause::LineFault);
                 env.actions.push(Action::Bye {
                     rtcp: self.bridge.rtcp_header(),
-                    cause: None,
+                    cause,
                 });
                 self.ended(env, line);
                 match event {

@@ -201,6 +201,28 @@ fn a_caller_that_keeps_sending_is_not_timed_out() {
 }
 
 #[test]
+fn a_line_fault_mid_call_ends_it_line_fault_and_the_line_is_faulty() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(2 * SECOND);
+    let now = sim.now;
+    let unplugged = LineEvent::Fault("serial port: device gone".into());
+    sim.gateway.handle_line_event(now, LINE, unplugged);
+    sim.run_until(5 * SECOND, bye_received);
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("line-fault"));
+    sim.run(15 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Fault);
+}
+
+#[test]
 fn a_lost_ack_gets_the_200_again_until_one_arrives() {
     let mut sim = Sim::new(&[LINE], &[]);
     sim.drop_acks = 2;
