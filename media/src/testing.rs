@@ -43,6 +43,9 @@ pub struct RelaySide {
     /// The media sockets of each call, as the harness "bound" them.
     pub bound: HashMap<CallId, MediaAddrs>,
     next_port: u16,
+    /// The lines' driver settings and emulator timing, for a modem opened again.
+    driver: DriverConfig,
+    hangs_up_after: Duration,
     /// What the lines said and were told (no audio).
     pub line_log: Vec<String>,
 }
@@ -81,6 +84,8 @@ impl RelaySide {
                 .collect(),
             bound: HashMap::new(),
             next_port: 40_000,
+            driver,
+            hangs_up_after,
             line_log: Vec::new(),
         };
         for name in broken {
@@ -122,6 +127,14 @@ impl RelaySide {
                 Output::Media { to, bytes, .. } => media_out.push((to, bytes)),
                 Output::CloseMedia { call } => {
                     self.bound.remove(&call);
+                }
+                // The emulated modems here are never unplugged: a retry finds
+                // the line's modem there, fresh, and the line works again.
+                Output::Reopen { line } => {
+                    if let Some(l) = self.lines.iter_mut().find(|l| l.name == line) {
+                        l.driver = ModemDriver::new(self.driver, now);
+                        l.modem = Emulator::new(Faults::default(), self.hangs_up_after);
+                    }
                 }
             }
         }

@@ -201,16 +201,14 @@ fn a_caller_that_keeps_sending_is_not_timed_out() {
 }
 
 #[test]
-fn a_line_fault_mid_call_ends_it_line_fault_and_the_line_is_faulty() {
+fn an_unplugged_modem_ends_its_call_line_fault_is_retried_and_heals_once_replugged() {
     let mut sim = Sim::new(&[LINE], &[]);
     let session = sim.call(Some(LINE), ECHO);
     let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
     assert_eq!(status, 200);
     sim.send_tone_to(&ok.unwrap());
     sim.run(2 * SECOND);
-    let now = sim.now;
-    let unplugged = LineEvent::Fault("serial port: device gone".into());
-    sim.gateway.handle_line_event(now, LINE, unplugged);
+    sim.unplug(LINE);
     sim.run_until(5 * SECOND, bye_received);
     let bye = sim
         .relay_requests
@@ -218,8 +216,28 @@ fn a_line_fault_mid_call_ends_it_line_fault_and_the_line_is_faulty() {
         .find(|r| r.method == Method::Bye)
         .unwrap();
     assert_eq!(bye.headers.get(headers::CAUSE), Some("line-fault"));
-    sim.run(15 * SECOND);
+    sim.run(40 * SECOND);
     assert_eq!(sim.state(LINE), LineState::Fault);
+    let retries = sim.line_log.iter().filter(|l| *l == "line-1 reopened").count();
+    assert!((3..=6).contains(&retries), "1, 2, 4, 8, 16 s apart: {retries}");
+
+    // Plugged back: the next retry opens and initialises it; it takes calls.
+    sim.replug(LINE);
+    sim.run(35 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Idle);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200, "the healed line answers");
+}
+
+#[test]
+fn a_modem_missing_at_start_is_retried_and_works_once_plugged() {
+    let mut sim = Sim::new(&["line-2"], &[LINE]);
+    assert_eq!(sim.state(LINE), LineState::Fault);
+    sim.replug(LINE);
+    sim.run(5 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Idle);
+    assert_eq!(sim.state("line-2"), LineState::Idle);
 }
 
 #[test]

@@ -108,6 +108,21 @@ struct SimLine {
     modem: Emulator,
 }
 
+impl SimLine {
+    /// A fresh driver and modem for `name`, opened at `now`.
+    fn new(name: &str, now: Instant) -> Self {
+        let config = DriverConfig {
+            no_answer: NO_ANSWER,
+            ..DriverConfig::default()
+        };
+        Self {
+            name: name.to_owned(),
+            driver: ModemDriver::new(config, now),
+            modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
+        }
+    }
+}
+
 /// The whole relay on one clock (see the module comment).
 struct Sim {
     now: Instant,
@@ -122,6 +137,8 @@ struct Sim {
     next_port: u16,
     /// Drops this many of the caller's next ACKs.
     drop_acks: usize,
+    /// Lines whose modem is not there: opening it fails.
+    unplugged: Vec<String>,
     /// Every SIP datagram: when, from, first line.
     log: Vec<(Duration, SocketAddr, String)>,
     /// The requests the relay sent, whole.
@@ -175,22 +192,12 @@ impl Sim {
             SystemTime::UNIX_EPOCH,
             12,
         );
-        let driver_config = DriverConfig {
-            no_answer: NO_ANSWER,
-            ..DriverConfig::default()
-        };
         let mut sim = Self {
             now,
             start: now,
             gateway,
-            lines: lines
-                .iter()
-                .map(|name| SimLine {
-                    name: (*name).to_owned(),
-                    driver: ModemDriver::new(driver_config, now),
-                    modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
-                })
-                .collect(),
+            lines: lines.iter().map(|name| SimLine::new(name, now)).collect(),
+            unplugged: broken.iter().map(|name| (*name).to_owned()).collect(),
             caller: UserAgent::new(bound_endpoint(addr(CALLER), 13), UaConfig::default()),
             registrar: Registrar::new(addr(REGISTRAR), DOMAIN, "relay", "secret", 300),
             media: CallerMedia {
@@ -292,6 +299,16 @@ impl Sim {
                     }
                     if let Some(l) = self.lines.iter_mut().find(|l| l.name == line) {
                         l.driver.handle_command(self.now, command);
+                    }
+                }
+                Output::Reopen { line } => {
+                    self.line_log.push(format!("{line} reopened"));
+                    if self.unplugged.contains(&line) {
+                        let fault = LineEvent::Fault("no such device".into());
+                        self.gateway.handle_line_event(self.now, &line, fault);
+                    } else {
+                        self.lines.retain(|l| l.name != line);
+                        self.lines.push(SimLine::new(&line, self.now));
                     }
                 }
                 Output::BindMedia { call, rtcp } => {
@@ -503,6 +520,19 @@ impl Sim {
             .and_then(|p| p.parse().ok())
             .expect("an m=audio line in the answer");
         self.media.sending = Some(SocketAddr::new(addr(RELAY).ip(), port));
+    }
+
+    /// The modem of `line` is pulled out: its port fails.
+    fn unplug(&mut self, line: &str) {
+        self.lines.retain(|l| l.name != line);
+        self.unplugged.push(line.to_owned());
+        let fault = LineEvent::Fault("serial port: device gone".into());
+        self.gateway.handle_line_event(self.now, line, fault);
+    }
+
+    /// The modem of `line` is back: the next retry opens it.
+    fn replug(&mut self, line: &str) {
+        self.unplugged.retain(|l| l != line);
     }
 
     /// Datagrams of the SIP log whose first line is `line`, from `from`: when.
