@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use offhook_directory::{AnswerSource, HangupCause, LineState};
 use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::modem::LineEvent;
 use offhook_signaling::config::SignalingConfig;
 use offhook_sip::message::Method;
 use offhook_sip::ua::{End, Reply, UaEvent};
@@ -258,4 +259,24 @@ async fn a_silent_rtp_caller_is_ended_media_timeout_with_a_reason_and_the_line_i
     assert_eq!(cdr.hangup_cause, Some(HangupCause::MediaTimeout));
     assert_eq!(w.line_state("line-1").await, LineState::Idle);
     assert!(!w.relay.lines[0].modem.off_hook(), "the line hung up");
+}
+
+#[tokio::test]
+async fn a_line_fault_mid_call_ends_the_cdr_line_fault_and_the_reopened_line_takes_the_next_call() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(2 * SECOND).await;
+    let fault = LineEvent::Fault("serial port: read error".into());
+    w.relay.gateway.handle_line_event(w.now, "line-1", fault);
+    w.run_until(10 * SECOND, |w| w.ended(session)).await;
+    w.run(2 * SECOND).await;
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::LineFault));
+    assert!(cdr.ended_at.is_some());
+
+    // The relay opened the modem again: the line answers the next click.
+    w.run(15 * SECOND).await;
+    let next = w.click("echo").await;
+    assert_eq!(w.wait_outcome(next, 30 * SECOND).await, 200);
 }
