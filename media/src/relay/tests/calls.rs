@@ -189,6 +189,31 @@ fn a_silent_rtp_caller_ends_with_media_timeout_and_the_line_hangs_up() {
 }
 
 #[test]
+fn a_webrtc_call_whose_ice_never_connects_ends_no_audio_path_within_the_bound() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let offer = sim.webrtc_offer();
+    let session = sim.call_offering(Some(LINE), ECHO, offer);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
+    sim.run_until(20 * SECOND, bye_received);
+    let byes = sim.sent(RELAY, &format!("BYE sip:visitor@{CALLER} SIP/2.0"));
+    assert_eq!(byes.len(), 1, "{:?}", sim.log);
+    let after = byes[0] - answered;
+    assert!(
+        after < 11 * SECOND,
+        "BYE {after:?} after the answer: str0m's ICE gives up, or ice_connect_timeout_s (10)"
+    );
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("no-audio-path"));
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
 fn a_caller_that_keeps_sending_is_not_timed_out() {
     let mut sim = Sim::new(&[LINE], &[]);
     let session = sim.call(Some(LINE), ECHO);

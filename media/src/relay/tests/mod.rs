@@ -453,6 +453,28 @@ impl Sim {
              a=rtcp-mux\r\n",
             addr(CALLER_RTP).port()
         );
+        self.call_offering(line, number, sdp)
+    }
+
+    /// A browser's WebRTC offer (str0m's), from a browser that never does ICE.
+    fn webrtc_offer(&self) -> String {
+        let mut browser = str0m::Rtc::builder().build(self.now);
+        let host = str0m::Candidate::host(addr(CALLER_RTP), "udp").unwrap();
+        browser.add_local_candidate(host);
+        let mut change = browser.sdp_api();
+        change.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, _pending) = change.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    /// A call with this SDP offer.
+    fn call_offering(&mut self, line: Option<&str>, number: &str, sdp: String) -> SessionId {
         let mut extra = Reply::default()
             .header(headers::NUMBER, number)
             .body(Body::sdp(sdp));
