@@ -34,6 +34,9 @@ const DOMAIN: &str = "test.example";
 const NO_ANSWER: Duration = Duration::from_secs(20);
 /// How long an answered RTP/AVP call may be silent.
 const RTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a WebRTC call's ICE may take to connect (shorter than str0m's own
+/// giving up, ~9.5 s, so the relay's bound is what ends it).
+const ICE_CONNECT: Duration = Duration::from_secs(5);
 /// How long after its answer the number that hangs up does so.
 const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
 
@@ -172,7 +175,7 @@ fn config(lines: &[&str]) -> RelayConfig {
         no_answer_s: NO_ANSWER.as_secs(),
         rtcp_interval_ms: 1000,
         rtp_timeout_s: RTP_TIMEOUT.as_secs(),
-        ice_connect_timeout_s: 10,
+        ice_connect_timeout_s: ICE_CONNECT.as_secs(),
     }
 }
 
