@@ -6,6 +6,10 @@
 //! 4733 events, what comes back decoded). The harness moves SIP between the
 //! gateway's endpoint and its peers and media between [`RelaySide::perform`]
 //! and [`RelaySide::media_in`].
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +22,7 @@ use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::Tone;
 use crate::emulator::{Emulator, Faults};
 use crate::modem::{DriverOutput, LineCommand, LineEvent, ModemDriver};
-use crate::relay::{CallId, Gateway, MediaAddrs, Output, Port, RelayConfig, RelayStats};
+use crate::relay::{CallId, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
 use crate::rtp::packet::parse;
 use crate::rtp::report::is_rtcp;
 
@@ -33,6 +37,17 @@ pub struct ModemLine {
     pub modem: Emulator,
 }
 
+impl ModemLine {
+    /// A fresh driver and modem for `spec` at `now`.
+    fn on(spec: &LineSpec, no_answer: Duration, hangs_up_after: Duration, now: Instant) -> Self {
+        Self {
+            name: spec.name.clone(),
+            driver: ModemDriver::new(spec.driver_config(no_answer), now),
+            modem: Emulator::new(Faults::default(), hangs_up_after).with_exchange(spec.exchange()),
+        }
+    }
+}
+
 /// The relay of a simulated world (see the module comment).
 #[derive(Debug)]
 pub struct RelaySide {
@@ -43,6 +58,10 @@ pub struct RelaySide {
     /// The media sockets of each call, as the harness "bound" them.
     pub bound: HashMap<CallId, MediaAddrs>,
     next_port: u16,
+    /// The lines' settings and emulator timing, for a modem opened again.
+    specs: Vec<LineSpec>,
+    no_answer: Duration,
+    hangs_up_after: Duration,
     /// What the lines said and were told (no audio).
     pub line_log: Vec<String>,
 }
@@ -68,18 +87,18 @@ impl RelaySide {
             .lines
             .iter()
             .filter(|spec| !broken.contains(&spec.name.as_str()))
-            .map(|spec| ModemLine {
-                name: spec.name.clone(),
-                driver: ModemDriver::new(spec.driver_config(no_answer), now),
-                modem: Emulator::new(Faults::default(), hangs_up_after).with_exchange(spec.exchange()),
-            })
+            .map(|spec| ModemLine::on(spec, no_answer, hangs_up_after, now))
             .collect();
+        let specs = config.lines.clone();
         let gateway = Gateway::new(config, endpoint, stats, now, wall, seed);
         let mut relay = Self {
             gateway,
             lines,
             bound: HashMap::new(),
             next_port: 40_000,
+            specs,
+            no_answer,
+            hangs_up_after,
             line_log: Vec::new(),
         };
         for name in broken {
@@ -121,6 +140,14 @@ impl RelaySide {
                 Output::Media { to, bytes, .. } => media_out.push((to, bytes)),
                 Output::CloseMedia { call } => {
                     self.bound.remove(&call);
+                }
+                // The emulated modems here are never unplugged: a retry finds
+                // the line's modem there, fresh, and the line works again.
+                Output::Reopen { line } => {
+                    let spec = self.specs.iter().find(|s| s.name == line);
+                    if let (Some(l), Some(spec)) = (self.lines.iter_mut().find(|l| l.name == line), spec) {
+                        *l = ModemLine::on(spec, self.no_answer, self.hangs_up_after, now);
+                    }
                 }
             }
         }

@@ -417,6 +417,7 @@ pub fn is_webrtc_offer(offer: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
 mod tests {
     //! A str0m browser (Opus and telephone-event at 48 kHz, as Chromium offers)
     //! against [`WebRtcPeer`] on one simulated clock, datagrams handed across.

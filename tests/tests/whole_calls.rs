@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use offhook_directory::{AnswerSource, HangupCause, LineState};
 use offhook_media::dsp::goertzel::relative_level;
+use offhook_media::modem::LineEvent;
 use offhook_signaling::config::SignalingConfig;
 use offhook_sip::message::Method;
 use offhook_sip::ua::{Body, End, Reply, UaEvent};
 use offhook_tests::sim::{HANGS_UP_AFTER, World};
+use offhook_vocab::headers;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -172,7 +174,13 @@ async fn a_call_longer_than_the_limit_is_ended_on_both_sides() {
 
 #[tokio::test]
 async fn a_drain_refuses_new_clicks_lets_calls_finish_then_ends_them_shutdown() {
-    let mut w = world(&["line-1", "line-2"]).await;
+    // The caller's media follows its newest call (the ringing one's early
+    // media): the drain ends the talking call before the relay's RTP timeout would.
+    let config = SignalingConfig {
+        drain_s: 10,
+        ..SignalingConfig::default()
+    };
+    let mut w = World::new(&["line-1", "line-2"], config).await;
     let talking = w.click("echo").await;
     assert_eq!(w.wait_outcome(talking, 30 * SECOND).await, 200);
     let ringing = w.click("silent").await;
@@ -404,4 +412,51 @@ async fn a_key_sent_by_sip_info_is_accepted_and_played_into_the_line() {
     assert!(w.ended(session));
     assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
     assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}
+
+#[tokio::test]
+async fn a_silent_rtp_caller_is_ended_media_timeout_with_a_reason_and_the_line_is_idle() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.media.sending = None;
+    w.run_until(30 * SECOND, |w| w.ended(session)).await;
+    w.run(2 * SECOND).await;
+    let bye = w
+        .events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::InDialog { request, .. } if request.method == Method::Bye => Some(request),
+            _ => None,
+        })
+        .expect("the relay's BYE reached the caller");
+    assert_eq!(
+        bye.headers.get("Reason"),
+        Some("SIP;cause=200;text=\"media timeout\"")
+    );
+    assert_eq!(bye.headers.get(headers::CAUSE), None, "private: stripped");
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::MediaTimeout));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    assert!(!w.relay.lines[0].modem.off_hook(), "the line hung up");
+}
+
+#[tokio::test]
+async fn a_line_fault_mid_call_ends_the_cdr_line_fault_and_the_reopened_line_takes_the_next_call() {
+    let mut w = world(&["line-1"]).await;
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run(2 * SECOND).await;
+    let fault = LineEvent::Fault("serial port: read error".into());
+    w.relay.gateway.handle_line_event(w.now, "line-1", fault);
+    w.run_until(10 * SECOND, |w| w.ended(session)).await;
+    w.run(2 * SECOND).await;
+    let cdr = w.cdrs().await.remove(0);
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::LineFault));
+    assert!(cdr.ended_at.is_some());
+
+    // The relay opened the modem again: the line answers the next click.
+    w.run(15 * SECOND).await;
+    let next = w.click("echo").await;
+    assert_eq!(w.wait_outcome(next, 30 * SECOND).await, 200);
 }

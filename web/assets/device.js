@@ -10,6 +10,7 @@
 //   call.on("quality", (sample) => …);       // { rttMs, jitterMs, lossPercent, level, warnings }
 //   call.on("dtmf", (digit) => …);           // a key sent into the call
 //   call.sendDigits("12#"); call.mute(true); call.hangup();
+//   call.why;   // once ended: the gateway's reason when it ended the call ("no audio path")
 //
 // A call's WebRTC connection is made by `createPeerConnection` from
 // `rtcConfiguration(grant)`, one place each. Uses `OffhookSip` (sipws.js).
@@ -194,7 +195,7 @@
           this.stopRingback();
           pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message));
         },
-        onEnd: (reason, status) => this.sipEnded(reason, status),
+        onEnd: (reason, status, why) => this.sipEnded(reason, status, why),
       });
       this.sip = sip;
       try {
@@ -206,7 +207,8 @@
     }
 
     // How the SIP side ended -> ended or failed, with its reason.
-    sipEnded(reason, status) {
+    sipEnded(reason, status, why) {
+      this.why = why;
       if (status && status >= 300 && status !== 487) {
         return this.fail(SIP_FAILURES[status] || "failed", reason);
       }

@@ -41,7 +41,7 @@
     return msg;
   }
 
-  // A call over one WebSocket. Events via callbacks: onState(state, detail), onAnswer(sdp), onEnd(reason).
+  // A call over one WebSocket. Events via callbacks: onState(state, detail), onAnswer(sdp), onEnd(reason, status, why).
   class Call {
     constructor(opts) {
       this.wsUrl = opts.wsUrl;
@@ -195,7 +195,9 @@
       lines.push("From: " + msg.header("from"), "To: " + msg.header("to"), "Call-ID: " + msg.header("call-id"));
       lines.push("CSeq: " + msg.header("cseq"), "Content-Length: 0");
       if (msg.method !== "ACK") this.send(lines.join("\r\n") + "\r\n\r\n");
-      if (msg.method === "BYE") this.end("the other side hung up");
+      // A BYE the gateway ended (no audio path, media timeout, line fault) says why in its Reason.
+      const why = /text="([^"]*)"/.exec(msg.header("reason"));
+      if (msg.method === "BYE") this.end("the other side hung up", undefined, why ? why[1] : undefined);
     }
 
     hangup() {
@@ -220,7 +222,7 @@
       }
     }
 
-    end(reason, status) {
+    end(reason, status, why) {
       if (this.state === "ended") return;
       this.state = "ended";
       try {
@@ -228,7 +230,7 @@
       } catch (e) {
         /* already closed */
       }
-      this.onEnd(reason, status);
+      this.onEnd(reason, status, why);
     }
   }
 

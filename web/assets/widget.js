@@ -224,7 +224,8 @@
         const words = this.t(error.code, { seconds: error.retryAfter || "" });
         this.show(words === error.code ? error.message || this.t("failed") : words, "failure");
       } else {
-        this.show("✓ " + this.t(detail === "remote" ? "remoteHangup" : "ended"), "success");
+        const why = call.why ? " (" + call.why + ")" : "";
+        this.show("✓ " + this.t(detail === "remote" ? "remoteHangup" : "ended") + why, "success");
       }
       this.setState(state);
       this.el.call.setAttribute("aria-disabled", "false");

@@ -12,8 +12,11 @@ pub const LINE: &str = "X-Offhook-Line";
 pub const ANSWER: &str = "X-Offhook-Answer";
 /// The peer's RTCP view of the call (relay -> signaling, on BYE and its 200).
 pub const RTCP: &str = "X-Offhook-RTCP";
+/// Why the relay ended a call, a [`crate::HangupCause`] word (relay -> signaling,
+/// on its BYE); signaling records it and tells the caller in a `Reason`.
+pub const CAUSE: &str = "X-Offhook-Cause";
 /// Signaling's signature on a request it sends to a relay (see `offhook_sip::trust`).
 pub const AUTH: &str = "X-Offhook-Auth";
 
 /// Every private header: never taken from a caller, never passed on unchecked.
-pub const PRIVATE: [&str; 6] = [TOKEN, NUMBER, LINE, ANSWER, RTCP, AUTH];
+pub const PRIVATE: [&str; 7] = [TOKEN, NUMBER, LINE, ANSWER, RTCP, CAUSE, AUTH];

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::legs::{MediaLeg, Port};
+use super::liveness::Health;
 use super::stats::{LegCounts, RelayStats};
 use crate::modem::LineCommand;
 use crate::rtp::jitter::FRAME_PERIOD;
@@ -122,9 +123,9 @@ impl Bridge {
         self.leg.poll_datagram()
     }
 
-    /// The caller's media went away (a WebRTC peer closed).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.leg.is_closed()
+    /// What the leg knows of the caller's media liveness.
+    pub(crate) fn health(&self) -> Health {
+        self.leg.health()
     }
 
     /// The caller's RTCP view of our stream, for an `X-Offhook-RTCP` header

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use offhook_sip::message::{Method, Request};
 use offhook_sip::transaction::ServerKey;
-use offhook_vocab::AnswerSource;
+use offhook_vocab::{AnswerSource, HangupCause};
 use rand::Rng;
 
 use super::bridge::Bridge;
 use super::info::{self, InfoBody};
 use super::legs::{MediaLeg, Port, RtpLeg};
+use super::liveness::{Timeouts, Watchdog};
 use super::stats::RelayStats;
 use crate::modem::{LineCommand, LineEvent};
 use crate::sdp::{self, Negotiated};
@@ -81,6 +82,8 @@ pub(crate) enum Action {
     Bye {
         /// `X-Offhook-RTCP`.
         rtcp: Option<String>,
+        /// `X-Offhook-Cause`: why the relay ended it, when the line did not.
+        cause: Option<HangupCause>,
     },
     /// Answers a request in the call's dialog (200 to a BYE, with the RTCP view).
     Respond {
@@ -114,6 +117,8 @@ pub(crate) struct Env<'a> {
     /// The wall clock at `now` (RTCP sender reports carry it).
     pub(crate) wallclock: SystemTime,
     pub(crate) rtcp_interval: Duration,
+    /// The media liveness bounds of answered calls.
+    pub(crate) timeouts: Timeouts,
 }
 
 /// Waiting for the media socket(s).
@@ -137,6 +142,7 @@ pub(crate) struct Setup {
 #[derive(Debug)]
 pub(crate) struct Talking {
     bridge: Bridge,
+    watchdog: Watchdog,
 }
 
 /// The call is over for the caller; the line is going on hook.
@@ -336,7 +342,7 @@ impl Call {
     /// Our 2xx was never ACKed (RFC 3261 s13.3.1.4): the call ends with a BYE.
     pub(crate) fn on_ack_timeout(&mut self, now: Instant, env: &mut Env<'_>) {
         self.step(|state, line| match state {
-            State::Talking(talking) => talking.hang_up(now, env, line),
+            State::Talking(talking) => talking.hang_up(now, env, line, None),
             other => other,
         });
     }
@@ -362,7 +368,12 @@ impl Call {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Dialing(s) | State::Ringing(s) => s.bridge.poll_timeout(),
-            State::Talking(t) => t.bridge.poll_timeout(),
+            State::Talking(t) => t
+                .bridge
+                .poll_timeout()
+                .into_iter()
+                .chain(t.media_deadline())
+                .min(),
             State::Settling(s) => Some(s.by),
             State::Binding(_) | State::Over => None,
         }
@@ -471,7 +482,10 @@ impl Setup {
                 if !self.early {
                     self.bridge.start(now);
                 }
-                State::Talking(Talking { bridge: self.bridge })
+                State::Talking(Talking {
+                    bridge: self.bridge,
+                    watchdog: Watchdog::new(now, env.timeouts),
+                })
             }
             // On hook already: nothing to wait for.
             LineEvent::Idle => {
@@ -513,8 +527,11 @@ impl Talking {
                 State::Talking(self)
             }
             LineEvent::RemoteHangup(_) | LineEvent::Fault(_) | LineEvent::Idle => {
+                // A hang-up at the far end is the line's news; a fault is ours.
+                let cause = matches!(event, LineEvent::Fault(_)).then_some(HangupCause::LineFault);
                 env.actions.push(Action::Bye {
                     rtcp: self.bridge.rtcp_header(),
+                    cause,
                 });
                 self.ended(env, line);
                 match event {
@@ -532,10 +549,12 @@ impl Talking {
         settle(now, env, true, None)
     }
 
-    /// We end the call: BYE to the caller, and the line hangs up.
-    fn hang_up(self, now: Instant, env: &mut Env<'_>, line: &str) -> State {
+    /// We end the call (for `cause`, when it is not the caller's doing): BYE
+    /// to the caller, and the line hangs up.
+    fn hang_up(self, now: Instant, env: &mut Env<'_>, line: &str, cause: Option<HangupCause>) -> State {
         env.actions.push(Action::Bye {
             rtcp: self.bridge.rtcp_header(),
+            cause,
         });
         self.ended(env, line);
         settle(now, env, true, None)
@@ -551,10 +570,16 @@ impl Talking {
         self.bridge.handle_timeout(now, &mut commands, env.stats, line);
         env.actions.extend(commands.into_iter().map(Action::Line));
         Call::drain(&mut self.bridge, env);
-        if self.bridge.is_closed() {
-            return self.hang_up(now, env, line);
+        if let Some(cause) = self.watchdog.verdict(now, self.bridge.health()) {
+            tracing::info!(line, %cause, "call media dead");
+            return self.hang_up(now, env, line, Some(cause));
         }
         State::Talking(self)
+    }
+
+    /// When the media watch may end the call.
+    fn media_deadline(&self) -> Option<Instant> {
+        self.watchdog.deadline(self.bridge.health())
     }
 }
 

@@ -114,6 +114,12 @@ pub struct RelayConfig {
     pub no_answer_s: u64,
     /// Milliseconds between our RTCP reports on RTP/AVP calls (RFC 3550: 5 s).
     pub rtcp_interval_ms: u64,
+    /// Seconds an answered RTP/AVP call may go without a packet from the
+    /// caller before it ends `media-timeout` (20).
+    pub rtp_timeout_s: u64,
+    /// Seconds a WebRTC call's ICE may take to connect after the answer before
+    /// it ends `no-audio-path` (10).
+    pub ice_connect_timeout_s: u64,
 }
 
 impl Default for RelayConfig {
@@ -133,6 +139,8 @@ impl Default for RelayConfig {
             international_prefix: "00".into(),
             no_answer_s: 60,
             rtcp_interval_ms: 5000,
+            rtp_timeout_s: 20,
+            ice_connect_timeout_s: 10,
         }
     }
 }

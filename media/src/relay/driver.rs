@@ -55,6 +55,9 @@ pub enum RelayError {
     Sip(#[from] BindError),
 }
 
+/// A line's event, and which opening of its modem said it.
+type LineNews = (String, u64, LineEvent);
+
 /// A datagram a call's socket received.
 type MediaIn = (CallId, Port, SocketAddr, Vec<u8>);
 
@@ -163,7 +166,16 @@ struct Driver {
     gateway: Gateway,
     sockets: SipSockets,
     lines: HashMap<String, mpsc::Sender<LineCommand>>,
-    line_events: mpsc::Receiver<(String, LineEvent)>,
+    line_events: mpsc::Receiver<LineNews>,
+    /// Where line events go (a reopened modem's too).
+    events_tx: mpsc::Sender<LineNews>,
+    /// Each line's modem opening, counted: news of an earlier one is stale.
+    generations: HashMap<String, u64>,
+    /// The lines' settings, to open a modem again.
+    specs: Vec<LineSpec>,
+    no_answer: Duration,
+    /// The modems opened again (emulated ones live here).
+    reopened: Opened,
     media: HashMap<CallId, CallSockets>,
     media_tx: mpsc::Sender<MediaIn>,
     media_rx: mpsc::Receiver<MediaIn>,
@@ -197,6 +209,7 @@ impl Relay {
                 Err(why) => opened.faults.push((spec.name.clone(), why)),
             }
         }
+        let specs = config.lines.clone();
         let names = config.lines.iter().map(|l| l.name.as_str());
         let stats = Arc::new(RelayStats::new(names).with_cards(std::mem::take(&mut opened.cards)));
         let now = SipSockets::now();
@@ -208,7 +221,7 @@ impl Relay {
         let mut lines = HashMap::new();
         for (name, handle) in opened.handles {
             lines.insert(name.clone(), handle.commands);
-            tokio::spawn(forward_events(name, handle.events, events_tx.clone()));
+            tokio::spawn(forward_events(name, 0, handle.events, events_tx.clone()));
         }
         let (media_tx, media_rx) = mpsc::channel(1024);
         let (started, is_started) = oneshot::channel();
@@ -218,6 +231,11 @@ impl Relay {
             sockets,
             lines,
             line_events,
+            events_tx,
+            generations: HashMap::new(),
+            specs,
+            no_answer,
+            reopened: Opened::default(),
             media: HashMap::new(),
             media_tx,
             media_rx,
@@ -240,17 +258,17 @@ impl Relay {
 /// faulty.
 async fn forward_events(
     name: String,
+    generation: u64,
     mut events: mpsc::Receiver<LineEvent>,
-    to: mpsc::Sender<(String, LineEvent)>,
+    to: mpsc::Sender<LineNews>,
 ) {
     while let Some(event) = events.recv().await {
-        if to.send((name.clone(), event)).await.is_err() {
+        if to.send((name.clone(), generation, event)).await.is_err() {
             return;
         }
     }
-    let _ = to
-        .send((name, LineEvent::Fault("the modem's port closed".into())))
-        .await;
+    let closed = LineEvent::Fault("the modem's port closed".into());
+    let _ = to.send((name, generation, closed)).await;
 }
 
 impl Driver {
@@ -266,8 +284,10 @@ impl Driver {
                     Some(inbound) => SipSockets::feed(&mut self.gateway, SipSockets::now(), inbound),
                     None => return,
                 },
-                Some((line, event)) = self.line_events.recv() => {
-                    self.gateway.handle_line_event(SipSockets::now(), &line, event);
+                Some((line, generation, event)) = self.line_events.recv() => {
+                    if self.generations.get(&line).copied().unwrap_or(0) == generation {
+                        self.gateway.handle_line_event(SipSockets::now(), &line, event);
+                    }
                 }
                 Some((call, port, from, bytes)) = self.media_rx.recv() => {
                     self.gateway.handle_media(SipSockets::now(), call, port, from, &bytes);
@@ -320,7 +340,34 @@ impl Driver {
                     }
                 }
                 Output::CloseMedia { call } => drop(self.media.remove(&call)),
+                Output::Reopen { line } => self.reopen(line).await,
             }
+        }
+    }
+
+    /// Opens `line`'s modem again; the old one's news is stale from now on.
+    async fn reopen(&mut self, line: String) {
+        let Some(spec) = self.specs.iter().find(|s| s.name == line).cloned() else {
+            return;
+        };
+        let generation = self.generations.entry(line.clone()).or_default();
+        *generation += 1;
+        let generation = *generation;
+        // The old port's task ends with its command queue.
+        self.lines.remove(&line);
+        match self.reopened.line(&spec, self.no_answer).await {
+            Ok(handle) => {
+                self.lines.insert(line.clone(), handle.commands);
+                tokio::spawn(forward_events(
+                    line,
+                    generation,
+                    handle.events,
+                    self.events_tx.clone(),
+                ));
+            }
+            Err(why) => self
+                .gateway
+                .handle_line_event(SipSockets::now(), &line, LineEvent::Fault(why)),
         }
     }
 

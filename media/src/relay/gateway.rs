@@ -34,6 +34,8 @@ use super::call::{Action, Call, Env, MediaAddrs, Offer};
 use super::config::RelayConfig;
 use super::legs::Port;
 use super::lines::{LineStatus, Lines, Registration, Unavailable};
+use super::liveness::Timeouts;
+use super::reopen::Reopening;
 use super::stats::RelayStats;
 use super::trust::Trust;
 use crate::modem::{LineCommand, LineEvent};
@@ -81,6 +83,13 @@ pub enum Output {
         /// The call.
         call: CallId,
     },
+    /// Open the faulty `line`'s modem again (its port and init); what it then
+    /// says comes to [`Gateway::handle_line_event`] as from a new modem: ready
+    /// heals the line, a fault schedules the next retry, later.
+    Reopen {
+        /// The line's name.
+        line: String,
+    },
 }
 
 /// The relay's core (see the module comment).
@@ -96,6 +105,7 @@ pub struct Gateway {
     /// The wall clock at one `now`, for RTCP's NTP timestamps and signatures.
     clock: (Instant, SystemTime),
     trust: Trust,
+    reopening: Reopening,
 }
 
 /// The number as the modem dials it: a leading `+` becomes the international
@@ -133,6 +143,7 @@ impl Gateway {
             stats,
             rng: StdRng::seed_from_u64(seed),
             clock: (now, wallclock),
+            reopening: Reopening::default(),
         };
         gateway.publish_lines();
         gateway
@@ -176,7 +187,13 @@ impl Gateway {
     /// When [`Gateway::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(Call::poll_timeout);
-        self.ua.poll_timeout().into_iter().chain(calls).min()
+        let reopen = self.reopening.poll_timeout();
+        self.ua
+            .poll_timeout()
+            .into_iter()
+            .chain(calls)
+            .chain(reopen)
+            .min()
     }
 
     /// Fires what is due at `now`.
@@ -191,6 +208,10 @@ impl Gateway {
             .collect();
         for id in due {
             self.with_call(now, id, |call, env| call.handle_timeout(now, env));
+        }
+        for line in self.reopening.due(now) {
+            tracing::info!(%line, "opening the faulty line's modem again");
+            self.out.push_back(Output::Reopen { line });
         }
         self.pump(now);
     }
@@ -208,6 +229,7 @@ impl Gateway {
         }
         match event {
             LineEvent::Ready | LineEvent::Idle => {
+                self.reopening.healed(line);
                 let unregistered = self.lines.ready(line);
                 if unregistered {
                     self.register(now, line);
@@ -216,6 +238,7 @@ impl Gateway {
             LineEvent::Fault(why) => {
                 tracing::warn!(%line, %why, "line faulty");
                 self.lines.fault(line, why);
+                self.reopening.failed(line, now);
             }
             // Audio, progress, keys of no call: the line is on its way to idle.
             _ => {}
@@ -416,6 +439,10 @@ impl Gateway {
             rng: &mut self.rng,
             wallclock,
             rtcp_interval: Duration::from_millis(self.config.rtcp_interval_ms.max(1)),
+            timeouts: Timeouts {
+                rtp: Duration::from_secs(self.config.rtp_timeout_s.max(1)),
+                ice_connect: Duration::from_secs(self.config.ice_connect_timeout_s.max(1)),
+            },
         };
         handle(call, &mut env);
         let line = call.line().to_owned();
@@ -443,10 +470,13 @@ impl Gateway {
                 self.ua.accept(now, id, &ok)
             }
             Action::Reject(status, reason) => self.ua.reject(now, id, &Reply::new(status, &reason)),
-            Action::Bye { rtcp } => {
+            Action::Bye { rtcp, cause } => {
                 let mut bye = Reply::default();
                 if let Some(rtcp) = rtcp {
                     bye = bye.header(headers::RTCP, &rtcp);
+                }
+                if let Some(cause) = cause {
+                    bye = bye.header(headers::CAUSE, cause.as_str());
                 }
                 self.ua.bye(now, id, &bye)
             }
@@ -486,6 +516,7 @@ impl Gateway {
             Action::Release(fault) => {
                 if let Some(why) = &fault {
                     tracing::warn!(%line, %why, "line faulty after a call");
+                    self.reopening.failed(line, now);
                 }
                 self.lines.release(line, fault);
                 Ok(())

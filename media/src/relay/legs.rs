@@ -19,6 +19,7 @@ use crate::rtp::sender::RtpSender;
 use crate::sdp::{G711, Negotiated};
 use crate::webrtc::WebRtcPeer;
 
+use super::liveness::Health;
 use super::stats::LegCounts;
 
 /// How long a far-end key is signalled to the caller.
@@ -47,8 +48,8 @@ pub(crate) trait MediaLeg: Send {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Time passes.
     fn handle_timeout(&mut self, now: Instant);
-    /// The peer is gone.
-    fn is_closed(&self) -> bool;
+    /// What the leg knows of its peer's liveness.
+    fn health(&self) -> Health;
     /// A key the caller pressed (RFC 4733), once per press.
     fn poll_dtmf(&mut self) -> Option<char>;
     /// A key pressed at the far end of the line, to the caller (RFC 4733 where
@@ -75,6 +76,8 @@ pub(crate) struct RtpLeg {
     rtcp: RtcpReporter,
     rtcp_mux: bool,
     remote_rtcp: SocketAddr,
+    /// When a valid packet last came from the peer.
+    heard: Option<Instant>,
 }
 
 impl RtpLeg {
@@ -102,6 +105,7 @@ impl RtpLeg {
             dtmf: DtmfReceiver::default(),
             dtmf_payload_type: negotiated.dtmf_payload_type,
             keys: VecDeque::new(),
+            heard: None,
         }
     }
 }
@@ -117,13 +121,16 @@ impl MediaLeg for RtpLeg {
         }
         if port == Port::Rtcp || (self.rtcp_mux && is_rtcp(bytes)) {
             // A bad report is counted in the peer's stats and otherwise ignored.
-            let _ = self.rtcp.handle_datagram(now, bytes, self.sender.ssrc());
+            if self.rtcp.handle_datagram(now, bytes, self.sender.ssrc()).is_ok() {
+                self.heard = Some(now);
+            }
             return;
         }
         let Ok(packet) = self.receiver.receive(bytes) else {
             return;
         };
         self.source.confirm(from);
+        self.heard = Some(now);
         if let Some(audio) = to_audio_packet(&packet) {
             self.jitter.push(now, audio);
         } else if let Some(press) = self.dtmf.handle(&packet) {
@@ -167,8 +174,8 @@ impl MediaLeg for RtpLeg {
         self.rtcp.handle_timeout(now, &ours, &self.jitter.stats());
     }
 
-    fn is_closed(&self) -> bool {
-        false
+    fn health(&self) -> Health {
+        Health::Rtp { heard: self.heard }
     }
 
     fn poll_dtmf(&mut self) -> Option<char> {
@@ -224,8 +231,11 @@ impl MediaLeg for WebRtcPeer {
         WebRtcPeer::handle_timeout(self, now);
     }
 
-    fn is_closed(&self) -> bool {
-        WebRtcPeer::is_closed(self)
+    fn health(&self) -> Health {
+        Health::Ice {
+            connected: self.is_connected(),
+            lost: self.is_closed(),
+        }
     }
 
     fn poll_dtmf(&mut self) -> Option<char> {

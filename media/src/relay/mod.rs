@@ -11,7 +11,8 @@
 //!
 //! Layout: [`Gateway`] is the sans-IO core (SIP through [`offhook_sip::ua`],
 //! the lines, the calls); `call` is one call's state machine, `bridge` its
-//! audio, `legs` its network side (RTP/AVP or WebRTC), `lines` the line table,
+//! audio, `legs` its network side (RTP/AVP or WebRTC), `liveness` the watch
+//! over its media, `reopen` the retries of faulty modems, `lines` the line table,
 //! `trust` the check of signaling's signature, `stats` the metrics, `config`
 //! the settings; [`Relay`] (`driver`) is the
 //! tokio edge that moves the bytes: SIP sockets, one UDP socket (two without
@@ -25,6 +26,8 @@ mod gateway;
 mod info;
 mod legs;
 mod lines;
+mod liveness;
+mod reopen;
 mod stats;
 mod trust;
 

@@ -243,6 +243,9 @@ impl Node {
                 for name in offhook_vocab::headers::PRIVATE {
                     out.headers.remove(name);
                 }
+                if let Some(cause) = self.relay_cause(&request) {
+                    out.headers.push("Reason", &reason(cause));
+                }
                 if let Some(key) = self.callee_key_toward(&request) {
                     offhook_sip::trust::sign(key.expose(), &mut out, self.wall_ms(now));
                 }
@@ -266,6 +269,24 @@ impl Node {
         } else {
             None
         }
+    }
+
+    /// Why the relay ended a tracked call, from its BYE's `X-Offhook-Cause`
+    /// (only the causes a relay sees, only on a BYE from the called side).
+    fn relay_cause(&self, request: &Request) -> Option<HangupCause> {
+        if request.method != Method::Bye {
+            return None;
+        }
+        let call = self.dialogs.calls.get(request.call_id())?;
+        let from_caller = request
+            .from()
+            .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
+        let cause = request.headers.get(offhook_vocab::headers::CAUSE)?.parse().ok()?;
+        let relays = matches!(
+            cause,
+            HangupCause::MediaTimeout | HangupCause::NoAudioPath | HangupCause::LineFault
+        );
+        (!from_caller && relays).then_some(cause)
     }
 
     /// Keeps the CSeq each side of a tracked call used last.
@@ -323,6 +344,7 @@ impl Node {
 
     /// A BYE went through: the call's CDR ends, then its answer goes upstream.
     fn bye_went_through(&mut self, now: Instant, server: &ServerKey, bye: &Request, response: Response) {
+        let relay_cause = self.relay_cause(bye);
         let Some(call) = self.dialogs.calls.remove(bye.call_id()) else {
             return self.respond(now, server, response);
         };
@@ -331,10 +353,10 @@ impl Node {
         let from_caller = bye
             .from()
             .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
-        let cause = if from_caller {
-            HangupCause::Normal
-        } else {
-            HangupCause::RemoteHangup
+        let cause = match (from_caller, relay_cause) {
+            (true, _) => HangupCause::Normal,
+            (false, Some(cause)) => cause,
+            (false, None) => HangupCause::RemoteHangup,
         };
         self.close_call(
             now,
@@ -478,4 +500,10 @@ impl Node {
             self.endpoint.send_stateless_response(&response, flow);
         }
     }
+}
+
+/// The `Reason` (RFC 3326) of a BYE the relay ended for `cause`, so the caller
+/// can say why: `SIP;cause=200;text="no audio path"`.
+fn reason(cause: HangupCause) -> String {
+    format!("SIP;cause=200;text=\"{}\"", cause.as_str().replace('-', " "))
 }

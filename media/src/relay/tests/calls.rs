@@ -149,6 +149,122 @@ fn the_far_end_hanging_up_sends_bye_to_the_caller() {
     sim.wait_idle(10 * SECOND);
 }
 
+/// The caller's ACK came and BYE arrived from the relay.
+fn bye_received(sim: &Sim) -> bool {
+    sim.events.iter().any(|e| {
+        matches!(
+            e,
+            UaEvent::Terminated {
+                end: End::ByeReceived,
+                ..
+            }
+        )
+    })
+}
+
+#[test]
+fn a_silent_rtp_caller_ends_with_media_timeout_and_the_line_hangs_up() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
+    sim.run_until(RTP_TIMEOUT + 5 * SECOND, bye_received);
+    let bye_line = format!("BYE sip:visitor@{CALLER} SIP/2.0");
+    let byes = sim.sent(RELAY, &bye_line);
+    assert_eq!(byes.len(), 1, "{:?}", sim.log);
+    let after = byes[0] - answered;
+    assert!(
+        after >= RTP_TIMEOUT && after < RTP_TIMEOUT + SECOND,
+        "BYE {after:?} after the answer"
+    );
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("media-timeout"));
+    assert!(sim.line_log.contains(&"line-1 <- HangUp".to_owned()));
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn a_webrtc_call_whose_ice_never_connects_ends_no_audio_path_within_the_bound() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let offer = sim.webrtc_offer();
+    let session = sim.call_offering(Some(LINE), ECHO, offer);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
+    sim.run_until(20 * SECOND, bye_received);
+    let byes = sim.sent(RELAY, &format!("BYE sip:visitor@{CALLER} SIP/2.0"));
+    assert_eq!(byes.len(), 1, "{:?}", sim.log);
+    let after = byes[0] - answered;
+    assert!(
+        after >= ICE_CONNECT && after < ICE_CONNECT + SECOND,
+        "BYE {after:?} after the answer"
+    );
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("no-audio-path"));
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn a_caller_that_keeps_sending_is_not_timed_out() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(3 * RTP_TIMEOUT);
+    assert!(!bye_received(&sim), "{:?}", sim.log);
+    assert_eq!(sim.state(LINE), LineState::InCall);
+}
+
+#[test]
+fn an_unplugged_modem_ends_its_call_line_fault_is_retried_and_heals_once_replugged() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(2 * SECOND);
+    sim.unplug(LINE);
+    sim.run_until(5 * SECOND, bye_received);
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .unwrap();
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("line-fault"));
+    sim.run(40 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Fault);
+    let retries = sim.line_log.iter().filter(|l| *l == "line-1 reopened").count();
+    assert!((3..=6).contains(&retries), "1, 2, 4, 8, 16 s apart: {retries}");
+
+    // Plugged back: the next retry opens and initialises it; it takes calls.
+    sim.replug(LINE);
+    sim.run(35 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Idle);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200, "the healed line answers");
+}
+
+#[test]
+fn a_modem_missing_at_start_is_retried_and_works_once_plugged() {
+    let mut sim = Sim::new(&["line-2"], &[LINE]);
+    assert_eq!(sim.state(LINE), LineState::Fault);
+    sim.replug(LINE);
+    sim.run(5 * SECOND);
+    assert_eq!(sim.state(LINE), LineState::Idle);
+    assert_eq!(sim.state("line-2"), LineState::Idle);
+}
+
 #[test]
 fn a_lost_ack_gets_the_200_again_until_one_arrives() {
     let mut sim = Sim::new(&[LINE], &[]);
@@ -173,8 +289,10 @@ fn no_ack_at_all_ends_the_call_with_bye_after_64_t1() {
     let mut sim = Sim::new(&[LINE], &[]);
     sim.drop_acks = usize::MAX;
     let session = sim.call(Some(LINE), ECHO);
-    let (status, _) = sim.wait_outcome(session, 20 * SECOND);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
     assert_eq!(status, 200);
+    // The caller's media flows: only the missing ACK ends the call.
+    sim.send_tone_to(&ok.unwrap());
     let answered = sim.sent(RELAY, "SIP/2.0 200 OK")[0];
     sim.run_until(40 * SECOND, |sim| {
         sim.events.iter().any(|e| {

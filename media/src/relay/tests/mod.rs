@@ -36,6 +36,11 @@ const REGISTRAR: &str = "127.0.0.3:5060";
 const CALLER_RTP: &str = "127.0.0.2:6000";
 const DOMAIN: &str = "test.example";
 const NO_ANSWER: Duration = Duration::from_secs(20);
+/// How long an answered RTP/AVP call may be silent.
+const RTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a WebRTC call's ICE may take to connect (shorter than str0m's own
+/// giving up, ~9.5 s, so the relay's bound is what ends it).
+const ICE_CONNECT: Duration = Duration::from_secs(5);
 /// How long after its answer the number that hangs up does so.
 const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
 
@@ -110,6 +115,21 @@ struct SimLine {
     modem: Emulator,
 }
 
+impl SimLine {
+    /// A fresh driver and modem for `name`, opened at `now`.
+    fn new(name: &str, now: Instant) -> Self {
+        let config = DriverConfig {
+            no_answer: NO_ANSWER,
+            ..DriverConfig::default()
+        };
+        Self {
+            name: name.to_owned(),
+            driver: ModemDriver::new(config, now),
+            modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
+        }
+    }
+}
+
 /// The whole relay on one clock (see the module comment).
 struct Sim {
     now: Instant,
@@ -124,8 +144,12 @@ struct Sim {
     next_port: u16,
     /// Drops this many of the caller's next ACKs.
     drop_acks: usize,
+    /// Lines whose modem is not there: opening it fails.
+    unplugged: Vec<String>,
     /// Every SIP datagram: when, from, first line.
     log: Vec<(Duration, SocketAddr, String)>,
+    /// The requests the relay sent, whole.
+    relay_requests: Vec<Request>,
     /// What the caller's UA said.
     events: Vec<UaEvent>,
     /// What the lines said (no audio) and were told (no audio).
@@ -155,6 +179,8 @@ fn config(lines: &[&str]) -> RelayConfig {
         international_prefix: "00".into(),
         no_answer_s: NO_ANSWER.as_secs(),
         rtcp_interval_ms: 1000,
+        rtp_timeout_s: RTP_TIMEOUT.as_secs(),
+        ice_connect_timeout_s: ICE_CONNECT.as_secs(),
     }
 }
 
@@ -174,22 +200,12 @@ impl Sim {
             SystemTime::UNIX_EPOCH,
             12,
         );
-        let driver_config = DriverConfig {
-            no_answer: NO_ANSWER,
-            ..DriverConfig::default()
-        };
         let mut sim = Self {
             now,
             start: now,
             gateway,
-            lines: lines
-                .iter()
-                .map(|name| SimLine {
-                    name: (*name).to_owned(),
-                    driver: ModemDriver::new(driver_config, now),
-                    modem: Emulator::new(Faults::default(), HANGS_UP_AFTER),
-                })
-                .collect(),
+            lines: lines.iter().map(|name| SimLine::new(name, now)).collect(),
+            unplugged: broken.iter().map(|name| (*name).to_owned()).collect(),
             caller: UserAgent::new(bound_endpoint(addr(CALLER), 13), UaConfig::default()),
             registrar: Registrar::new(addr(REGISTRAR), DOMAIN, "relay", "secret", 300),
             media: CallerMedia {
@@ -206,6 +222,7 @@ impl Sim {
             next_port: 40_000,
             drop_acks: 0,
             log: Vec::new(),
+            relay_requests: Vec::new(),
             events: Vec::new(),
             line_log: Vec::new(),
             sign: true,
@@ -254,6 +271,11 @@ impl Sim {
         for (from, t) in moving {
             let line = first_line(&t.bytes);
             self.log.push((self.elapsed(), from, line.clone()));
+            if from == addr(RELAY)
+                && let Ok(Message::Request(request)) = parse_sip(&t.bytes)
+            {
+                self.relay_requests.push(request);
+            }
             if line.starts_with("ACK") && from == addr(CALLER) && self.drop_acks > 0 {
                 self.drop_acks -= 1;
                 continue;
@@ -285,6 +307,16 @@ impl Sim {
                     }
                     if let Some(l) = self.lines.iter_mut().find(|l| l.name == line) {
                         l.driver.handle_command(self.now, command);
+                    }
+                }
+                Output::Reopen { line } => {
+                    self.line_log.push(format!("{line} reopened"));
+                    if self.unplugged.contains(&line) {
+                        let fault = LineEvent::Fault("no such device".into());
+                        self.gateway.handle_line_event(self.now, &line, fault);
+                    } else {
+                        self.lines.retain(|l| l.name != line);
+                        self.lines.push(SimLine::new(&line, self.now));
                     }
                 }
                 Output::BindMedia { call, rtcp } => {
@@ -429,6 +461,28 @@ impl Sim {
              a=rtcp-mux\r\n",
             addr(CALLER_RTP).port()
         );
+        self.call_offering(line, number, sdp)
+    }
+
+    /// A browser's WebRTC offer (str0m's), from a browser that never does ICE.
+    fn webrtc_offer(&self) -> String {
+        let mut browser = str0m::Rtc::builder().build(self.now);
+        let host = str0m::Candidate::host(addr(CALLER_RTP), "udp").unwrap();
+        browser.add_local_candidate(host);
+        let mut change = browser.sdp_api();
+        change.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, _pending) = change.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    /// A call with this SDP offer.
+    fn call_offering(&mut self, line: Option<&str>, number: &str, sdp: String) -> SessionId {
         let mut extra = Reply::default()
             .header(headers::NUMBER, number)
             .body(Body::sdp(sdp));
@@ -496,6 +550,19 @@ impl Sim {
             .and_then(|p| p.parse().ok())
             .expect("an m=audio line in the answer");
         self.media.sending = Some(SocketAddr::new(addr(RELAY).ip(), port));
+    }
+
+    /// The modem of `line` is pulled out: its port fails.
+    fn unplug(&mut self, line: &str) {
+        self.lines.retain(|l| l.name != line);
+        self.unplugged.push(line.to_owned());
+        let fault = LineEvent::Fault("serial port: device gone".into());
+        self.gateway.handle_line_event(self.now, line, fault);
+    }
+
+    /// The modem of `line` is back: the next retry opens it.
+    fn replug(&mut self, line: &str) {
+        self.unplugged.retain(|l| l != line);
     }
 
     /// Datagrams of the SIP log whose first line is `line`, from `from`: when.
