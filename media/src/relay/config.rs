@@ -2,7 +2,7 @@
 //! (each a modem on a serial device or the emulator, optionally with a sound
 //! card for the audio) and the call timings.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,12 @@ pub struct RelayConfig {
     pub no_answer_s: u64,
     /// Milliseconds between our RTCP reports on RTP/AVP calls (RFC 3550: 5 s).
     pub rtcp_interval_ms: u64,
+    /// The address(es) callers reach our media sockets at, when that is not the
+    /// address they are bound to (a relay behind 1:1 NAT, a cloud host's public
+    /// IP): each becomes an ICE host candidate of WebRTC calls (same port as the
+    /// socket), the first one the `c=` line of RTP/AVP calls. Empty: the bound
+    /// address.
+    pub advertise: Vec<IpAddr>,
 }
 
 impl Default for RelayConfig {
@@ -102,6 +108,7 @@ impl Default for RelayConfig {
             international_prefix: "00".into(),
             no_answer_s: 60,
             rtcp_interval_ms: 5000,
+            advertise: Vec::new(),
         }
     }
 }

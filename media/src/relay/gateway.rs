@@ -416,6 +416,7 @@ impl Gateway {
             rng: &mut self.rng,
             wallclock,
             rtcp_interval: Duration::from_millis(self.config.rtcp_interval_ms.max(1)),
+            advertise: &self.config.advertise,
         };
         handle(call, &mut env);
         let line = call.line().to_owned();

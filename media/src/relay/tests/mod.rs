@@ -150,6 +150,7 @@ fn config(lines: &[&str]) -> RelayConfig {
         international_prefix: "00".into(),
         no_answer_s: NO_ANSWER.as_secs(),
         rtcp_interval_ms: 1000,
+        advertise: Vec::new(),
     }
 }
 
