@@ -39,6 +39,10 @@
     return { iceServers: Array.isArray(grant.ice_servers) ? grant.ice_servers : [] };
   }
 
+  // No candidate pair works (ICE failed, or is still not connected this long
+  // after the answer): the call is reported and ended within 15 s.
+  const ICE_DEADLINE_MS = 12000;
+
   // The one place a call's RTCPeerConnection is made.
   function createPeerConnection(configuration) {
     return new RTCPeerConnection(configuration);
@@ -184,7 +188,10 @@
         token: grant.token,
         onState: (s) => (s === "ringing" || s === "in-call") && this.setState(s),
         onAnswer: (sdp) =>
-          pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message)),
+          pc
+            .setRemoteDescription({ type: "answer", sdp })
+            .then(() => this.watchIce(pc))
+            .catch((e) => this.fail("unsupported", e.message)),
         onEnd: (reason, status) => this.sipEnded(reason, status),
       });
       this.sip = sip;
@@ -196,8 +203,23 @@
       sip.invite(pc.localDescription.sdp);
     }
 
+    // Media must connect by ICE_DEADLINE_MS after the answer.
+    watchIce(pc) {
+      const connected = () => ["connected", "completed"].includes(pc.iceConnectionState);
+      pc.addEventListener("iceconnectionstatechange", () => pc.iceConnectionState === "failed" && this.noMedia());
+      this.iceTimer = setTimeout(() => connected() || this.noMedia(), ICE_DEADLINE_MS);
+    }
+
+    // No media path: reported as such, and the far end gets a BYE.
+    noMedia() {
+      const sip = this.sip;
+      this.fail("no-media", "no ICE candidate pair works (firewall or NAT)");
+      if (sip) sip.hangup();
+    }
+
     // How the SIP side ended -> ended or failed, with its reason.
     sipEnded(reason, status) {
+      if (this.state === "ended" || this.state === "failed") return;
       if (status && status >= 300 && status !== 487) {
         return this.fail(SIP_FAILURES[status] || "failed", reason);
       }
@@ -279,6 +301,7 @@
     cleanup() {
       this.stopRingback();
       clearInterval(this.qualityTimer);
+      clearTimeout(this.iceTimer);
       if (this.pc) this.pc.close();
       if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
       this.audio.srcObject = null;
