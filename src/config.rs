@@ -48,6 +48,9 @@ pub struct WebConfig {
     /// Delivery of billing webhooks.
     #[serde(default)]
     pub webhooks: offhook_web::WebhookConfig,
+    /// STUN/TURN servers for browsers (`[web.ice]`).
+    #[serde(default)]
+    pub ice: offhook_web::IceConfig,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
                 sip_ws_url: "ws://127.0.0.1:5066".to_owned(),
                 start_page_tenant: None,
                 webhooks: offhook_web::WebhookConfig::default(),
+                ice: offhook_web::IceConfig::default(),
             },
             signaling: Default::default(),
             media: Default::default(),

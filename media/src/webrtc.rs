@@ -9,6 +9,13 @@
 //! audio goes through the same adaptive jitter buffer as RTP/AVP legs; a gap in the
 //! browser's sequence numbers is concealed by the Opus decoder (its in-band FEC
 //! for the packet just before the one that arrived, its PLC for earlier ones).
+//!
+//! Reachability: our host candidates are the relay's advertised addresses
+//! (`RelayConfig::advertise`, its public IPs behind 1:1 NAT) at the socket's port,
+//! and a datagram is handed to ICE as sent to the advertised address of its
+//! family. As an ICE-lite agent we gather nothing; a browser behind NAT or a
+//! UDP-blocking firewall reaches us from its server-reflexive or TURN relayed
+//! address, which ICE-lite accepts as a peer-reflexive candidate.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -58,6 +65,8 @@ pub enum WebRtcError {
 pub struct WebRtcPeer {
     rtc: Rtc,
     local: SocketAddr,
+    /// Our host candidates (never empty).
+    candidates: Vec<SocketAddr>,
     mid: Option<Mid>,
     decoder: Decoder,
     encoder: Encoder,
@@ -102,9 +111,15 @@ impl std::fmt::Debug for WebRtcPeer {
 }
 
 impl WebRtcPeer {
-    /// Accepts a browser's offer for media on `local` (a bound UDP socket); returns
-    /// the peer and the SDP answer.
-    pub fn accept(now: Instant, offer: &str, local: SocketAddr) -> Result<(Self, String), WebRtcError> {
+    /// Accepts a browser's offer for media on `local` (a bound UDP socket) that
+    /// browsers reach at `advertised` (`local` itself when empty); returns the
+    /// peer and the SDP answer.
+    pub fn accept(
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+        advertised: &[SocketAddr],
+    ) -> Result<(Self, String), WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
@@ -122,8 +137,15 @@ impl WebRtcPeer {
                 .add_config(Pt::from(pt), None, Codec::Tele, rate, None, params);
         }
         let mut rtc = config.build(now);
-        let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let candidates = match advertised {
+            [] => vec![local],
+            some => some.to_vec(),
+        };
+        for &addr in &candidates {
+            let candidate =
+                Candidate::host(addr, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -137,6 +159,7 @@ impl WebRtcPeer {
         let mut peer = Self {
             rtc,
             local,
+            candidates,
             mid: None,
             decoder,
             encoder,
@@ -250,10 +273,17 @@ impl WebRtcPeer {
     /// A datagram from the browser arrived on our socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Ok(contents) = bytes.try_into() else { return };
+        // A NAT in front of us hides which advertised address the browser used;
+        // any of its family names the one socket we have.
+        let destination = self
+            .candidates
+            .iter()
+            .find(|c| c.is_ipv4() == from.is_ipv4())
+            .unwrap_or(&self.local);
         let receive = Receive {
             proto: Protocol::Udp,
             source: from,
-            destination: self.local,
+            destination: *destination,
             contents,
         };
         if self.rtc.handle_input(Input::Receive(now, receive)).is_ok() {
@@ -475,7 +505,7 @@ mod tests {
         let mut change = rtc.sdp_api();
         let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = change.apply().unwrap();
-        let (peer, answer) = WebRtcPeer::accept(now, &offer.to_sdp_string(), peer_addr).unwrap();
+        let (peer, answer) = WebRtcPeer::accept(now, &offer.to_sdp_string(), peer_addr, &[]).unwrap();
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();
@@ -644,5 +674,92 @@ mod tests {
         // The tone never drops out: concealment fills each gap.
         let quiet = frames[50..].iter().filter(|f| rms(f) < 1000.0).count();
         assert_eq!(quiet, 0, "frames with the tone gone");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "a test's clock starts at the real now")]
+mod nat_tests {
+    //! The relay behind a 1:1 NAT: a full-ICE str0m browser reaches it at its
+    //! advertised address.
+
+    use std::time::Duration;
+
+    use str0m::media::{Direction, MediaKind};
+
+    use super::*;
+
+    const BOUND: &str = "10.0.0.2:40000";
+    const PUBLIC: &str = "203.0.113.7:40000";
+    const BROWSER: &str = "198.51.100.9:50000";
+
+    /// A full-ICE str0m agent standing in for the browser, and its offer.
+    fn browser(now: Instant) -> (Rtc, str0m::change::SdpPendingOffer, String) {
+        let mut rtc = RtcConfig::new().build(now);
+        let addr: SocketAddr = BROWSER.parse().unwrap();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        // A change was just made: apply() has an offer.
+        let (offer, pending) = api.apply().unwrap();
+        (rtc, pending, offer.to_sdp_string())
+    }
+
+    #[test]
+    fn behind_nat_the_answer_names_the_public_address_and_ice_connects_through_it() {
+        let mut now = Instant::now();
+        let (mut browser, pending, offer) = browser(now);
+        let (bound, public) = (BOUND.parse().unwrap(), PUBLIC.parse().unwrap());
+        let (mut relay, answer) = WebRtcPeer::accept(now, &offer, bound, &[public]).unwrap();
+        assert!(answer.contains("203.0.113.7 40000 typ host"), "{answer}");
+        assert!(!answer.contains("10.0.0.2"), "{answer}");
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+        browser.sdp_api().accept_answer(pending, answer).unwrap();
+
+        // The NAT: the browser sends to the public address, the relay's socket
+        // sees it arrive on the bound one; replies leave from the bound address
+        // and reach the browser from the public one.
+        let mut browser_connected = false;
+        for _ in 0..2000 {
+            let deadline = loop {
+                match browser.poll_output().unwrap() {
+                    Output::Timeout(at) => break at,
+                    Output::Transmit(t) => {
+                        assert_eq!(t.destination, public, "the browser only knows the public address");
+                        relay.handle_datagram(now, t.source, &t.contents);
+                    }
+                    Output::Event(Event::Connected) => browser_connected = true,
+                    Output::Event(_) => {}
+                }
+            };
+            while let Some((to, bytes)) = relay.poll_transmit() {
+                let receive = Receive {
+                    proto: Protocol::Udp,
+                    source: public,
+                    destination: to,
+                    contents: bytes.as_slice().try_into().unwrap(),
+                };
+                browser.handle_input(Input::Receive(now, receive)).unwrap();
+            }
+            if browser_connected && relay.is_connected() {
+                return;
+            }
+            let next = relay.poll_timeout().map_or(deadline, |r| r.min(deadline));
+            now = next.max(now + Duration::from_millis(1));
+            browser.handle_input(Input::Timeout(now)).unwrap();
+            relay.handle_timeout(now);
+        }
+        panic!(
+            "no connection through the NAT: browser {browser_connected}, relay {}",
+            relay.is_connected()
+        );
+    }
+
+    #[test]
+    fn without_public_addresses_the_bound_one_is_the_candidate() {
+        let now = Instant::now();
+        let (_browser, _pending, offer) = browser(now);
+        let (_relay, answer) = WebRtcPeer::accept(now, &offer, BOUND.parse().unwrap(), &[]).unwrap();
+        assert!(answer.contains("10.0.0.2 40000 typ host"), "{answer}");
     }
 }

@@ -1,7 +1,8 @@
 // Real-browser click-to-call: headless Chromium with a fake microphone playing a
 // tone WAV opens the demo page, clicks the call icon, waits for the call to be
 // up, measures what comes back from the far end (WebAudio analyser on the remote
-// stream), hangs up, and prints a JSON report on stdout.
+// stream), reads the media path (selected ICE candidate pair), hangs up, and
+// prints a JSON report on stdout.
 // usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed]
 import { launch } from "./launch.mjs";
 
@@ -101,6 +102,21 @@ try {
         }
       });
       return codecs;
+    }, widget);
+    // The media path: the selected candidate pair's local and remote types
+    // (host, srflx, prflx, relay) and the TURN transport when relayed.
+    report.path = await page.evaluate(async (find) => {
+      const stats = await eval(find).pc.getStats();
+      let path = null;
+      stats.forEach((s) => {
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          const local = stats.get(pair.localCandidateId);
+          const remote = stats.get(pair.remoteCandidateId);
+          path = { local: local.candidateType, remote: remote.candidateType, relayProtocol: local.relayProtocol || null };
+        }
+      });
+      return path;
     }, widget);
     await host.locator("button.hangup").click();
     await page.waitForFunction((find) => eval(find).state === "ended", widget, { timeout: 10000 });

@@ -51,8 +51,8 @@ pub async fn node(script: &str, args: &[&str]) -> Value {
 ///
 /// # Panics
 /// As [`node`].
-pub async fn node_in(network: &crate::netns::LossyNetwork, script: &str, args: &[&str]) -> Value {
-    node_with(network.command("node"), script, args).await
+pub async fn node_in(network: &impl crate::netns::Namespace, script: &str, args: &[&str]) -> Value {
+    node_with(network.command(std::path::Path::new("node")), script, args).await
 }
 
 async fn node_with(mut command: tokio::process::Command, script: &str, args: &[&str]) -> Value {

@@ -172,8 +172,8 @@ impl Offhook {
     }
 
     /// Starts a long-running command inside `network`.
-    pub fn spawn_in(&self, network: &netns::LossyNetwork, args: &[&str], envs: &[(&str, &str)]) -> Running {
-        Self::started(self.configured(network.command(offhook_bin()), args), envs)
+    pub fn spawn_in(&self, network: &impl netns::Namespace, args: &[&str], envs: &[(&str, &str)]) -> Running {
+        Self::started(self.configured(network.command(&offhook_bin()), args), envs)
     }
 
     fn started(mut command: Command, envs: &[(&str, &str)]) -> Running {

@@ -6,6 +6,18 @@
 
 use std::process::Command;
 
+/// A place processes can be started in (a network namespace).
+pub trait Namespace {
+    /// A command running `program` inside the namespace.
+    fn command(&self, program: &std::path::Path) -> tokio::process::Command;
+}
+
+impl Namespace for LossyNetwork {
+    fn command(&self, program: &std::path::Path) -> tokio::process::Command {
+        LossyNetwork::command(self, program)
+    }
+}
+
 /// The namespace; deleted on drop.
 #[derive(Debug)]
 pub struct LossyNetwork {

@@ -40,6 +40,10 @@
     return { iceServers: Array.isArray(grant.ice_servers) ? grant.ice_servers : [] };
   }
 
+  // No candidate pair works (ICE failed, or is still not connected this long
+  // after the answer): the call is reported and ended within 15 s.
+  const ICE_DEADLINE_MS = 12000;
+
   // The one place a call's RTCPeerConnection is made.
   function createPeerConnection(configuration) {
     return new RTCPeerConnection(configuration);
@@ -187,7 +191,10 @@
         token: grant.token,
         onState: (s) => (s === "ringing" || s === "in-call") && this.setState(s),
         onAnswer: (sdp) =>
-          pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message)),
+          pc
+            .setRemoteDescription({ type: "answer", sdp })
+            .then(() => this.watchIce(pc))
+            .catch((e) => this.fail("unsupported", e.message)),
         // Early media (183 with SDP): the line's own ringback, busy tone or
         // announcement plays from now; the same answer comes again with the 200.
         onEarlyMedia: (sdp) => {
@@ -206,8 +213,23 @@
       sip.invite(pc.localDescription.sdp);
     }
 
+    // Media must connect by ICE_DEADLINE_MS after the answer.
+    watchIce(pc) {
+      const connected = () => ["connected", "completed"].includes(pc.iceConnectionState);
+      pc.addEventListener("iceconnectionstatechange", () => pc.iceConnectionState === "failed" && this.noMedia());
+      this.iceTimer = setTimeout(() => connected() || this.noMedia(), ICE_DEADLINE_MS);
+    }
+
+    // No media path: reported as such, and the far end gets a BYE.
+    noMedia() {
+      const sip = this.sip;
+      this.fail("no-media", "no ICE candidate pair works (firewall or NAT)");
+      if (sip) sip.hangup();
+    }
+
     // How the SIP side ended -> ended or failed, with its reason.
     sipEnded(reason, status, why) {
+      if (this.state === "ended" || this.state === "failed") return;
       this.why = why;
       if (status && status >= 300 && status !== 487) {
         return this.fail(SIP_FAILURES[status] || "failed", reason);
@@ -290,6 +312,7 @@
     cleanup() {
       this.stopRingback();
       clearInterval(this.qualityTimer);
+      clearTimeout(this.iceTimer);
       if (this.pc) this.pc.close();
       if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
       this.audio.srcObject = null;

@@ -6,7 +6,8 @@
 //! number: signaling dials the icon's number from the directory. Also the public
 //! icon info the widget shows before any click (`GET /api/v1/icons/{public_id}`):
 //! label, whether it is enabled, open (its hours and next opening) and allowed
-//! on the asking page.
+//! on the asking page. A grant also names the STUN/TURN servers the widget
+//! gathers candidates with, TURN with credentials short-lived like the token.
 //!
 //! CORS: the info is public (`*`). A grant carries `Access-Control-Allow-Origin`
 //! only for an allowed origin (nothing else ever gets one). A refusal carries
@@ -31,7 +32,7 @@ use offhook_directory::limits::{CallLimits, Refusal, source_share};
 use offhook_directory::{DirectoryError, Icon, Scope};
 use serde::Serialize;
 
-use crate::AppState;
+use crate::{AppState, IceServer};
 
 /// How long a call token stays valid.
 pub const TOKEN_LIFETIME_MS: i64 = 3 * 60 * 1000;
@@ -52,6 +53,9 @@ pub struct CallGrantResponse {
     pub domain: String,
     /// Seconds the token stays valid.
     pub expires_in: i64,
+    /// `RTCConfiguration.iceServers`: STUN, and TURN with credentials that
+    /// expire (`[web.ice]`); empty when none is configured.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Why a click was refused: a stable code the widget translates, and words.
@@ -234,8 +238,10 @@ async fn grant(
         tracing::error!(%err, "click API: tenant lookup failed");
         refuse(RefusalCode::Unavailable, "Calls are unavailable right now.")
     })?;
-    let expires_at = chrono::Utc::now().timestamp_millis() + TOKEN_LIFETIME_MS;
+    let now = chrono::Utc::now();
+    let expires_at = now.timestamp_millis() + TOKEN_LIFETIME_MS;
     Ok(CallGrantResponse {
+        ice_servers: state.ice.for_grant(now.timestamp(), &icon.public_id),
         token: call_tokens::sign(&state.call_token_secret, &icon.public_id, expires_at),
         ws_url: state.sip_ws_url.clone(),
         target: format!("sip:{}@{}", icon.public_id, tenant.sip_domain),

@@ -8,12 +8,14 @@
 mod admin;
 mod admin_ui;
 mod click;
+pub mod ice;
 mod metrics;
 mod pages;
 pub mod webhook_delivery;
 mod widget;
 
 pub use click::{CallGrantResponse, TOKEN_LIFETIME_MS};
+pub use ice::{IceConfig, IceServer, IceServers};
 pub use webhook_delivery::WebhookConfig;
 
 use std::future::Future;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub start_page_tenant: Option<String>,
     /// Webhook settings (what URLs tenant admins may set).
     pub webhooks: WebhookConfig,
+    /// STUN/TURN servers handed to the widget with each grant.
+    pub ice: Arc<IceServers>,
 }
 
 impl AppState {
@@ -67,12 +71,19 @@ impl AppState {
             click_limiter: Arc::default(),
             start_page_tenant: None,
             webhooks: WebhookConfig::default(),
+            ice: Arc::default(),
         })
     }
 
     /// Shows `tenant`'s enabled icons on the start page.
     pub fn with_start_page_tenant(mut self, tenant: Option<String>) -> Self {
         self.start_page_tenant = tenant;
+        self
+    }
+
+    /// Hands browsers these STUN/TURN servers.
+    pub fn with_ice(mut self, ice: &IceConfig) -> Self {
+        self.ice = Arc::new(IceServers::new(ice));
         self
     }
 

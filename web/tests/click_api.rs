@@ -57,6 +57,36 @@ async fn click(state: &AppState, icon: &str, origin: Option<&str>, peer: [u8; 4]
 }
 
 #[tokio::test]
+async fn a_grant_carries_turn_credentials_that_expire_with_the_ttl() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let state = setup(&db).await.with_ice(&offhook_web::IceConfig {
+            stun: vec!["stun:turn.shop.example:3478".into()],
+            turn: vec!["turn:turn.shop.example:3478?transport=tcp".into()],
+            turn_secret: Some("coturn-shared-secret".into()),
+            credential_ttl_s: 600,
+        });
+        let before = chrono::Utc::now().timestamp();
+        let (status, body) = click(&state, "shop-sales", Some(ORIGIN), [10, 0, 0, 1]).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let servers = body["ice_servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 2, "{body}");
+        assert_eq!(servers[0]["urls"][0], "stun:turn.shop.example:3478");
+        let turn = &servers[1];
+        assert_eq!(turn["urls"][0], "turn:turn.shop.example:3478?transport=tcp");
+        let username = turn["username"].as_str().unwrap();
+        let (expiry, id) = username.split_once(':').unwrap();
+        let expiry: i64 = expiry.parse().unwrap();
+        assert!((before + 600..=chrono::Utc::now().timestamp() + 600).contains(&expiry));
+        assert_eq!(id, "shop-sales");
+        let secret = offhook_vocab::Secret::new("coturn-shared-secret");
+        let (_, password) = offhook_web::ice::turn_credentials(&secret, expiry, id);
+        assert_eq!(turn["credential"], password.as_str());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn grants_a_token_for_the_icon_not_a_number() {
     for backend in backends() {
         let db = TestDb::new(backend).await;

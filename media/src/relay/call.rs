@@ -14,7 +14,7 @@
 //! the caller cancelled (the SIP layer answered 487). Every way out of the call
 //! gives the line back: idle once on hook, or faulty with the reason.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use offhook_sip::message::{Method, Request};
@@ -41,6 +41,20 @@ pub struct MediaAddrs {
     pub rtp: SocketAddr,
     /// The RTCP socket of an RTP/AVP call without `rtcp-mux`.
     pub rtcp: Option<SocketAddr>,
+}
+
+impl MediaAddrs {
+    /// Where callers reach the RTP socket: each public address at the socket's
+    /// port, or the socket's own address when there is none. Never empty.
+    pub fn advertised(&self, public: &[IpAddr]) -> Vec<SocketAddr> {
+        match public {
+            [] => vec![self.rtp],
+            ips => ips
+                .iter()
+                .map(|&ip| SocketAddr::new(ip, self.rtp.port()))
+                .collect(),
+        }
+    }
 }
 
 /// The caller's offer, checked: what the leg is built from once bound.
@@ -119,6 +133,8 @@ pub(crate) struct Env<'a> {
     pub(crate) rtcp_interval: Duration,
     /// The media liveness bounds of answered calls.
     pub(crate) timeouts: Timeouts,
+    /// The relay's public addresses (`RelayConfig::advertise`).
+    pub(crate) advertise: &'a [IpAddr],
 }
 
 /// Waiting for the media socket(s).
@@ -427,8 +443,9 @@ impl Binding {
                 return refuse(env, 503, "No media port".into());
             }
         };
+        let advertised = addrs.advertised(env.advertise);
         let (leg, answer): (Box<dyn MediaLeg>, String) = match self.offer {
-            Offer::WebRtc(offer) => match WebRtcPeer::accept(now, &offer, addrs.rtp) {
+            Offer::WebRtc(offer) => match WebRtcPeer::accept(now, &offer, addrs.rtp, &advertised) {
                 Ok((peer, answer)) => (Box::new(peer), answer),
                 Err(err) => return refuse(env, 488, err.to_string()),
             },
@@ -436,7 +453,8 @@ impl Binding {
                 let session = u64::from(env.rng.random_range(1..1_000_000_000u32));
                 let rtcp_port = addrs.rtcp.unwrap_or(addrs.rtp).port();
                 let leg = RtpLeg::new(&negotiated, now, env.wallclock, env.rtcp_interval, env.rng);
-                let answer = sdp::answer(&negotiated, addrs.rtp, rtcp_port, session);
+                // advertised() is never empty: it falls back to the bound address.
+                let answer = sdp::answer(&negotiated, advertised[0], rtcp_port, session);
                 (Box::new(leg), answer)
             }
         };

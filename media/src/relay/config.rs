@@ -2,7 +2,7 @@
 //! (each a modem on a serial device or the emulator, optionally with a sound
 //! card for the audio) and the call timings.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,6 +120,12 @@ pub struct RelayConfig {
     /// Seconds a WebRTC call's ICE may take to connect after the answer before
     /// it ends `no-audio-path` (10).
     pub ice_connect_timeout_s: u64,
+    /// The address(es) callers reach our media sockets at, when that is not the
+    /// address they are bound to (a relay behind 1:1 NAT, a cloud host's public
+    /// IP): each becomes an ICE host candidate of WebRTC calls (same port as the
+    /// socket), the first one the `c=` line of RTP/AVP calls. Empty: the bound
+    /// address.
+    pub advertise: Vec<IpAddr>,
 }
 
 impl Default for RelayConfig {
@@ -141,6 +147,7 @@ impl Default for RelayConfig {
             rtcp_interval_ms: 5000,
             rtp_timeout_s: 20,
             ice_connect_timeout_s: 10,
+            advertise: Vec::new(),
         }
     }
 }

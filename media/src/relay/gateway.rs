@@ -443,6 +443,7 @@ impl Gateway {
                 rtp: Duration::from_secs(self.config.rtp_timeout_s.max(1)),
                 ice_connect: Duration::from_secs(self.config.ice_connect_timeout_s.max(1)),
             },
+            advertise: &self.config.advertise,
         };
         handle(call, &mut env);
         let line = call.line().to_owned();

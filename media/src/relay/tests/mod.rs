@@ -181,6 +181,7 @@ fn config(lines: &[&str]) -> RelayConfig {
         rtcp_interval_ms: 1000,
         rtp_timeout_s: RTP_TIMEOUT.as_secs(),
         ice_connect_timeout_s: ICE_CONNECT.as_secs(),
+        advertise: Vec::new(),
     }
 }
 
