@@ -8,7 +8,10 @@
 //! candidate with credentials from the click API), the third is told within
 //! 15 s that no audio path works, and its call ends. Needs root; skipped, with
 //! a message, where `ip netns add` is refused.
-#![allow(clippy::disallowed_methods, reason = "an edge: it reads the real clock and the OS generator")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an edge: it reads the real clock and the OS generator"
+)]
 
 use std::path::Path;
 use std::process::Command;

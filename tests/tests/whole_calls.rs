@@ -20,6 +20,18 @@ async fn world(lines: &[&str]) -> World {
     World::new(lines, SignalingConfig::default()).await
 }
 
+/// The caller hangs up: the call ends `normal` and line-1 is idle again.
+async fn hang_up_normally(w: &mut World, session: offhook_sip::ua::SessionId) {
+    w.media.sending = None;
+    w.caller
+        .bye(w.now, session, &Reply::default())
+        .expect("in a dialog");
+    w.run(2 * SECOND).await;
+    assert!(w.ended(session));
+    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}
+
 #[tokio::test]
 async fn a_click_reaches_the_echo_the_tone_comes_back_and_the_cdr_is_answered_then_normal() {
     let mut w = world(&["line-1"]).await;
@@ -357,14 +369,7 @@ async fn keys_go_both_ways_a_callers_event_reaches_the_line_and_the_far_ends_com
         "the far end's key came back as {events} telephone-event packets"
     );
 
-    w.media.sending = None;
-    w.caller
-        .bye(w.now, session, &Reply::default())
-        .expect("in a dialog");
-    w.run(2 * SECOND).await;
-    assert!(w.ended(session));
-    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
-    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    hang_up_normally(&mut w, session).await;
 }
 
 #[tokio::test]
@@ -405,13 +410,7 @@ async fn a_key_sent_by_sip_info_is_accepted_and_played_into_the_line() {
     assert_eq!(answers, [200, 200, 415]);
     assert_eq!(w.relay.lines[0].modem.far_end_heard(), ['7', '#']);
 
-    w.caller
-        .bye(w.now, session, &Reply::default())
-        .expect("in a dialog");
-    w.run(2 * SECOND).await;
-    assert!(w.ended(session));
-    assert_eq!(w.cdrs().await[0].hangup_cause, Some(HangupCause::Normal));
-    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    hang_up_normally(&mut w, session).await;
 }
 
 #[tokio::test]
