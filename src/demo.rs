@@ -256,7 +256,7 @@ fn publish_signaling(config: &Config, directory: &Directory, server: &Server) ->
 }
 
 /// `offhook media`: the relay and its lines until stopped. It uses the directory
-/// only to publish its media counters.
+/// only to publish its media counters and what its modems say of its lines.
 pub async fn run_media(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let relay = start_media(config.media.clone()).await?;
@@ -268,10 +268,14 @@ pub async fn run_media(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Publishes the relay's media counters under its name.
-fn publish_media(name: &str, directory: &Directory, relay: &Relay) -> publish::Publisher {
-    let stats = Arc::clone(&relay.stats);
-    publish::spawn(directory.clone(), name.to_owned(), move || stats.metric_values())
+/// Publishes the relay's media counters under its name, and mirrors its lines'
+/// states (faulty or working) into the directory.
+fn publish_media(name: &str, directory: &Directory, relay: &Relay) -> [publish::Publisher; 2] {
+    let (stats, lines) = (Arc::clone(&relay.stats), Arc::clone(&relay.stats));
+    [
+        publish::spawn(directory.clone(), name.to_owned(), move || stats.metric_values()),
+        publish::mirror_lines(directory.clone(), name.to_owned(), move || lines.line_states()),
+    ]
 }
 
 async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {

@@ -143,6 +143,9 @@ fn device_path(value: &str) -> Result<String> {
     }
 }
 
+/// How a fault the relay reported begins (see [`Directory::mirror_relay_line`]).
+const RELAY_FAULT: &str = "relay: ";
+
 impl Directory {
     /// Creates a relay.
     pub async fn create_relay(&self, new: NewRelay) -> Result<Relay> {
@@ -363,6 +366,43 @@ impl Directory {
             return Err(DirectoryError::not_found("line", line_id));
         }
         Ok(())
+    }
+
+    /// For the relay owning `line` (by name): mirrors what its modem says, where
+    /// no call holds the line. `Some(why)`: the modem is faulty, the line goes to
+    /// `fault` with the reason (`relay: …`); `None`: it works, a line the relay
+    /// had put in `fault` goes back to `idle` (one an operator put there stays).
+    /// True when the line changed. (A line a node holds is the node's:
+    /// its call ends `line-fault` and frees it, and the next mirror marks it.)
+    pub async fn mirror_relay_line(
+        &self,
+        relay: &str,
+        line: &str,
+        fault: Option<&str>,
+        at: i64,
+    ) -> Result<bool> {
+        // $1 the reason (NULL: it works), $2 when, $3 the line, $4 its relay.
+        let why: Option<String> = fault.map(|why| {
+            let why: String = why.chars().filter(|c| !c.is_control()).take(290).collect();
+            format!("{RELAY_FAULT}{why}")
+        });
+        let sql = if why.is_some() {
+            "UPDATE lines SET state = 'fault', fault_reason = $1, state_changed_at = $2 \
+             WHERE name = $3 AND relay_id = (SELECT id FROM relays WHERE name = $4) \
+             AND owner_id IS NULL AND state <> 'fault'"
+        } else {
+            "UPDATE lines SET state = 'idle', fault_reason = $1, state_changed_at = $2 \
+             WHERE name = $3 AND relay_id = (SELECT id FROM relays WHERE name = $4) \
+             AND owner_id IS NULL AND state = 'fault' AND fault_reason LIKE 'relay: %'"
+        };
+        let done = sqlx::query(sql)
+            .bind(why)
+            .bind(at)
+            .bind(line)
+            .bind(relay)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// An operator's reset of a line no live call holds (no owner, or `owner`

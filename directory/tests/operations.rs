@@ -797,3 +797,72 @@ async fn delete_impact_counts_what_goes_and_line_diagnostics_say_why() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_relay_mirrors_its_modems_faults_where_no_call_holds_the_line() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let d = &db.directory;
+        tenant(d, "acme").await;
+        let line = |name: &str| NewLine {
+            name: name.into(),
+            relay: "relay-1".into(),
+            tenant: None,
+            device_path: "/dev/ttyACM0".into(),
+            kind: LineKind::Modem,
+        };
+        d.create_line(line("line-1")).await.unwrap();
+        d.create_line(line("line-2")).await.unwrap();
+
+        // Faulty: fault with the modem's reason, once.
+        assert!(
+            d.mirror_relay_line("relay-1", "line-1", Some("no such device"), 1_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !d.mirror_relay_line("relay-1", "line-1", Some("no such device"), 2_000)
+                .await
+                .unwrap()
+        );
+        let faulty = d.line("line-1").await.unwrap();
+        assert_eq!(faulty.state, LineState::Fault);
+        assert_eq!(faulty.fault_reason.as_deref(), Some("relay: no such device"));
+        // Another relay's name changes nothing.
+        assert!(
+            !d.mirror_relay_line("relay-2", "line-2", Some("x"), 2_000)
+                .await
+                .unwrap()
+        );
+        // Working again: idle, reason gone.
+        assert!(
+            d.mirror_relay_line("relay-1", "line-1", None, 3_000)
+                .await
+                .unwrap()
+        );
+        let healed = d.line("line-1").await.unwrap();
+        assert_eq!((healed.state, healed.fault_reason), (LineState::Idle, None));
+        // A fault an operator set stays until the operator lifts it.
+        d.set_line_fault(&healed.id, "maintenance", 4_000).await.unwrap();
+        assert!(
+            !d.mirror_relay_line("relay-1", "line-1", None, 5_000)
+                .await
+                .unwrap()
+        );
+        assert_eq!(d.line("line-1").await.unwrap().state, LineState::Fault);
+        // A line a node holds is the node's.
+        let owner = d
+            .start_owner("node-a", 5_000, std::time::Duration::from_secs(20))
+            .await
+            .unwrap();
+        let line_2 = d.line("line-2").await.unwrap();
+        assert!(d.call_writer(&owner).claim_line(&line_2.id).await);
+        assert!(
+            !d.mirror_relay_line("relay-1", "line-2", Some("gone"), 6_000)
+                .await
+                .unwrap()
+        );
+        assert_eq!(d.line("line-2").await.unwrap().state, LineState::Dialing);
+        db.finish().await;
+    }
+}

@@ -20,7 +20,14 @@ use serde_json::Value;
 async fn admin_ui_runs_the_directory_calls_and_billing_hooks() {
     npm_ci();
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let demo = offhook.demo(&[]).await;
+    // The UI's requests stay open to be seen (carrying them out is
+    // `whole_calls`' part), and the held call may be silent meanwhile.
+    let demo = offhook
+        .demo(&[
+            ("OFFHOOK_SIGNALING__OPERATOR_POLL_MS", "0"),
+            ("OFFHOOK_MEDIA__RTP_TIMEOUT_S", "600"),
+        ])
+        .await;
     let run = |args: &'static [&'static str]| offhook.run(args);
     for args in [
         &[

@@ -533,7 +533,8 @@ impl Gateway {
     /// The lines' states into the metrics.
     fn publish_lines(&self) {
         for (name, status) in self.lines.all() {
-            self.stats.set_line_state(name, status.state);
+            self.stats
+                .set_line_state(name, status.state, status.fault.as_deref());
         }
     }
 }

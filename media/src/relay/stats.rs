@@ -8,8 +8,8 @@
 //! state (idle, dialing, in call, fault, offline) is a gauge per state.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use offhook_vocab::LineState;
 
@@ -44,6 +44,8 @@ pub struct RelayStats {
     depth_ms: HashMap<String, AtomicU64>,
     /// Each line's state, as its index in [`LineState::ALL`].
     states: HashMap<String, AtomicUsize>,
+    /// Why each faulty line is faulty.
+    faults: Mutex<HashMap<String, String>>,
     cards: Vec<(String, Arc<CardCounters>)>,
 }
 
@@ -69,11 +71,44 @@ impl RelayStats {
         }
     }
 
-    /// `line` is in `state` now.
-    pub(crate) fn set_line_state(&self, line: &str, state: LineState) {
+    /// `line` is in `state` now (`fault`: why, when faulty).
+    pub(crate) fn set_line_state(&self, line: &str, state: LineState, fault: Option<&str>) {
         if let Some(slot) = self.states.get(line) {
             slot.store(state_index(state), Ordering::Relaxed);
         }
+        let mut faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (state, fault) {
+            (LineState::Fault, Some(why)) => {
+                faults.insert(line.to_owned(), why.to_owned());
+            }
+            _ => {
+                faults.remove(line);
+            }
+        }
+    }
+
+    /// Each line's state now, with why it is faulty (for the directory).
+    pub fn line_states(&self) -> Vec<(String, LineState, Option<String>)> {
+        let faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut states: Vec<_> = self
+            .states
+            .iter()
+            .map(|(line, slot)| {
+                let state = LineState::ALL
+                    .get(slot.load(Ordering::Relaxed))
+                    .copied()
+                    .unwrap_or(LineState::Offline);
+                (line.clone(), state, faults.get(line).cloned())
+            })
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
     }
 
     /// With the sound cards of these lines.
@@ -222,7 +257,7 @@ mod tests {
             60
         )));
         stats.call_ended("line-1");
-        stats.set_line_state("line-1", LineState::Fault);
+        stats.set_line_state("line-1", LineState::Fault, Some("no modem"));
         let values = stats.metric_values();
         let state = |s: &str| {
             values

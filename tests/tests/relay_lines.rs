@@ -1,0 +1,71 @@
+//! A relay started with one good and one broken modem (its serial device does
+//! not exist), through the real `offhook demo`: the relay starts and serves the
+//! good line; the broken one is `fault` in the directory with the modem's
+//! reason (mirrored by the relay, within seconds), so no call is routed to it;
+//! an operator's reset puts it back to `idle`, and the relay marks it `fault`
+//! again, since its modem is still missing.
+
+use std::time::Duration;
+
+use offhook_directory::testing::Backend;
+use offhook_directory::{Line, LineState};
+use offhook_tests::Offhook;
+use offhook_tests::ua::{TestUa, click};
+use tokio::net::UdpSocket;
+
+const LINES: &str = r#"[{ name = "demo-line-1", device = "emulated" }, { name = "broken-line", device = { serial = "/dev/offhook-no-such-modem" } }]"#;
+
+async fn line(offhook: &Offhook, name: &str) -> Line {
+    offhook.db.directory.line(name).await.expect("the line")
+}
+
+/// Polls until the line is in `state` (the relay mirrors every 5 s).
+async fn wait_for_state(offhook: &Offhook, name: &str, state: LineState) -> Line {
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = line(offhook, name).await;
+        if now.state == state {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{name} never became {state}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_broken_modem_is_a_fault_line_in_the_directory_and_the_good_one_takes_calls() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let demo = offhook.demo(&[("OFFHOOK_MEDIA__LINES", LINES)]).await;
+
+    let broken = wait_for_state(&offhook, "broken-line", LineState::Fault).await;
+    let reason = broken.fault_reason.unwrap_or_default();
+    assert!(!reason.is_empty(), "the modem's reason is kept");
+    eprintln!("broken-line: fault ({reason})");
+    assert_eq!(line(&offhook, "demo-line-1").await.state, LineState::Idle);
+
+    // Calls go to the good line.
+    let mut ua = TestUa::bind().await;
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let grant = click(&demo.web, "demo-echo").await;
+    let call = ua.call(demo.sip_udp, &grant, rtp.local_addr().unwrap()).await;
+    assert_eq!(call.status, 200, "{call:?}");
+    wait_for_state(&offhook, "demo-line-1", LineState::InCall).await;
+    assert_eq!(ua.hang_up(call.session).await.status, 200);
+
+    // An operator's reset sets it idle; the relay, whose modem is still
+    // missing, marks it faulty again.
+    let reset = offhook.run(&["directory", "line", "reset", "broken-line"]).await;
+    assert!(reset.status.success(), "{reset:?}");
+    wait_for_state(&offhook, "broken-line", LineState::Idle).await;
+    wait_for_state(&offhook, "broken-line", LineState::Fault).await;
+    assert_eq!(
+        wait_for_state(&offhook, "demo-line-1", LineState::Idle)
+            .await
+            .state,
+        LineState::Idle
+    );
+    demo.running.stop().await;
+}
