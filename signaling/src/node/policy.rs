@@ -25,6 +25,9 @@ pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
         Lookup::Unknown(query) => return Step::Need(query),
         Lookup::Missing => DestinationPolicy::default(),
     };
+    // Who calls through what, for the security log of a refusal.
+    let icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str());
+    let account = routed.caller.as_ref().map_or("", |a| a.username.as_str());
     if let Target::Number(number) = &routed.target
         && let Err(denied) = policy.check(number)
     {
@@ -32,8 +35,8 @@ pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
             target: "offhook::security",
             source = %ctx.source,
             tenant = %routed.tenant.name,
-            icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str()),
-            account = routed.caller.as_ref().map_or("", |a| a.username.as_str()),
+            icon,
+            account,
             number = %denied.number,
             prefix = %denied.prefix,
             built_in = denied.built_in,
@@ -56,8 +59,8 @@ pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
             target: "offhook::security",
             source = %ctx.source,
             tenant = %routed.tenant.name,
-            icon = routed.icon.as_ref().map_or("", |i| i.public_id.as_str()),
-            account = routed.caller.as_ref().map_or("", |a| a.username.as_str()),
+            icon,
+            account,
             tenant_calls = all,
             calls = by_key,
             "daily call limit reached"

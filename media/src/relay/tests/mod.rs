@@ -23,12 +23,11 @@ use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, 
 use offhook_vocab::{DigestAlgorithm, LineState, headers};
 
 use super::{CallId, Device, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
-use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use crate::dsp::g711::linear_to_ulaw;
 use crate::dsp::tone::Tone;
 use crate::emulator::{Emulator, Faults};
 use crate::modem::{DriverConfig, DriverOutput, LineCommand, LineEvent, ModemDriver};
-use crate::rtp::packet::parse;
-use crate::rtp::report::is_rtcp;
+use crate::testing::CallerMedia;
 
 const RELAY: &str = "127.0.0.1:5070";
 const CALLER: &str = "127.0.0.2:5060";
@@ -46,66 +45,6 @@ const HANGS_UP_AFTER: Duration = Duration::from_secs(3);
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
-}
-
-/// The caller's media: a 1 kHz tone as PCMU every 20 ms while `sending`, a key
-/// as telephone-events when asked; what the relay sends back, decoded.
-struct CallerMedia {
-    tone: Tone,
-    sending: Option<SocketAddr>,
-    next_send: Option<Instant>,
-    seq: u16,
-    heard: Vec<i16>,
-    /// Payload types of the RTP that came back.
-    payload_types: Vec<u8>,
-    rtcp: usize,
-    key: Option<char>,
-}
-
-impl CallerMedia {
-    fn packet(&mut self, payload_type: u8, payload: &[u8]) -> Vec<u8> {
-        let mut packet = vec![0x80, payload_type, (self.seq >> 8) as u8, self.seq as u8];
-        packet.extend((u32::from(self.seq) * 160).to_be_bytes());
-        packet.extend(0x1234_5678u32.to_be_bytes());
-        packet.extend(payload);
-        self.seq = self.seq.wrapping_add(1);
-        packet
-    }
-
-    /// The next datagram due at `now`, if any.
-    fn due(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
-        let to = self.sending?;
-        if self.next_send.is_some_and(|at| at > now) {
-            return None;
-        }
-        self.next_send = Some(self.next_send.unwrap_or(now) + Duration::from_millis(20));
-        let packet = match self.key.take() {
-            // RFC 4733: event, end bit and volume, duration.
-            Some(key) => {
-                let event = crate::rtp::dtmf::event_code(key).unwrap();
-                self.packet(101, &[event, 0x80 | 10, 0x03, 0x20])
-            }
-            None => {
-                let audio: Vec<u8> = (0..160)
-                    .map(|_| linear_to_ulaw(self.tone.next_sample()))
-                    .collect();
-                self.packet(0, &audio)
-            }
-        };
-        Some((to, packet))
-    }
-
-    fn receive(&mut self, bytes: &[u8]) {
-        if is_rtcp(bytes) {
-            self.rtcp += 1;
-        } else if let Ok(packet) = parse(bytes) {
-            self.payload_types.push(packet.payload_type);
-            if packet.payload_type == 0 {
-                self.heard
-                    .extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
-            }
-        }
-    }
 }
 
 /// One line: the real driver against the emulated modem.
@@ -209,16 +148,7 @@ impl Sim {
             unplugged: broken.iter().map(|name| (*name).to_owned()).collect(),
             caller: UserAgent::new(bound_endpoint(addr(CALLER), 13), UaConfig::default()),
             registrar: Registrar::new(addr(REGISTRAR), DOMAIN, "relay", "secret", 300),
-            media: CallerMedia {
-                tone: Tone::new(1000.0, 8000.0, 8000.0),
-                sending: None,
-                next_send: None,
-                seq: 0,
-                heard: Vec::new(),
-                payload_types: Vec::new(),
-                rtcp: 0,
-                key: None,
-            },
+            media: CallerMedia::default(),
             bound: HashMap::new(),
             next_port: 40_000,
             drop_acks: 0,
@@ -410,7 +340,7 @@ impl Sim {
             self.gateway.poll_timeout(),
             self.caller.poll_timeout(),
             self.registrar.poll_timeout(),
-            self.media.sending.and(self.media.next_send),
+            self.media.poll_timeout(),
         ]
         .into_iter()
         .chain(lines)
