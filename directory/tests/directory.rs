@@ -60,6 +60,17 @@ async fn three_lines(d: &Directory) {
     }
 }
 
+/// Tenant alpha (of two), its icon dialing 5550100, and the relay's three lines.
+async fn alpha_icon_and_lines(d: &Directory) -> (Tenant, Icon) {
+    let a = two_tenants(d).await.0;
+    let icon = d
+        .create_icon(NewIcon::new("alpha", "5550100", "A"))
+        .await
+        .unwrap();
+    relay_with_three_lines(d).await;
+    (a, icon)
+}
+
 fn cdr_for(tenant: &Tenant, icon: &Icon, call_id: &str) -> NewCdr {
     NewCdr {
         tenant_id: tenant.id.clone(),
@@ -398,12 +409,7 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let a = two_tenants(d).await.0;
-        let icon = d
-            .create_icon(NewIcon::new("alpha", "5550100", "A"))
-            .await
-            .unwrap();
-        relay_with_three_lines(d).await;
+        let (a, icon) = alpha_icon_and_lines(d).await;
         d.upsert_registration(binding(&a, "relay-1", "line-a", i64::MAX / 2))
             .await
             .unwrap();
@@ -479,12 +485,7 @@ async fn what_a_lost_owner_held_is_ended_and_released_once() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let a = two_tenants(d).await.0;
-        let icon = d
-            .create_icon(NewIcon::new("alpha", "5550100", "A"))
-            .await
-            .unwrap();
-        relay_with_three_lines(d).await;
+        let (a, icon) = alpha_icon_and_lines(d).await;
         let (line_a, line_b) = (
             d.line("line-a").await.unwrap().id,
             d.line("line-b").await.unwrap().id,
@@ -569,12 +570,7 @@ async fn lines_and_calls_held_by_no_known_owner_are_reaped_too() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let a = two_tenants(d).await.0;
-        let icon = d
-            .create_icon(NewIcon::new("alpha", "5550100", "A"))
-            .await
-            .unwrap();
-        relay_with_three_lines(d).await;
+        let (a, icon) = alpha_icon_and_lines(d).await;
         // As a version before owners left them: a line in call, a CDR open.
         let line = d.line("line-a").await.unwrap().id;
         d.set_line_state(&line, LineState::InCall).await.unwrap();

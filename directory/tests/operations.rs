@@ -15,6 +15,16 @@ async fn tenant(d: &Directory, name: &str) -> Tenant {
     .unwrap()
 }
 
+/// Tenants acme and other, and acme's icon dialing the echo number.
+async fn acme_and_other_with_echo(d: &Directory) -> (Tenant, Tenant, Icon) {
+    let (acme, other) = (tenant(d, "acme").await, tenant(d, "other").await);
+    let icon = d
+        .create_icon(NewIcon::new("acme", "5550100", "Echo"))
+        .await
+        .unwrap();
+    (acme, other, icon)
+}
+
 fn call(tenant: &Tenant, icon: &Icon, call_id: &str, started_at: i64) -> NewCdr {
     NewCdr {
         tenant_id: tenant.id.clone(),
@@ -196,11 +206,7 @@ async fn call_ends_fill_the_outbox_in_their_transaction_once() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let (acme, other) = (tenant(d, "acme").await, tenant(d, "other").await);
-        let icon = d
-            .create_icon(NewIcon::new("acme", "5550100", "Echo"))
-            .await
-            .unwrap();
+        let (acme, other, icon) = acme_and_other_with_echo(d).await;
         let theirs = d
             .create_icon(NewIcon::new("other", "5550100", "Echo"))
             .await
@@ -497,11 +503,7 @@ async fn operator_requests_are_claimed_completed_or_expire() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
-        let (acme, other) = (tenant(d, "acme").await, tenant(d, "other").await);
-        let icon = d
-            .create_icon(NewIcon::new("acme", "5550100", "Echo"))
-            .await
-            .unwrap();
+        let (acme, other, icon) = acme_and_other_with_echo(d).await;
         d.create_line(NewLine {
             name: "line-1".into(),
             relay: "relay-1".into(),
