@@ -249,6 +249,51 @@ pub enum TenantCommand {
         #[command(flatten)]
         confirm: Confirm,
     },
+    /// A tenant's toll-fraud policy: destinations, calls at once, daily caps.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `offhook directory tenant policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print a tenant's policy (the defaults when it never set one).
+    Show {
+        /// Tenant name or id.
+        tenant: String,
+        #[command(flatten)]
+        format: ListFormat,
+    },
+    /// Change a tenant's policy; what is not given stays as it is.
+    Set(PolicySettings),
+}
+
+/// What `tenant policy set` changes.
+#[derive(Debug, Args)]
+pub struct PolicySettings {
+    /// Tenant name or id.
+    pub tenant: String,
+    /// Calls of the tenant at once, all icons and accounts together (1-1000).
+    #[arg(long)]
+    pub max_concurrent: Option<i64>,
+    /// Calls of the tenant started in one UTC day (1-1000000).
+    #[arg(long)]
+    pub tenant_daily: Option<i64>,
+    /// Calls started in one UTC day through each icon or account (1-1000000).
+    #[arg(long)]
+    pub daily: Option<i64>,
+    /// Allowed prefix (repeat): the given ones replace the allow list.
+    #[arg(long = "allow", conflicts_with = "clear_allow")]
+    pub allow: Vec<String>,
+    /// Denied prefix (repeat), on top of the built-in ones: the given ones replace the deny list.
+    #[arg(long = "deny", conflicts_with = "clear_deny")]
+    pub deny: Vec<String>,
+    /// Empty the allow list.
+    #[arg(long)]
+    pub clear_allow: bool,
+    /// Empty the deny list.
+    #[arg(long)]
+    pub clear_deny: bool,
 }
 
 /// `--yes`: a delete that takes other objects with it goes ahead.

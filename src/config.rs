@@ -51,6 +51,10 @@ pub struct WebConfig {
     /// STUN/TURN servers for browsers (`[web.ice]`).
     #[serde(default)]
     pub ice: offhook_web::IceConfig,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For`/`Forwarded` is believed
+    /// for the visitor's address; nobody else's header is.
+    #[serde(default)]
+    pub trusted_proxies: offhook_web::TrustedProxies,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
                 start_page_tenant: None,
                 webhooks: offhook_web::WebhookConfig::default(),
                 ice: offhook_web::IceConfig::default(),
+                trusted_proxies: offhook_web::TrustedProxies::default(),
             },
             signaling: Default::default(),
             media: Default::default(),

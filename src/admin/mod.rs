@@ -1,5 +1,6 @@
 //! `offhook directory …`: administration from the shell. Create, list, update and
-//! delete tenants, accounts, icons, lines and tokens ([`objects`]); call records,
+//! delete tenants, accounts, icons, lines and tokens ([`objects`]); a tenant's
+//! toll-fraud policy ([`policy`]); call records,
 //! calls in progress, hang-up and reset requests and line diagnostics
 //! ([`calls`]); billing webhooks and their deliveries ([`webhooks`]); the audit
 //! log ([`audit`]), which every change made here writes to as `cli:USER`. Output
@@ -9,6 +10,7 @@
 mod audit;
 mod calls;
 mod objects;
+mod policy;
 mod webhooks;
 
 use offhook_directory::{Actor, AuditChange, DeleteImpact, Directory, Scope};

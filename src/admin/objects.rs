@@ -73,6 +73,7 @@ pub(super) async fn tenant(ctx: &Ctx, command: TenantCommand) -> anyhow::Result<
             .await?;
             println!("deleted tenant {}{with}", tenant.name);
         }
+        TenantCommand::Policy(command) => super::policy::policy(ctx, command).await?,
     }
     Ok(())
 }

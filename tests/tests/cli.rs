@@ -427,3 +427,133 @@ async fn operator_commands_hang_up_reset_diagnose_and_manage_webhooks() {
         offhook.db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn tenant_policy_show_and_set() {
+    for backend in backends() {
+        let offhook = Offhook::new(backend).await;
+        let create = [
+            "directory",
+            "tenant",
+            "create",
+            "acme",
+            "--domain",
+            "acme.example",
+        ];
+        offhook.run(&create).await;
+        let show_json = ["directory", "tenant", "policy", "show", "acme", "--json"];
+        let policy = |out: &std::process::Output| -> Value { serde_json::from_str(&stdout(out)).unwrap() };
+        let defaults = policy(&offhook.run(&show_json).await);
+        assert_eq!(defaults["max_concurrent_calls"], 10, "{defaults}");
+        assert_eq!(defaults["allow"], serde_json::json!([]));
+        let shown = offhook
+            .run(&["directory", "tenant", "policy", "show", "acme"])
+            .await;
+        assert!(stdout(&shown).contains("built-in deny:"), "{}", stdout(&shown));
+        assert!(stdout(&shown).contains("+882"), "{}", stdout(&shown));
+
+        let set = offhook
+            .run(&[
+                "directory",
+                "tenant",
+                "policy",
+                "set",
+                "acme",
+                "--max-concurrent",
+                "3",
+                "--daily",
+                "50",
+                "--tenant-daily",
+                "400",
+                "--allow",
+                "+44",
+                "--allow",
+                "0049",
+                "--deny",
+                "+1900",
+            ])
+            .await;
+        assert!(set.status.success(), "{}", stderr(&set));
+        assert!(
+            stdout(&set).starts_with("updated the policy of tenant acme"),
+            "{}",
+            stdout(&set)
+        );
+        let after = policy(&offhook.run(&show_json).await);
+        assert_eq!(after["max_concurrent_calls"], 3);
+        assert_eq!(after["calls_per_day"], 50);
+        assert_eq!(after["tenant_calls_per_day"], 400);
+        assert_eq!(after["allow"], serde_json::json!(["+44", "0049"]));
+        assert_eq!(after["deny"], serde_json::json!(["+1900"]));
+        // The policy is the one icons obey: an icon may now dial through 0049, not +1900.
+        let icon = |number: &'static str| {
+            [
+                "directory",
+                "icon",
+                "create",
+                "--tenant",
+                "acme",
+                "--number",
+                number,
+            ]
+        };
+        assert!(offhook.run(&icon("004930123456")).await.status.success());
+        let refused = offhook.run(&icon("+19005550100")).await;
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("prefix +1900"), "{}", stderr(&refused));
+
+        // Only what is given changes; --clear-deny empties a list.
+        let cleared = offhook
+            .run(&["directory", "tenant", "policy", "set", "acme", "--clear-deny"])
+            .await;
+        assert!(cleared.status.success(), "{}", stderr(&cleared));
+        let after_clear = policy(&offhook.run(&show_json).await);
+        assert_eq!(after_clear["deny"], serde_json::json!([]));
+        assert_eq!(after_clear["allow"], after["allow"]);
+
+        // Bad input: one line, exit 2, nothing changed.
+        let bad: [&[&str]; 5] = [
+            &["directory", "tenant", "policy", "set", "acme", "--deny", "+19x"],
+            &[
+                "directory",
+                "tenant",
+                "policy",
+                "set",
+                "acme",
+                "--max-concurrent",
+                "0",
+            ],
+            &[
+                "directory",
+                "tenant",
+                "policy",
+                "set",
+                "acme",
+                "--daily",
+                "5",
+                "--deny",
+                "",
+            ],
+            &["directory", "tenant", "policy", "set", "acme"],
+            &["directory", "tenant", "policy", "show", "nobody"],
+        ];
+        for args in bad {
+            let out = offhook.run(args).await;
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+            assert!(err.starts_with("offhook: error: "), "{err}");
+        }
+        assert_eq!(policy(&offhook.run(&show_json).await), after_clear);
+        let audit = offhook.run(&["directory", "audit", "list", "--json"]).await;
+        let audit: Value = serde_json::from_str(&stdout(&audit)).unwrap();
+        let policy_changes = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["object_kind"] == "destination policy")
+            .count();
+        assert_eq!(policy_changes, 2, "{audit}");
+        offhook.db.finish().await;
+    }
+}

@@ -2,7 +2,9 @@
 //! into a short-lived, single-use call token, after checking the icon is enabled,
 //! the page's Origin is one the icon allows, the icon is open now, and the rate
 //! limits (per icon, per visitor address, and per visitor address on the icon:
-//! half the icon's, so one visitor cannot use up an icon's minute). The token names the icon, never a
+//! half the icon's, so one visitor cannot use up an icon's minute; the
+//! visitor's address is the TCP peer's unless that is a trusted reverse proxy,
+//! see [`crate::client_addr`]). The token names the icon, never a
 //! number: signaling dials the icon's number from the directory. Also the public
 //! icon info the widget shows before any click (`GET /api/v1/icons/{public_id}`):
 //! label, whether it is enabled, open (its hours and next opening) and allowed
@@ -20,7 +22,7 @@
     reason = "an edge: it reads the real clock and the OS generator"
 )]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::Json;
@@ -163,7 +165,8 @@ pub async fn create_call(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match grant(&state, &icon, origin, peer).await {
+    let visitor = state.trusted_proxies.client(peer.ip(), &headers);
+    match grant(&state, &icon, origin, visitor).await {
         Ok(grant) => {
             let mut response = (StatusCode::CREATED, Json(grant)).into_response();
             // grant() refuses every origin the icon does not allow: this one is allowed.
@@ -182,7 +185,7 @@ async fn grant(
     state: &AppState,
     icon: &Icon,
     origin: &str,
-    peer: SocketAddr,
+    visitor: IpAddr,
 ) -> Result<CallGrantResponse, Response> {
     if !icon.enabled {
         return Err(refuse(RefusalCode::Disabled, "This call icon is disabled."));
@@ -213,7 +216,7 @@ async fn grant(
     let admitted = {
         // Held only for the counter update; never across an await.
         let mut limiter = state.click_limiter.lock().unwrap_or_else(|p| p.into_inner());
-        let admitted = limiter.admit(&icon.id, peer.ip(), limits, Instant::now());
+        let admitted = limiter.admit(&icon.id, visitor, limits, Instant::now());
         // A token is not a call: only the per-minute windows count here.
         if admitted.is_ok() {
             limiter.end(&icon.id);

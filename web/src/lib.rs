@@ -8,6 +8,7 @@
 mod admin;
 mod admin_ui;
 mod click;
+pub mod client_addr;
 pub mod ice;
 mod metrics;
 mod pages;
@@ -15,6 +16,7 @@ pub mod webhook_delivery;
 mod widget;
 
 pub use click::{CallGrantResponse, TOKEN_LIFETIME_MS};
+pub use client_addr::TrustedProxies;
 pub use ice::{IceConfig, IceServer, IceServers};
 pub use webhook_delivery::WebhookConfig;
 
@@ -56,6 +58,8 @@ pub struct AppState {
     pub webhooks: WebhookConfig,
     /// STUN/TURN servers handed to the widget with each grant.
     pub ice: Arc<IceServers>,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` names the visitor.
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             start_page_tenant: None,
             webhooks: WebhookConfig::default(),
             ice: Arc::default(),
+            trusted_proxies: Arc::default(),
         })
     }
 
@@ -84,6 +89,12 @@ impl AppState {
     /// Hands browsers these STUN/TURN servers.
     pub fn with_ice(mut self, ice: &IceConfig) -> Self {
         self.ice = Arc::new(IceServers::new(ice));
+        self
+    }
+
+    /// Believes the forwarding headers of these reverse proxies only.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
         self
     }
 

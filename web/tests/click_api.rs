@@ -15,7 +15,7 @@ use http_body_util::BodyExt as _;
 use offhook_directory::call_tokens::verify;
 use offhook_directory::testing::{TestDb, backends};
 use offhook_directory::{IconUpdate, NewIcon, NewTenant, Scope};
-use offhook_web::{AppState, router};
+use offhook_web::{AppState, TrustedProxies, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -512,5 +512,76 @@ async fn the_start_page_lists_one_tenants_icons_only() {
         !demo.contains("shop-sales"),
         "another tenant's icon is never listed"
     );
+    db.finish().await;
+}
+
+/// One click over a real TCP connection to `address`, with these extra headers; the status.
+async fn click_over_tcp(address: SocketAddr, extra: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /api/v1/icons/shop-sales/calls HTTP/1.1\r\nHost: shop.example\r\nOrigin: {ORIGIN}\r\n{extra}\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).unwrap_or_default();
+    status.parse().unwrap_or_else(|_| panic!("no status in {text}"))
+}
+
+/// The web server on a loopback port with `state`; stops when the sender drops.
+async fn serve_on_loopback(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(offhook_web::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (address, stop)
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let db = TestDb::new(offhook_directory::testing::Backend::Sqlite).await;
+    // The icon takes 3 clicks a minute, one address 1 of them.
+    let state = setup(&db).await;
+    // Nobody trusted: a visitor naming a new address in every header gets no fresh budget.
+    let (address, stop) = serve_on_loopback(state.clone()).await;
+    assert_eq!(
+        click_over_tcp(address, "X-Forwarded-For: 198.51.100.1\r\n").await,
+        201
+    );
+    for forged in [
+        "X-Forwarded-For: 198.51.100.2\r\n",
+        "Forwarded: for=198.51.100.3\r\n",
+        "",
+    ] {
+        assert_eq!(click_over_tcp(address, forged).await, 429, "{forged}");
+    }
+    drop(stop);
+    // Loopback is the trusted proxy: each visitor it names has its own share.
+    let proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
+    let trusting = AppState::new(db.directory.clone(), "ws://127.0.0.1:5066".into())
+        .await
+        .unwrap()
+        .with_trusted_proxies(proxies);
+    let (address, stop) = serve_on_loopback(trusting).await;
+    let a = "X-Forwarded-For: 198.51.100.1\r\n";
+    assert_eq!(click_over_tcp(address, a).await, 201);
+    assert_eq!(click_over_tcp(address, a).await, 429, "the same visitor again");
+    // The visitor forges the left-most entry; the proxy appended the real one.
+    let forged_left = "X-Forwarded-For: 198.51.100.9, 198.51.100.1\r\n";
+    assert_eq!(click_over_tcp(address, forged_left).await, 429, "still visitor A");
+    assert_eq!(
+        click_over_tcp(address, "Forwarded: for=198.51.100.2\r\n").await,
+        201
+    );
+    assert_eq!(
+        click_over_tcp(address, "X-Forwarded-For: 198.51.100.3\r\n").await,
+        201
+    );
+    drop(stop);
     db.finish().await;
 }
