@@ -2,8 +2,8 @@
 # Installs what the test suite talks to, idempotently (run as root, or with sudo):
 # sipp and baresip (SIP peers), coturn (TURN, for the ignored test internet), Debian chromium and firefox-esr (browser tests),
 # iptables (the lossy network namespace of the call-quality test), pulseaudio (its
-# null sink is the sound card of the sound-card test; libasound2-dev and pkg-config
-# build cpal), openssl (test certificates), the npm tools in tests/browser
+# null sink is the sound card of the sound-card test; libpulse-dev, libasound2-dev and pkg-config
+# build the sound card edge: libpulse and cpal), openssl (test certificates), the npm tools in tests/browser
 # (playwright-core, puppeteer-core, axe-core, JsSIP, esbuild),
 # schemathesis (PyPI) for the admin API's OpenAPI check, SIPVicious (PyPI) for the attack tests,
 # and a PostgreSQL server on 127.0.0.1:5432 with a `test` database that the
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libasound2-dev pkg-config coturn)
+packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libpulse-dev libasound2-dev pkg-config coturn)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_isready >/dev/null 2>&1; then missing+=(postgresql); fresh_postgres=1; fi

@@ -1,41 +1,52 @@
 //! The sound card of the modem + sound card line (DESIGN "Lines"): the modem
 //! dials and holds the line while the audio goes through a sound card wired to
-//! its audio ports. Here is the real-time edge: a cpal output stream plays line
-//! audio (8 kHz, mono, 16-bit) and an input stream captures what the line sends,
-//! each callback touching only a lock-free SPSC ring (rtrb). An output underrun
-//! plays silence and is counted; a full input ring drops the sample and counts it.
-//! The relay side writes and reads the rings without ever blocking the callbacks:
+//! its audio ports. Here is the real-time edge, the same for both hosts: a play
+//! side pops line audio (8 kHz, mono, 16-bit) from a lock-free SPSC ring (rtrb)
+//! 20 ms at a time, a capture side pushes what the line sends into another; the
+//! device threads touch only the rings and atomics. An underrun plays silence and
+//! is counted; a full capture ring drops the sample and counts it.
+//!
+//! Latency fit for talk: both rings are bounded ([`PLAY_QUEUE`], [`CAPTURE_QUEUE`])
+//! and each host runs 20 ms periods:
+//! - PulseAudio / PipeWire ([`pulse`]): libpulse's simple API with explicit buffer
+//!   attributes (40 ms target, 20 ms requests and fragments); the server converts
+//!   our 8 kHz to whatever the sink runs at.
+//! - ALSA `hw:` / `plughw:` ([`alsa`]): cpal's ALSA host with a fixed 20 ms
+//!   period (two periods buffered); a card that cannot run at 8 kHz runs at
+//!   48 kHz (or its highest rate) and [`crate::dsp::resample`] converts.
+//!
+//! The relay side writes and reads the rings without ever blocking the device:
 //! 20 ms mu-law frames in ([`SoundCard::play_ulaw`]) and out
-//! ([`SoundCard::captured_frame`]); G.711 conversion happens there, not in the
-//! callbacks. Underruns are counted while a call is on the line
-//! ([`CardCounters::in_call`]): between calls silence is what the card should play.
-//! Device names are the host's (PulseAudio sink and source names, e.g.
-//! `alsa_output.usb-….analog-mono` and its `….monitor`); `default` is the host's
-//! default device.
+//! ([`SoundCard::captured_frame`]); G.711 conversion happens there. Underruns are
+//! counted while a call is on the line ([`CardCounters::in_call`]): between calls
+//! silence is what the card should play. The operator's view ([`CardCounters`]):
+//! device names, the rate the card runs at, the device latency each way as the
+//! host reports it, and the play queue's depth (observable for the clock drift
+//! compensation at the device edge). Device names are the host's (PulseAudio sink
+//! and source names, e.g. `alsa_output.usb-….analog-mono` and its `….monitor`;
+//! ALSA PCM names, e.g. `hw:CARD=Device,DEV=0`); `default` is the host's default.
 
+mod alsa;
+mod pulse;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{BufferSize, HostId, StreamConfig};
+use cpal::HostId;
 
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 
 /// The line's sample rate.
 pub const RATE: u32 = 8000;
-/// Ring capacity each way: 1 s of line audio.
-const RING: usize = RATE as usize;
-/// One 20 ms frame of line audio.
+/// One 20 ms frame (the device period) of line audio.
 pub const FRAME: usize = 160;
-/// The capture period (20 ms): the card hands over each frame as it comes.
-/// Playback keeps the host's default buffering: with cpal 0.18.2 a fixed
-/// playback period on PulseAudio plays at a fraction of real time (measured on a
-/// null sink: 1,760 samples in 20 s at 20 ms, 9,600 in 9.6 s at 200 ms), while the
-/// default plays in real time behind PulseAudio's 2 s target buffer.
-const PERIOD_FRAMES: u32 = FRAME as u32;
+/// The play ring's bound: 6 frames (120 ms) waiting for the card at most; what
+/// the relay gives beyond it is dropped and counted.
+pub const PLAY_QUEUE: usize = 6 * FRAME;
+/// The capture ring's bound: 10 frames (200 ms) the relay has not read yet.
+pub const CAPTURE_QUEUE: usize = 10 * FRAME;
 
 /// The name that picks the host's default device.
 pub const DEFAULT_DEVICE: &str = "default";
@@ -55,13 +66,17 @@ pub enum SoundCardError {
         name: String,
     },
     /// The device refused the stream.
-    #[error("device '{0}' refused an 8 kHz mono 16-bit stream: {1}")]
+    #[error("device '{0}' refused a 16-bit stream with 20 ms periods: {1}")]
     Stream(String, String),
 }
 
-/// Counters the callbacks keep.
+/// Counters and gauges the device threads keep, and what the card is.
 #[derive(Debug, Default)]
 pub struct CardCounters {
+    /// The playback device's name as configured.
+    pub playback: String,
+    /// The capture device's name as configured.
+    pub capture: String,
     /// A call is on the line: missing audio is an underrun (set by the line's edge).
     pub in_call: AtomicBool,
     /// Output samples played as silence for lack of line audio during a call.
@@ -72,11 +87,20 @@ pub struct CardCounters {
     pub played: AtomicU64,
     /// Samples captured.
     pub captured: AtomicU64,
-    /// Samples the relay gave while the play ring was full (1 s waiting).
+    /// Samples the relay gave while the play ring was full ([`PLAY_QUEUE`]).
     pub dropped: AtomicU64,
+    /// The rate the card runs at (Hz); [`RATE`] unless resampled.
+    pub rate: AtomicU32,
+    /// Device latency of playback as the host last reported it (µs): from a
+    /// sample leaving our ring to the card's output.
+    pub playback_latency_us: AtomicU64,
+    /// Device latency of capture (µs): from the card's input to our ring.
+    pub capture_latency_us: AtomicU64,
+    /// Samples waiting in the play ring at the last device period.
+    pub queued: AtomicU64,
 }
 
-/// A reading of [`CardCounters`].
+/// A reading of [`CardCounters`]' counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CardCounts {
     /// See [`CardCounters::underruns`].
@@ -92,6 +116,16 @@ pub struct CardCounts {
 }
 
 impl CardCounters {
+    /// Counters of a card with these devices.
+    pub fn new(playback: &str, capture: &str) -> Self {
+        Self {
+            playback: playback.to_owned(),
+            capture: capture.to_owned(),
+            rate: AtomicU32::new(RATE),
+            ..Self::default()
+        }
+    }
+
     /// The counters now.
     pub fn read(&self) -> CardCounts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -128,16 +162,99 @@ impl std::fmt::Display for CardCounts {
     }
 }
 
+/// The play side of a device thread: pops line audio, plays silence for what is
+/// missing, and counts per period (no lock, no allocation).
+struct Player {
+    ring: rtrb::Consumer<i16>,
+    counters: Arc<CardCounters>,
+    played: u64,
+    missing: u64,
+}
+
+impl Player {
+    fn new(ring: rtrb::Consumer<i16>, counters: Arc<CardCounters>) -> Self {
+        Self {
+            ring,
+            counters,
+            played: 0,
+            missing: 0,
+        }
+    }
+
+    /// The next line sample to play.
+    fn next(&mut self) -> i16 {
+        match self.ring.pop() {
+            Ok(sample) => {
+                self.played += 1;
+                sample
+            }
+            Err(_) => {
+                self.missing += 1;
+                0
+            }
+        }
+    }
+
+    /// Publishes what this period played, and the depth left in the ring.
+    fn period_done(&mut self) {
+        let c = &self.counters;
+        c.played
+            .fetch_add(std::mem::take(&mut self.played), Ordering::Relaxed);
+        let missing = std::mem::take(&mut self.missing);
+        if c.in_call.load(Ordering::Relaxed) {
+            c.underruns.fetch_add(missing, Ordering::Relaxed);
+        }
+        c.queued.store(self.ring.slots() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The capture side of a device thread: pushes line samples, drops and counts
+/// what the full ring has no room for.
+struct Recorder {
+    ring: rtrb::Producer<i16>,
+    counters: Arc<CardCounters>,
+    captured: u64,
+    lost: u64,
+}
+
+impl Recorder {
+    fn new(ring: rtrb::Producer<i16>, counters: Arc<CardCounters>) -> Self {
+        Self {
+            ring,
+            counters,
+            captured: 0,
+            lost: 0,
+        }
+    }
+
+    /// Takes one captured line sample.
+    fn put(&mut self, sample: i16) {
+        match self.ring.push(sample) {
+            Ok(()) => self.captured += 1,
+            Err(_) => self.lost += 1,
+        }
+    }
+
+    /// Publishes what this period captured.
+    fn period_done(&mut self) {
+        let c = &self.counters;
+        c.captured
+            .fetch_add(std::mem::take(&mut self.captured), Ordering::Relaxed);
+        c.overruns
+            .fetch_add(std::mem::take(&mut self.lost), Ordering::Relaxed);
+    }
+}
+
 /// An open sound card: write line audio to `to_line`, read it from `from_line`.
 pub struct SoundCard {
-    /// Samples to play (what goes into the phone line).
+    /// Samples to play (what goes into the phone line), at most [`PLAY_QUEUE`].
     pub to_line: rtrb::Producer<i16>,
     /// Samples captured (what comes from the phone line).
     pub from_line: rtrb::Consumer<i16>,
-    /// What the callbacks counted.
+    /// What the device threads counted.
     pub counters: Arc<CardCounters>,
-    _output: cpal::Stream,
-    _input: cpal::Stream,
+    /// Keeps the host's streams running; dropping it stops them.
+    _streams: Box<dyn Send>,
 }
 
 impl std::fmt::Debug for SoundCard {
@@ -148,103 +265,23 @@ impl std::fmt::Debug for SoundCard {
     }
 }
 
-fn find(host: &cpal::Host, output: bool, name: &str) -> Result<cpal::Device, SoundCardError> {
-    let direction = if output { "output" } else { "input" };
-    if name == DEFAULT_DEVICE {
-        let device = match output {
-            true => host.default_output_device(),
-            false => host.default_input_device(),
-        };
-        return device.ok_or_else(|| SoundCardError::NoDevice {
-            direction,
-            name: name.to_owned(),
-        });
-    }
-    let devices = match output {
-        true => host.output_devices(),
-        false => host.input_devices(),
-    }
-    .map_err(|e| SoundCardError::Host(host.id(), e.to_string()))?;
-    let mut devices = devices;
-    devices
-        .find(|d| d.id().is_ok_and(|id| id.id() == name))
-        .ok_or_else(|| SoundCardError::NoDevice {
-            direction,
-            name: name.to_owned(),
-        })
-}
-
-/// Opens `output` (played into the line) and `input` (captured from it) of `host`.
+/// Opens `output` (played into the line) and `input` (captured from it) of
+/// `host` (PulseAudio or ALSA).
 pub fn open(host: HostId, output: &str, input: &str) -> Result<SoundCard, SoundCardError> {
-    let host = cpal::host_from_id(host).map_err(|e| SoundCardError::Host(host, e.to_string()))?;
-    let config = StreamConfig {
-        channels: 1,
-        sample_rate: RATE,
-        buffer_size: BufferSize::Fixed(PERIOD_FRAMES),
+    let counters = Arc::new(CardCounters::new(output, input));
+    let (to_line, playing) = rtrb::RingBuffer::<i16>::new(PLAY_QUEUE);
+    let (capturing, from_line) = rtrb::RingBuffer::<i16>::new(CAPTURE_QUEUE);
+    let player = Player::new(playing, counters.clone());
+    let recorder = Recorder::new(capturing, counters.clone());
+    let streams = match host {
+        HostId::PulseAudio => pulse::open(output, input, player, recorder)?,
+        _ => alsa::open(host, output, input, player, recorder)?,
     };
-    let play_config = StreamConfig {
-        buffer_size: BufferSize::Default,
-        ..config
-    };
-    let counters = Arc::new(CardCounters::default());
-    let (to_line, mut playing) = rtrb::RingBuffer::<i16>::new(RING);
-    let (mut capturing, from_line) = rtrb::RingBuffer::<i16>::new(RING);
-
-    let out_device = find(&host, true, output)?;
-    let played = counters.clone();
-    let out_stream = out_device
-        .build_output_stream::<i16, _, _>(
-            play_config,
-            move |data: &mut [i16], _| {
-                // Real time: only the ring and atomics, never a lock or the allocator.
-                for sample in data.iter_mut() {
-                    *sample = match playing.pop() {
-                        Ok(s) => {
-                            played.played.fetch_add(1, Ordering::Relaxed);
-                            s
-                        }
-                        Err(_) => {
-                            if played.in_call.load(Ordering::Relaxed) {
-                                played.underruns.fetch_add(1, Ordering::Relaxed);
-                            }
-                            0
-                        }
-                    };
-                }
-            },
-            |err| tracing::warn!(%err, "sound card output"),
-            None,
-        )
-        .map_err(|e| SoundCardError::Stream(output.to_owned(), e.to_string()))?;
-    let in_device = find(&host, false, input)?;
-    let captured = counters.clone();
-    let in_stream = in_device
-        .build_input_stream::<i16, _, _>(
-            config,
-            move |data: &[i16], _| {
-                for &sample in data {
-                    match capturing.push(sample) {
-                        Ok(()) => captured.captured.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => captured.overruns.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            },
-            |err| tracing::warn!(%err, "sound card input"),
-            None,
-        )
-        .map_err(|e| SoundCardError::Stream(input.to_owned(), e.to_string()))?;
-    out_stream
-        .play()
-        .map_err(|e| SoundCardError::Stream(output.to_owned(), e.to_string()))?;
-    in_stream
-        .play()
-        .map_err(|e| SoundCardError::Stream(input.to_owned(), e.to_string()))?;
     Ok(SoundCard {
         to_line,
         from_line,
         counters,
-        _output: out_stream,
-        _input: in_stream,
+        _streams: streams,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod cadence;
 pub mod dtmf_detect;
 pub mod g711;
 pub mod goertzel;
+pub mod resample;
 pub mod speech;
 pub mod tone;
 pub mod voice;
