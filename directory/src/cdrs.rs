@@ -204,7 +204,7 @@ impl Directory {
     /// Writes the CDR row of a call that starts now.
     pub async fn start_cdr(&self, new: NewCdr) -> Result<Cdr> {
         let cdr = new.into_cdr()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO cdrs (id, tenant_id, icon_id, account_id, call_id, number, line_id, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -260,7 +260,7 @@ impl Directory {
         cdr_id: &str,
         event: Option<WebhookEvent>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = query.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(DirectoryError::not_found("cdr", cdr_id));

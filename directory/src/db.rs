@@ -44,9 +44,21 @@ impl Scope {
 #[derive(Debug, Clone)]
 pub struct Directory {
     pub(crate) pool: AnyPool,
+    /// Whether the pool is SQLite (write transactions take its lock at BEGIN).
+    sqlite: bool,
 }
 
 impl Directory {
+    /// A transaction that reads, then writes. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`): a deferred one that read first cannot wait
+    /// for another writer when it comes to write, and fails "database is locked".
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.sqlite {
+            true => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            false => self.pool.begin().await?,
+        })
+    }
+
     /// Connects to `url` and applies pending migrations.
     ///
     /// `sqlite://path/to/file.db` creates the file if missing; `postgres://…` needs
@@ -75,7 +87,7 @@ impl Directory {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
     }
 
     /// Closes every pooled connection.

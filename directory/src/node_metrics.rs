@@ -33,7 +33,7 @@ impl Directory {
         values: &[(String, String, i64)],
         at: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM node_metrics WHERE node = $1")
             .bind(node)
             .execute(&mut *tx)

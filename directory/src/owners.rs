@@ -117,7 +117,7 @@ impl Directory {
         .await?;
         let mut reaped = Reaped::default();
         for (owner, alive_at) in lost {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let cdrs: Vec<String> = sqlx::query_scalar(
                 "SELECT id FROM cdrs WHERE owner_id = $1 AND ended_at IS NULL ORDER BY id",
             )
@@ -154,7 +154,7 @@ impl Directory {
     /// Ends and releases what no known owner holds.
     async fn reap_orphans(&self, now: i64, reaped: &mut Reaped) -> Result<()> {
         const ORPHAN: &str = "(owner_id IS NULL OR owner_id NOT IN (SELECT id FROM owners))";
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let cdrs: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM cdrs WHERE ended_at IS NULL AND {ORPHAN} ORDER BY id"
         )))

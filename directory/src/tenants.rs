@@ -127,7 +127,7 @@ impl Directory {
         let mut tenant = self.tenant(name_or_id).await?;
         if let Some(domain) = update.sip_domain {
             tenant.sip_domain = validate::domain(&domain)?;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE tenant_id = $1")
                 .bind(&tenant.id)
                 .fetch_one(&mut *tx)

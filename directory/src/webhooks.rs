@@ -124,7 +124,7 @@ impl Directory {
             created_at: now_ms(),
         };
         let secret = fresh_secret();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE tenant_id = $1")
             .bind(&webhook.tenant_id)
             .fetch_one(&mut *tx)

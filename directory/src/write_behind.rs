@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use offhook_vocab::{AnswerSource, HangupCause, LineState};
@@ -141,7 +140,7 @@ impl Directory {
         let committed = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(WriterStats::default());
         let task = Task {
-            pool: self.pool.clone(),
+            directory: self.clone(),
             owner: owner.to_owned(),
             ops: rx,
             open: HashMap::new(),
@@ -302,7 +301,7 @@ impl Batch {
 }
 
 struct Task {
-    pool: AnyPool,
+    directory: Directory,
     owner: String,
     ops: mpsc::UnboundedReceiver<(u64, Op)>,
     /// Rows of calls not ended yet (and of those ended in the current batch).
@@ -448,7 +447,7 @@ impl Task {
             for id in chunk {
                 query = query.bind((*id).clone());
             }
-            match query.fetch_all(&self.pool).await {
+            match query.fetch_all(&self.directory.pool).await {
                 Ok(ids) => won.extend(ids),
                 Err(err) => tracing::error!(%err, "directory writer: cannot claim lines"),
             }
@@ -460,7 +459,7 @@ impl Task {
     }
 
     async fn commit(&self, batch: &Batch) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.directory.begin_write().await?;
         let rows: Vec<&Cdr> = batch.cdrs.iter().filter_map(|id| self.open.get(id)).collect();
         for chunk in statement_chunks(&rows) {
             let mut sql = String::from(

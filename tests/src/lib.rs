@@ -171,6 +171,14 @@ impl Offhook {
         Self::started(self.command(args), envs)
     }
 
+    /// `spawn`, with standard error (the log, at `RUST_LOG`) written to `log`.
+    pub fn spawn_logged(&self, args: &[&str], envs: &[(&str, &str)], log: &std::path::Path) -> Running {
+        let file = std::fs::File::create(log).expect("create the log file");
+        let mut command = self.command(args);
+        command.stderr(file);
+        Self::started(command, envs)
+    }
+
     /// Starts a long-running command inside `network`.
     pub fn spawn_in(&self, network: &impl netns::Namespace, args: &[&str], envs: &[(&str, &str)]) -> Running {
         Self::started(self.configured(network.command(&offhook_bin()), args), envs)
@@ -222,13 +230,23 @@ impl Offhook {
     /// Starts `offhook demo` on free ports with `extra` environment and waits until
     /// signaling, the media relay (its lines registered) and the web server serve.
     pub async fn demo(&self, extra: &[(&str, &str)]) -> Demo {
-        let envs = [ANY_PORTS, extra].concat();
-        let mut running = self.spawn(&["demo"], &envs);
+        Demo::serving(self.spawn(&["demo"], &[ANY_PORTS, extra].concat())).await
+    }
+
+    /// `demo`, with its log (at `RUST_LOG`, `warn` unless `extra` says) in `log`.
+    pub async fn demo_logged(&self, extra: &[(&str, &str)], log: &std::path::Path) -> Demo {
+        Demo::serving(self.spawn_logged(&["demo"], &[ANY_PORTS, extra].concat(), log)).await
+    }
+}
+
+impl Demo {
+    /// Waits until the started demo serves.
+    async fn serving(mut running: Running) -> Self {
         let sip_line = running.wait_for_line("signaling serving SIP").await;
         let sip_udp = after(&sip_line, "udp=").parse().expect("signaling's UDP address");
         running.wait_for_line("media relay at").await;
         let web = running.wait_for_web_address().await;
-        Demo {
+        Self {
             running,
             sip_udp,
             web,
@@ -267,14 +285,22 @@ impl Running {
         after(&line, "http://").to_owned()
     }
 
-    /// Asks the process to stop (SIGTERM) and waits for a clean exit.
-    pub async fn stop(mut self) -> std::process::ExitStatus {
+    /// Sends the process SIGTERM (it drains, then exits).
+    ///
+    /// # Panics
+    /// When it is gone already.
+    pub fn terminate(&self) {
         let pid = self.child.id().expect("process still running");
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for a clean exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
         tokio::time::timeout(STEP_TIMEOUT, self.child.wait())
             .await
             .expect("offhook stops after SIGTERM")

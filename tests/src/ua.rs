@@ -161,28 +161,44 @@ impl TestUa {
     /// # Panics
     /// When the grant has no target or token, or no answer comes in time.
     pub async fn call(&mut self, proxy: SocketAddr, grant: &Value, rtp: SocketAddr) -> Placed {
+        let (session, call_id) = self.dial(proxy, grant, rtp).await;
+        self.final_answer(session, call_id).await
+    }
+
+    /// Sends the INVITE of [`TestUa::call`] and returns at once: its session
+    /// and Call-ID.
+    ///
+    /// # Panics
+    /// When the grant has no target or token.
+    pub async fn dial(&mut self, proxy: SocketAddr, grant: &Value, rtp: SocketAddr) -> (SessionId, String) {
         let target = grant["target"].as_str().expect("the grant's target").to_owned();
         let token = grant["token"].as_str().expect("the grant's token").to_owned();
         let local = self.local;
         let extra = Reply::default()
             .header(headers::TOKEN, &token)
             .body(Body::sdp(offer(rtp)));
-        let (session, call_id) = self
-            .with(move |ua, now| {
-                let flow = ua.endpoint().udp_flow(proxy).expect("the UA's UDP socket");
-                let call = Outgoing {
-                    to: target.clone(),
-                    target,
-                    from: format!("sip:visitor@{local}"),
-                    contact_user: Some("visitor".into()),
-                    flow,
-                    extra,
-                };
-                let session = ua.invite(now, call);
-                let call_id = ua.call_id(session).unwrap_or_default().to_owned();
-                (session, call_id)
-            })
-            .await;
+        self.with(move |ua, now| {
+            let flow = ua.endpoint().udp_flow(proxy).expect("the UA's UDP socket");
+            let call = Outgoing {
+                to: target.clone(),
+                target,
+                from: format!("sip:visitor@{local}"),
+                contact_user: Some("visitor".into()),
+                flow,
+                extra,
+            };
+            let session = ua.invite(now, call);
+            let call_id = ua.call_id(session).unwrap_or_default().to_owned();
+            (session, call_id)
+        })
+        .await
+    }
+
+    /// Waits for the final answer to the INVITE of `session` (its `call_id`).
+    ///
+    /// # Panics
+    /// When none comes in time.
+    pub async fn final_answer(&mut self, session: SessionId, call_id: String) -> Placed {
         loop {
             let (status, response) = match self.event().await {
                 UaEvent::Answered { session: s, response } if s == session => {

@@ -399,22 +399,22 @@ impl Node {
         // `gone`: Some(true) when the caller left, Some(false) when the callee did.
         if gone != Some(false) {
             let key = call.record.callee_key.clone();
-            self.send_bye(now, call_id, &call.callee, &call.caller, key);
+            self.send_bye(now, call_id, (&call.callee, &call.caller), key, cause);
         }
         if gone != Some(true) {
-            self.send_bye(now, call_id, &call.caller, &call.callee, None);
+            self.send_bye(now, call_id, (&call.caller, &call.callee), None, cause);
         }
         self.close_call(now, call_id, &call.record, cause, Owner::Background);
     }
 
-    /// A BYE from `from` to `to`, sent by the node.
+    /// A BYE from `from` to `to`, sent by the node, with its `cause` as Reason.
     fn send_bye(
         &mut self,
         now: Instant,
         call_id: &str,
-        to: &Side,
-        from: &Side,
+        (to, from): (&Side, &Side),
         key: Option<offhook_vocab::Secret>,
+        cause: HangupCause,
     ) {
         let mut bye = Request::new(Method::Bye, &to.target);
         bye.headers.push("Max-Forwards", "70");
@@ -423,6 +423,7 @@ impl Node {
         bye.headers.push("Call-ID", call_id);
         bye.headers
             .push("CSeq", &format!("{} BYE", from.cseq.saturating_add(1)));
+        bye.headers.push("Reason", &reason(cause));
         if let Some(key) = key {
             offhook_sip::trust::sign(key.expose(), &mut bye, self.wall_ms(now));
         }

@@ -738,13 +738,10 @@ impl Node {
         }
     }
 
-    /// Ends every INVITE in progress (a drain's deadline came): those forwarded
-    /// are cancelled downstream, the others refused.
-    pub(super) fn end_every_invite(&mut self, now: Instant) {
-        let keys: Vec<ServerKey> = self.invites.by_server.keys().cloned().collect();
-        for key in keys {
-            self.invite_cancelled(now, &key);
-        }
+    /// Ends every INVITE in progress (a drain's deadline came) with `cause`:
+    /// those forwarded are cancelled downstream, the others refused.
+    pub(super) fn end_every_invite(&mut self, now: Instant, cause: HangupCause) {
+        while self.end_invite_where(now, cause, |i| i.ended_by.is_none()) {}
     }
 
     /// The directory failed an INVITE's query or change.

@@ -85,7 +85,7 @@ impl Node {
                 "this node's lease ran out and another node reaped it: its calls end"
             );
             self.end_every_call(now, HangupCause::NodeLost);
-            self.end_every_invite(now);
+            self.end_every_invite(now, HangupCause::NodeLost);
         }
         if !reaped.lines.is_empty() {
             self.lines.invalidate();

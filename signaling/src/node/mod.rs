@@ -507,7 +507,7 @@ impl Node {
             return;
         }
         self.end_every_call(now, offhook_directory::HangupCause::Shutdown);
-        self.end_every_invite(now);
+        self.end_every_invite(now, offhook_directory::HangupCause::Shutdown);
     }
 
     /// The earliest deadline of the node and its endpoint.
