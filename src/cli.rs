@@ -521,7 +521,7 @@ pub enum LineCommand {
         name: String,
     },
     /// Why a line is (not) working: state, fault reason, relay health,
-    /// registrations, calls, open requests.
+    /// registrations, calls, open requests, its sound card.
     Diagnose {
         /// Line name or id.
         name: String,

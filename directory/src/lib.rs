@@ -42,7 +42,7 @@ pub use audit::{Actor, AuditAction, AuditChange, AuditEntry, AuditFilter};
 pub use call_records::CallRecord;
 pub use cdrs::{CallQuality, Cdr, CdrFilter, NewCdr};
 pub use db::{Directory, Scope};
-pub use diagnostics::LineDiagnostics;
+pub use diagnostics::{LineDiagnostics, SoundCardDiagnostics};
 pub use error::{DirectoryError, Result};
 pub use hours::OpeningHours;
 pub use icons::{Icon, IconUpdate, NewIcon};

@@ -224,6 +224,20 @@ pub(super) async fn diagnose_line(ctx: &Ctx, name: &str, json: bool) -> anyhow::
             ms_text(Some(r.expires_at))
         );
     }
+    if let Some(c) = &diag.sound_card {
+        println!(
+            "sound card: plays into {}, captures from {} at {} Hz; device latency {:.1} ms out, \
+             {:.1} ms in; {} underrun, {} overrun samples (as of {})",
+            c.playback,
+            c.capture,
+            c.rate_hz,
+            c.playback_latency_us as f64 / 1000.0,
+            c.capture_latency_us as f64 / 1000.0,
+            c.underrun_samples,
+            c.overrun_samples,
+            ms_text(Some(c.published_at))
+        );
+    }
     if let Some(call) = &diag.active_call {
         println!(
             "in call {} to {} since {}",

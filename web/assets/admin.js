@@ -336,6 +336,13 @@ async function resetLine(name) {
   } catch (err) { notice(err.message, 'failure'); }
 }
 
+function soundCardFact(c) {
+  const ms = (us) => (us / 1000).toFixed(1);
+  return `Sound card: plays into ${c.playback}, captures from ${c.capture} at ${c.rate_hz} Hz; ` +
+    `device latency ${ms(c.playback_latency_us)} ms out, ${ms(c.capture_latency_us)} ms in; ` +
+    `${c.underrun_samples} underrun and ${c.overrun_samples} overrun samples (as of ${time(c.published_at)})`;
+}
+
 async function showDiagnostics(name) {
   try {
     const d = await api('GET', `/lines/${encodeURIComponent(name)}/diagnostics`);
@@ -349,6 +356,7 @@ async function showDiagnostics(name) {
       d.active_call ? `In call to ${d.active_call.number} since ${time(d.active_call.started_at)}` : 'No call on it now',
       d.last_call ? `Last call ended ${time(d.last_call.ended_at)} (${d.last_call.hangup_cause})` : 'No call ended on it yet',
       ...d.open_actions.map((a) => `Open request ${a.kind}: ${describe(a)}`),
+      ...(d.sound_card ? [soundCardFact(d.sound_card)] : []),
     ];
     const section = el('section', { id: 'diagnostics', 'aria-labelledby': 'diagnostics-title' },
       el('h3', { id: 'diagnostics-title', text: `Diagnostics of line ${d.line.name}` }),

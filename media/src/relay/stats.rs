@@ -4,7 +4,9 @@
 //! jitter buffer depth. A call adds what its leg counted since it last reported,
 //! once per 20 ms frame, so the counters move while calls run, not only at their end.
 //! Sound card lines add their card's counters (samples played, captured, underruns
-//! during calls, overruns, dropped), read from the card's atomics. Each line's
+//! during calls, overruns, dropped), read from the card's atomics, and its gauges:
+//! the devices (`offhook_soundcard_info`, names as labels), the rate the card runs
+//! at, the device latency each way and the play queue's depth. Each line's
 //! state (idle, dialing, in call, fault, offline) is a gauge per state.
 
 use std::collections::HashMap;
@@ -215,6 +217,34 @@ impl RelayStats {
                 let count = i64::try_from(count).unwrap_or(i64::MAX);
                 values.push((name.to_owned(), format!("line=\"{line}\""), count));
             }
+            let label = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+            values.push((
+                "offhook_soundcard_info".to_owned(),
+                format!(
+                    "line=\"{line}\",playback=\"{}\",capture=\"{}\"",
+                    label(&counters.playback),
+                    label(&counters.capture)
+                ),
+                1,
+            ));
+            for (name, gauge) in [
+                (
+                    "offhook_soundcard_playback_latency_us",
+                    &counters.playback_latency_us,
+                ),
+                (
+                    "offhook_soundcard_capture_latency_us",
+                    &counters.capture_latency_us,
+                ),
+                ("offhook_soundcard_queued_samples", &counters.queued),
+            ] {
+                values.push((name.to_owned(), format!("line=\"{line}\""), value(gauge)));
+            }
+            values.push((
+                "offhook_soundcard_rate_hz".to_owned(),
+                format!("line=\"{line}\""),
+                i64::from(counters.rate.load(Ordering::Relaxed)),
+            ));
         }
         values
     }
