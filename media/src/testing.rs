@@ -236,6 +236,8 @@ pub struct CallerMedia {
     pub rtcp: usize,
     /// A key to send as RFC 4733 with the next packet.
     pub key: Option<char>,
+    /// Sends silence instead of the tone (bursts, for latency measurements).
+    pub quiet: bool,
 }
 
 impl Default for CallerMedia {
@@ -249,6 +251,7 @@ impl Default for CallerMedia {
             payload_types: Vec::new(),
             rtcp: 0,
             key: None,
+            quiet: false,
         }
     }
 }
@@ -282,8 +285,10 @@ impl CallerMedia {
                 self.packet(101, &[event, 0x80 | 10, 0x03, 0x20])
             }
             None => {
+                let quiet = self.quiet;
                 let audio: Vec<u8> = (0..160)
                     .map(|_| linear_to_ulaw(self.tone.next_sample()))
+                    .map(|code| if quiet { 0xFF } else { code })
                     .collect();
                 self.packet(0, &audio)
             }

@@ -20,6 +20,7 @@ use offhook_directory::{
     AccountKind, Cdr, CdrFilter, LineKind, LineState, NewAccount, NewIcon, NewLine, NewTenant, Scope,
 };
 use offhook_media::dsp::cadence::Country;
+use offhook_media::emulator::line::LineModel;
 use offhook_media::relay::{Device, LineSpec, Registration, RelayConfig};
 use offhook_media::testing::{CallerMedia, RelaySide};
 use offhook_signaling::config::SignalingConfig;
@@ -172,6 +173,18 @@ impl World {
     /// A world whose lines hear `country`'s call-progress tones (`None`: the
     /// demo cadence) and presume the answer accordingly.
     pub async fn in_country(lines: &[&str], signaling: SignalingConfig, country: Option<Country>) -> Self {
+        Self::on_lines(lines, signaling, country, LineModel::default(), None).await
+    }
+
+    /// A world whose emulated lines have `emulated`'s modem clock error and
+    /// hybrid echo, their echo canceller on, off or as by default.
+    pub async fn on_lines(
+        lines: &[&str],
+        signaling: SignalingConfig,
+        country: Option<Country>,
+        emulated: LineModel,
+        echo_canceller: Option<bool>,
+    ) -> Self {
         let db = TestDb::new(Backend::Sqlite).await;
         seed(&db, lines).await;
         let d = &db.directory;
@@ -194,6 +207,8 @@ impl World {
                     device: Device::Emulated,
                     soundcard: None,
                     country,
+                    echo_canceller,
+                    emulated,
                 })
                 .collect(),
             ..RelayConfig::default()

@@ -1,7 +1,9 @@
 //! A V.253 voice modem emulator, sans-IO: what a driver writes and the time go
 //! in, what the modem answers (result codes, DLE events, audio paced at 8,000
 //! bytes/s in 20 ms chunks: a PTY has no baud rate to pace it) comes out. Behind
-//! it is the simulated telephone network of [`network`]. Streams: `+VTR` both
+//! it is the simulated telephone network of [`network`], reached through the
+//! modem's analogue side ([`line`]: its sample clock, off by `clock_ppm`, its
+//! playout buffer, and the line's hybrid echo). Streams: `+VTR` both
 //! ways, `+VRX` from the line (ended by `<DLE>!` or `<DLE>^`), `+VTX` to the line
 //! (ended by the DTE's `<DLE><ETX>`); while the DTE does not transmit, the line
 //! carries silence to the far end. `AT+VTS` plays keys to the far end. The
@@ -15,6 +17,7 @@
 //! the call's progress and end as DLE events in voice command mode. `offhook demo` and the tests run it on a pseudo-terminal
 //! ([`pty`]) so that the real driver talks to it through the real serial code.
 
+pub mod line;
 pub mod network;
 pub mod pty;
 
@@ -25,6 +28,7 @@ use crate::dsp::dtmf_detect::DtmfDetector;
 use crate::dsp::g711::ulaw_to_linear;
 use crate::dsp::tone::dtmf_frames;
 use crate::modem::stream::{DLE, ETX, shield};
+use line::Analogue;
 use network::{Exchange, Script, script};
 
 /// One 20 ms chunk of 8 kHz mu-law.
@@ -84,6 +88,8 @@ pub struct Emulator {
     to_far: (DtmfDetector, Vec<i16>, Vec<char>),
     /// Keys in what the far end sends.
     from_far: DtmfDetector,
+    /// The clock, playout buffer and hybrid.
+    analogue: Analogue,
 }
 
 impl Emulator {
@@ -103,12 +109,19 @@ impl Emulator {
             ticks: 0,
             to_far: (DtmfDetector::default(), Vec::new(), Vec::new()),
             from_far: DtmfDetector::default(),
+            analogue: Analogue::default(),
         }
+    }
+
+    /// The analogue side: what its playout buffer holds, its underruns.
+    pub fn analogue(&self) -> &Analogue {
+        &self.analogue
     }
 
     /// The same modem on an exchange that sounds like `exchange` (a country's
     /// ringback and busy tones, how many rings before [`network::GREETS`] answers).
     pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.analogue = Analogue::new(exchange.line);
         self.exchange = exchange;
         self
     }
@@ -211,6 +224,7 @@ impl Emulator {
                 self.next_tick = Some(now + TICK);
             }
             "ATH" | "ATH0" => {
+                self.analogue.reset();
                 self.off_hook = false;
                 self.call = None;
                 self.next_tick = None;
@@ -220,7 +234,11 @@ impl Emulator {
         }
     }
 
-    fn end_stream(&mut self) {
+    fn end_stream(&mut self, now: Instant) {
+        // What the buffer holds is still played.
+        let rest = self.analogue.flush();
+        self.analogue.remember(&rest);
+        self.send_to_far_end(now, &rest);
         self.mode = Mode::Command;
         self.next_tick = None;
         self.out.extend([DLE, ETX]);
@@ -251,9 +269,12 @@ impl Emulator {
                     self.after_dle = false;
                     match b {
                         DLE => heard.push(DLE),
-                        b'^' | b'!' if !self.faults.stuck_in_duplex => self.end_stream(),
+                        b'^' | b'!' if !self.faults.stuck_in_duplex => self.end_stream(now),
                         ETX if !from_line => {
                             // The end of +VTX data: the modem is back in command mode.
+                            let rest = self.analogue.flush();
+                            self.analogue.remember(&rest);
+                            self.send_to_far_end(now, &rest);
                             self.mode = Mode::Command;
                             self.next_tick = None;
                             self.reply("OK");
@@ -261,7 +282,7 @@ impl Emulator {
                         ETX => {
                             // A stuck modem comes out on <DLE><ETX> (the driver's resync).
                             self.faults.stuck_in_duplex = false;
-                            self.end_stream();
+                            self.end_stream(now);
                         }
                         _ => {}
                     }
@@ -285,8 +306,8 @@ impl Emulator {
                 _ => {}
             }
         }
-        if !heard.is_empty() {
-            self.send_to_far_end(now, &heard);
+        if !heard.is_empty() && !self.analogue.queue(&heard) {
+            self.out.extend([DLE, b'o']);
         }
     }
 
@@ -317,21 +338,31 @@ impl Emulator {
             }
             return;
         };
-        if !to_line {
+        let count = self.analogue.tick();
+        let mut chunk = Vec::with_capacity(count + 8);
+        if to_line {
+            let (played, short) = self.analogue.play(count);
+            self.send_to_far_end(now, &played);
+            if short {
+                chunk.extend([DLE, b'u']);
+            }
+        } else {
             // We send nothing: the far end hears the line's silence.
-            self.send_to_far_end(now, &[0xFF; CHUNK]);
+            let silence = vec![0xFF; count];
+            self.analogue.remember(&silence);
+            self.send_to_far_end(now, &silence);
         }
-        let mut chunk = Vec::with_capacity(CHUNK + 8);
         match self.call.as_mut() {
             Some((start, script)) => {
                 let elapsed = now.saturating_duration_since(*start);
                 for code in script.take_due(elapsed) {
                     chunk.extend([DLE, code]);
                 }
-                let audio = match script.answer_at {
-                    Some(at) if elapsed >= at => script.audio.next(CHUNK),
-                    _ => script.before_answer.next(CHUNK),
+                let mut audio = match script.answer_at {
+                    Some(at) if elapsed >= at => script.audio.next(count),
+                    _ => script.before_answer.next(count),
                 };
+                self.analogue.add_echo(&mut audio);
                 if from_line {
                     let key = self
                         .from_far
@@ -342,7 +373,7 @@ impl Emulator {
                     shield(&audio, &mut chunk);
                 }
             }
-            None if from_line => shield(&[0xFF; CHUNK], &mut chunk),
+            None if from_line => shield(&vec![0xFF; count], &mut chunk),
             None => {}
         }
         if self.faults.underruns && self.ticks.is_multiple_of(50) {

@@ -48,6 +48,8 @@ pub struct Exchange {
     pub country: Option<Country>,
     /// Rings before [`GREETS`] answers.
     pub greeting_rings: u32,
+    /// The modem's clock error and the line's hybrid echo.
+    pub line: super::line::LineModel,
 }
 
 impl Default for Exchange {
@@ -55,6 +57,7 @@ impl Default for Exchange {
         Self {
             country: None,
             greeting_rings: 2,
+            line: super::line::LineModel::default(),
         }
     }
 }

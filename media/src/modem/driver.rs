@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use offhook_vocab::AnswerSource;
 
+use super::edge::LineEdge;
 use super::stream::{DLE, ETX, ModemOutput, StreamParser, shield};
 use crate::dsp::cadence::Country;
 use crate::dsp::g711::ulaw_to_linear;
@@ -131,6 +132,12 @@ pub struct DriverConfig {
     /// Whose call-progress tones the line hears (how long a ringback burst lasts
     /// after its `<DLE>r`); `None`: the burst is taken as instantaneous.
     pub country: Option<Country>,
+    /// Full duplex: hold the modem's playout buffer against clock drift
+    /// ([`super::drift`]).
+    pub compensate_drift: bool,
+    /// Full duplex: cancel the line's hybrid echo in what goes to the caller
+    /// ([`crate::dsp::echo`]).
+    pub cancel_echo: bool,
 }
 
 /// Ringback gone this much longer than its cadence's longest silence: answered.
@@ -158,6 +165,8 @@ impl Default for DriverConfig {
             talk_hangover: Duration::from_millis(400),
             audio: LineAudio::Serial,
             country: None,
+            compensate_drift: true,
+            cancel_echo: true,
         }
     }
 }
@@ -286,6 +295,8 @@ pub struct ModemDriver {
     pub underruns: u32,
     /// Overrun events reported by the modem.
     pub overruns: u32,
+    /// The full-duplex stream's audio edge, for the call.
+    edge: Option<LineEdge>,
 }
 
 /// Picks the mu-law format id from `+VSM=?` lines, by name (ids differ by chipset).
@@ -327,6 +338,7 @@ impl ModemDriver {
             resyncs: 0,
             underruns: 0,
             overruns: 0,
+            edge: None,
         };
         driver.send(now, Step::Reset, "ATZ");
         driver
@@ -345,6 +357,24 @@ impl ModemDriver {
     /// Whether a call is answered and up (the line carries its audio).
     pub fn is_answered(&self) -> bool {
         self.call.as_ref().is_some_and(|c| c.answered)
+    }
+
+    /// The full-duplex stream's audio edge (drift compensation, echo canceller).
+    pub fn edge(&self) -> Option<&LineEdge> {
+        self.edge.as_ref()
+    }
+
+    /// A full-duplex stream began: its edge starts (or starts over).
+    fn duplex_started(&mut self) {
+        match self.edge.as_mut() {
+            Some(edge) => edge.restart(),
+            None => {
+                self.edge = Some(LineEdge::new(
+                    self.config.compensate_drift,
+                    self.config.cancel_echo,
+                ));
+            }
+        }
     }
 
     /// Whether the modem plays keys itself (`+VTS`).
@@ -373,6 +403,7 @@ impl ModemDriver {
 
     fn hang_up(&mut self, now: Instant) {
         self.call = None;
+        self.edge = None;
         self.switch_to = None;
         self.keys.clear();
         self.key_frames.clear();
@@ -445,7 +476,13 @@ impl ModemDriver {
             return;
         }
         match self.stream {
-            Some(Stream::Duplex) => self.write_audio(&audio),
+            Some(Stream::Duplex) => {
+                let mut audio = audio;
+                if let Some(edge) = self.edge.as_mut() {
+                    edge.to_line(&mut audio);
+                }
+                self.write_audio(&audio)
+            }
             Some(Stream::Transmit) => {
                 if is_voice(&audio) {
                     self.last_voice = Some(now);
@@ -552,7 +589,10 @@ impl ModemDriver {
 
     /// Audio from the line: passed on (as early media before the answer), and
     /// before the answer listened to for ringback and for a voice answering.
-    fn line_audio(&mut self, now: Instant, audio: Vec<u8>) {
+    fn line_audio(&mut self, now: Instant, mut audio: Vec<u8>) {
+        if let Some(edge) = self.edge.as_mut().filter(|_| self.stream == Some(Stream::Duplex)) {
+            edge.from_line(&mut audio);
+        }
         let Some(call) = self.call.as_mut() else { return };
         if call.answered {
             return self.event(LineEvent::Audio(audio));
@@ -685,6 +725,9 @@ impl ModemDriver {
                     Stream::Duplex
                 });
                 self.parser.set_streaming(true);
+                if !self.half_duplex {
+                    self.duplex_started();
+                }
             }
             (Step::Switch, _) if ok => {
                 self.waiting = None;
@@ -705,6 +748,9 @@ impl ModemDriver {
                 self.waiting = None;
                 self.stream = Some(stream);
                 self.parser.set_streaming(true);
+                if stream == Stream::Duplex {
+                    self.duplex_started();
+                }
                 if stream == Stream::Transmit {
                     self.last_voice = Some(now);
                     for audio in std::mem::take(&mut self.backlog) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::cadence::Country;
+use crate::emulator::line::LineModel;
 use crate::emulator::network::Exchange;
 use crate::modem::DriverConfig;
 use crate::soundcard::DEFAULT_DEVICE;
@@ -39,6 +40,14 @@ pub struct LineSpec {
     /// the short demo cadence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<Country>,
+    /// Cancel the line's hybrid echo in what the caller hears; by default on for
+    /// a modem, and on an emulated line when it has a hybrid echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_canceller: Option<bool>,
+    /// An emulated line's modem clock error and hybrid echo (`clock_ppm`,
+    /// `hybrid = { delay_ms, erl_db }`); none by default.
+    #[serde(default, skip_serializing_if = "LineModel::is_ideal")]
+    pub emulated: LineModel,
 }
 
 impl LineSpec {
@@ -47,6 +56,10 @@ impl LineSpec {
     pub fn driver_config(&self, no_answer: Duration) -> DriverConfig {
         DriverConfig {
             no_answer,
+            cancel_echo: self.echo_canceller.unwrap_or(match self.device {
+                Device::Serial(_) => true,
+                Device::Emulated => self.emulated.hybrid.is_some(),
+            }),
             ..self
                 .country
                 .map_or_else(DriverConfig::default, DriverConfig::for_country)
@@ -57,6 +70,7 @@ impl LineSpec {
     pub fn exchange(&self) -> Exchange {
         Exchange {
             country: self.country,
+            line: self.emulated,
             ..Exchange::default()
         }
     }
@@ -141,6 +155,8 @@ impl Default for RelayConfig {
                 device: Device::Emulated,
                 soundcard: None,
                 country: None,
+                echo_canceller: None,
+                emulated: LineModel::default(),
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,

@@ -31,6 +31,8 @@ struct Bench {
     /// Everything the relay got from the line, early media and after the answer.
     line_stream: Vec<u8>,
     tone: Option<Tone>,
+    /// Instead of the tone: this signal, looped (and where it is).
+    voice: Option<(Vec<i16>, usize)>,
     /// After this, the relay's side sends silence instead of the tone.
     tone_until: Option<Instant>,
     /// The modem's streams as they changed (`None`: command mode).
@@ -70,6 +72,7 @@ impl Bench {
             heard: Vec::new(),
             line_stream: Vec::new(),
             tone: None,
+            voice: None,
             tone_until: None,
             streams: vec![None],
             step: 0,
@@ -126,6 +129,19 @@ impl Bench {
                 self.driver.handle_card_audio(self.now, &frame);
             }
             let talking = self.tone_until.is_none_or(|until| self.now < until);
+            if let Some((signal, at)) = self
+                .voice
+                .as_mut()
+                .filter(|_| answered && self.step.is_multiple_of(2))
+            {
+                let chunk: Vec<u8> = (0..160)
+                    .map(|_| {
+                        *at = (*at + 1) % signal.len();
+                        linear_to_ulaw(if talking { signal[*at] } else { 0 })
+                    })
+                    .collect();
+                self.driver.handle_command(self.now, LineCommand::Audio(chunk));
+            }
             if let Some(tone) = self
                 .tone
                 .as_mut()
@@ -570,4 +586,5 @@ fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
     assert_eq!(b.events.last(), Some(&LineEvent::Idle));
 }
 
+mod line_edge;
 mod supervision;

@@ -18,6 +18,7 @@ fn bench(country: Country, greeting_rings: u32) -> Bench {
     let exchange = Exchange {
         country: Some(country),
         greeting_rings,
+        ..Exchange::default()
     };
     Bench::on_exchange(Faults::default(), config, exchange)
 }
@@ -73,6 +74,7 @@ fn the_former_3_s_presumption_bills_ringing_calls_where_the_silence_is_longer() 
         let exchange = Exchange {
             country: Some(country),
             greeting_rings: 2,
+            ..Exchange::default()
         };
         let mut b = Bench::on_exchange(Faults::default(), config, exchange);
         b.dial(NEVER_ANSWERS, Duration::from_secs(45));

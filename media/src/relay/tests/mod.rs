@@ -113,6 +113,8 @@ fn config(lines: &[&str]) -> RelayConfig {
                 device: Device::Emulated,
                 soundcard: None,
                 country: None,
+                echo_canceller: None,
+                emulated: Default::default(),
             })
             .collect(),
         international_prefix: "00".into(),
