@@ -26,8 +26,9 @@ class Probe:
         self.target = (a.host, a.port)
         self.n = 0
 
-    def send(self, text):
-        self.sock.sendto(text.replace("\n", "\r\n").encode(), self.target)
+    def send(self, head_and_body):
+        head, _, body = head_and_body.partition("\n\n")
+        self.sock.sendto((head.replace("\n", "\r\n") + "\r\n\r\n" + body).encode(), self.target)
 
     def recv(self, deadline, call_id, want):
         """The next response for call_id whose status is in want (or final)."""
@@ -49,6 +50,7 @@ class Probe:
 
     def request(self, method, uri, call_id, cseq, to_tag="", extra="", body=""):
         a = self.a
+        body = body.replace("\n", "\r\n")
         branch = "z9hG4bK" + os.urandom(6).hex()
         self.send(
             f"{method} {uri} SIP/2.0\n"
