@@ -11,6 +11,7 @@ mod click;
 pub mod ice;
 mod metrics;
 mod pages;
+pub mod relay_health;
 pub mod webhook_delivery;
 mod widget;
 
