@@ -193,6 +193,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     })
     .await?;
     let _media_metrics = publish_media(&config.media.name, &directory, &relay);
+    let _media_health = serve_relay_health(&config.media, &relay).await?;
     // Browsers call over the WebSocket this process actually listens on.
     let sip_ws_url = signaling
         .bound
@@ -261,7 +262,9 @@ pub async fn run_media(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let relay = start_media(config.media.clone()).await?;
     let metrics = publish_media(&config.media.name, &directory, &relay);
+    let health = serve_relay_health(&config.media, &relay).await?;
     shutdown_signal().await;
+    drop(health);
     drop(metrics);
     drop(relay);
     directory.close().await;
@@ -276,6 +279,39 @@ fn publish_media(name: &str, directory: &Directory, relay: &Relay) -> [publish::
         publish::spawn(directory.clone(), name.to_owned(), move || stats.metric_values()),
         publish::mirror_lines(directory.clone(), name.to_owned(), move || lines.line_states()),
     ]
+}
+
+/// Serves the relay's `/healthz` and `/readyz` on `media.health_listen`, if
+/// set, until the returned task is aborted.
+async fn serve_relay_health(config: &RelayConfig, relay: &Relay) -> anyhow::Result<Option<AbortOnDrop>> {
+    let Some(listen) = config.health_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (media.health_listen)"))?;
+    println!(
+        "offhook: media health serving http://{}/ (/healthz, /readyz)",
+        listener.local_addr()?
+    );
+    let stats = Arc::clone(&relay.stats);
+    let lines: offhook_web::relay_health::LineStates = Arc::new(move || stats.line_states());
+    let task = tokio::spawn(async move {
+        if let Err(err) = offhook_web::relay_health::serve(listener, lines, std::future::pending()).await {
+            tracing::warn!(%err, "media health endpoints stopped");
+        }
+    });
+    Ok(Some(AbortOnDrop(task)))
+}
+
+/// A background task that ends when this is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {

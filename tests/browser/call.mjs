@@ -2,11 +2,12 @@
 // tone WAV opens the demo page, clicks the call icon, waits for the call to be
 // up, measures what comes back from the far end (WebAudio analyser on the remote
 // stream), reads the media path (selected ICE candidate pair), hangs up, and
-// prints a JSON report on stdout.
-// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed]
+// prints a JSON report on stdout. With `close-tab`, the tab is closed as soon as
+// the call is up instead (no hang-up: the WebSocket just goes away).
+// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [end: hang-up|close-tab]
 import { launch } from "./launch.mjs";
 
-const [pageUrl, wav, iconId = "demo-echo", expect = "in-call"] = process.argv.slice(2);
+const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", end = "hang-up"] = process.argv.slice(2);
 const report = { states: [], error: null };
 const deadline = (ms, what) =>
   new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
@@ -38,7 +39,11 @@ try {
     [want, widget],
     { timeout: 30000 },
   );
-  if (expect === "in-call") {
+  if (expect === "in-call" && end === "close-tab") {
+    report.states = await page.evaluate((find) => eval(find).history, widget);
+    await page.close();
+    report.status = "tab-closed";
+  } else if (expect === "in-call") {
     // Let the echo come back, then measure the remote audio for 2 s.
     report.audio = await Promise.race([
       page.evaluate(async (icon) => {
@@ -121,9 +126,11 @@ try {
     await host.locator("button.hangup").click();
     await page.waitForFunction((find) => eval(find).state === "ended", widget, { timeout: 10000 });
   }
-  report.states = await page.evaluate((find) => eval(find).history, widget);
-  report.status = await page.evaluate((find) => eval(find).state, widget);
-  report.statusText = await host.locator(".status").textContent();
+  if (report.status !== "tab-closed") {
+    report.states = await page.evaluate((find) => eval(find).history, widget);
+    report.status = await page.evaluate((find) => eval(find).state, widget);
+    report.statusText = await host.locator(".status").textContent();
+  }
 } catch (e) {
   report.error = String(e && e.message ? e.message : e);
 } finally {

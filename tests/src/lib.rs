@@ -201,6 +201,8 @@ pub struct Demo {
     pub sip_udp: std::net::SocketAddr,
     /// The web server (`host:port`).
     pub web: String,
+    /// The relay's health endpoints (`host:port`), when `media.health_listen` is set.
+    pub media_health: Option<String>,
 }
 
 impl Offhook {
@@ -245,11 +247,22 @@ impl Demo {
         let sip_line = running.wait_for_line("signaling serving SIP").await;
         let sip_udp = after(&sip_line, "udp=").parse().expect("signaling's UDP address");
         running.wait_for_line("media relay at").await;
-        let web = running.wait_for_web_address().await;
+        // The relay's health endpoints, when configured, come before the web.
+        let mut media_health = None;
+        let web = loop {
+            let line = running
+                .wait_for_any(&["media health serving http://", "web serving http://"])
+                .await;
+            match line.contains("media health") {
+                true => media_health = Some(after(&line, "http://").to_owned()),
+                false => break after(&line, "http://").to_owned(),
+            }
+        };
         Self {
             running,
             sip_udp,
             web,
+            media_health,
         }
     }
 }
@@ -265,17 +278,23 @@ pub struct Running {
 impl Running {
     /// Reads standard output until a line contains `needle`; returns that line.
     pub async fn wait_for_line(&mut self, needle: &str) -> String {
+        self.wait_for_any(&[needle]).await
+    }
+
+    /// Reads standard output until a line contains one of `needles`; returns
+    /// that line.
+    pub async fn wait_for_any(&mut self, needles: &[&str]) -> String {
         let read = async {
             while let Some(line) = self.stdout.next_line().await.expect("read offhook stdout") {
-                if line.contains(needle) {
+                if needles.iter().any(|n| line.contains(n)) {
                     return line;
                 }
             }
-            panic!("offhook exited before printing '{needle}'");
+            panic!("offhook exited before printing any of {needles:?}");
         };
         tokio::time::timeout(STEP_TIMEOUT, read)
             .await
-            .unwrap_or_else(|_| panic!("offhook did not print '{needle}' in time"))
+            .unwrap_or_else(|_| panic!("offhook did not print any of {needles:?} in time"))
     }
 
     /// Waits for the web server's "web serving http://ADDRESS/" line; the address

@@ -4,9 +4,14 @@
 //! relay dialing the emulated modem; a key pressed in the widget is played into
 //! the line and heard back; hang-up ends the call and completes the CDR.
 //! Refusals (origin not allowed, disabled icon, rate limit) show their reason in
-//! the widget. JsSIP, a second real SIP client, calls with a token too.
+//! the widget. JsSIP, a second real SIP client, calls with a token too. A tab
+//! closed mid-call (no hang-up, its WebSocket just goes) ends the call: the line
+//! is idle and the CDR ended `caller-gone` within 30 s.
+
+use std::time::Duration;
 
 use offhook_directory::testing::Backend;
+use offhook_directory::{HangupCause, LineState, Scope};
 use offhook_tests::browser::{node, npm_ci, strings};
 use offhook_tests::{ANY_PORTS, Offhook, scratch_dir, write_tone_wav};
 use serde_json::Value;
@@ -116,5 +121,50 @@ async fn browser_calls_the_echo_and_sees_refusals() {
         assert_eq!(cdr["answer_source"], "ringback-stopped");
         assert_eq!(cdr["hangup_cause"], "normal", "{cdr}");
     }
+    offhook.db.finish().await;
+}
+
+#[tokio::test]
+async fn a_tab_closed_mid_call_frees_the_line_and_ends_the_cdr() {
+    npm_ci();
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let wav = scratch_dir("browser-close").join("tone.wav");
+    write_tone_wav(&wav, 1000.0, 30).unwrap();
+    let mut demo = offhook.spawn(&["demo"], ANY_PORTS);
+    let url = format!("http://{}/", demo.wait_for_web_address().await);
+
+    let report = node(
+        "call.mjs",
+        &[&url, wav.to_str().unwrap(), "demo-echo", "in-call", "close-tab"],
+    )
+    .await;
+    assert!(report["error"].is_null(), "{report}");
+    assert!(strings(&report, "states").contains(&"in-call"), "{report}");
+    let closed = tokio::time::Instant::now();
+    let d = &offhook.db.directory;
+    let limit = Duration::from_secs(30);
+    let ended = loop {
+        let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
+        let line = d.line("demo-line-1").await.unwrap();
+        if let [cdr] = &cdrs[..]
+            && cdr.ended_at.is_some()
+            && line.state == LineState::Idle
+        {
+            break cdr.clone();
+        }
+        assert!(
+            closed.elapsed() < limit,
+            "call ended within {limit:?}: {cdrs:?} {line:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "tab closed mid-call: CDR ended {:?} and the line idle after {:?}",
+        ended.hangup_cause,
+        closed.elapsed()
+    );
+    assert_eq!(ended.hangup_cause, Some(HangupCause::CallerGone), "{ended:?}");
+    assert!(ended.answered_at.is_some(), "{ended:?}");
+    assert!(demo.stop().await.success());
     offhook.db.finish().await;
 }

@@ -3,17 +3,21 @@
 //! good line; the broken one is `fault` in the directory with the modem's
 //! reason (mirrored by the relay, within seconds), so no call is routed to it;
 //! an operator's reset puts it back to `idle`, and the relay marks it `fault`
-//! again, since its modem is still missing.
+//! again, since its modem is still missing. The relay's own `/readyz` says
+//! ready while one line works, and 503 naming the line and its reason when
+//! the only line it has is the broken one.
 
 use std::time::Duration;
 
 use offhook_directory::testing::Backend;
 use offhook_directory::{Line, LineState};
-use offhook_tests::Offhook;
 use offhook_tests::ua::{TestUa, click};
+use offhook_tests::{Offhook, http_get};
 use tokio::net::UdpSocket;
 
 const LINES: &str = r#"[{ name = "demo-line-1", device = "emulated" }, { name = "broken-line", device = { serial = "/dev/offhook-no-such-modem" } }]"#;
+const BROKEN_ONLY: &str = r#"[{ name = "broken-line", device = { serial = "/dev/offhook-no-such-modem" } }]"#;
+const HEALTH: (&str, &str) = ("OFFHOOK_MEDIA__HEALTH_LISTEN", "127.0.0.1:0");
 
 async fn line(offhook: &Offhook, name: &str) -> Line {
     offhook.db.directory.line(name).await.expect("the line")
@@ -38,13 +42,19 @@ async fn wait_for_state(offhook: &Offhook, name: &str, state: LineState) -> Line
 #[tokio::test]
 async fn a_broken_modem_is_a_fault_line_in_the_directory_and_the_good_one_takes_calls() {
     let offhook = Offhook::new(Backend::Sqlite).await;
-    let demo = offhook.demo(&[("OFFHOOK_MEDIA__LINES", LINES)]).await;
+    let demo = offhook.demo(&[("OFFHOOK_MEDIA__LINES", LINES), HEALTH]).await;
+    let health = demo.media_health.clone().expect("the relay's health endpoints");
 
     let broken = wait_for_state(&offhook, "broken-line", LineState::Fault).await;
     let reason = broken.fault_reason.unwrap_or_default();
     assert!(!reason.is_empty(), "the modem's reason is kept");
     eprintln!("broken-line: fault ({reason})");
     assert_eq!(line(&offhook, "demo-line-1").await.state, LineState::Idle);
+    let ready = http_get(&health, "/readyz").await;
+    assert!(
+        ready.starts_with("HTTP/1.0 200") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
 
     // Calls go to the good line.
     let mut ua = TestUa::bind().await;
@@ -67,5 +77,25 @@ async fn a_broken_modem_is_a_fault_line_in_the_directory_and_the_good_one_takes_
             .state,
         LineState::Idle
     );
+    demo.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_whose_only_line_is_broken_is_not_ready_and_says_why() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let demo = offhook
+        .demo(&[("OFFHOOK_MEDIA__LINES", BROKEN_ONLY), HEALTH])
+        .await;
+    let health = demo.media_health.clone().expect("the relay's health endpoints");
+    assert!(http_get(&health, "/healthz").await.starts_with("HTTP/1.0 200"));
+    let not_ready = http_get(&health, "/readyz").await;
+    eprintln!("{not_ready}");
+    assert!(not_ready.starts_with("HTTP/1.0 503"), "{not_ready}");
+    assert!(not_ready.contains("not ready: no line works"), "{not_ready}");
+    assert!(
+        not_ready.contains("broken-line: fault ("),
+        "names the line and why: {not_ready}"
+    );
+    wait_for_state(&offhook, "broken-line", LineState::Fault).await;
     demo.running.stop().await;
 }

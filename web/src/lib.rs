@@ -12,6 +12,7 @@ pub mod client_addr;
 pub mod ice;
 mod metrics;
 mod pages;
+pub mod relay_health;
 pub mod webhook_delivery;
 mod widget;
 

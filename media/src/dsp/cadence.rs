@@ -122,6 +122,11 @@ impl Country {
             Self::Fr => 0x3D,
         }
     }
+
+    /// The country of a `+GCI` code (ITU-T T.35), if we know its tones.
+    pub fn from_t35(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.t35_code() == code)
+    }
 }
 
 /// A cadenced tone as it sounds on the line, from its start.

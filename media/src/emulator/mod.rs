@@ -6,7 +6,8 @@
 //! playout buffer, and the line's hybrid echo). Streams: `+VTR` both
 //! ways, `+VRX` from the line (ended by `<DLE>!` or `<DLE>^`), `+VTX` to the line
 //! (ended by the DTE's `<DLE><ETX>`); while the DTE does not transmit, the line
-//! carries silence to the far end. `AT+VTS` plays keys to the far end. The
+//! carries silence to the far end. `AT+GCI=` (a T.35 country code) makes the
+//! exchange sound like that country. `AT+VTS` plays keys to the far end. The
 //! modem hears keys both ways: those the far end heard (by `+VTS` or as tones in
 //! the audio) are kept for tests ([`Emulator::far_end_heard`]); those in the far
 //! end's audio are reported to the DTE as `<DLE>` and the key while it streams
@@ -24,6 +25,7 @@ pub mod pty;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::dsp::cadence::Country;
 use crate::dsp::dtmf_detect::DtmfDetector;
 use crate::dsp::g711::ulaw_to_linear;
 use crate::dsp::tone::dtmf_frames;
@@ -183,6 +185,21 @@ impl Emulator {
                         self.send_to_far_end(now, &frame);
                     }
                 }
+                self.reply("OK");
+            }
+            // Country selection (T.35 code in hex): its tones are the exchange's from now on.
+            s if s.starts_with("AT+GCI=") => {
+                match u8::from_str_radix(&s[7..], 16).ok().and_then(Country::from_t35) {
+                    Some(country) => {
+                        self.exchange.country = Some(country);
+                        self.reply("OK");
+                    }
+                    None => self.reply("ERROR"),
+                }
+            }
+            "AT+GCI?" => {
+                let code = self.exchange.country.unwrap_or(Country::Us).t35_code();
+                self.reply(&format!("+GCI: {code:02X}"));
                 self.reply("OK");
             }
             "AT+VSM=?" => {

@@ -1,8 +1,8 @@
 //! The V.253 voice-modem driver as a sans-IO state machine: bytes from the serial
 //! port, commands from the relay and the time go in; bytes to write and events for
-//! the relay come out, with the next deadline. It initialises the modem (voice
-//! class, mu-law picked by name from `+VSM=?`, no silence detection or inactivity
-//! timer), dials (`+VLS=1`, `ATDT`, full-duplex `+VTR`, half-duplex `+VRX` when
+//! the relay come out, with the next deadline. It initialises the modem (the
+//! line's country by `+GCI` when it has one, voice class, mu-law picked by name
+//! from `+VSM=?`, no silence detection or inactivity timer), dials (`+VLS=1`, `ATDT`, full-duplex `+VTR`, half-duplex `+VRX` when
 //! `+VTR` is refused — probed by trying it, since Conexant firmware answers ERROR to
 //! `AT+VTR=?` while `AT+VTR` works), reports call progress from result codes and
 //! DLE events, presumes or observes the answer, carries audio both ways with DLE
@@ -188,6 +188,9 @@ pub enum DriverOutput {
 enum Step {
     Reset,
     Echo,
+    /// `AT+GCI=` (the line's country, so the modem's dial-tone and
+    /// call-progress detection use its tones).
+    Country,
     VoiceClass,
     QueryFormats,
     SetFormat,
@@ -681,7 +684,17 @@ impl ModemDriver {
         match (step, line) {
             (Step::QueryFormats, _) if !ok && !error => self.info_lines.push(line.to_owned()),
             (Step::Reset, _) if ok => self.send(now, Step::Echo, "ATE0V1Q0"),
-            (Step::Echo, _) if ok => self.send(now, Step::VoiceClass, "AT+FCLASS=8"),
+            (Step::Echo, _) if ok => match self.config.country {
+                Some(country) => self.send(now, Step::Country, &format!("AT+GCI={:02X}", country.t35_code())),
+                None => self.send(now, Step::VoiceClass, "AT+FCLASS=8"),
+            },
+            // A modem without country selection keeps its own: go on, and say so.
+            (Step::Country, _) if ok || error => {
+                if error {
+                    tracing::warn!(country = ?self.config.country, "the modem refused +GCI: its own country's tones apply");
+                }
+                self.send(now, Step::VoiceClass, "AT+FCLASS=8")
+            }
             (Step::VoiceClass, _) if ok => {
                 self.info_lines.clear();
                 self.send(now, Step::QueryFormats, "AT+VSM=?");

@@ -140,6 +140,9 @@ pub struct RelayConfig {
     /// socket), the first one the `c=` line of RTP/AVP calls. Empty: the bound
     /// address.
     pub advertise: Vec<IpAddr>,
+    /// Where `offhook media` serves its own `/healthz` and `/readyz` (ready
+    /// while at least one of its lines works); `None`: not served.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for RelayConfig {
@@ -164,6 +167,7 @@ impl Default for RelayConfig {
             rtp_timeout_s: 20,
             ice_connect_timeout_s: 10,
             advertise: Vec::new(),
+            health_listen: None,
         }
     }
 }

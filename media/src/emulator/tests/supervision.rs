@@ -136,3 +136,54 @@ fn busy_is_busy_in_every_country() {
         assert_eq!(b.outcome(), [LineEvent::Busy, LineEvent::Idle], "{country:?}");
     }
 }
+
+#[test]
+fn the_lines_country_goes_to_the_modem_by_gci_and_its_exchange_follows() {
+    let config = DriverConfig {
+        no_answer: Duration::from_secs(40),
+        ..DriverConfig::for_country(Country::Uk)
+    };
+    // The modem's exchange starts country-blind: only +GCI makes it British.
+    let mut b = Bench::on_exchange(Faults::default(), config, Exchange::default());
+    assert_eq!(b.events, [LineEvent::Ready]);
+    let init = String::from_utf8_lossy(&b.to_modem).into_owned();
+    assert!(init.contains("AT+GCI=B4\r"), "{init}");
+    assert!(
+        init.find("AT+GCI").unwrap() < init.find("AT+FCLASS=8").unwrap(),
+        "country first: {init}"
+    );
+    assert_eq!(b.modem.exchange.country, Some(Country::Uk));
+    b.dial(NEVER_ANSWERS, Duration::from_secs(45));
+    assert_eq!(
+        b.outcome(),
+        [LineEvent::Ringing, LineEvent::NoAnswer, LineEvent::Idle]
+    );
+    let early: Vec<i16> = b
+        .line_stream
+        .iter()
+        .map(|&c| crate::dsp::g711::ulaw_to_linear(c))
+        .collect();
+    assert!(
+        crate::dsp::goertzel::some_block_has(&early, 800, &[400.0, 450.0], 0.2),
+        "the British ringback was heard"
+    );
+}
+
+#[test]
+fn a_line_without_a_country_sends_no_gci_and_the_emulator_answers_gci_queries() {
+    let b = Bench::new(Faults::default());
+    assert!(!String::from_utf8_lossy(&b.to_modem).contains("GCI"));
+    let mut modem = Emulator::new(Faults::default(), Duration::from_secs(3));
+    let now = b.now;
+    modem.handle_bytes(now, b"AT+GCI=04\r");
+    modem.handle_bytes(now, b"AT+GCI?\r");
+    modem.handle_bytes(now, b"AT+GCI=99\r");
+    let mut out = Vec::new();
+    while let Some(bytes) = modem.poll_transmit() {
+        out.extend(bytes);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "\r\nOK\r\n\r\n+GCI: 04\r\n\r\nOK\r\n\r\nERROR\r\n"
+    );
+}

@@ -123,6 +123,7 @@ fn config(lines: &[&str]) -> RelayConfig {
         rtp_timeout_s: RTP_TIMEOUT.as_secs(),
         ice_connect_timeout_s: ICE_CONNECT.as_secs(),
         advertise: Vec::new(),
+        health_listen: None,
     }
 }
 
