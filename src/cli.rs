@@ -282,6 +282,24 @@ pub struct PolicySettings {
     /// Calls started in one UTC day through each icon or account (1-1000000).
     #[arg(long)]
     pub daily: Option<i64>,
+    /// Calls of the tenant started in one UTC month (1-10000000).
+    #[arg(long)]
+    pub tenant_monthly: Option<i64>,
+    /// Calls started in one UTC month through each icon or account (1-10000000).
+    #[arg(long)]
+    pub monthly: Option<i64>,
+    /// Billed minutes of the tenant in one UTC day (1-10000000).
+    #[arg(long)]
+    pub tenant_minutes_daily: Option<i64>,
+    /// Billed minutes in one UTC day through each icon or account (1-10000000).
+    #[arg(long)]
+    pub minutes_daily: Option<i64>,
+    /// Billed minutes of the tenant in one UTC month (1-100000000).
+    #[arg(long)]
+    pub tenant_minutes_monthly: Option<i64>,
+    /// Billed minutes in one UTC month through each icon or account (1-100000000).
+    #[arg(long)]
+    pub minutes_monthly: Option<i64>,
     /// Allowed prefix (repeat): the given ones replace the allow list.
     #[arg(long = "allow", conflicts_with = "clear_allow")]
     pub allow: Vec<String>,

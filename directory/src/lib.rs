@@ -31,6 +31,7 @@ mod registrations;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod usage;
 mod validate;
 mod webhooks;
 mod words;
@@ -58,6 +59,7 @@ pub use policy::{
 };
 pub use registrations::{FreeLine, Registration, RoutableLine};
 pub use tenants::{NewTenant, Tenant, TenantUpdate};
+pub use usage::{CapReached, Usage, Used, day_and_month};
 pub use validate::is_internal_address;
 pub use webhooks::{MAX_WEBHOOKS_PER_TENANT, NewWebhook, Webhook, WebhookUpdate};
 pub use write_behind::{CallWriter, WriterStats};

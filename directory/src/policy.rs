@@ -1,6 +1,8 @@
 //! Toll-fraud policy per tenant: which numbers its icons and accounts may dial,
-//! how many of its calls may run at once, and how many may start in one UTC day
-//! (the tenant's, and each icon's or account's; counted from the CDRs). A number is judged by the longest
+//! how many of its calls may run at once, how many may start in one UTC day and
+//! month, and how many billed minutes they may use in one UTC day and month (the
+//! tenant's, and each icon's or account's; counted from the CDRs by
+//! [`crate::usage`]). A number is judged by the longest
 //! prefix that matches it among the built-in defaults ([`DEFAULT_DENY`]) and the
 //! tenant's own allow and deny lists; at equal length the tenant's rule beats a
 //! default, and a tenant's deny beats its allow. A number no rule matches is
@@ -40,6 +42,24 @@ pub const DEFAULT_TENANT_CALLS_PER_DAY: i64 = 1000;
 /// Calls through one icon or account started in one UTC day, by default.
 pub const DEFAULT_CALLS_PER_DAY: i64 = 200;
 
+/// Calls of one tenant started in one UTC month, by default.
+pub const DEFAULT_TENANT_CALLS_PER_MONTH: i64 = 20_000;
+
+/// Calls through one icon or account started in one UTC month, by default.
+pub const DEFAULT_CALLS_PER_MONTH: i64 = 4_000;
+
+/// Billed minutes of one tenant in one UTC day, by default.
+pub const DEFAULT_TENANT_MINUTES_PER_DAY: i64 = 6_000;
+
+/// Billed minutes through one icon or account in one UTC day, by default.
+pub const DEFAULT_MINUTES_PER_DAY: i64 = 1_200;
+
+/// Billed minutes of one tenant in one UTC month, by default.
+pub const DEFAULT_TENANT_MINUTES_PER_MONTH: i64 = 120_000;
+
+/// Billed minutes through one icon or account in one UTC month, by default.
+pub const DEFAULT_MINUTES_PER_MONTH: i64 = 24_000;
+
 /// Milliseconds in a day: days are numbered from the Unix epoch, in UTC.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -59,6 +79,18 @@ pub struct DestinationPolicy {
     pub tenant_calls_per_day: i64,
     /// Calls through one of its icons or accounts started in one UTC day.
     pub calls_per_day: i64,
+    /// Calls of the tenant started in one UTC month.
+    pub tenant_calls_per_month: i64,
+    /// Calls through one of its icons or accounts started in one UTC month.
+    pub calls_per_month: i64,
+    /// Billed (answered) minutes of the tenant in one UTC day.
+    pub tenant_minutes_per_day: i64,
+    /// Billed minutes through one of its icons or accounts in one UTC day.
+    pub minutes_per_day: i64,
+    /// Billed minutes of the tenant in one UTC month.
+    pub tenant_minutes_per_month: i64,
+    /// Billed minutes through one of its icons or accounts in one UTC month.
+    pub minutes_per_month: i64,
 }
 
 impl Default for DestinationPolicy {
@@ -69,6 +101,12 @@ impl Default for DestinationPolicy {
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             tenant_calls_per_day: DEFAULT_TENANT_CALLS_PER_DAY,
             calls_per_day: DEFAULT_CALLS_PER_DAY,
+            tenant_calls_per_month: DEFAULT_TENANT_CALLS_PER_MONTH,
+            calls_per_month: DEFAULT_CALLS_PER_MONTH,
+            tenant_minutes_per_day: DEFAULT_TENANT_MINUTES_PER_DAY,
+            minutes_per_day: DEFAULT_MINUTES_PER_DAY,
+            tenant_minutes_per_month: DEFAULT_TENANT_MINUTES_PER_MONTH,
+            minutes_per_month: DEFAULT_MINUTES_PER_MONTH,
         }
     }
 }
@@ -132,6 +170,11 @@ fn prefixes(field: &'static str, list: Vec<String>) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A cap from an update (or the current one), 1..=`max`.
+fn cap(field: &'static str, update: Option<i64>, current: i64, max: i64) -> Result<i64> {
+    validate::bounded(field, update.unwrap_or(current), 1, max)
+}
+
 fn lines(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.is_empty())
@@ -147,6 +190,12 @@ impl FromRow<'_, AnyRow> for DestinationPolicy {
             max_concurrent_calls: row.try_get("max_concurrent_calls")?,
             tenant_calls_per_day: row.try_get("tenant_calls_per_day")?,
             calls_per_day: row.try_get("calls_per_day")?,
+            tenant_calls_per_month: row.try_get("tenant_calls_per_month")?,
+            calls_per_month: row.try_get("calls_per_month")?,
+            tenant_minutes_per_day: row.try_get("tenant_minutes_per_day")?,
+            minutes_per_day: row.try_get("minutes_per_day")?,
+            tenant_minutes_per_month: row.try_get("tenant_minutes_per_month")?,
+            minutes_per_month: row.try_get("minutes_per_month")?,
         })
     }
 }
@@ -165,14 +214,27 @@ pub struct PolicyUpdate {
     pub tenant_calls_per_day: Option<i64>,
     /// New cap on the calls a day through each icon or account (1-1000000).
     pub calls_per_day: Option<i64>,
+    /// New cap on the tenant's calls a month (1-10000000).
+    pub tenant_calls_per_month: Option<i64>,
+    /// New cap on the calls a month through each icon or account (1-10000000).
+    pub calls_per_month: Option<i64>,
+    /// New cap on the tenant's billed minutes a day (1-10000000).
+    pub tenant_minutes_per_day: Option<i64>,
+    /// New cap on the billed minutes a day through each icon or account (1-10000000).
+    pub minutes_per_day: Option<i64>,
+    /// New cap on the tenant's billed minutes a month (1-100000000).
+    pub tenant_minutes_per_month: Option<i64>,
+    /// New cap on the billed minutes a month through each icon or account (1-100000000).
+    pub minutes_per_month: Option<i64>,
 }
 
 impl Directory {
     /// The policy of tenant `tenant_id` (the defaults when it has none).
     pub async fn destination_policy(&self, tenant_id: &str) -> Result<DestinationPolicy> {
         let row: Option<DestinationPolicy> = sqlx::query_as(
-            "SELECT allow, deny, max_concurrent_calls, tenant_calls_per_day, calls_per_day \
-             FROM destination_policies WHERE tenant_id = $1",
+            "SELECT allow, deny, max_concurrent_calls, tenant_calls_per_day, calls_per_day, \
+             tenant_calls_per_month, calls_per_month, tenant_minutes_per_day, minutes_per_day, \
+             tenant_minutes_per_month, minutes_per_month FROM destination_policies WHERE tenant_id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(&self.pool)
@@ -214,13 +276,54 @@ impl Directory {
                 1,
                 1_000_000,
             )?,
+            tenant_calls_per_month: cap(
+                "tenant_calls_per_month",
+                update.tenant_calls_per_month,
+                current.tenant_calls_per_month,
+                10_000_000,
+            )?,
+            calls_per_month: cap(
+                "calls_per_month",
+                update.calls_per_month,
+                current.calls_per_month,
+                10_000_000,
+            )?,
+            tenant_minutes_per_day: cap(
+                "tenant_minutes_per_day",
+                update.tenant_minutes_per_day,
+                current.tenant_minutes_per_day,
+                10_000_000,
+            )?,
+            minutes_per_day: cap(
+                "minutes_per_day",
+                update.minutes_per_day,
+                current.minutes_per_day,
+                10_000_000,
+            )?,
+            tenant_minutes_per_month: cap(
+                "tenant_minutes_per_month",
+                update.tenant_minutes_per_month,
+                current.tenant_minutes_per_month,
+                100_000_000,
+            )?,
+            minutes_per_month: cap(
+                "minutes_per_month",
+                update.minutes_per_month,
+                current.minutes_per_month,
+                100_000_000,
+            )?,
         };
         sqlx::query(
             "INSERT INTO destination_policies (tenant_id, allow, deny, max_concurrent_calls, tenant_calls_per_day, \
-             calls_per_day, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id) DO UPDATE SET \
+             calls_per_day, tenant_calls_per_month, calls_per_month, tenant_minutes_per_day, minutes_per_day, \
+             tenant_minutes_per_month, minutes_per_month, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (tenant_id) DO UPDATE SET \
              allow = excluded.allow, deny = excluded.deny, max_concurrent_calls = excluded.max_concurrent_calls, \
              tenant_calls_per_day = excluded.tenant_calls_per_day, calls_per_day = excluded.calls_per_day, \
-             updated_at = excluded.updated_at",
+             tenant_calls_per_month = excluded.tenant_calls_per_month, calls_per_month = excluded.calls_per_month, \
+             tenant_minutes_per_day = excluded.tenant_minutes_per_day, minutes_per_day = excluded.minutes_per_day, \
+             tenant_minutes_per_month = excluded.tenant_minutes_per_month, \
+             minutes_per_month = excluded.minutes_per_month, updated_at = excluded.updated_at",
         )
         .bind(&tenant.id)
         .bind(policy.allow.join("\n"))
@@ -228,44 +331,16 @@ impl Directory {
         .bind(policy.max_concurrent_calls)
         .bind(policy.tenant_calls_per_day)
         .bind(policy.calls_per_day)
+        .bind(policy.tenant_calls_per_month)
+        .bind(policy.calls_per_month)
+        .bind(policy.tenant_minutes_per_day)
+        .bind(policy.minutes_per_day)
+        .bind(policy.tenant_minutes_per_month)
+        .bind(policy.minutes_per_month)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(policy)
-    }
-
-    /// Calls started on UTC day `day` (Unix ms / [`DAY_MS`]): the tenant's,
-    /// and through its icon `icon` or else its account `account`.
-    pub async fn calls_on_day(
-        &self,
-        tenant_id: &str,
-        icon: Option<&str>,
-        account: Option<&str>,
-        day: i64,
-    ) -> Result<(i64, i64)> {
-        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
-        let tenant: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cdrs WHERE tenant_id = $1 AND started_at >= $2 AND started_at < $3",
-        )
-        .bind(tenant_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        let (column, key) = match (icon, account) {
-            (Some(icon), _) => ("icon_id", icon),
-            (None, Some(account)) => ("account_id", account),
-            (None, None) => return Ok((tenant, 0)),
-        };
-        let through: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM cdrs WHERE {column} = $1 AND started_at >= $2 AND started_at < $3"
-        )))
-        .bind(key)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((tenant, through))
     }
 
     /// `number` checked against the policy of tenant `tenant_id`, as a

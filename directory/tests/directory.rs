@@ -688,30 +688,101 @@ async fn icon_numbers_obey_the_tenant_destination_policy() {
             d.destination_policy(&a.id).await.unwrap().allow,
             vec!["+8821".to_owned()]
         );
-        // Calls a day, from the CDRs: the tenant's and the icon's, on that UTC day only.
-        let day = 20_000;
-        let at = |ms: i64| NewCdr {
+        // Use from the CDRs: calls started and billed (answered) time, the
+        // tenant's and the icon's, on that UTC day and in its calendar month.
+        let day = 20_789; // 2026-12-02; December 2026
+        let start = |ms: i64, id: &str| NewCdr {
             started_at: day * DAY_MS + ms,
-            ..cdr_for(&a, &icon, &format!("day-{ms}"))
+            ..cdr_for(&a, &icon, id)
         };
-        for ms in [0, 1_000, DAY_MS - 1, DAY_MS] {
-            d.start_cdr(at(ms)).await.unwrap();
+        let minute = 60_000;
+        // (start, answered after, ended after): None never answered / still running.
+        let calls: [(i64, Option<i64>, Option<i64>); 6] = [
+            (0, Some(1_000), Some(1_000 + minute)),
+            (1_000, Some(0), None),
+            (DAY_MS - 1, None, Some(10)),
+            (DAY_MS, Some(0), Some(minute / 2)),
+            (-DAY_MS, Some(0), Some(5 * minute)),
+            (-2 * DAY_MS, Some(0), Some(7 * minute)),
+        ];
+        for (n, (at, answered, ended)) in calls.into_iter().enumerate() {
+            let cdr = d.start_cdr(start(at, &format!("use-{n}"))).await.unwrap();
+            if let Some(after) = answered {
+                d.answer_cdr(&cdr.id, day * DAY_MS + at + after, AnswerSource::Sip)
+                    .await
+                    .unwrap();
+            }
+            if let Some(after) = ended {
+                let cause = offhook_directory::HangupCause::Normal;
+                d.end_cdr(&cdr.id, day * DAY_MS + at + after, cause)
+                    .await
+                    .unwrap();
+            }
         }
+        // Now: two minutes into the call still running.
+        let now = day * DAY_MS + 1_000 + 2 * minute;
+        let used = |calls, billed_ms| Used { calls, billed_ms };
+        let usage = d.usage(&a.id, Some(&icon.id), None, day, now).await.unwrap();
+        assert_eq!(usage.tenant_day, used(3, 3 * minute));
+        assert_eq!(usage.day, usage.tenant_day);
+        assert_eq!(usage.tenant_month, used(5, 3 * minute + minute / 2 + 5 * minute));
+        assert_eq!(usage.month, usage.tenant_month);
+        let other = d.usage(&a.id, Some("icn_other"), None, day, now).await.unwrap();
+        assert_eq!((other.tenant_day, other.day), (usage.tenant_day, Used::default()));
         assert_eq!(
-            d.calls_on_day(&a.id, Some(&icon.id), None, day).await.unwrap(),
-            (3, 3)
+            d.usage(&b.id, None, None, day, now).await.unwrap(),
+            offhook_directory::Usage::default()
         );
+        // 2026-11-30 is another month.
+        let november = d.usage(&a.id, Some(&icon.id), None, day - 2, now).await.unwrap();
         assert_eq!(
-            d.calls_on_day(&a.id, Some("icn_other"), None, day).await.unwrap(),
-            (3, 0)
+            (november.day, november.month),
+            (used(1, 7 * minute), used(1, 7 * minute))
         );
-        assert_eq!(d.calls_on_day(&b.id, None, None, day).await.unwrap(), (0, 0));
+        // The caps are part of the policy: kept and validated like the daily ones.
+        let caps = PolicyUpdate {
+            calls_per_month: Some(5),
+            minutes_per_day: Some(4),
+            tenant_minutes_per_month: Some(100),
+            ..PolicyUpdate::default()
+        };
+        let policy = d.update_destination_policy("alpha", caps).await.unwrap();
+        assert_eq!(d.destination_policy(&a.id).await.unwrap(), policy);
+        let reached = policy.admit(&usage).unwrap_err();
         assert_eq!(
-            d.calls_on_day(&a.id, Some(&icon.id), None, day + 1)
-                .await
-                .unwrap(),
-            (1, 1)
+            (reached.cap, reached.used, reached.limit),
+            ("calls_per_month", 5, 5)
         );
+        let policy = d
+            .update_destination_policy(
+                "alpha",
+                PolicyUpdate {
+                    calls_per_month: Some(6),
+                    ..PolicyUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            policy.admit(&usage),
+            Ok(minute),
+            "a minute left of the icon's day"
+        );
+        for bad in [
+            PolicyUpdate {
+                minutes_per_month: Some(0),
+                ..PolicyUpdate::default()
+            },
+            PolicyUpdate {
+                tenant_calls_per_month: Some(10_000_001),
+                ..PolicyUpdate::default()
+            },
+        ] {
+            assert!(matches!(
+                d.update_destination_policy("alpha", bad).await,
+                Err(DirectoryError::Invalid { .. })
+            ));
+        }
         db.finish().await;
     }
 }

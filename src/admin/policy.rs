@@ -1,6 +1,6 @@
 //! `offhook directory tenant policy show|set`: a tenant's toll-fraud policy
-//! (destination prefixes, calls at once, daily caps), each change written to
-//! the audit log like the admin API's.
+//! (destination prefixes, calls at once, caps on calls and billed minutes a day
+//! and a month), each change written to the audit log like the admin API's.
 
 use offhook_directory::{AuditChange, DEFAULT_DENY, DestinationPolicy, PolicyUpdate};
 
@@ -51,23 +51,28 @@ fn update(s: PolicySettings) -> Result<PolicyUpdate, BadInput> {
         max_concurrent_calls: s.max_concurrent,
         tenant_calls_per_day: s.tenant_daily,
         calls_per_day: s.daily,
+        tenant_calls_per_month: s.tenant_monthly,
+        calls_per_month: s.monthly,
+        tenant_minutes_per_day: s.tenant_minutes_daily,
+        minutes_per_day: s.minutes_daily,
+        tenant_minutes_per_month: s.tenant_minutes_monthly,
+        minutes_per_month: s.minutes_monthly,
     };
-    let PolicyUpdate {
-        allow,
-        deny,
-        max_concurrent_calls,
-        tenant_calls_per_day,
-        calls_per_day,
-    } = &update;
-    if allow.is_none()
-        && deny.is_none()
-        && max_concurrent_calls.is_none()
-        && tenant_calls_per_day.is_none()
-        && calls_per_day.is_none()
-    {
+    let caps = [
+        update.max_concurrent_calls,
+        update.tenant_calls_per_day,
+        update.calls_per_day,
+        update.tenant_calls_per_month,
+        update.calls_per_month,
+        update.tenant_minutes_per_day,
+        update.minutes_per_day,
+        update.tenant_minutes_per_month,
+        update.minutes_per_month,
+    ];
+    if update.allow.is_none() && update.deny.is_none() && caps.iter().all(Option::is_none) {
         return Err(BadInput(
-            "nothing to change: give --max-concurrent, --tenant-daily, --daily, --allow, --deny, \
-             --clear-allow or --clear-deny"
+            "nothing to change: give a cap (--max-concurrent, --daily, --monthly, --minutes-daily, …), \
+             --allow, --deny, --clear-allow or --clear-deny"
                 .into(),
         ));
     }
@@ -83,19 +88,22 @@ fn prefixes(list: &[impl AsRef<str>]) -> String {
 
 /// The policy as the shell shows it.
 fn text(tenant: &str, p: &DestinationPolicy) -> String {
-    format!(
-        "tenant:                       {tenant}\n\
-         calls at once:                {}\n\
-         calls a day (tenant):         {}\n\
-         calls a day (icon, account):  {}\n\
-         allow:                        {}\n\
-         deny:                         {}\n\
-         built-in deny:                {}\n",
-        p.max_concurrent_calls,
-        p.tenant_calls_per_day,
-        p.calls_per_day,
-        prefixes(&p.allow),
-        prefixes(&p.deny),
-        prefixes(DEFAULT_DENY),
-    )
+    let rows = [
+        ("tenant", tenant.to_owned()),
+        ("calls at once", p.max_concurrent_calls.to_string()),
+        ("calls a day (tenant)", p.tenant_calls_per_day.to_string()),
+        ("calls a day (icon, account)", p.calls_per_day.to_string()),
+        ("calls a month (tenant)", p.tenant_calls_per_month.to_string()),
+        ("calls a month (icon, account)", p.calls_per_month.to_string()),
+        ("minutes a day (tenant)", p.tenant_minutes_per_day.to_string()),
+        ("minutes a day (icon, account)", p.minutes_per_day.to_string()),
+        ("minutes a month (tenant)", p.tenant_minutes_per_month.to_string()),
+        ("minutes a month (icon, account)", p.minutes_per_month.to_string()),
+        ("allow", prefixes(&p.allow)),
+        ("deny", prefixes(&p.deny)),
+        ("built-in deny", prefixes(DEFAULT_DENY)),
+    ];
+    rows.iter()
+        .map(|(label, value)| format!("{:<34}{value}\n", format!("{label}:")))
+        .collect()
 }

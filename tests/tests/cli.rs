@@ -471,6 +471,12 @@ async fn tenant_policy_show_and_set() {
                 "0049",
                 "--deny",
                 "+1900",
+                "--monthly",
+                "900",
+                "--minutes-daily",
+                "120",
+                "--tenant-minutes-monthly",
+                "9000",
             ])
             .await;
         assert!(set.status.success(), "{}", stderr(&set));
@@ -483,6 +489,10 @@ async fn tenant_policy_show_and_set() {
         assert_eq!(after["max_concurrent_calls"], 3);
         assert_eq!(after["calls_per_day"], 50);
         assert_eq!(after["tenant_calls_per_day"], 400);
+        assert_eq!(after["calls_per_month"], 900);
+        assert_eq!(after["minutes_per_day"], 120);
+        assert_eq!(after["tenant_minutes_per_month"], 9000);
+        assert_eq!(after["minutes_per_month"], 24000, "not given: unchanged");
         assert_eq!(after["allow"], serde_json::json!(["+44", "0049"]));
         assert_eq!(after["deny"], serde_json::json!(["+1900"]));
         // The policy is the one icons obey: an icon may now dial through 0049, not +1900.
@@ -512,7 +522,16 @@ async fn tenant_policy_show_and_set() {
         assert_eq!(after_clear["allow"], after["allow"]);
 
         // Bad input: one line, exit 2, nothing changed.
-        let bad: [&[&str]; 5] = [
+        let bad: [&[&str]; 6] = [
+            &[
+                "directory",
+                "tenant",
+                "policy",
+                "set",
+                "acme",
+                "--minutes-monthly",
+                "0",
+            ],
             &["directory", "tenant", "policy", "set", "acme", "--deny", "+19x"],
             &[
                 "directory",

@@ -459,3 +459,58 @@ async fn a_line_fault_mid_call_ends_the_cdr_line_fault_and_the_reopened_line_tak
     let next = w.click("echo").await;
     assert_eq!(w.wait_outcome(next, 30 * SECOND).await, 200);
 }
+
+/// A call ends when it uses up the minutes its icon had left for the day
+/// (cause budget-exhausted, on both sides, the line idle); then the next click
+/// is refused before anything is dialed or billed.
+#[tokio::test]
+async fn a_call_ends_when_the_icons_minutes_run_out_and_the_next_is_refused() {
+    let mut w = world(&["line-1"]).await;
+    let d = w.db.directory.clone();
+    let caps = offhook_directory::PolicyUpdate {
+        minutes_per_day: Some(10),
+        ..offhook_directory::PolicyUpdate::default()
+    };
+    d.update_destination_policy("sim", caps).await.unwrap();
+    // 9.5 of the echo icon's 10 minutes are billed already today.
+    let icon = d.icon(&offhook_directory::Scope::Operator, "echo").await.unwrap();
+    let at = w.wall_ms();
+    let earlier = d
+        .start_cdr(offhook_directory::NewCdr {
+            tenant_id: icon.tenant_id.clone(),
+            icon_id: Some(icon.id.clone()),
+            account_id: None,
+            call_id: "earlier".into(),
+            number: icon.number.clone(),
+            line_id: None,
+            started_at: at,
+        })
+        .await
+        .unwrap();
+    d.answer_cdr(&earlier.id, at, AnswerSource::Sip).await.unwrap();
+    d.end_cdr(&earlier.id, at + 570_000, HangupCause::Normal)
+        .await
+        .unwrap();
+
+    let session = w.click("echo").await;
+    assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+    w.run_until(60 * SECOND, |w| w.ended(session)).await;
+    assert!(w.ended(session), "the caller got a BYE");
+    w.run(2 * SECOND).await;
+    let cdr = w.cdrs().await.into_iter().find(|c| c.id != earlier.id).unwrap();
+    assert_eq!(cdr.hangup_cause, Some(HangupCause::BudgetExhausted));
+    let billed = cdr.ended_at.unwrap() - cdr.answered_at.unwrap();
+    assert!(
+        (29_000..=32_000).contains(&billed),
+        "billed {billed} ms of a 30 s budget"
+    );
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+    assert!(!w.relay.lines[0].modem.off_hook(), "the relay hung up too");
+
+    // Past the view's cache: the day's minutes are used up.
+    w.run(2 * SECOND).await;
+    let refused = w.click("echo").await;
+    assert_eq!(w.wait_outcome(refused, 10 * SECOND).await, 403);
+    assert_eq!(w.cdrs().await.len(), 2, "no CDR for the refused call");
+    assert_eq!(w.line_state("line-1").await, LineState::Idle);
+}

@@ -522,7 +522,9 @@ async fn the_operator_sets_a_tenants_destination_policy_and_icons_obey_it() {
         assert_eq!(shown.status, StatusCode::OK);
         assert_eq!(
             shown.body,
-            json!({"allow": [], "deny": [], "max_concurrent_calls": 10, "tenant_calls_per_day": 1000, "calls_per_day": 200})
+            json!({"allow": [], "deny": [], "max_concurrent_calls": 10, "tenant_calls_per_day": 1000, "calls_per_day": 200,
+                "tenant_calls_per_month": 20000, "calls_per_month": 4000, "tenant_minutes_per_day": 6000,
+                "minutes_per_day": 1200, "tenant_minutes_per_month": 120000, "minutes_per_month": 24000})
         );
         assert_eq!(
             api.get("/api/v1/admin/tenants/alpha/policy", &f.beta_admin)
@@ -532,7 +534,8 @@ async fn the_operator_sets_a_tenants_destination_policy_and_icons_obey_it() {
             "another tenant's policy is invisible"
         );
         // Only the operator changes it: a tenant cannot lift its own restrictions.
-        let change = json!({"allow": ["+8821"], "deny": ["+49"], "max_concurrent_calls": 4});
+        let change = json!({"allow": ["+8821"], "deny": ["+49"], "max_concurrent_calls": 4,
+            "calls_per_month": 300, "minutes_per_day": 90, "tenant_minutes_per_month": 5000});
         let by_tenant = api
             .call(Method::PATCH, path, Some(&f.alpha_admin), Some(change.clone()))
             .await;
@@ -554,6 +557,28 @@ async fn the_operator_sets_a_tenants_destination_policy_and_icons_obey_it() {
             .await;
         assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
         assert_eq!(api.get(path, &f.alpha_admin).await.body, changed.body);
+        let caps = &changed.body;
+        assert_eq!(
+            (
+                &caps["calls_per_month"],
+                &caps["minutes_per_day"],
+                &caps["tenant_minutes_per_month"]
+            ),
+            (&json!(300), &json!(90), &json!(5000))
+        );
+        assert_eq!(caps["minutes_per_month"], 24000, "what was not given stays");
+        let zero = api
+            .call(
+                Method::PATCH,
+                path,
+                Some(&f.operator),
+                Some(json!({"minutes_per_day": 0})),
+            )
+            .await;
+        assert_eq!(
+            (zero.status, zero.body["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("minutes_per_day"))
+        );
         // Germany is denied now, the allowed satellite range is not.
         let create = async |number: &str| {
             api.call(

@@ -205,6 +205,8 @@ pub enum HangupCause {
     CallerGone,
     /// The call reached its maximum duration.
     MaxDuration,
+    /// The call used up the minutes its tenant, icon or account had left.
+    BudgetExhausted,
     /// An operator hung it up.
     OperatorHangup,
     /// The process shut down and ended its calls.
@@ -229,6 +231,7 @@ impl HangupCause {
         Self::NoAudioPath,
         Self::CallerGone,
         Self::MaxDuration,
+        Self::BudgetExhausted,
         Self::OperatorHangup,
         Self::Shutdown,
     ];
@@ -249,6 +252,7 @@ impl HangupCause {
             Self::NoAudioPath => "no-audio-path",
             Self::CallerGone => "caller-gone",
             Self::MaxDuration => "max-duration",
+            Self::BudgetExhausted => "budget-exhausted",
             Self::OperatorHangup => "operator-hangup",
             Self::Shutdown => "shutdown",
             Self::Sip(_) => return None,

@@ -59,6 +59,8 @@ pub(crate) struct Tracked {
     record: CallRecord,
     caller: Side,
     callee: Side,
+    /// Why it ends at its deadline (its maximum duration, or its minute budget).
+    deadline_cause: HangupCause,
 }
 
 impl Tracked {
@@ -101,6 +103,7 @@ impl Tracked {
             record,
             caller,
             callee,
+            deadline_cause: HangupCause::MaxDuration,
         }
     }
 }
@@ -125,7 +128,15 @@ pub(crate) struct Dialogs {
 }
 
 impl Dialogs {
-    pub(crate) fn track(&mut self, now: Instant, call_id: &str, call: Tracked, max: Duration) {
+    /// Tracks a call that ends with `cause` after `max` unless it ends before.
+    pub(crate) fn track(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        mut call: Tracked,
+        (max, cause): (Duration, HangupCause),
+    ) {
+        call.deadline_cause = cause;
         self.calls.insert(call_id.to_owned(), call);
         self.deadlines.push(Reverse((now + max, call_id.to_owned())));
     }
@@ -139,14 +150,14 @@ impl Dialogs {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// The calls whose maximum duration has come at `now`.
-    fn due(&mut self, now: Instant) -> Vec<String> {
+    /// The calls whose deadline has come at `now`, with the cause they end with.
+    fn due(&mut self, now: Instant) -> Vec<(String, HangupCause)> {
         let mut due = Vec::new();
         while self.deadlines.peek().is_some_and(|Reverse((at, _))| *at <= now) {
             if let Some(Reverse((_, call_id))) = self.deadlines.pop()
-                && self.calls.contains_key(&call_id)
+                && let Some(call) = self.calls.get(&call_id)
             {
-                due.push(call_id);
+                due.push((call_id, call.deadline_cause));
             }
         }
         due
@@ -446,8 +457,8 @@ impl Node {
 
     /// Ends the calls that reached their maximum duration at `now`.
     pub(super) fn dialogs_timeout(&mut self, now: Instant) {
-        for call_id in self.dialogs.due(now) {
-            self.end_call(now, &call_id, HangupCause::MaxDuration, None);
+        for (call_id, cause) in self.dialogs.due(now) {
+            self.end_call(now, &call_id, cause, None);
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use offhook_directory::call_tokens::CallGrant;
 use offhook_directory::{
     Account, ActionResult, AnswerSource, Cdr, DestinationPolicy, HangupCause, Icon, LineState,
-    OperatorAction, Reaped, Registration, RoutableLine, Tenant,
+    OperatorAction, Reaped, Registration, RoutableLine, Tenant, Usage,
 };
 
 use super::OwnerId;
@@ -51,8 +51,9 @@ pub enum Query {
     },
     /// A tenant's destination policy, by tenant id.
     Policy(String),
-    /// Calls started on one UTC day: the tenant's, and through an icon or else an account.
-    CallsOnDay {
+    /// Calls started and time billed on one UTC day and in its month: the
+    /// tenant's, and through an icon or else an account.
+    Usage {
         /// Tenant id.
         tenant: String,
         /// Icon id.
@@ -77,8 +78,8 @@ pub enum Answer {
     Icon(Option<Icon>),
     /// A tenant's destination policy (the defaults when it set none).
     Policy(DestinationPolicy),
-    /// Calls on the day: the tenant's, and through the icon or account.
-    CallsOnDay(i64, i64),
+    /// Use on the day and in the month: the tenant's, and through the icon or account.
+    Usage(Usage),
     /// The lines snapshot, with the last record ticket committed before the read.
     Lines {
         /// The lines.

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use offhook_directory::{Cdr, HangupCause, LineState, RoutableLine};
 use offhook_sip::message::{Request, Response};
@@ -65,6 +65,8 @@ struct Started {
     callee_flow: Option<Flow>,
     /// The key of the relay it went to (requests to it are signed).
     callee_key: Option<offhook_vocab::Secret>,
+    /// Billed time it may use once answered (its tenant's minute caps).
+    budget: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -340,6 +342,7 @@ impl Node {
             tried: Vec::new(),
             callee_flow: None,
             callee_key: None,
+            budget: routed.budget,
         };
         tracing::info!(
             call_id = %cdr.call_id,
@@ -664,8 +667,13 @@ impl Node {
                         callee_key: call.callee_key,
                     },
                 );
+                // The shorter of the longest call and the minute budget ends it.
                 let max = self.config.max_call_duration();
-                self.dialogs.track(now, invite.request.call_id(), tracked, max);
+                let limit = match call.budget {
+                    Some(budget) if budget < max => (budget, HangupCause::BudgetExhausted),
+                    _ => (max, HangupCause::MaxDuration),
+                };
+                self.dialogs.track(now, invite.request.call_id(), tracked, limit);
             }
         }
         self.respond(now, key, upstream(response));

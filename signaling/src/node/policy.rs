@@ -1,12 +1,17 @@
 //! The tenant's destination policy on a routed call, taken after [`super::route`]
 //! chose the target: a call to a number (an icon's or one an account dialed) is
 //! refused 403 when the policy denies it, and any call once the tenant, or the
-//! icon or account it goes through, has started its calls for the UTC day (the
-//! CDRs' count, as fresh as the view's cache); before any CDR, line claim or
+//! icon or account it goes through, has reached a cap on calls a day or month
+//! or on billed minutes a day or month (the CDRs' count, as fresh as the view's
+//! cache: within `directory_cache_ms` a node may start more calls than a cap
+//! left, at most those started in that window); before any CDR, line claim or
 //! dial, with one stable security log line. Every routed call carries the
-//! tenant's cap on calls at once, which admission enforces.
+//! tenant's cap on calls at once, which admission enforces, and the billed
+//! time it may use, which ends it once answered (cause budget-exhausted).
 
-use offhook_directory::{DAY_MS, DestinationPolicy};
+use std::time::Duration;
+
+use offhook_directory::{DAY_MS, DestinationPolicy, Usage};
 
 use super::route::{RouteCtx, Routed, Target};
 use super::view::Lookup;
@@ -14,9 +19,6 @@ use super::{Reply, Step};
 
 /// The reason phrase of a refused destination.
 pub(crate) const DENIED: &str = "Destination not allowed";
-
-/// The reason phrase of a call over a daily cap.
-pub(crate) const DAILY_CAP: &str = "Daily call limit reached";
 
 /// `routed` under its tenant's policy (looked up when not in the view).
 pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
@@ -49,23 +51,27 @@ pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
         None => (None, routed.caller.as_ref().map(|a| a.id.as_str())),
     };
     let day = ctx.now_ms.div_euclid(DAY_MS);
-    let (all, by_key) = match ctx.view.calls_on_day(ctx.now, &routed.tenant.id, through, day) {
-        Lookup::Found(counts) => counts,
+    let usage = match ctx.view.usage(ctx.now, &routed.tenant.id, through, day) {
+        Lookup::Found(usage) => usage,
         Lookup::Unknown(query) => return Step::Need(query),
-        Lookup::Missing => (0, 0),
+        Lookup::Missing => Usage::default(),
     };
-    if all >= policy.tenant_calls_per_day || by_key >= policy.calls_per_day {
-        tracing::warn!(
-            target: "offhook::security",
-            source = %ctx.source,
-            tenant = %routed.tenant.name,
-            icon,
-            account,
-            tenant_calls = all,
-            calls = by_key,
-            "daily call limit reached"
-        );
-        return Step::Reply(Reply::new(403, DAILY_CAP));
+    match policy.admit(&usage) {
+        Ok(budget_ms) => routed.budget = Some(Duration::from_millis(u64::try_from(budget_ms).unwrap_or(0))),
+        Err(reached) => {
+            tracing::warn!(
+                target: "offhook::security",
+                source = %ctx.source,
+                tenant = %routed.tenant.name,
+                icon,
+                account,
+                cap = reached.cap,
+                used = reached.used,
+                limit = reached.limit,
+                "call cap reached"
+            );
+            return Step::Reply(Reply::new(403, reached.reason()));
+        }
     }
     routed.tenant_max_concurrent = u32::try_from(policy.max_concurrent_calls).unwrap_or(1);
     Step::Done(routed)

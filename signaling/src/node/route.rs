@@ -61,6 +61,8 @@ pub(crate) struct Routed {
     pub token: Option<CallGrant>,
     /// The tenant's calls at once, at most (its destination policy).
     pub tenant_max_concurrent: u32,
+    /// Billed time the call may use (its policy's smallest minute budget left).
+    pub budget: Option<std::time::Duration>,
 }
 
 /// What the routing decisions read.
@@ -165,6 +167,7 @@ fn chosen(ctx: &RouteCtx<'_>, request: &Request, caller: &Caller) -> Step<Routed
                 token: Some(grant.clone()),
                 // The policy's, set by `policy::apply`.
                 tenant_max_concurrent: 0,
+                budget: None,
             })
         }
         Caller::Account { tenant, verified } => account_target(ctx, tenant, &verified.account, dialed),
@@ -189,6 +192,7 @@ fn account_target(ctx: &RouteCtx<'_>, tenant: &Tenant, caller: &Account, dialed:
             token: None,
             // The policy's, set by `policy::apply`.
             tenant_max_concurrent: 0,
+            budget: None,
         })
     };
     // Another user account, by its number, then by its user name.

@@ -45,6 +45,8 @@ struct Directory {
     lease_lost: bool,
     /// The tenant's destination policy.
     policy: offhook_directory::DestinationPolicy,
+    /// Billed time the usage answers say (every period alike).
+    billed_ms: i64,
 }
 
 impl Directory {
@@ -110,8 +112,17 @@ impl Directory {
             ),
             Query::Icon { key, .. } => Answer::Icon(self.icons.iter().find(|i| &i.public_id == key).cloned()),
             Query::Policy(_) => Answer::Policy(self.policy.clone()),
-            Query::CallsOnDay { .. } => {
-                Answer::CallsOnDay(self.started.len() as i64, self.started.len() as i64)
+            Query::Usage { .. } => {
+                let used = offhook_directory::Used {
+                    calls: self.started.len() as i64,
+                    billed_ms: self.billed_ms,
+                };
+                Answer::Usage(offhook_directory::Usage {
+                    tenant_day: used,
+                    tenant_month: used,
+                    day: used,
+                    month: used,
+                })
             }
             // Without a relay line, every number call finds all lines busy.
             Query::Lines => Answer::Lines {
@@ -788,7 +799,52 @@ fn calls_over_the_daily_cap_are_refused_before_anything_is_dialed() {
     let answer = world.call(second);
     assert_eq!(
         (answer.status, answer.reason.as_str()),
-        (403, super::policy::DAILY_CAP)
+        (403, "Daily call limit reached")
+    );
+    assert_eq!(world.directory.started.len(), 1, "no second CDR");
+}
+
+#[test]
+fn an_answered_call_ends_when_it_uses_up_the_minutes_left() {
+    let mut world = World::new(25).with_line();
+    // 7 of the icon's 10 minutes today are billed: this call may use 3.
+    world.directory.policy.minutes_per_day = 10;
+    world.directory.billed_ms = 7 * 60_000;
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    world.advance(Duration::from_secs(3 * 60 - 1));
+    assert!(world.byes.is_empty(), "not before its budget is used");
+    world.advance(Duration::from_secs(2));
+    world.byes.sort_unstable();
+    assert_eq!(world.byes, ["phone", "relay"], "both sides hear the end");
+    assert_eq!(world.directory.ended[0].1, HangupCause::BudgetExhausted);
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn calls_over_a_monthly_or_minute_cap_are_refused_before_anything_is_dialed() {
+    let mut world = World::new(26).with_line();
+    world.directory.policy.tenant_minutes_per_month = 10;
+    world.directory.billed_ms = 10 * 60_000;
+    let answer = world.call(token_invite(&world, "sales"));
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (403, "Monthly minutes used up")
+    );
+    assert!(world.directory.started.is_empty(), "no CDR");
+    assert!(world.directory.line_states.is_empty(), "no line claimed");
+
+    let mut world = World::new(27).with_line();
+    world.directory.policy.calls_per_month = 1;
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    world.advance(Duration::from_secs(60));
+    let mut second = token_invite(&world, "sales");
+    second.headers.set("Call-ID", "call-2@phone");
+    let answer = world.call(second);
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (403, "Monthly call limit reached")
     );
     assert_eq!(world.directory.started.len(), 1, "no second CDR");
 }

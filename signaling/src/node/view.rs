@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use offhook_directory::{Account, DestinationPolicy, Icon, Tenant};
+use offhook_directory::{Account, DestinationPolicy, Icon, Tenant, Usage};
 
 use super::directory_io::{Answer, Query};
 
@@ -125,22 +125,22 @@ impl View {
         })
     }
 
-    /// Calls started on day `day`: the tenant's, and through the icon or else the account.
-    pub(crate) fn calls_on_day(
+    /// Use on day `day` and in its month: the tenant's, and through the icon or else the account.
+    pub(crate) fn usage(
         &self,
         now: Instant,
         tenant: &str,
         (icon, account): (Option<&str>, Option<&str>),
         day: i64,
-    ) -> Lookup<(i64, i64)> {
-        let query = Query::CallsOnDay {
+    ) -> Lookup<Usage> {
+        let query = Query::Usage {
             tenant: tenant.to_owned(),
             icon: icon.map(str::to_owned),
             account: account.map(str::to_owned),
             day,
         };
         self.look(now, query, |a| match a {
-            Answer::CallsOnDay(all, through) => Some(Some((*all, *through))),
+            Answer::Usage(usage) => Some(Some(*usage)),
             _ => None,
         })
     }

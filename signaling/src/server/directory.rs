@@ -76,18 +76,17 @@ pub async fn answer(
                 .await
                 .map_err(|e| e.to_string())?,
         ),
-        Query::CallsOnDay {
+        Query::Usage {
             tenant,
             icon,
             account,
             day,
-        } => {
-            let (all, through) = directory
-                .calls_on_day(tenant, icon.as_deref(), account.as_deref(), *day)
+        } => Answer::Usage(
+            directory
+                .usage(tenant, icon.as_deref(), account.as_deref(), *day, now_ms)
                 .await
-                .map_err(|e| e.to_string())?;
-            Answer::CallsOnDay(all, through)
-        }
+                .map_err(|e| e.to_string())?,
+        ),
         Query::Lines => Answer::Lines {
             lines: directory
                 .routable_lines(now_ms)
