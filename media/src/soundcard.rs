@@ -42,9 +42,10 @@ use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 pub const RATE: u32 = 8000;
 /// One 20 ms frame (the device period) of line audio.
 pub const FRAME: usize = 160;
-/// The play ring's bound: 6 frames (120 ms) waiting for the card at most; what
-/// the relay gives beyond it is dropped and counted.
-pub const PLAY_QUEUE: usize = 6 * FRAME;
+/// The play ring's bound: 4 frames (80 ms) waiting for the card at most; what
+/// the relay gives beyond it is dropped and counted. It is also the most a
+/// standing queue (after a stall of the card's thread) can add to the latency.
+pub const PLAY_QUEUE: usize = 4 * FRAME;
 /// The capture ring's bound: 10 frames (200 ms) the relay has not read yet.
 pub const CAPTURE_QUEUE: usize = 10 * FRAME;
 

@@ -61,8 +61,10 @@ fn sound_card_latency_and_underruns_over_a_long_call() {
                 Ok(chunk) => {
                     chunk.fill_from_iter(frame);
                 }
-                Err(_) => card.counters.dropped.fetch_add(FRAME as u64, Ordering::Relaxed),
-            };
+                Err(_) => {
+                    card.counters.dropped.fetch_add(FRAME as u64, Ordering::Relaxed);
+                }
+            }
             fed += 1;
             if fed == WARM_UP {
                 underruns_at_warm = Some(card.counters.underruns.load(Ordering::Relaxed));

@@ -7,6 +7,7 @@
 //! which bounds each way under the 60 ms target plus the period; the device
 //! latencies PulseAudio reports are each under 60 ms; the play queue stays
 //! bounded; no underrun while fed; and underruns are counted once the feed stops.
+//! A sink that does not exist is refused by name.
 //! Bounded waits throughout.
 #![allow(
     clippy::disallowed_methods,

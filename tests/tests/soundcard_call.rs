@@ -31,6 +31,8 @@ use serde_json::Value;
 use tokio::net::UdpSocket;
 
 const LINE: &str = "sound-line-1";
+/// A line whose card is not there: a fault with a clear reason, the other line works.
+const MISSING: &str = "sound-line-missing";
 /// Silence before the tone, and the tone's length, in 20 ms packets.
 const QUIET_PACKETS: u16 = 50;
 const TONE_PACKETS: u16 = 250;
@@ -45,14 +47,22 @@ fn is_tone(samples: &[i16]) -> bool {
     loud && relative_level(samples, 1000.0, 8000.0) > 0.5
 }
 
-/// The state of `line` in `offhook directory line list --json`.
-async fn line_state(offhook: &Offhook, line: &str) -> String {
+/// `line` in `offhook directory line list --json`.
+async fn line_row(offhook: &Offhook, line: &str) -> Value {
     let out = offhook.run(&["directory", "line", "list", "--json"]).await;
     let lines: Value = serde_json::from_slice(&out.stdout).expect("line list JSON");
     let found = lines
         .as_array()
         .and_then(|l| l.iter().find(|l| l["name"] == line));
-    found.map_or_else(String::new, |l| l["state"].as_str().unwrap_or("").to_owned())
+    found.cloned().unwrap_or_default()
+}
+
+/// The state of `line` in `offhook directory line list --json`.
+async fn line_state(offhook: &Offhook, line: &str) -> String {
+    line_row(offhook, line).await["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// The value of `series` in `/metrics` of `web`.
@@ -75,7 +85,9 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
         &config,
         format!(
             "[media]\nlines = [{{ name = \"{LINE}\", device = \"emulated\", \
-             soundcard = {{ playback = \"{SINK}\", capture = \"{MONITOR}\" }} }}]\n"
+             soundcard = {{ playback = \"{SINK}\", capture = \"{MONITOR}\" }} }}, \
+             {{ name = \"{MISSING}\", device = \"emulated\", \
+             soundcard = {{ playback = \"no_such_card\", capture = \"no_such_card.monitor\" }} }}]\n"
         ),
     )
     .unwrap();
@@ -97,6 +109,21 @@ async fn a_call_on_a_modem_and_sound_card_line_hears_its_tone_back_through_the_c
         lines.contains(LINE) && lines.contains("modem+soundcard"),
         "the configured line is in the directory: {lines}"
     );
+
+    // The line with no card is in fault, saying why; the other one still takes the call.
+    let fault = async {
+        loop {
+            let row = line_row(&offhook, MISSING).await;
+            if row["state"] == "fault" {
+                return row["fault_reason"].as_str().unwrap_or("").to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let why = tokio::time::timeout(STEP_TIMEOUT, fault)
+        .await
+        .expect("the line without its card is in fault");
+    assert!(why.contains("no output device named 'no_such_card'"), "{why}");
 
     let mut ua = TestUa::bind().await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -2,9 +2,10 @@
 //! port, commands from the relay and the time go in; bytes to write and events for
 //! the relay come out, with the next deadline. It initialises the modem (the
 //! line's country by `+GCI` when it has one, voice class, mu-law picked by name
-//! from `+VSM=?`, no silence detection or inactivity timer), dials (`+VLS=1`, `ATDT`, full-duplex `+VTR`, half-duplex `+VRX` when
-//! `+VTR` is refused — probed by trying it, since Conexant firmware answers ERROR to
-//! `AT+VTR=?` while `AT+VTR` works), reports call progress from result codes and
+//! from `+VSM=?`, no silence detection or inactivity timer), dials (`+VLS=1`, or
+//! the line's own value on a sound card line; `ATDT`, full-duplex `+VTR`,
+//! half-duplex `+VRX` when `+VTR` is refused — probed by trying it, since Conexant
+//! firmware answers ERROR to `AT+VTR=?` while `AT+VTR` works), reports call progress from result codes and
 //! DLE events, presumes or observes the answer, carries audio both ways with DLE
 //! shielding, hangs up, and resynchronises a modem stuck in a stream.
 //!
@@ -129,6 +130,11 @@ pub struct DriverConfig {
     pub talk_hangover: Duration,
     /// Where the audio goes.
     pub audio: LineAudio,
+    /// The `+VLS` value that takes the line off hook with its audio where it
+    /// goes: 1 (the telephone line, audio in the voice stream) by default; on a
+    /// modem + sound card line the modem's own value that routes line audio to its
+    /// speaker-out and microphone-in ports (modem-specific: see its `+VLS=?`).
+    pub vls: u8,
     /// Whose call-progress tones the line hears (how long a ringback burst lasts
     /// after its `<DLE>r`); `None`: the burst is taken as instantaneous.
     pub country: Option<Country>,
@@ -164,6 +170,7 @@ impl Default for DriverConfig {
             no_answer: Duration::from_secs(60),
             talk_hangover: Duration::from_millis(400),
             audio: LineAudio::Serial,
+            vls: 1,
             country: None,
             compensate_drift: true,
             cancel_echo: true,
@@ -548,7 +555,8 @@ impl ModemDriver {
                     voiced: 0,
                 });
                 self.event(LineEvent::Dialing);
-                self.send(now, Step::OffHook, "AT+VLS=1");
+                let off_hook = format!("AT+VLS={}", self.config.vls);
+                self.send(now, Step::OffHook, &off_hook);
             }
             LineCommand::HangUp => {
                 if self.call.is_some() || self.parser.is_streaming() || self.stream.is_some() {

@@ -52,7 +52,8 @@ pub struct LineSpec {
 
 impl LineSpec {
     /// Its modem driver's settings: answer presumption after its country's
-    /// ringback silence, no answer after `no_answer`.
+    /// ringback silence, no answer after `no_answer`, off hook with its card's
+    /// `+VLS` value on a sound card line.
     pub fn driver_config(&self, no_answer: Duration) -> DriverConfig {
         DriverConfig {
             no_answer,
@@ -60,6 +61,7 @@ impl LineSpec {
                 Device::Serial(_) => true,
                 Device::Emulated => self.emulated.hybrid.is_some(),
             }),
+            vls: self.soundcard.as_ref().map_or(1, |card| card.vls),
             ..self
                 .country
                 .map_or_else(DriverConfig::default, DriverConfig::for_country)
@@ -100,6 +102,15 @@ pub struct SoundCardSpec {
     /// Input device name, or `default`.
     #[serde(default = "default_device")]
     pub capture: String,
+    /// The modem's `+VLS` value that routes line audio to its speaker-out and
+    /// microphone-in ports, where this card is wired (1 by default; modems differ,
+    /// see the modem's `AT+VLS=?` and manual).
+    #[serde(default = "line_vls")]
+    pub vls: u8,
+}
+
+fn line_vls() -> u8 {
+    1
 }
 
 fn default_device() -> String {
@@ -169,5 +180,39 @@ impl Default for RelayConfig {
             advertise: Vec::new(),
             health_listen: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::LineSpec;
+
+    fn line(text: &str) -> LineSpec {
+        toml::from_str(text).expect("a line spec")
+    }
+
+    #[test]
+    fn a_sound_card_line_goes_off_hook_with_its_card_s_vls_value() {
+        let plain = line(
+            r#"name = "l1"
+device = "emulated""#,
+        );
+        assert_eq!(plain.driver_config(Duration::from_secs(60)).vls, 1);
+        let card = line(
+            r#"name = "l2"
+device = "emulated"
+soundcard = { playback = "out", capture = "in" }"#,
+        );
+        assert_eq!(card.driver_config(Duration::from_secs(60)).vls, 1, "the default");
+        let ported = line(
+            r#"name = "l3"
+device = { serial = "/dev/ttyACM0" }
+soundcard = { host = "alsa", playback = "hw:CARD=Device,DEV=0", capture = "hw:CARD=Device,DEV=0", vls = 7 }"#,
+        );
+        let config = ported.driver_config(Duration::from_secs(60));
+        assert_eq!(config.vls, 7);
+        assert_eq!(config.no_answer, Duration::from_secs(60));
     }
 }

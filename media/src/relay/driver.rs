@@ -211,7 +211,10 @@ impl Relay {
         }
         let specs = config.lines.clone();
         let names = config.lines.iter().map(|l| l.name.as_str());
-        let stats = Arc::new(RelayStats::new(names).with_cards(std::mem::take(&mut opened.cards)));
+        let stats = Arc::new(RelayStats::new(names));
+        for (line, counters) in std::mem::take(&mut opened.cards) {
+            stats.set_card(&line, counters);
+        }
         let now = SipSockets::now();
         let mut gateway = Gateway::new(config, endpoint, stats.clone(), now, wallclock, relay_seed);
         for (line, why) in opened.faults {
@@ -357,6 +360,9 @@ impl Driver {
         self.lines.remove(&line);
         match self.reopened.line(&spec, self.no_answer).await {
             Ok(handle) => {
+                for (line, counters) in std::mem::take(&mut self.reopened.cards) {
+                    self.gateway.stats().set_card(&line, counters);
+                }
                 self.lines.insert(line.clone(), handle.commands);
                 tokio::spawn(forward_events(
                     line,

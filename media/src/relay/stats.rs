@@ -48,7 +48,8 @@ pub struct RelayStats {
     states: HashMap<String, AtomicUsize>,
     /// Why each faulty line is faulty.
     faults: Mutex<HashMap<String, String>>,
-    cards: Vec<(String, Arc<CardCounters>)>,
+    /// Each sound card line's card, as last opened.
+    cards: Mutex<std::collections::BTreeMap<String, Arc<CardCounters>>>,
 }
 
 fn state_index(state: LineState) -> usize {
@@ -113,9 +114,13 @@ impl RelayStats {
         states
     }
 
-    /// With the sound cards of these lines.
-    pub(crate) fn with_cards(self, cards: Vec<(String, Arc<CardCounters>)>) -> Self {
-        Self { cards, ..self }
+    /// `line`'s sound card is (again) open with these counters.
+    pub(crate) fn set_card(&self, line: &str, counters: Arc<CardCounters>) {
+        let mut cards = self
+            .cards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cards.insert(line.to_owned(), counters);
     }
 
     /// A call starts.
@@ -205,7 +210,11 @@ impl RelayStats {
                 ));
             }
         }
-        for (line, counters) in &self.cards {
+        let cards = self
+            .cards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (line, counters) in cards.iter() {
             let c = counters.read();
             for (name, count) in [
                 ("offhook_soundcard_played_samples_total", c.played),

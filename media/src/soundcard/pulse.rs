@@ -86,7 +86,8 @@ fn connect(direction: Direction, device: &str) -> Result<Simple, SoundCardError>
         Some(&attr),
     )
     .map_err(|err: PAErr| {
-        if err == PAErr::from(Code::NoEntity) {
+        // pa_simple reports the error code positive, the binding's `Code` negative.
+        if err.0.abs() == (Code::NoEntity as i32).abs() {
             SoundCardError::NoDevice {
                 direction: kind,
                 name: device.to_owned(),
