@@ -73,6 +73,7 @@ async fn round_trip_through_the_echo_number_over_a_long_call_with_drift() {
     let (mut rtts, mut depths, mut modem, mut snrs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut burst_sent = None;
     let mut quiet_run = 0usize;
+    let mut snr_at = None;
     let mut seen = w.media.heard.len();
     let underruns_at_start = w.relay.lines[0].modem.analogue().underruns;
     for step in 0..minutes * 60 * 100 {
@@ -92,10 +93,8 @@ async fn round_trip_through_the_echo_number_over_a_long_call_with_drift() {
                     let late = Duration::from_micros((heard.len() - i) as u64 * 125);
                     let rtt = (w.now - late).saturating_duration_since(sent);
                     rtts.push(rtt.as_secs_f64() * 1000.0 - ECHO_DELAY.as_secs_f64() * 1000.0);
-                    let start = seen + i + 200;
-                    if let Some(burst) = w.media.heard.get(start..start + 800) {
-                        snrs.push(tone_snr(burst));
-                    }
+                    // The burst's tone, 25 ms past its onset, once it is all in.
+                    snr_at = Some(seen + i + 200);
                 }
                 quiet_run = 0;
             } else {
@@ -103,6 +102,12 @@ async fn round_trip_through_the_echo_number_over_a_long_call_with_drift() {
             }
         }
         seen = w.media.heard.len();
+        if let Some(start) = snr_at
+            && let Some(burst) = w.media.heard.get(start..start + 800)
+        {
+            snrs.push(tone_snr(burst));
+            snr_at = None;
+        }
         if step % 100 == 0 {
             let depth = w
                 .relay
@@ -143,6 +148,7 @@ async fn round_trip_through_the_echo_number_over_a_long_call_with_drift() {
             let drop = w.media.heard.len() - 8000;
             w.media.heard.drain(..drop);
             seen -= drop;
+            snr_at = snr_at.map(|at| at.saturating_sub(drop));
         }
     }
     assert!(w.relay.gateway.line("line-1").is_some(), "the line is there");

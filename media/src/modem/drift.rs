@@ -6,6 +6,9 @@
 //! received is its buffer depth (plus a constant): that measured depth, smoothed,
 //! is held at its level after [`WARMUP`] by dropping or repeating one sample, in a
 //! quiet frame where one comes within [`MAX_WAIT`], at the frame's quietest sample.
+//! The same holds the other queue at the edge, from the modem's clock to an
+//! RTP/AVP leg's 20 ms packet clock ([`DriftCompensator::adjust`] with the
+//! sender's backlog as the depth).
 
 use crate::dsp::g711::ulaw_to_linear;
 
@@ -50,6 +53,13 @@ impl DriftCompensator {
     /// repeated in it when the modem's buffer has drifted from its level.
     pub fn on_write(&mut self, frame: &mut Vec<u8>) {
         let depth = self.written as f64 - self.received as f64;
+        self.adjust(depth, frame);
+        self.written += frame.len() as u64;
+    }
+
+    /// A frame (mu-law) about to enter a queue `depth` samples deep: a sample
+    /// is dropped from it or repeated in it when the depth has drifted from its level.
+    pub fn adjust(&mut self, depth: f64, frame: &mut Vec<u8>) {
         let level = self.level.map_or(depth, |l| l + (depth - l) / SMOOTHING);
         self.level = Some(level);
         self.frames = self.frames.saturating_add(1);
@@ -83,7 +93,6 @@ impl DriftCompensator {
                 self.waited += 1;
             }
         }
-        self.written += frame.len() as u64;
     }
 }
 

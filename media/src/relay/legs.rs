@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::modem::drift::DriftCompensator;
 use crate::rtp::codec::{frame_to_line, line_to_payload, to_audio_packet};
 use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig};
@@ -78,6 +79,8 @@ pub(crate) struct RtpLeg {
     remote_rtcp: SocketAddr,
     /// When a valid packet last came from the peer.
     heard: Option<Instant>,
+    /// Holds the sender's backlog against the line's clock.
+    drift: DriftCompensator,
 }
 
 impl RtpLeg {
@@ -106,6 +109,7 @@ impl RtpLeg {
             dtmf_payload_type: negotiated.dtmf_payload_type,
             keys: VecDeque::new(),
             heard: None,
+            drift: DriftCompensator::default(),
         }
     }
 }
@@ -139,8 +143,11 @@ impl MediaLeg for RtpLeg {
     }
 
     fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
+        // The line's clock against our packet clock: the backlog is held at its level.
+        let mut audio = mulaw.to_vec();
+        self.drift.adjust(self.sender.backlog() as f64, &mut audio);
         self.payload.clear();
-        line_to_payload(self.codec, mulaw, &mut self.payload);
+        line_to_payload(self.codec, &audio, &mut self.payload);
         self.sender.handle_input(now, &self.payload);
     }
 

@@ -87,6 +87,11 @@ impl RtpSender {
         }
     }
 
+    /// Samples waiting for their packet.
+    pub fn backlog(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Our SSRC.
     pub fn ssrc(&self) -> Ssrc {
         self.ssrc
