@@ -41,6 +41,7 @@ try {
   );
   if (expect === "in-call" && end === "close-tab") {
     report.states = await page.evaluate((find) => eval(find).history, widget);
+    report.closedAtMs = Date.now();
     await page.close();
     report.status = "tab-closed";
   } else if (expect === "in-call") {

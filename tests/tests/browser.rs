@@ -158,11 +158,15 @@ async fn a_tab_closed_mid_call_frees_the_line_and_ends_the_cdr() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // The CDR's end against the moment the tab closed (both Unix ms).
+    let closed_at = report["closedAtMs"].as_i64().expect("when the tab closed");
+    let took = ended.ended_at.unwrap() - closed_at;
     eprintln!(
-        "tab closed mid-call: CDR ended {:?} and the line idle after {:?}",
+        "tab closed mid-call: CDR ended {:?} {took} ms after the tab closed; line idle {:?} after the browser exited",
         ended.hangup_cause,
         closed.elapsed()
     );
+    assert!((0..30_000).contains(&took), "{took} ms");
     assert_eq!(ended.hangup_cause, Some(HangupCause::CallerGone), "{ended:?}");
     assert!(ended.answered_at.is_some(), "{ended:?}");
     assert!(demo.stop().await.success());
