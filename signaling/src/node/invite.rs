@@ -316,6 +316,9 @@ impl Node {
                 return Err(Ended::refused(reply));
             }
         }
+        let day = self.wall_ms(now).div_euclid(offhook_directory::DAY_MS);
+        self.view
+            .count_call(&routed.tenant.id, super::policy::through(&routed), day);
         let number = match &routed.target {
             Target::Number(number) => number.clone(),
             Target::Account(callee) => callee.number.clone().unwrap_or_else(|| callee.username.clone()),

@@ -3,8 +3,8 @@
 //! refused 403 when the policy denies it, and any call once the tenant, or the
 //! icon or account it goes through, has reached a cap on calls a day or month
 //! or on billed minutes a day or month (the CDRs' count, as fresh as the view's
-//! cache: within `directory_cache_ms` a node may start more calls than a cap
-//! left, at most those started in that window); before any CDR, line claim or
+//! cache, which counts the calls this node admits at once: within
+//! `directory_cache_ms` other nodes' calls are not seen); before any CDR, line claim or
 //! dial, with one stable security log line. Every routed call carries the
 //! tenant's cap on calls at once, which admission enforces, and the billed
 //! time it may use, which ends it once answered (cause budget-exhausted).
@@ -19,6 +19,14 @@ use super::{Reply, Step};
 
 /// The reason phrase of a refused destination.
 pub(crate) const DENIED: &str = "Destination not allowed";
+
+/// The icon, or else the account, a call goes through (what its caps count).
+pub(crate) fn through(routed: &Routed) -> (Option<&str>, Option<&str>) {
+    match &routed.icon {
+        Some(icon) => (Some(icon.id.as_str()), None),
+        None => (None, routed.caller.as_ref().map(|a| a.id.as_str())),
+    }
+}
 
 /// `routed` under its tenant's policy (looked up when not in the view).
 pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
@@ -46,12 +54,8 @@ pub(crate) fn apply(ctx: &RouteCtx<'_>, mut routed: Routed) -> Step<Routed> {
         );
         return Step::Reply(Reply::new(403, DENIED));
     }
-    let through = match &routed.icon {
-        Some(icon) => (Some(icon.id.as_str()), None),
-        None => (None, routed.caller.as_ref().map(|a| a.id.as_str())),
-    };
     let day = ctx.now_ms.div_euclid(DAY_MS);
-    let usage = match ctx.view.usage(ctx.now, &routed.tenant.id, through, day) {
+    let usage = match ctx.view.usage(ctx.now, &routed.tenant.id, through(&routed), day) {
         Lookup::Found(usage) => usage,
         Lookup::Unknown(query) => return Step::Need(query),
         Lookup::Missing => Usage::default(),

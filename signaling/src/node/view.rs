@@ -145,6 +145,32 @@ impl View {
         })
     }
 
+    /// Counts a call just admitted into the cached use it was judged by, so
+    /// that this node's next calls within the cache's lifetime see it.
+    pub(crate) fn count_call(
+        &mut self,
+        tenant: &str,
+        (icon, account): (Option<&str>, Option<&str>),
+        day: i64,
+    ) {
+        let query = Query::Usage {
+            tenant: tenant.to_owned(),
+            icon: icon.map(str::to_owned),
+            account: account.map(str::to_owned),
+            day,
+        };
+        if let Some((_, Answer::Usage(usage))) = self.entries.get_mut(&query) {
+            for used in [
+                &mut usage.tenant_day,
+                &mut usage.tenant_month,
+                &mut usage.day,
+                &mut usage.month,
+            ] {
+                used.calls += 1;
+            }
+        }
+    }
+
     /// A tenant's destination policy, by tenant id.
     pub(crate) fn policy(&self, now: Instant, tenant: &str) -> Lookup<DestinationPolicy> {
         self.look(now, Query::Policy(tenant.to_owned()), |a| match a {
