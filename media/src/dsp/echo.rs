@@ -68,6 +68,20 @@ impl EchoCanceller {
         self.hold > 0
     }
 
+    /// The line was silent for a while (a stream left and entered again): what
+    /// was played before is forgotten; what was learnt of the line is kept.
+    pub fn forget_reference(&mut self) {
+        self.history.fill(0.0);
+        self.peaks.fill(0.0);
+        (
+            self.energy,
+            self.sounding,
+            self.block_peak,
+            self.in_block,
+            self.hold,
+        ) = (0.0, 0, 0.0, 0, 0);
+    }
+
     fn push_reference(&mut self, sample: f32) {
         let old = self.history[self.pos];
         self.energy = (self.energy + f64::from(sample * sample) - f64::from(old * old)).max(0.0);

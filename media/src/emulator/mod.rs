@@ -251,11 +251,9 @@ impl Emulator {
         }
     }
 
-    fn end_stream(&mut self, now: Instant) {
-        // What the buffer holds is still played.
-        let rest = self.analogue.flush();
-        self.analogue.remember(&rest);
-        self.send_to_far_end(now, &rest);
+    fn end_stream(&mut self) {
+        // `<DLE>^` / `<DLE>!` end the stream at once: what the buffer holds is dropped.
+        self.analogue.reset();
         self.mode = Mode::Command;
         self.next_tick = None;
         self.out.extend([DLE, ETX]);
@@ -286,7 +284,7 @@ impl Emulator {
                     self.after_dle = false;
                     match b {
                         DLE => heard.push(DLE),
-                        b'^' | b'!' if !self.faults.stuck_in_duplex => self.end_stream(now),
+                        b'^' | b'!' if !self.faults.stuck_in_duplex => self.end_stream(),
                         ETX if !from_line => {
                             // The end of +VTX data: the modem is back in command mode.
                             let rest = self.analogue.flush();
@@ -299,7 +297,7 @@ impl Emulator {
                         ETX => {
                             // A stuck modem comes out on <DLE><ETX> (the driver's resync).
                             self.faults.stuck_in_duplex = false;
-                            self.end_stream(now);
+                            self.end_stream();
                         }
                         _ => {}
                     }

@@ -41,6 +41,9 @@ impl LineEdge {
             *drift = DriftCompensator::default();
         }
         self.reference.clear();
+        if let Some(canceller) = self.canceller.as_mut() {
+            canceller.forget_reference();
+        }
     }
 
     /// A frame for the modem (it may lose or gain a sample).
