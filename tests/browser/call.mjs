@@ -62,6 +62,8 @@ try {
         const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
         const ctx = new AudioContext();
         await ctx.resume(); // Firefox starts it suspended
+        // and may take a moment to run its graph
+        for (let t = 0; t < 30 && ctx.currentTime === 0; t++) await new Promise((r) => setTimeout(r, 100));
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
         const analyser = ctx.createAnalyser();
         analyser.fftSize = 4096;
@@ -69,7 +71,7 @@ try {
         const bins = new Float32Array(analyser.frequencyBinCount);
         const hz = ctx.sampleRate / analyser.fftSize;
         let best = { peakHz: 0, peakDb: -Infinity };
-        for (let i = 0; i < 20; i++) {
+        for (let i = 0; i < 30; i++) {
           await new Promise((r) => setTimeout(r, 100));
           analyser.getFloatFrequencyData(bins);
           for (let b = 5; b < bins.length; b++) {
@@ -87,6 +89,8 @@ try {
         const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
         const ctx = new AudioContext();
         await ctx.resume(); // Firefox starts it suspended
+        // and may take a moment to run its graph
+        for (let t = 0; t < 30 && ctx.currentTime === 0; t++) await new Promise((r) => setTimeout(r, 100));
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
         const analyser = ctx.createAnalyser();
         analyser.fftSize = 4096;
