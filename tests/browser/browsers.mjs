@@ -19,6 +19,7 @@ const FIREFOX_PREFS = {
   "media.navigator.permission.disabled": true,
   "media.peerconnection.ice.loopback": true,
   "media.autoplay.default": 0,
+  "media.autoplay.block-webaudio": false,
   "network.proxy.type": 0,
   "app.update.enabled": false,
   "browser.shell.checkDefaultBrowser": false,
@@ -26,17 +27,18 @@ const FIREFOX_PREFS = {
   "toolkit.telemetry.enabled": false,
 };
 
-/// `name` is `chromium` or `firefox`; with `wav`, Chromium's microphone plays it.
-export function openBrowser(name, wav) {
+/// `name` is `chromium` or `firefox`; with `wav`, Chromium's microphone plays it;
+/// `extra.chromium` are more command-line flags, `extra.firefox` more prefs.
+export function openBrowser(name, wav, extra = {}) {
   if (name === "firefox") {
     return puppeteer.launch({
       browser: "firefox",
       executablePath: "/usr/bin/firefox-esr",
       headless: true,
-      extraPrefsFirefox: FIREFOX_PREFS,
+      extraPrefsFirefox: { ...FIREFOX_PREFS, ...(extra.firefox || {}) },
     });
   }
-  const args = wav ? [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${wav}`] : CHROMIUM_ARGS;
+  const args = [...CHROMIUM_ARGS, ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []), ...(extra.chromium || [])];
   return puppeteer.launch({ browser: "chrome", executablePath: "/usr/bin/chromium", headless: true, args });
 }
 

@@ -4,17 +4,33 @@
 // stream), reads the media path (selected ICE candidate pair), hangs up, and
 // prints a JSON report on stdout. With `close-tab`, the tab is closed as soon as
 // the call is up instead (no hang-up: the WebSocket just goes away).
-// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [end: hang-up|close-tab]
-import { launch } from "./launch.mjs";
+// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab]
+// (Firefox's fake microphone plays its own 1 kHz tone instead of the WAV.)
+import { openBrowser } from "./browsers.mjs";
 
-const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", end = "hang-up"] = process.argv.slice(2);
-const report = { states: [], error: null };
+const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up"] =
+  process.argv.slice(2);
+const report = { browser: browserName, states: [], error: null };
 const deadline = (ms, what) =>
   new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
 
-const browser = await launch(wav, ["--autoplay-policy=no-user-gesture-required"]);
+// A page on another host than this one is served over plain HTTP here; a real
+// site is HTTPS, the secure context browsers demand before opening the microphone.
+const origin = new URL(pageUrl).origin;
+const browser = await openBrowser(browserName, wav, {
+  chromium: [
+    `--unsafely-treat-insecure-origin-as-secure=${origin}`,
+    // The test TURN server's TLS certificate is self-signed.
+    "--ignore-certificate-errors",
+  ],
+  firefox: { "media.devices.insecure.enabled": true, "media.getusermedia.insecure.enabled": true },
+});
+let page;
+const widget = `(window.offhookWidgets || []).find((w) => w.iconId === ${JSON.stringify(iconId)})`;
+const until = (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 100 }, arg);
+const click = async (button) => (await page.evaluateHandle((find, b) => eval(find).el[b], widget, button)).click();
 try {
-  const page = await browser.newPage();
+  page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(pageUrl);
   // Like a site owner's page: embed the icon's widget if the page does not show it.
@@ -25,20 +41,21 @@ try {
     script.dataset.icon = icon;
     document.body.appendChild(script);
   }, iconId);
-  const host = page.locator(`.offhook-widget[data-icon="${iconId}"]`);
-  const widget = `(window.offhookWidgets || []).find((w) => w.iconId === ${JSON.stringify(iconId)})`;
   // Once the widget knows what the icon is: a refused one shows why before any click.
-  await page.waitForFunction((find) => { const w = eval(find); return w && w.info; }, widget, { timeout: 10000 });
+  await until((find) => { const w = eval(find); return w && w.info; }, widget, 10000);
   const refusedBeforeClick = ["closed", "disabled", "not-allowed", "unknown", "unavailable"];
   const shown = await page.evaluate((find) => eval(find).state, widget);
-  if (!refusedBeforeClick.includes(shown)) await host.locator("button.call").click();
+  // Connect time: from the click to the widget's "in call" (or its failure).
+  const clicked = Date.now();
+  if (!refusedBeforeClick.includes(shown)) await click("call");
   // "failed": the call failed, or the widget refused it before any click.
   const want = expect === "in-call" ? ["in-call"] : ["failed", ...refusedBeforeClick];
-  await page.waitForFunction(
+  await until(
     ([states, find]) => { const w = eval(find); return w && states.includes(w.state); },
     [want, widget],
-    { timeout: 30000 },
+    30000,
   );
+  report.connectMs = Date.now() - clicked;
   if (expect === "in-call" && end === "close-tab") {
     report.states = await page.evaluate((find) => eval(find).history, widget);
     report.closedAtMs = Date.now();
@@ -51,6 +68,9 @@ try {
         const w = window.offhookWidgets.find((x) => x.iconId === icon);
         const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
         const ctx = new AudioContext();
+        await ctx.resume(); // Firefox starts it suspended
+        // and may take a moment to run its graph
+        for (let t = 0; t < 30 && ctx.currentTime === 0; t++) await new Promise((r) => setTimeout(r, 100));
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
         const analyser = ctx.createAnalyser();
         analyser.fftSize = 4096;
@@ -58,7 +78,7 @@ try {
         const bins = new Float32Array(analyser.frequencyBinCount);
         const hz = ctx.sampleRate / analyser.fftSize;
         let best = { peakHz: 0, peakDb: -Infinity };
-        for (let i = 0; i < 20; i++) {
+        for (let i = 0; i < 30; i++) {
           await new Promise((r) => setTimeout(r, 100));
           analyser.getFloatFrequencyData(bins);
           for (let b = 5; b < bins.length; b++) {
@@ -75,6 +95,9 @@ try {
         const w = eval(find);
         const track = w.pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
         const ctx = new AudioContext();
+        await ctx.resume(); // Firefox starts it suspended
+        // and may take a moment to run its graph
+        for (let t = 0; t < 30 && ctx.currentTime === 0; t++) await new Promise((r) => setTimeout(r, 100));
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
         const analyser = ctx.createAnalyser();
         analyser.fftSize = 4096;
@@ -114,9 +137,12 @@ try {
     report.path = await page.evaluate(async (find) => {
       const stats = await eval(find).pc.getStats();
       let path = null;
+      const selected = (s) =>
+        (s.type === "transport" && s.selectedCandidatePairId && stats.get(s.selectedCandidatePairId)) ||
+        (s.type === "candidate-pair" && s.selected && s); // Firefox marks the pair itself
       stats.forEach((s) => {
-        if (s.type === "transport" && s.selectedCandidatePairId) {
-          const pair = stats.get(s.selectedCandidatePairId);
+        const pair = selected(s);
+        if (pair) {
           const local = stats.get(pair.localCandidateId);
           const remote = stats.get(pair.remoteCandidateId);
           path = { local: local.candidateType, remote: remote.candidateType, relayProtocol: local.relayProtocol || null };
@@ -124,16 +150,19 @@ try {
       });
       return path;
     }, widget);
-    await host.locator("button.hangup").click();
-    await page.waitForFunction((find) => eval(find).state === "ended", widget, { timeout: 10000 });
+    await click("hangup");
+    await until((find) => eval(find).state === "ended", widget, 10000);
   }
   if (report.status !== "tab-closed") {
     report.states = await page.evaluate((find) => eval(find).history, widget);
     report.status = await page.evaluate((find) => eval(find).state, widget);
-    report.statusText = await host.locator(".status").textContent();
+    report.statusText = await page.evaluate((find) => eval(find).el.status.textContent, widget);
   }
 } catch (e) {
   report.error = String(e && e.message ? e.message : e);
+  // Where it stopped: the widget's states and status line so far.
+  report.states = await page?.evaluate((find) => { const w = eval(find); return w ? w.history : []; }, widget).catch(() => []);
+  report.statusText = await page?.evaluate((find) => { const w = eval(find); return w && w.el.status.textContent; }, widget).catch(() => null);
 } finally {
   await browser.close();
 }

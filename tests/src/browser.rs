@@ -60,6 +60,7 @@ async fn node_with(mut command: tokio::process::Command, script: &str, args: &[&
         .arg(browser_dir().join(script))
         .args(args)
         .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(STEP_TIMEOUT * 3, run)

@@ -43,6 +43,8 @@
   // No candidate pair works (ICE failed, or is still not connected this long
   // after the answer): the call is reported and ended within 15 s.
   const ICE_DEADLINE_MS = 12000;
+  // The Reason text of the gateway's BYE when a call's media never flowed.
+  const NO_MEDIA_REASON = "no audio path";
 
   // The one place a call's RTCPeerConnection is made.
   function createPeerConnection(configuration) {
@@ -164,6 +166,9 @@
         return this.fail("server-unreachable", e.message);
       }
       if (this.state !== "connecting") return;
+      // Browsers offer the microphone only to pages served over HTTPS (or from
+      // localhost): say so rather than blame the microphone.
+      if (!navigator.mediaDevices) return this.fail("insecure-page");
       try {
         this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
       } catch (e) {
@@ -235,6 +240,9 @@
         return this.fail(SIP_FAILURES[status] || "failed", reason);
       }
       if (reason === "connection lost") return this.fail("connection-lost", reason);
+      // The gateway gave up first on the call's media (its BYE's Reason text):
+      // the same failure as the widget's own deadline.
+      if (why === NO_MEDIA_REASON) return this.fail("no-media", why);
       this.finish(reason === "the other side hung up" ? "remote" : "local");
     }
 
