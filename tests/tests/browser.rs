@@ -135,7 +135,14 @@ async fn a_tab_closed_mid_call_frees_the_line_and_ends_the_cdr() {
 
     let report = node(
         "call.mjs",
-        &[&url, wav.to_str().unwrap(), "demo-echo", "in-call", "chromium", "close-tab"],
+        &[
+            &url,
+            wav.to_str().unwrap(),
+            "demo-echo",
+            "in-call",
+            "chromium",
+            "close-tab",
+        ],
     )
     .await;
     assert!(report["error"].is_null(), "{report}");

@@ -259,6 +259,12 @@ impl World {
             }
             let mut ok = request.response(200, "OK", Some(&tag));
             ok.headers.push("Contact", &format!("<sip:line-1@{RELAY}>"));
+            // As a UAS does (RFC 3261 12.1.1): the 2xx carries the Record-Route.
+            if request.method == Method::Invite {
+                for route in request.headers.get_all("Record-Route") {
+                    ok.headers.push("Record-Route", route);
+                }
+            }
             let _ = self.relay.respond(self.now, &key, ok);
         }
     }
@@ -544,16 +550,18 @@ fn a_cancel_while_routing_gets_487_and_no_stray_state() {
     );
 }
 
-/// An answered token call to the relay's line from the phone over `flow`.
-fn answered_call(world: &mut World, flow: Flow) {
+/// An answered token call to the relay's line from the phone over `flow`; the
+/// phone's dialog.
+fn answered_call(world: &mut World, flow: Flow) -> offhook_sip::ua::dialog::Dialog {
     let invite = token_invite(world, "sales");
-    let ok = world.call_over(invite, flow);
+    let ok = world.call_over(invite.clone(), flow);
     assert_eq!(ok.status, 200, "{}", ok.reason);
     assert_eq!(world.node.calls(), 1);
     assert_eq!(
         world.directory.line_states,
         [offhook_directory::LineState::InCall]
     );
+    offhook_sip::ua::dialog::Dialog::uac(&invite, &ok).expect("a dialog from the 200")
 }
 
 fn websocket_flow() -> Flow {
@@ -590,6 +598,39 @@ fn a_browser_tab_closed_mid_call_ends_the_call_and_frees_the_line() {
         world.directory.line_states.last(),
         Some(&offhook_directory::LineState::Idle)
     );
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn a_browser_that_hangs_up_and_closes_its_tab_at_once_ends_the_call_normally() {
+    let mut world = World::new(11).with_line();
+    world.node.endpoint().set_bound(TransportKind::Ws, addr(NODE));
+    let mut dialog = answered_call(&mut world, websocket_flow());
+    // The BYE reaches the node and goes on toward the relay...
+    let _ = world
+        .phone
+        .send_request(world.now, dialog.request(Method::Bye), websocket_flow());
+    while let Some(Transmit { flow, bytes }) = world.phone.poll_transmit() {
+        let flow = Flow {
+            local: flow.remote,
+            remote: flow.local,
+            ..flow
+        };
+        world.node.endpoint().handle_datagram(world.now, flow, &bytes);
+        world.node.process(world.now);
+    }
+    // ...and the tab's WebSocket closes before the relay's 200 is back.
+    let closed = Flow {
+        local: addr(NODE),
+        remote: addr(PHONE),
+        ..websocket_flow()
+    };
+    world.node.endpoint().handle_closed(world.now, closed);
+    world.node.process(world.now);
+    world.settle();
+    assert_eq!(world.byes, ["relay"], "one BYE to the line: the caller's own");
+    let cdr = world.directory.started[0].clone();
+    assert_eq!(world.directory.ended, [(cdr, HangupCause::Normal)]);
     assert_eq!(world.node.calls(), 0);
 }
 
