@@ -27,7 +27,7 @@
 //! ALSA PCM names, e.g. `hw:CARD=Device,DEV=0`); `default` is the host's default.
 
 mod alsa;
-mod pulse;
+pub(crate) mod pulse;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -28,7 +28,7 @@ async fn next_event(line: &mut LineHandle, wanted: impl Fn(&LineEvent) -> bool) 
 }
 
 async fn ready_line(faults: Faults) -> (pty::EmulatedModem, LineHandle) {
-    let modem = pty::spawn(faults, Duration::from_secs(3), Exchange::default()).unwrap();
+    let modem = pty::spawn(faults, Duration::from_secs(3), Exchange::default(), None).unwrap();
     let mut line = open_modem(&modem.path, DriverConfig::default()).unwrap();
     assert_eq!(next_event(&mut line, |_| true).await, LineEvent::Ready);
     (modem, line)

@@ -209,6 +209,7 @@ impl World {
                     country,
                     echo_canceller,
                     emulated,
+                    modem_ports: None,
                 })
                 .collect(),
             ..RelayConfig::default()

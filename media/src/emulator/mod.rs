@@ -20,6 +20,7 @@
 
 pub mod line;
 pub mod network;
+pub mod ports;
 pub mod pty;
 
 use std::collections::VecDeque;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::dsp::cadence::Country;
 use crate::dsp::dtmf_detect::DtmfDetector;
-use crate::dsp::g711::ulaw_to_linear;
+use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::dtmf_frames;
 use crate::modem::stream::{DLE, ETX, shield};
 use line::Analogue;
@@ -71,6 +72,16 @@ enum Mode {
     },
 }
 
+/// The `+VLS` value that routes the line to the modem's audio ports (V.253
+/// "speakerphone": the line's audio out of the speaker port, the microphone
+/// port's into the line, as US Robotics and Rockwell/Conexant voice modems number
+/// it). `+VLS=1` (line to the DCE) takes the line with the ports not connected.
+pub const VLS_PORTS: u8 = 7;
+/// Samples of microphone audio waiting for the line at most (80 ms).
+const MAX_MIC_BACKLOG: usize = 640;
+/// Samples the speaker port holds at most before the oldest go (1 s).
+const MAX_SPEAKER: usize = 8000;
+
 /// The emulated modem.
 #[derive(Debug)]
 pub struct Emulator {
@@ -92,6 +103,10 @@ pub struct Emulator {
     from_far: DtmfDetector,
     /// The clock, playout buffer and hybrid.
     analogue: Analogue,
+    /// Whether the line is routed to the audio ports (`+VLS=7`, audio-ports modem).
+    ports: bool,
+    /// The line's audio out of the speaker port, linear, not yet taken.
+    speaker: VecDeque<i16>,
 }
 
 impl Emulator {
@@ -112,7 +127,26 @@ impl Emulator {
             to_far: (DtmfDetector::default(), Vec::new(), Vec::new()),
             from_far: DtmfDetector::default(),
             analogue: Analogue::default(),
+            ports: false,
+            speaker: VecDeque::new(),
         }
+    }
+
+    /// Audio into the microphone port (linear, 8 kHz): it reaches the line only
+    /// while the line is routed to the ports and a call is on it; it is played
+    /// out at the modem's clock through the playout buffer, which an analogue
+    /// port keeps short: past [`MAX_MIC_BACKLOG`] (the card's clock running fast)
+    /// the chunk is dropped.
+    pub fn mic_in(&mut self, audio: &[i16]) {
+        if self.ports && self.call.is_some() && self.analogue.buffered() < MAX_MIC_BACKLOG {
+            let law: Vec<u8> = audio.iter().map(|&s| linear_to_ulaw(s)).collect();
+            self.analogue.queue(&law);
+        }
+    }
+
+    /// The line's audio out of the speaker port since the last call (linear, 8 kHz).
+    pub fn speaker_out(&mut self) -> Vec<i16> {
+        self.speaker.drain(..).collect()
     }
 
     /// The analogue side: what its playout buffer holds, its underruns.
@@ -212,9 +246,15 @@ impl Emulator {
                 let ok = s.trim_start_matches("AT+VSM=").split(',').next() == Some(mu_law_id);
                 self.reply(if ok { "OK" } else { "ERROR" });
             }
-            "AT+VLS=1" if self.faults.no_dial_tone => self.reply("NO DIALTONE"),
+            "AT+VLS=1" | "AT+VLS=7" if self.faults.no_dial_tone => self.reply("NO DIALTONE"),
             "AT+VLS=1" => {
                 self.off_hook = true;
+                self.ports = false;
+                self.reply("OK");
+            }
+            "AT+VLS=7" if self.faults.no_serial_audio => {
+                self.off_hook = true;
+                self.ports = true;
                 self.reply("OK");
             }
             s if s.starts_with("ATDT") && self.off_hook => {
@@ -243,6 +283,8 @@ impl Emulator {
             "ATH" | "ATH0" => {
                 self.analogue.reset();
                 self.off_hook = false;
+                self.ports = false;
+                self.speaker.clear();
                 self.call = None;
                 self.next_tick = None;
                 self.reply("OK");
@@ -273,6 +315,25 @@ impl Emulator {
                 pending.drain(..CHUNK);
             }
         }
+    }
+
+    /// One tick of the audio ports: the microphone port's audio to the line, the
+    /// line's (far end and hybrid echo) to the speaker port.
+    fn port_tick(&mut self, now: Instant) {
+        let count = self.analogue.tick();
+        let (played, _) = self.analogue.play(count);
+        self.send_to_far_end(now, &played);
+        let Some((start, script)) = self.call.as_mut() else {
+            return;
+        };
+        let mut audio = match script.answer_at {
+            Some(at) if now.saturating_duration_since(*start) >= at => script.audio.next(count),
+            _ => script.before_answer.next(count),
+        };
+        self.analogue.add_echo(&mut audio);
+        self.speaker.extend(audio.iter().map(|&c| ulaw_to_linear(c)));
+        let excess = self.speaker.len().saturating_sub(MAX_SPEAKER);
+        self.speaker.drain(..excess);
     }
 
     /// Bytes the driver wrote.
@@ -345,11 +406,16 @@ impl Emulator {
         self.next_tick = Some(tick + TICK);
         self.ticks += 1;
         let Mode::Streaming { to_line, from_line } = self.mode else {
-            // Voice command mode (audio ports): only the call's events.
+            // Voice command mode (audio ports): the call's events, and its audio
+            // on the ports when the line is routed to them.
             if let Some((start, script)) = self.call.as_mut() {
-                for code in script.take_due(now.saturating_duration_since(*start)) {
+                let elapsed = now.saturating_duration_since(*start);
+                for code in script.take_due(elapsed) {
                     self.out.extend([DLE, code]);
                 }
+            }
+            if self.ports {
+                self.port_tick(now);
             }
             return;
         };

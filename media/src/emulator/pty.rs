@@ -1,6 +1,7 @@
 //! The emulator on a pseudo-terminal: openpty, the slave side in raw mode for the
 //! driver to open by path (through tokio-serial, like a real modem), and a tokio
-//! task that runs the sans-IO [`Emulator`] on the master side in real time.
+//! task that runs the sans-IO [`Emulator`] on the master side in real time; with
+//! [`PortDevices`], its audio ports on PulseAudio ([`super::ports`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 
 use super::network::Exchange;
+use super::ports::{PortDevices, Ports};
 use super::{Emulator, Faults};
 
 /// The clock the PTY's loop drives its sans-IO core by.
@@ -40,8 +42,18 @@ impl Drop for EmulatedModem {
     }
 }
 
-/// Starts an emulated modem with these quirks, on `exchange`, on a fresh PTY.
-pub fn spawn(faults: Faults, hangup_after: Duration, exchange: Exchange) -> std::io::Result<EmulatedModem> {
+/// Starts an emulated modem with these quirks, on `exchange`, on a fresh PTY;
+/// its audio ports wired to `ports`, if any.
+pub fn spawn(
+    faults: Faults,
+    hangup_after: Duration,
+    exchange: Exchange,
+    ports: Option<&PortDevices>,
+) -> std::io::Result<EmulatedModem> {
+    let ports = ports
+        .map(Ports::open)
+        .transpose()
+        .map_err(|e| std::io::Error::other(format!("audio ports: {e}")))?;
     let pty = nix::pty::openpty(None, None)?;
     let mut termios = tcgetattr(pty.slave.as_fd())?;
     cfmakeraw(&mut termios);
@@ -54,7 +66,7 @@ pub fn spawn(faults: Faults, hangup_after: Duration, exchange: Exchange) -> std:
     let master = unsafe { AsyncFd::register(pty.master) }.map_err(std::io::Error::from)?;
     let modem = Emulator::new(faults, hangup_after).with_exchange(exchange);
     // The slave stays open here, so the master never sees EIO between driver opens.
-    let task = tokio::spawn(run(master, pty.slave, modem));
+    let task = tokio::spawn(run(master, pty.slave, modem, ports));
     Ok(EmulatedModem { path, task })
 }
 
@@ -71,9 +83,15 @@ async fn write_all(master: &AsyncFd<OwnedFd>, mut bytes: &[u8]) {
     }
 }
 
-async fn run(master: AsyncFd<OwnedFd>, _slave: OwnedFd, mut modem: Emulator) {
+async fn run(master: AsyncFd<OwnedFd>, _slave: OwnedFd, mut modem: Emulator, mut ports: Option<Ports>) {
     let mut buf = [0u8; 4096];
     loop {
+        let mic = async {
+            match ports.as_mut() {
+                Some(ports) => ports.mic.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let deadline = modem.poll_timeout().map(tokio::time::Instant::from_std);
         let far = tokio::time::Instant::from_std(now() + Duration::from_secs(3600));
         tokio::select! {
@@ -86,6 +104,10 @@ async fn run(master: AsyncFd<OwnedFd>, _slave: OwnedFd, mut modem: Emulator) {
                 }
             }
             () = tokio::time::sleep_until(deadline.unwrap_or(far)) => modem.handle_timeout(now()),
+            Some(chunk) = mic => modem.mic_in(&chunk),
+        }
+        if let Some(ports) = &ports {
+            ports.speak(modem.speaker_out());
         }
         while let Some(bytes) = modem.poll_transmit() {
             write_all(&master, &bytes).await;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::dsp::cadence::Country;
 use crate::emulator::line::LineModel;
 use crate::emulator::network::Exchange;
+use crate::emulator::ports::PortDevices;
 use crate::modem::DriverConfig;
 use crate::soundcard::DEFAULT_DEVICE;
 
@@ -48,6 +49,10 @@ pub struct LineSpec {
     /// `hybrid = { delay_ms, erl_db }`); none by default.
     #[serde(default, skip_serializing_if = "LineModel::is_ideal")]
     pub emulated: LineModel,
+    /// An emulated line's modem audio ports on PulseAudio (`mic_in` source,
+    /// `speaker_out` sink), routed to the line by `+VLS=7`; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modem_ports: Option<PortDevices>,
 }
 
 impl LineSpec {
@@ -171,6 +176,7 @@ impl Default for RelayConfig {
                 country: None,
                 echo_canceller: None,
                 emulated: LineModel::default(),
+                modem_ports: None,
             }],
             international_prefix: "00".into(),
             no_answer_s: 60,

@@ -99,8 +99,13 @@ impl Opened {
                     no_serial_audio: spec.soundcard.is_some(),
                     ..Faults::default()
                 };
-                let modem = pty::spawn(faults, Duration::from_secs(5), spec.exchange())
-                    .map_err(|e| format!("emulated modem: {e}"))?;
+                let modem = pty::spawn(
+                    faults,
+                    Duration::from_secs(5),
+                    spec.exchange(),
+                    spec.modem_ports.as_ref(),
+                )
+                .map_err(|e| format!("emulated modem: {e}"))?;
                 let path = modem.path.clone();
                 self.modems.push(modem);
                 path

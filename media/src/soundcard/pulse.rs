@@ -39,7 +39,7 @@ impl Drop for Running {
     }
 }
 
-fn connect(direction: Direction, device: &str) -> Result<Simple, SoundCardError> {
+pub(crate) fn connect(direction: Direction, device: &str) -> Result<Simple, SoundCardError> {
     let (kind, attr) = match direction {
         Direction::Playback => (
             "output",

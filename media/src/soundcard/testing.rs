@@ -1,8 +1,12 @@
 //! Test support (feature `testing`): a PulseAudio daemon of the test's own, in
-//! user mode on a private socket, with one null sink at 8 kHz mono. What is
-//! played into the sink comes back from its monitor source, in real time: the
-//! loopback stands in for the phone line. Used by the sound card tests of this
-//! crate and the end-to-end tests; the daemon stops when the value is dropped.
+//! user mode on a private socket, with null sinks at 8 kHz mono. What is played
+//! into a sink comes back from its monitor source, in real time: [`SINK`] loops
+//! back (the sound card's own tests); [`CARD_OUT`] and [`MODEM_SPK`] are the two
+//! wires between a sound card and an emulated modem's audio ports (the card
+//! plays into `CARD_OUT`, the modem's microphone records its monitor; the
+//! modem's speaker plays into `MODEM_SPK`, the card captures its monitor). Used
+//! by the sound card tests of this crate and the end-to-end tests; the daemon
+//! stops when the value is dropped.
 //!
 //! It is self-contained: it makes its own authentication cookie in its directory
 //! and tells clients where it is ([`PulseServer::client_env`]), so nothing depends
@@ -22,6 +26,15 @@ use std::time::{Duration, Instant};
 pub const SINK: &str = "offhook_test_line";
 /// The sink's monitor source: what was played into [`SINK`].
 pub const MONITOR: &str = "offhook_test_line.monitor";
+
+/// The sink a sound card plays into, toward the modem's microphone port.
+pub const CARD_OUT: &str = "card_out";
+/// What the card played: the modem's microphone port records it.
+pub const CARD_OUT_MONITOR: &str = "card_out.monitor";
+/// The sink the modem's speaker port plays into, toward the card's capture.
+pub const MODEM_SPK: &str = "modem_spk";
+/// What the modem's speaker played: the card captures it.
+pub const MODEM_SPK_MONITOR: &str = "modem_spk.monitor";
 
 /// A running private PulseAudio server.
 #[derive(Debug)]
@@ -70,10 +83,12 @@ impl PulseServer {
                 socket.display(),
                 cookie.display()
             ))
-            .arg("-L")
-            .arg(format!(
-                "module-null-sink sink_name={SINK} rate=8000 channels=1 format=s16le"
-            ))
+            .args([SINK, CARD_OUT, MODEM_SPK].iter().flat_map(|sink| {
+                [
+                    "-L".to_owned(),
+                    format!("module-null-sink sink_name={sink} rate=8000 channels=1 format=s16le"),
+                ]
+            }))
             .env("XDG_RUNTIME_DIR", dir)
             .env("HOME", dir)
             .env("PULSE_COOKIE", &cookie)

@@ -588,3 +588,44 @@ fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
 
 mod line_edge;
 mod supervision;
+
+/// An audio-ports modem off hook with `+VLS=vls`, dialing the echo number: a
+/// 1 kHz tone into its microphone port for 2 s (simulated), what its speaker
+/// port played.
+fn ports_echo(vls: u8) -> Vec<i16> {
+    let start = Instant::now();
+    let mut modem = Emulator::new(
+        Faults {
+            no_serial_audio: true,
+            ..Faults::default()
+        },
+        Duration::from_secs(60),
+    );
+    modem.handle_bytes(start, format!("AT+VLS={vls}\rATDT{ECHO}\r").as_bytes());
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let mut speaker = Vec::new();
+    let mut now = start;
+    while now < start + Duration::from_secs(6) {
+        now += Duration::from_millis(20);
+        let chunk: Vec<i16> = (0..160).map(|_| tone.next_sample()).collect();
+        modem.mic_in(&chunk);
+        modem.handle_timeout(now);
+        speaker.extend(modem.speaker_out());
+    }
+    speaker
+}
+
+#[test]
+fn the_line_is_on_the_audio_ports_only_with_vls_7() {
+    let heard = ports_echo(crate::emulator::VLS_PORTS);
+    let tail = &heard[heard.len() - 4000..];
+    assert!(
+        relative_level(tail, 1000.0, 8000.0) > 0.5,
+        "the echo of the microphone's tone is on the speaker port"
+    );
+    let heard = ports_echo(1);
+    assert!(
+        heard.iter().all(|s| s.unsigned_abs() < 100),
+        "+VLS=1: the ports are not on the line"
+    );
+}

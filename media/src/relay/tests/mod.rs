@@ -115,6 +115,7 @@ fn config(lines: &[&str]) -> RelayConfig {
                 country: None,
                 echo_canceller: None,
                 emulated: Default::default(),
+                modem_ports: None,
             })
             .collect(),
         international_prefix: "00".into(),
