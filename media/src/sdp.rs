@@ -55,6 +55,50 @@ pub enum SdpError {
     NoAddress,
 }
 
+/// Which way an offer's audio flows, from the offerer's side (RFC 3264 s6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Both ways.
+    SendRecv,
+    /// The offerer sends only: hold, we must not send.
+    SendOnly,
+    /// The offerer receives only.
+    RecvOnly,
+    /// Neither way (also the old `c=0.0.0.0` hold).
+    Inactive,
+}
+
+impl Direction {
+    /// The answer's direction to an offer of this one.
+    pub fn mirrored(self) -> Self {
+        match self {
+            Self::SendOnly => Self::RecvOnly,
+            Self::RecvOnly => Self::SendOnly,
+            other => other,
+        }
+    }
+
+    /// Whether the offerer sends audio.
+    pub fn sends(self) -> bool {
+        matches!(self, Self::SendRecv | Self::SendOnly)
+    }
+
+    /// Whether the offerer takes audio.
+    pub fn receives(self) -> bool {
+        matches!(self, Self::SendRecv | Self::RecvOnly)
+    }
+
+    /// The SDP attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SendRecv => "sendrecv",
+            Self::SendOnly => "sendonly",
+            Self::RecvOnly => "recvonly",
+            Self::Inactive => "inactive",
+        }
+    }
+}
+
 /// The result of negotiation: what we send and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -66,8 +110,8 @@ pub struct Negotiated {
     pub remote: SocketAddr,
     /// Packet time asked for (ms), default 20.
     pub ptime_ms: u32,
-    /// The offer holds the call (`sendonly`/`inactive` or a zero address).
-    pub on_hold: bool,
+    /// The offer's direction (`inactive` for a zero address).
+    pub direction: Direction,
     /// RTCP shares the RTP port (`a=rtcp-mux`, RFC 5761): we accept it when offered.
     pub rtcp_mux: bool,
     /// Where the offerer receives RTCP: the RTP address with `rtcp-mux`, else
@@ -135,9 +179,16 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
         Some(SdpAttribute::Ptime(ms)) => u32::try_from(*ms).unwrap_or(20).clamp(10, 60),
         _ => 20,
     };
-    let on_hold = ip.is_unspecified()
-        || media.get_attribute(SdpAttributeType::Sendonly).is_some()
-        || media.get_attribute(SdpAttributeType::Inactive).is_some();
+    let has = |attr| media.get_attribute(attr).is_some();
+    let direction = if ip.is_unspecified() || has(SdpAttributeType::Inactive) {
+        Direction::Inactive
+    } else if has(SdpAttributeType::Sendonly) {
+        Direction::SendOnly
+    } else if has(SdpAttributeType::Recvonly) {
+        Direction::RecvOnly
+    } else {
+        Direction::SendRecv
+    };
     let remote = SocketAddr::new(ip, port);
     let rtcp_mux = media.get_attribute(SdpAttributeType::RtcpMux).is_some();
     let remote_rtcp = match media.get_attribute(SdpAttributeType::Rtcp) {
@@ -153,7 +204,7 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
         dtmf_payload_type,
         remote,
         ptime_ms,
-        on_hold,
+        direction,
         rtcp_mux,
         remote_rtcp,
     })
@@ -163,6 +214,18 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
 /// telephone-event when offered; `a=rtcp-mux` when offered, else `a=rtcp` when our
 /// RTCP port `local_rtcp` is not the RTP port + 1. `session_id` must be fresh per call.
 pub fn answer(negotiated: &Negotiated, local: SocketAddr, local_rtcp: u16, session_id: u64) -> String {
+    answer_version(negotiated, local, local_rtcp, session_id, session_id)
+}
+
+/// [`answer`] at `o=` session version `version` (bumped at each new answer
+/// in the dialog, RFC 3264 s8).
+pub fn answer_version(
+    negotiated: &Negotiated,
+    local: SocketAddr,
+    local_rtcp: u16,
+    session_id: u64,
+    version: u64,
+) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
     let ip = local.ip();
     let codec = negotiated.codec;
@@ -179,13 +242,9 @@ pub fn answer(negotiated: &Negotiated, local: SocketAddr, local_rtcp: u16, sessi
     } else if local_rtcp != local.port().wrapping_add(1) {
         attributes.push_str(&format!("a=rtcp:{local_rtcp}\r\n"));
     }
-    let direction = if negotiated.on_hold {
-        "recvonly"
-    } else {
-        "sendrecv"
-    };
+    let direction = negotiated.direction.mirrored().as_str();
     format!(
-        "v=0\r\no=offhook {session_id} {session_id} IN {family} {ip}\r\ns=offhook\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+        "v=0\r\no=offhook {session_id} {version} IN {family} {ip}\r\ns=offhook\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP {formats}\r\n{attributes}a=ptime:{ptime}\r\na={direction}\r\n",
         port = local.port(),
         ptime = negotiated.ptime_ms,
@@ -206,7 +265,7 @@ mod tests {
         assert_eq!(n.codec, G711::Pcma);
         assert_eq!(n.dtmf_payload_type, Some(101));
         assert_eq!(n.remote, "127.0.0.1:6000".parse().unwrap());
-        assert!(!n.on_hold);
+        assert_eq!(n.direction, Direction::SendRecv);
         assert!(!n.rtcp_mux);
         assert_eq!(
             n.remote_rtcp,
@@ -251,8 +310,21 @@ mod tests {
     }
 
     #[test]
-    fn hold_is_recognised() {
-        let hold = SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
-        assert!(negotiate(&hold).unwrap().on_hold);
+    fn hold_is_recognised_and_the_answer_mirrors_it() {
+        let old_style = SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        assert_eq!(negotiate(&old_style).unwrap().direction, Direction::Inactive);
+        let local: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        for (offer, answer) in [
+            ("sendonly", "recvonly"),
+            ("recvonly", "sendonly"),
+            ("inactive", "inactive"),
+            ("sendrecv", "sendrecv"),
+        ] {
+            let n = negotiate(&format!("{SIPP_OFFER}a={offer}\r\n")).unwrap();
+            assert_eq!(n.direction.as_str(), offer);
+            let sdp = answer_version(&n, local, 4001, 7, 8);
+            assert!(sdp.contains(&format!("a={answer}\r\n")), "{sdp}");
+            assert!(sdp.contains("o=offhook 7 8 IN IP4"), "{sdp}");
+        }
     }
 }

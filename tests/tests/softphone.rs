@@ -7,7 +7,7 @@
 //! hear the echo of that tone (Goertzel), and the relay's RTCP sender reports on
 //! the port above it (no `rtcp-mux` in sipp's offer: RTP port + 1, RFC 3550 s11).
 //! Then busy (486), an invalid number (404) and a number nobody answers (480),
-//! each with its CDR cause.
+//! each with its CDR cause. And a hold and unhold by re-INVITE.
 
 use std::time::Duration;
 
@@ -192,6 +192,108 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
     for ((number, id), expected) in refused.iter().zip(["busy", "invalid-number", "no-answer"]) {
         assert_eq!(cause(id).0, expected, "CDR of {number}");
     }
+    assert!(demo.running.stop().await.success());
+    offhook.db.finish().await;
+}
+
+/// sipp holds the echo call by re-INVITE (`tests/sipp/hold.xml`) while it goes on
+/// sending its tone: the 200s mirror the direction (sipp checks them), nothing
+/// comes back while on hold, the echo comes back after the unhold, the CDR ends
+/// `normal` and every line is idle after.
+#[tokio::test]
+async fn sipp_softphone_holds_and_resumes_the_echo_by_reinvite() {
+    let offhook = Offhook::new(Backend::Sqlite).await;
+    let demo = offhook.demo(&[]).await;
+    offhook.create_demo_account("alice", PASSWORD, "201").await;
+    let dir = scratch_dir("softphone-hold");
+    write_ulaw_tone(&dir.join("long.ulaw"), 1000.0, 10).unwrap();
+    let phone = Softphone {
+        proxy: demo.sip_udp,
+        user: "alice".into(),
+        password: PASSWORD.into(),
+        domain: "demo.offhook.test".into(),
+        dir,
+    };
+    let registered = phone.run("register.xml", "register", &[]).await;
+    assert!(registered.success, "REGISTER:\n{}", registered.trace);
+
+    // When each tone packet of the echo came, since the first.
+    let (ear, _ear_rtcp) = port_pair().await;
+    let ear_port = ear.local_addr().unwrap().port().to_string();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    #[allow(clippy::disallowed_methods, reason = "real packets, real arrival times")]
+    let listening = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let start = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                received = ear.recv_from(&mut buf) => {
+                    let Ok((len, _)) = received else { continue };
+                    let Some(packet) = parse(&buf[..len]).ok().filter(|p| p.payload_type == 0) else { continue };
+                    let samples: Vec<i16> = packet.payload.iter().map(|&c| ulaw_to_linear(c)).collect();
+                    if relative_level(&samples, 1000.0, 8000.0) > 0.5 {
+                        arrivals.push(start.elapsed());
+                    }
+                }
+                _ = &mut stopped => return arrivals,
+            }
+        }
+    });
+    let held = until_the_line_is_free(&phone, "hold.xml", &["5550100", &ear_port]).await;
+    assert_eq!(
+        held.last_final_status(),
+        Some(200),
+        "BYE answered:\n{}",
+        held.trace
+    );
+    assert_eq!(held.trace.matches("a=recvonly").count(), 1, "{}", held.trace);
+    stop.send(()).unwrap();
+    let arrivals = listening.await.unwrap();
+    // The longest silence between two echoed packets is the hold (3 s in the
+    // scenario), with the echo on both sides of it.
+    let (gap_at, gap) = arrivals
+        .windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .max_by_key(|(_, gap)| *gap)
+        .expect("echo packets");
+    let before = arrivals.iter().filter(|at| **at <= gap_at).count();
+    let after = arrivals.len() - before;
+    eprintln!("echo: {before} packets, hold gap {gap:?}, {after} packets after unhold");
+    assert!(
+        gap >= Duration::from_millis(2500),
+        "no audio on hold: gap {gap:?}"
+    );
+    assert!(
+        before >= 50 && after >= 50,
+        "the echo before the hold and after the unhold: {before} / {after}"
+    );
+
+    let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
+    let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
+    let id = call_id(&held);
+    let cdr = cdrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_id"] == id.as_str())
+        .expect("the CDR");
+    assert_eq!(cdr["hangup_cause"], "normal", "{cdr}");
+    assert!(!cdr["ended_at"].is_null(), "{cdr}");
+    for _ in 0..50 {
+        let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
+        let lines: Value = serde_json::from_slice(&lines.stdout).unwrap();
+        if lines.as_array().unwrap().iter().all(|l| l["state"] == "idle") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lines = offhook.run(&["directory", "line", "list", "--json"]).await;
+    let lines: Value = serde_json::from_slice(&lines.stdout).unwrap();
+    assert!(
+        lines.as_array().unwrap().iter().all(|l| l["state"] == "idle"),
+        "{lines}"
+    );
     assert!(demo.running.stop().await.success());
     offhook.db.finish().await;
 }

@@ -4,7 +4,9 @@
 //! tick (and the caller's keys, RFC 4733 events or SIP INFO, as line commands),
 //! and adds what the leg counted to the relay's metrics. The leg runs from the
 //! moment its socket is bound (WebRTC's ICE and DTLS may start before the
-//! answer); its datagrams out, RTCP included, are polled here.
+//! answer); its datagrams out, RTCP included, are polled here. While the
+//! caller holds the call (`sendonly`, `inactive`) the line's audio is not sent
+//! to it; RTCP goes on.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -32,6 +34,8 @@ pub(crate) struct Bridge {
     counted: LegCounts,
     /// Keys the caller sent by SIP INFO, for the next playout ticks (bounded).
     keys: VecDeque<char>,
+    /// The caller takes our audio (not while it holds the call).
+    sending: bool,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -50,7 +54,13 @@ impl Bridge {
             next_tick: None,
             counted: LegCounts::default(),
             keys: VecDeque::new(),
+            sending: true,
         }
+    }
+
+    /// Whether the line's audio goes to the caller, from now on.
+    pub(crate) fn set_sending(&mut self, sending: bool) {
+        self.sending = sending;
     }
 
     /// A key the caller sent outside the media (SIP INFO), for the line; a
@@ -74,7 +84,9 @@ impl Bridge {
 
     /// 20 ms of the line's audio, to the caller.
     pub(crate) fn on_line_audio(&mut self, now: Instant, mulaw: &[u8]) {
-        self.leg.on_line_audio(now, mulaw);
+        if self.sending {
+            self.leg.on_line_audio(now, mulaw);
+        }
     }
 
     /// A key pressed at the line's far end, to the caller.

@@ -11,7 +11,10 @@
 //! ringback, busy tone, announcement, the callee's first words) starts flowing
 //! to the caller, 200 with the answer's source on answer, 486/480/404/503
 //! for the line's failures, 488 for an offer the leg cannot take, nothing when
-//! the caller cancelled (the SIP layer answered 487). Every way out of the call
+//! the caller cancelled (the SIP layer answered 487). Once answered, an RTP/AVP
+//! call takes new offers in its dialog (re-INVITE, UPDATE): hold and resume,
+//! answered 200 with the direction mirrored and the `o=` version bumped (an
+//! offer of ours to a re-INVITE without SDP). Every way out of the call
 //! gives the line back: idle once on hook, or faulty with the reason.
 
 use std::net::{IpAddr, SocketAddr};
@@ -99,7 +102,8 @@ pub(crate) enum Action {
         /// `X-Offhook-Cause`: why the relay ended it, when the line did not.
         cause: Option<HangupCause>,
     },
-    /// Answers a request in the call's dialog (200 to a BYE, with the RTCP view).
+    /// Answers a request in the call's dialog (200 to a BYE, with the RTCP
+    /// view; to a new offer, with our SDP).
     Respond {
         /// Its transaction.
         key: ServerKey,
@@ -111,6 +115,8 @@ pub(crate) enum Action {
         reason: &'static str,
         /// `X-Offhook-RTCP`.
         rtcp: Option<String>,
+        /// Our SDP answer (or offer).
+        sdp: Option<String>,
     },
     /// A command for the call's line.
     Line(LineCommand),
@@ -137,6 +143,31 @@ pub(crate) struct Env<'a> {
     pub(crate) advertise: &'a [IpAddr],
 }
 
+/// What our RTP/AVP SDP says, for the answers to later offers in the dialog.
+#[derive(Debug)]
+struct LocalSdp {
+    /// The offer last taken (its codec stays the call's).
+    negotiated: Negotiated,
+    at: SocketAddr,
+    rtcp_port: u16,
+    session: u64,
+    version: u64,
+}
+
+impl LocalSdp {
+    /// Our SDP again, at the next `o=` version.
+    fn next(&mut self) -> String {
+        self.version += 1;
+        sdp::answer_version(
+            &self.negotiated,
+            self.at,
+            self.rtcp_port,
+            self.session,
+            self.version,
+        )
+    }
+}
+
 /// Waiting for the media socket(s).
 #[derive(Debug)]
 pub(crate) struct Binding {
@@ -152,6 +183,8 @@ pub(crate) struct Setup {
     answer: String,
     /// The line's early media flows to the caller (183 sent, bridge started).
     early: bool,
+    /// RTP/AVP: what the answer said (none for WebRTC).
+    local: Option<LocalSdp>,
 }
 
 /// Answered: the audio flows.
@@ -159,6 +192,7 @@ pub(crate) struct Setup {
 pub(crate) struct Talking {
     bridge: Bridge,
     watchdog: Watchdog,
+    local: Option<LocalSdp>,
 }
 
 /// The call is over for the caller; the line is going on hook.
@@ -233,6 +267,19 @@ fn respond(
         status: status.0,
         reason: status.1,
         rtcp,
+        sdp: None,
+    });
+}
+
+/// Answers a new offer in the call's dialog 200 with our `sdp`.
+fn accept_offer(env: &mut Env<'_>, key: ServerKey, request: Request, sdp: String) {
+    env.actions.push(Action::Respond {
+        key,
+        request,
+        status: 200,
+        reason: "OK",
+        rtcp: None,
+        sdp: Some(sdp),
     });
 }
 
@@ -316,11 +363,17 @@ impl Call {
     }
 
     /// A request in the call's dialog: a BYE ends the call in any state (in
-    /// the early dialog too: the SIP layer answers the INVITE 487), anything
-    /// else is refused 488 (re-INVITE and INFO are not taken yet).
+    /// the early dialog too: the SIP layer answers the INVITE 487), an INFO
+    /// plays its key, a re-INVITE or UPDATE of an answered RTP/AVP call holds
+    /// or resumes it; anything else is refused 488.
     pub(crate) fn on_request(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
         if request.method == Method::Info {
             return self.on_info(key, request, env);
+        }
+        if matches!(request.method, Method::Invite | Method::Update)
+            && let State::Talking(talking) = &mut self.state
+        {
+            return talking.on_offer(now, key, request, env);
         }
         if request.method != Method::Bye {
             return respond(env, key, request, (488, "Not Acceptable Here"), None);
@@ -444,6 +497,7 @@ impl Binding {
             }
         };
         let advertised = addrs.advertised(env.advertise);
+        let mut local = None;
         let (leg, answer): (Box<dyn MediaLeg>, String) = match self.offer {
             Offer::WebRtc(offer) => match WebRtcPeer::accept(now, &offer, addrs.rtp, &advertised) {
                 Ok((peer, answer)) => (Box::new(peer), answer),
@@ -454,7 +508,15 @@ impl Binding {
                 let rtcp_port = addrs.rtcp.unwrap_or(addrs.rtp).port();
                 let leg = RtpLeg::new(&negotiated, now, env.wallclock, env.rtcp_interval, env.rng);
                 // advertised() is never empty: it falls back to the bound address.
-                let answer = sdp::answer(&negotiated, advertised[0], rtcp_port, session);
+                let at = advertised[0];
+                let answer = sdp::answer(&negotiated, at, rtcp_port, session);
+                local = Some(LocalSdp {
+                    negotiated,
+                    at,
+                    rtcp_port,
+                    session,
+                    version: session,
+                });
                 (Box::new(leg), answer)
             }
         };
@@ -463,6 +525,7 @@ impl Binding {
             bridge: Bridge::new(leg),
             answer,
             early: false,
+            local,
         })
     }
 }
@@ -503,6 +566,7 @@ impl Setup {
                 State::Talking(Talking {
                     bridge: self.bridge,
                     watchdog: Watchdog::new(now, env.timeouts),
+                    local: self.local,
                 })
             }
             // On hook already: nothing to wait for.
@@ -559,6 +623,38 @@ impl Talking {
             }
             _ => State::Talking(self),
         }
+    }
+
+    /// A new offer (re-INVITE, UPDATE): the same codec with another direction
+    /// is taken; audio to the caller stops while it does not take it, and the
+    /// RTP watch pauses while the caller sends none. No SDP: our offer, as
+    /// things stand (its answer in the ACK changes nothing). WebRTC calls
+    /// (ICE restart) and codec changes are refused 488.
+    fn on_offer(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
+        let refuse = (488, "Not Acceptable Here");
+        let Some(local) = &mut self.local else {
+            return respond(env, key, request, refuse, None);
+        };
+        if request.body.is_empty() {
+            return accept_offer(env, key, request, local.next());
+        }
+        let offer = std::str::from_utf8(&request.body)
+            .ok()
+            .and_then(|text| sdp::negotiate(text).ok());
+        let Some(offer) = offer.filter(|o| o.codec == local.negotiated.codec) else {
+            return respond(env, key, request, refuse, None);
+        };
+        let direction = offer.direction;
+        local.negotiated.direction = direction;
+        let answer = local.next();
+        self.bridge.set_sending(direction.receives());
+        if direction.sends() {
+            self.watchdog.resume(now);
+        } else {
+            self.watchdog.pause();
+        }
+        tracing::info!(direction = direction.as_str(), "call re-offered");
+        accept_offer(env, key, request, answer);
     }
 
     fn on_bye(self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>, line: &str) -> State {

@@ -487,10 +487,15 @@ impl Gateway {
                 status,
                 reason,
                 rtcp,
+                sdp,
             } => {
                 let mut response = request.response(status, reason, None);
                 if let Some(rtcp) = rtcp {
                     response.headers.push(headers::RTCP, &rtcp);
+                }
+                if let Some(sdp) = sdp {
+                    response.headers.push("Content-Type", "application/sdp");
+                    response.body = sdp.into_bytes();
                 }
                 self.ua.respond(now, &key, response)
             }

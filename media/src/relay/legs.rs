@@ -294,7 +294,7 @@ mod tests {
             dtmf_payload_type: Some(101),
             remote,
             ptime_ms: 20,
-            on_hold: false,
+            direction: crate::sdp::Direction::SendRecv,
             rtcp_mux,
             remote_rtcp: if rtcp_mux {
                 remote

@@ -3,7 +3,9 @@
 //! RTP timeout (nothing valid heard, RFC 3550 style) is a `media-timeout`; a
 //! WebRTC leg whose ICE has not connected within the ICE timeout is
 //! `no-audio-path`, and one that lost consent or disconnected after connecting
-//! is a `media-timeout`. Sans-IO: `now` in, a verdict and the next deadline out.
+//! is a `media-timeout`. While the caller holds the call with nothing to send
+//! (`inactive`, `recvonly`) the RTP watch is paused, and runs again from the
+//! resume. Sans-IO: `now` in, a verdict and the next deadline out.
 
 use std::time::{Duration, Instant};
 
@@ -39,19 +41,39 @@ pub(crate) struct Timeouts {
 /// One answered call's watch over its media.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Watchdog {
+    /// The answer, or the last resume after a hold.
     answered: Instant,
     timeouts: Timeouts,
+    /// The caller may send nothing now (RTP/AVP hold).
+    paused: bool,
 }
 
 impl Watchdog {
     /// Watches from the answer at `answered`.
     pub(crate) fn new(answered: Instant, timeouts: Timeouts) -> Self {
-        Self { answered, timeouts }
+        Self {
+            answered,
+            timeouts,
+            paused: false,
+        }
+    }
+
+    /// The caller legitimately sends nothing from now on (RTP/AVP only).
+    pub(crate) fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// The caller sends again from `now`: the RTP timeout counts from here.
+    pub(crate) fn resume(&mut self, now: Instant) {
+        if std::mem::take(&mut self.paused) {
+            self.answered = now;
+        }
     }
 
     /// When the verdict may change with no news from the leg.
     pub(crate) fn deadline(&self, health: Health) -> Option<Instant> {
         match health {
+            Health::Rtp { .. } if self.paused => None,
             Health::Rtp { heard } => {
                 let since = heard.map_or(self.answered, |at| at.max(self.answered));
                 Some(since + self.timeouts.rtp)
@@ -117,6 +139,24 @@ mod tests {
         };
         assert_eq!(dog.verdict(t0 + s(30), heard), None);
         assert_eq!(dog.verdict(t0 + s(35), heard), Some(HangupCause::MediaTimeout));
+    }
+
+    #[test]
+    fn a_hold_pauses_the_rtp_watch_until_the_resume() {
+        let t0 = Instant::now();
+        let mut dog = Watchdog::new(t0, BOUNDS);
+        let heard = Health::Rtp {
+            heard: Some(t0 + s(5)),
+        };
+        dog.pause();
+        assert_eq!(dog.deadline(heard), None);
+        assert_eq!(dog.verdict(t0 + s(600), heard), None);
+        dog.resume(t0 + s(600));
+        assert_eq!(dog.deadline(heard), Some(t0 + s(620)));
+        assert_eq!(dog.verdict(t0 + s(620), heard), Some(HangupCause::MediaTimeout));
+        // A resume without a hold moves nothing.
+        dog.resume(t0 + s(610));
+        assert_eq!(dog.deadline(heard), Some(t0 + s(620)));
     }
 
     #[test]

@@ -322,7 +322,7 @@ impl Node {
             Method::Options => {
                 let reply = Reply::new(200, "OK").with(
                     "Allow",
-                    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO".into(),
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE".into(),
                 );
                 self.reply(now, &key, &request, reply);
             }

@@ -1,5 +1,6 @@
 //! Whole calls through the relay in simulated time: the echo, the line's
-//! failures, CANCEL, both hang-ups, the lost ACK, the INVITEs the relay refuses.
+//! failures, CANCEL, both hang-ups, the lost ACK, the INVITEs the relay refuses,
+//! hold and unhold by re-INVITE and UPDATE.
 
 use std::time::Duration;
 
@@ -213,6 +214,110 @@ fn a_caller_that_keeps_sending_is_not_timed_out() {
     sim.send_tone_to(&ok.unwrap());
     sim.run(3 * RTP_TIMEOUT);
     assert!(!bye_received(&sim), "{:?}", sim.log);
+    assert_eq!(sim.state(LINE), LineState::InCall);
+}
+
+#[test]
+fn hold_stops_audio_to_the_caller_and_pauses_the_rtp_watch_until_unhold() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let ok = ok.unwrap();
+    let body = |r: &Response| String::from_utf8_lossy(&r.body).into_owned();
+    let first_o = body(&ok)
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap()
+        .to_owned();
+    sim.send_tone_to(&ok);
+    sim.run(2 * SECOND);
+    assert!(sim.media.heard.len() > 8000, "the echo before the hold");
+
+    // Hold, the caller still sending (sendonly): nothing comes back.
+    let held = sim.reoffer(session, Method::Invite, "sendonly");
+    assert_eq!(held.status, 200);
+    let answer = body(&held);
+    assert!(answer.contains("a=recvonly\r\n"), "{answer}");
+    assert!(
+        answer.contains("m=audio ") && answer.contains(" RTP/AVP 0 101\r\n"),
+        "{answer}"
+    );
+    assert_ne!(
+        answer.lines().find(|l| l.starts_with("o=")).unwrap(),
+        first_o,
+        "o= version bumped"
+    );
+    sim.run(SECOND);
+    let during = sim.media.heard.len();
+    sim.run(3 * SECOND);
+    assert_eq!(sim.media.heard.len(), during, "no audio to a caller on hold");
+    assert_eq!(
+        sim.sent(RELAY, "SIP/2.0 200 OK").len(),
+        2,
+        "the re-INVITE's 200 ACKed at once"
+    );
+
+    // Inactive by UPDATE, the caller silent: past the RTP timeout, no BYE.
+    let inactive = sim.reoffer(session, Method::Update, "inactive");
+    assert_eq!(inactive.status, 200);
+    assert!(body(&inactive).contains("a=inactive\r\n"));
+    sim.media.sending = None;
+    sim.run(3 * RTP_TIMEOUT);
+    assert!(!bye_received(&sim), "{:?}", sim.log);
+    assert_eq!(sim.state(LINE), LineState::InCall);
+
+    // Unhold: the echo again.
+    let resumed = sim.reoffer(session, Method::Invite, "sendrecv");
+    assert!(body(&resumed).contains("a=sendrecv\r\n"));
+    sim.send_tone_to(&ok);
+    let before = sim.media.heard.len();
+    sim.run(3 * SECOND);
+    let last: Vec<i16> = sim.media.heard[before..]
+        .iter()
+        .rev()
+        .take(4000)
+        .copied()
+        .collect();
+    assert!(
+        last.len() == 4000 && relative_level(&last, 1000.0, 8000.0) > 0.3,
+        "the echo after unhold"
+    );
+
+    // The RTP watch runs again: a caller silent after unhold is timed out.
+    sim.media.sending = None;
+    sim.run_until(RTP_TIMEOUT + 5 * SECOND, bye_received);
+    let bye = sim
+        .relay_requests
+        .iter()
+        .find(|r| r.method == Method::Bye)
+        .expect("BYE");
+    assert_eq!(bye.headers.get(headers::CAUSE), Some("media-timeout"));
+    sim.wait_idle(10 * SECOND);
+}
+
+#[test]
+fn a_codec_change_is_refused_488_and_the_call_goes_on() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let pcma = rtp_offer("sendrecv")
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("0 PCMU", "8 PCMA");
+    let extra = Reply::default().body(Body::sdp(pcma));
+    sim.caller
+        .request(sim.now, session, Method::Invite, &extra)
+        .unwrap();
+    sim.run(SECOND);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::InDialogResponse { status: 488, .. }))
+    );
+    sim.send_tone_to(&ok.unwrap());
+    sim.run(2 * SECOND);
+    assert!(sim.media.heard.len() > 8000);
     assert_eq!(sim.state(LINE), LineState::InCall);
 }
 

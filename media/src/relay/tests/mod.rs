@@ -47,6 +47,16 @@ fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
+/// The caller's RTP/AVP offer (PCMU, telephone-event, rtcp-mux) in `direction`.
+fn rtp_offer(direction: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=rtcp-mux\r\na={direction}\r\n",
+        addr(CALLER_RTP).port()
+    )
+}
+
 /// One line: the real driver against the emulated modem.
 struct SimLine {
     name: String,
@@ -390,13 +400,34 @@ impl Sim {
     /// INVITEs `number` on `line` (`None`: no X-Offhook-Line) with a PCMU
     /// offer at our RTP address with rtcp-mux and telephone-event.
     fn call(&mut self, line: Option<&str>, number: &str) -> SessionId {
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-             a=rtcp-mux\r\n",
-            addr(CALLER_RTP).port()
-        );
-        self.call_offering(line, number, sdp)
+        self.call_offering(line, number, rtp_offer("sendrecv"))
+    }
+
+    /// The caller offers `direction` again in the call's dialog by `method`
+    /// (re-INVITE or UPDATE); the final answer, once it came.
+    fn reoffer(&mut self, session: SessionId, method: Method, direction: &str) -> Response {
+        let extra = Reply::default().body(Body::sdp(rtp_offer(direction)));
+        self.caller
+            .request(self.now, session, method.clone(), &extra)
+            .unwrap();
+        let answered = |sim: &Self| {
+            sim.events.iter().rev().find_map(|e| match e {
+                UaEvent::InDialogResponse {
+                    method: m,
+                    response: Some(r),
+                    ..
+                } if *m == method => Some(r.clone()),
+                _ => None,
+            })
+        };
+        let before = self.events.len();
+        self.run_until(Duration::from_secs(5), |sim| {
+            sim.events.len() > before
+                && sim.events[before..]
+                    .iter()
+                    .any(|e| matches!(e, UaEvent::InDialogResponse { .. }))
+        });
+        answered(self).expect("the re-offer answered")
     }
 
     /// A browser's WebRTC offer (str0m's), from a browser that never does ICE.

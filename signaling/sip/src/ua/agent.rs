@@ -317,9 +317,28 @@ impl UserAgent {
 
     /// Answers a request handed up as [`UaEvent::Request`] or
     /// [`UaEvent::InDialog`]; a 2xx to a BYE ends its session.
-    pub fn respond(&mut self, now: Instant, key: &ServerKey, response: Response) -> Result<(), UaError> {
+    /// A 2xx to a re-INVITE carries our Contact and goes again until its ACK
+    /// (RFC 3261 s13.3.1.4, s14.2), as the first one did.
+    pub fn respond(&mut self, now: Instant, key: &ServerKey, mut response: Response) -> Result<(), UaError> {
         let status = response.status;
+        let reinvite = match self.answering.get(key) {
+            Some((session, Method::Invite)) if (200..300).contains(&status) => Some(*session),
+            _ => None,
+        };
+        if let Some(Session::Established(e)) = reinvite.and_then(|s| self.sessions.get(&s))
+            && response.headers.get("Contact").is_none()
+        {
+            let contact = format!("<{}>", self.endpoint.uri(e.flow.kind, None, ""));
+            response.headers.push("Contact", &contact);
+        }
+        let ok = reinvite.map(|_| response.clone());
+        let cseq = response.cseq().map_or(0, |c| c.number);
         self.endpoint.respond(now, key, response)?;
+        if let (Some(ok), Some(Session::Established(e))) =
+            (ok, reinvite.and_then(|s| self.sessions.get_mut(&s)))
+        {
+            e.ack_wait = Some(AckWait::new(now, ok, cseq, self.endpoint.timers()));
+        }
         if status >= 200
             && let Some((session, method)) = self.answering.remove(key)
             && method == Method::Bye
@@ -483,9 +502,14 @@ impl UserAgent {
             Some(Owner::Invite(session)) => self.on_invite_response(now, session, key, response),
             Some(Owner::InDialog(session, method)) if response.status >= 200 => {
                 self.clients.remove(key);
+                if method == Method::Invite && response.status < 300 {
+                    self.ack_reinvite(session, &response);
+                }
                 self.in_dialog_done(now, session, method, response.status, Some(response));
             }
-            Some(Owner::InDialog(..)) | None => {}
+            Some(Owner::InDialog(..)) => {}
+            // A 2xx to our re-INVITE again, its transaction done with us.
+            None => self.on_stray(&response),
             Some(Owner::Registration(id)) => {
                 let outcome = self
                     .registrations
@@ -616,6 +640,15 @@ impl UserAgent {
             _ => End::ByeSent(response),
         };
         self.end(now, session, end);
+    }
+
+    /// UAC: the 2xx to our re-INVITE is ACKed (again at each retransmission,
+    /// by [`Self::on_stray`]).
+    fn ack_reinvite(&mut self, session: SessionId, response: &Response) {
+        if let Some(Session::Established(e)) = self.sessions.get_mut(&session) {
+            e.ack = Some(e.dialog.ack(response.cseq().map_or(0, |c| c.number)));
+            e.send_ack(&mut self.endpoint);
+        }
     }
 
     /// A 2xx to our INVITE after its transaction ended (RFC 3261 s13.2.2.4):

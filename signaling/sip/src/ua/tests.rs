@@ -537,3 +537,78 @@ fn wrong_credentials_are_not_answered_forever() {
         .count();
     assert_eq!(registers, 3, "two challenges answered, then a pause");
 }
+
+#[test]
+fn a_reinvite_2xx_goes_again_until_acked_and_an_update_needs_no_ack() {
+    let mut sim = Sim::new();
+    let (caller, callee) = sim.call();
+    sim.callee
+        .accept(sim.now, callee, &Reply::new(200, "OK"))
+        .unwrap();
+    sim.run(Duration::from_secs(1));
+    sim.caller_events();
+    sim.callee_events();
+    let hold = Reply::default().body(Body::sdp("v=0\r\na=sendonly\r\n"));
+    sim.caller
+        .request(sim.now, caller, Method::Invite, &hold)
+        .unwrap();
+    sim.deliver();
+    let (key, reinvite) = match &sim.callee_events()[..] {
+        [UaEvent::InDialog { key, request, .. }] => (key.clone(), request.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reinvite.method, Method::Invite);
+    sim.drop_acks = 2;
+    let sent_at = sim.now - sim.start;
+    sim.callee
+        .respond(sim.now, &key, reinvite.response(200, "OK", None))
+        .unwrap();
+    sim.run(Duration::from_secs(20));
+    let gaps: Vec<Duration> = sim
+        .oks()
+        .iter()
+        .filter(|at| **at >= sent_at)
+        .map(|at| *at - sent_at)
+        .collect();
+    let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
+    assert_eq!(
+        gaps,
+        ms(&[0, 500, 1500]),
+        "the re-INVITE's 2xx again until its third ACK"
+    );
+    let events = sim.callee_events();
+    assert!(matches!(&events[..], [UaEvent::Confirmed { .. }]), "{events:?}");
+    let reinvite_ok = sim
+        .log
+        .iter()
+        .filter(|(_, from, l)| *from == addr(CALLEE) && l.starts_with("SIP/2.0 200"))
+        .count();
+
+    sim.caller
+        .request(sim.now, caller, Method::Update, &hold)
+        .unwrap();
+    sim.deliver();
+    let (key, update) = match &sim.callee_events()[..] {
+        [UaEvent::InDialog { key, request, .. }] => (key.clone(), request.clone()),
+        other => panic!("{other:?}"),
+    };
+    sim.callee
+        .respond(sim.now, &key, update.response(200, "OK", None))
+        .unwrap();
+    sim.run(Duration::from_secs(40));
+    let oks = sim
+        .log
+        .iter()
+        .filter(|(_, from, l)| *from == addr(CALLEE) && l.starts_with("SIP/2.0 200"))
+        .count();
+    assert_eq!(
+        oks,
+        reinvite_ok + 1,
+        "an UPDATE's 2xx is the transaction's, sent once"
+    );
+    assert!(sim.callee_events().is_empty(), "no ACK timeout for an UPDATE");
+    assert!(matches!(
+        &sim.caller_events()[..],
+        [.., UaEvent::InDialogResponse { status: 200, .. }]
+    ));
+}
