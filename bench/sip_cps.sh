@@ -39,8 +39,10 @@ export OFFHOOK_SIGNALING__CALLS_PER_SOURCE_PER_MINUTE=100000000
 lines=${LINES:-200}
 icons=${ICONS:-20}
 "$bin" directory tenant create bench --domain bench.test >/dev/null
-# The tenant's policy above its safe defaults (10 calls at once, 1,000 a day, 200 per icon or account).
-"$bin" directory tenant policy set bench --max-concurrent 1000 --tenant-daily 1000000 --daily 1000000 >/dev/null
+# The tenant's policy above its safe defaults (10 calls at once, 1,000 a day and
+# 20,000 a month, 200 a day and 4,000 a month per icon or account).
+"$bin" directory tenant policy set bench --max-concurrent 1000 --tenant-daily 1000000 --daily 1000000 \
+  --tenant-monthly 10000000 --monthly 10000000 >/dev/null
 "$bin" directory account create --tenant bench caller --password caller-secret >/dev/null
 "$bin" directory account create --tenant bench relay-b --kind relay --password relay-secret >/dev/null
 echo SEQUENTIAL > "$work/icons.csv"

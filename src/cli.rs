@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// offhook: click-to-call from a web page or a SIP softphone to a telephone line.
 #[derive(Debug, Parser)]
 #[command(name = "offhook", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// TOML configuration file (settings also come from OFFHOOK_* variables).
     #[arg(long, global = true, env = "OFFHOOK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -18,7 +18,7 @@ pub struct Cli {
 
 /// The processes and the admin tool.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Seed a demo tenant and run every service in one process.
     Demo(DemoArgs),
     /// Run the SIP signaling server.
@@ -34,7 +34,7 @@ pub enum Command {
 
 /// Options of `offhook demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Seed the demo tenant, print what was seeded, and exit.
     #[arg(long)]
     pub seed_only: bool,
@@ -42,7 +42,7 @@ pub struct DemoArgs {
 
 /// `offhook directory …`
 #[derive(Debug, Subcommand)]
-pub enum DirectoryCommand {
+pub(crate) enum DirectoryCommand {
     /// Tenants (an ISP's customers, each with a SIP domain).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -77,7 +77,7 @@ pub enum DirectoryCommand {
 
 /// `offhook directory call …`
 #[derive(Debug, Subcommand)]
-pub enum CallCommand {
+pub(crate) enum CallCommand {
     /// List the calls in progress.
     List(TenantList),
     /// Ask the node that owns a call to hang it up (both sides); prints the request.
@@ -89,7 +89,7 @@ pub enum CallCommand {
 
 /// `offhook directory action …`
 #[derive(Debug, Subcommand)]
-pub enum ActionCommand {
+pub(crate) enum ActionCommand {
     /// List hang-up and reset requests, newest first.
     List {
         /// Only those not completed yet.
@@ -102,7 +102,7 @@ pub enum ActionCommand {
 
 /// `offhook directory audit …`
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// List audit entries, newest first.
     List {
         /// Only entries about this tenant's objects.
@@ -121,7 +121,7 @@ pub enum AuditCommand {
 
 /// `offhook directory webhook …`
 #[derive(Debug, Subcommand)]
-pub enum WebhookCommand {
+pub(crate) enum WebhookCommand {
     /// Make a webhook and print its secret (shown this once).
     Create {
         /// Tenant name or id.
@@ -185,7 +185,7 @@ pub enum WebhookCommand {
 
 /// `offhook directory token …`
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Make a token and print its secret (shown this once; only a hash is kept).
     Create {
         /// What the token is for.
@@ -205,7 +205,7 @@ pub enum TokenCommand {
 
 /// A list command's arguments: a tenant to narrow it to, and the format.
 #[derive(Debug, Args)]
-pub struct TenantList {
+pub(crate) struct TenantList {
     /// Only this tenant's (lines: the ones it can use, its own and the shared pool).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -215,7 +215,7 @@ pub struct TenantList {
 
 /// Output format of list commands.
 #[derive(Debug, Args)]
-pub struct ListFormat {
+pub(crate) struct ListFormat {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -223,7 +223,7 @@ pub struct ListFormat {
 
 /// `offhook directory tenant …`
 #[derive(Debug, Subcommand)]
-pub enum TenantCommand {
+pub(crate) enum TenantCommand {
     /// Create a tenant.
     Create {
         /// Short name: lowercase letters, digits, '-'.
@@ -256,7 +256,7 @@ pub enum TenantCommand {
 
 /// `offhook directory tenant policy …`
 #[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Print a tenant's policy (the defaults when it never set one).
     Show {
         /// Tenant name or id.
@@ -270,7 +270,7 @@ pub enum PolicyCommand {
 
 /// What `tenant policy set` changes.
 #[derive(Debug, Args)]
-pub struct PolicySettings {
+pub(crate) struct PolicySettings {
     /// Tenant name or id.
     pub tenant: String,
     /// Calls of the tenant at once, all icons and accounts together (1-1000).
@@ -316,7 +316,7 @@ pub struct PolicySettings {
 
 /// `--yes`: a delete that takes other objects with it goes ahead.
 #[derive(Debug, Args)]
-pub struct Confirm {
+pub(crate) struct Confirm {
     /// Delete what it owns too (without it, the command says what that is and stops).
     #[arg(long)]
     pub yes: bool,
@@ -324,7 +324,7 @@ pub struct Confirm {
 
 /// `offhook directory account …`
 #[derive(Debug, Subcommand)]
-pub enum AccountCommand {
+pub(crate) enum AccountCommand {
     /// Create an account.
     Create {
         /// Tenant name or id.
@@ -380,7 +380,7 @@ pub enum AccountCommand {
 /// A required password, from the command line or standard input.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct PasswordArgs {
+pub(crate) struct PasswordArgs {
     /// Password (at least 8 characters); only its digest HA1 is stored.
     #[arg(long)]
     pub password: Option<String>,
@@ -392,7 +392,7 @@ pub struct PasswordArgs {
 /// An optional new password.
 #[derive(Debug, Args)]
 #[group(required = false, multiple = false)]
-pub struct OptionalPasswordArgs {
+pub(crate) struct OptionalPasswordArgs {
     /// New password.
     #[arg(long)]
     pub password: Option<String>,
@@ -404,7 +404,7 @@ pub struct OptionalPasswordArgs {
 /// `--enable` / `--disable`.
 #[derive(Debug, Args)]
 #[group(required = false, multiple = false)]
-pub struct EnableArgs {
+pub(crate) struct EnableArgs {
     /// Enable.
     #[arg(long)]
     pub enable: bool,
@@ -415,7 +415,7 @@ pub struct EnableArgs {
 
 impl EnableArgs {
     /// `Some(true)`, `Some(false)` or no change.
-    pub fn value(&self) -> Option<bool> {
+    pub(crate) fn value(&self) -> Option<bool> {
         match (self.enable, self.disable) {
             (true, _) => Some(true),
             (_, true) => Some(false),
@@ -426,7 +426,7 @@ impl EnableArgs {
 
 /// Icon settings shared by create and update.
 #[derive(Debug, Args)]
-pub struct IconSettings {
+pub(crate) struct IconSettings {
     /// Text next to the icon.
     #[arg(long)]
     pub label: Option<String>,
@@ -452,7 +452,7 @@ pub struct IconSettings {
 
 /// `offhook directory icon …`
 #[derive(Debug, Subcommand)]
-pub enum IconCommand {
+pub(crate) enum IconCommand {
     /// Create an icon.
     Create {
         /// Tenant name or id.
@@ -493,7 +493,7 @@ pub enum IconCommand {
 
 /// `offhook directory line …`
 #[derive(Debug, Subcommand)]
-pub enum LineCommand {
+pub(crate) enum LineCommand {
     /// Create a line (and its relay if new).
     Create {
         /// Line name.
@@ -558,7 +558,7 @@ pub enum LineCommand {
 
 /// `offhook directory cdr …`
 #[derive(Debug, Subcommand)]
-pub enum CdrCommand {
+pub(crate) enum CdrCommand {
     /// List call detail records, newest first.
     List {
         /// Only this tenant's.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Everything offhook can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     /// `sqlite://path` (created on first start) or `postgres://…`.
     pub database_url: String,
     /// Logging.
@@ -27,7 +27,7 @@ pub struct Config {
 
 /// Log output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// One JSON object per line instead of text.
     pub json: bool,
     /// Filter used when `RUST_LOG` is not set.
@@ -36,7 +36,7 @@ pub struct LogConfig {
 
 /// The web process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WebConfig {
+pub(crate) struct WebConfig {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
     /// SIP WebSocket URL that browsers call over (the signaling WS listener).
@@ -94,7 +94,7 @@ fn default_database_url() -> String {
 
 impl Config {
     /// Loads defaults, then the file (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(Self::default()));
         if let Some(file) = file {
             anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
@@ -107,7 +107,7 @@ impl Config {
     }
 
     /// Makes sure the folder of a SQLite database file exists.
-    pub fn prepare_storage(&self) -> anyhow::Result<()> {
+    pub(crate) fn prepare_storage(&self) -> anyhow::Result<()> {
         let Some(path) = self.database_url.strip_prefix("sqlite://") else {
             return Ok(());
         };

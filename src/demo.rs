@@ -17,13 +17,13 @@ use crate::config::{Config, WebConfig};
 use crate::publish;
 
 /// The demo tenant's name.
-pub const DEMO_TENANT: &str = "demo";
+pub(crate) const DEMO_TENANT: &str = "demo";
 /// Its SIP domain.
-pub const DEMO_DOMAIN: &str = "demo.offhook.test";
+pub(crate) const DEMO_DOMAIN: &str = "demo.offhook.test";
 /// The demo icon's public id.
-pub const DEMO_ICON: &str = "demo-echo";
+pub(crate) const DEMO_ICON: &str = "demo-echo";
 /// The number of the echo on the emulated telephone network.
-pub const ECHO_NUMBER: &str = "5550100";
+pub(crate) const ECHO_NUMBER: &str = "5550100";
 /// How long the demo's "nobody answers" icon rings (the relay's default is 60 s).
 const DEMO_RING_TIMEOUT_S: i64 = 20;
 
@@ -158,7 +158,7 @@ async fn shutdown_signal() {
 }
 
 /// `offhook demo`.
-pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let config = &Config {
         media: RelayConfig {
             password: random_password(),
@@ -219,7 +219,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// `offhook signaling`: the SIP server until stopped.
-pub async fn run_signaling(config: &Config) -> anyhow::Result<()> {
+pub(crate) async fn run_signaling(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let server = start_signaling(config, &directory).await?;
     let metrics = publish_signaling(config, &directory, &server);
@@ -258,7 +258,7 @@ fn publish_signaling(config: &Config, directory: &Directory, server: &Server) ->
 
 /// `offhook media`: the relay and its lines until stopped. It uses the directory
 /// only to publish its media counters and what its modems say of its lines.
-pub async fn run_media(config: &Config) -> anyhow::Result<()> {
+pub(crate) async fn run_media(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let relay = start_media(config.media.clone()).await?;
     let metrics = publish_media(&config.media.name, &directory, &relay);
@@ -326,7 +326,7 @@ async fn start_media(config: RelayConfig) -> anyhow::Result<Relay> {
 }
 
 /// `offhook web`.
-pub async fn run_web(config: &Config) -> anyhow::Result<()> {
+pub(crate) async fn run_web(config: &Config) -> anyhow::Result<()> {
     let directory = Directory::connect(&config.database_url).await?;
     let served = serve_web(bind(config).await?, directory.clone(), &config.web).await;
     directory.close().await;

@@ -11,7 +11,7 @@ use crate::config::LogConfig;
 const QUIET_BY_DEFAULT: &str = "webrtc_sdp=error";
 
 /// Installs the global subscriber once.
-pub fn init(config: &LogConfig) {
+pub(crate) fn init(config: &LogConfig) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
     let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| config.filter.clone());
     if !asked.contains("webrtc_sdp")

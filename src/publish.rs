@@ -14,7 +14,7 @@ const EVERY: Duration = Duration::from_secs(5);
 
 /// The publishing task; stops when dropped.
 #[derive(Debug)]
-pub struct Publisher(JoinHandle<()>);
+pub(crate) struct Publisher(JoinHandle<()>);
 
 impl Drop for Publisher {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ where
 }
 
 /// Publishes `values()` as `node`'s metrics now and every [`EVERY`].
-pub fn spawn(
+pub(crate) fn spawn(
     directory: Directory,
     node: String,
     values: impl Fn() -> Vec<(String, String, i64)> + Send + 'static,
@@ -58,7 +58,7 @@ pub fn spawn(
 /// Mirrors what `relay`'s modems say of its lines into the directory now and
 /// every [`EVERY`]: a faulty one goes to `fault` with why, a working one back
 /// to `idle`, where no call holds it ([`Directory::mirror_relay_line`]).
-pub fn mirror_lines(
+pub(crate) fn mirror_lines(
     directory: Directory,
     relay: String,
     lines: impl Fn() -> Vec<(String, LineState, Option<String>)> + Send + 'static,

@@ -12,7 +12,7 @@ use crate::error::{DirectoryError, Result};
 use crate::ids::new_id;
 use crate::outbox::{self, WebhookEvent};
 use crate::words::optional_word;
-pub use offhook_vocab::{AnswerSource, HangupCause};
+pub(crate) use offhook_vocab::{AnswerSource, HangupCause};
 
 /// What the far end's RTCP receiver reports said about our stream, last word of
 /// the call (RFC 3550 6.4.1).

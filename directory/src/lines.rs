@@ -10,7 +10,7 @@ use crate::error::{DirectoryError, Result};
 use crate::ids::{new_id, now_ms};
 use crate::validate;
 use crate::words::word;
-pub use offhook_vocab::{LineKind, LineState};
+pub(crate) use offhook_vocab::{LineKind, LineState};
 
 /// Sets a line's state (`$1`) at `$2` (Unix ms) for the line `$3`: a fault
 /// reason stays only while the line is in fault.

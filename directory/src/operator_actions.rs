@@ -157,7 +157,7 @@ struct NewAction<'a> {
 const LONGEST_DETAIL: usize = 300;
 
 /// Open requests handed to a node at once.
-pub const OPEN_REQUESTS: i64 = 100;
+pub(crate) const OPEN_REQUESTS: i64 = 100;
 
 impl Directory {
     /// Asks the owner of a call (by CDR id, visible in `scope`) to hang it up;

@@ -43,22 +43,22 @@ pub const DEFAULT_TENANT_CALLS_PER_DAY: i64 = 1000;
 pub const DEFAULT_CALLS_PER_DAY: i64 = 200;
 
 /// Calls of one tenant started in one UTC month, by default.
-pub const DEFAULT_TENANT_CALLS_PER_MONTH: i64 = 20_000;
+pub(crate) const DEFAULT_TENANT_CALLS_PER_MONTH: i64 = 20_000;
 
 /// Calls through one icon or account started in one UTC month, by default.
-pub const DEFAULT_CALLS_PER_MONTH: i64 = 4_000;
+pub(crate) const DEFAULT_CALLS_PER_MONTH: i64 = 4_000;
 
 /// Billed minutes of one tenant in one UTC day, by default.
-pub const DEFAULT_TENANT_MINUTES_PER_DAY: i64 = 6_000;
+pub(crate) const DEFAULT_TENANT_MINUTES_PER_DAY: i64 = 6_000;
 
 /// Billed minutes through one icon or account in one UTC day, by default.
-pub const DEFAULT_MINUTES_PER_DAY: i64 = 1_200;
+pub(crate) const DEFAULT_MINUTES_PER_DAY: i64 = 1_200;
 
 /// Billed minutes of one tenant in one UTC month, by default.
-pub const DEFAULT_TENANT_MINUTES_PER_MONTH: i64 = 120_000;
+pub(crate) const DEFAULT_TENANT_MINUTES_PER_MONTH: i64 = 120_000;
 
 /// Billed minutes through one icon or account in one UTC month, by default.
-pub const DEFAULT_MINUTES_PER_MONTH: i64 = 24_000;
+pub(crate) const DEFAULT_MINUTES_PER_MONTH: i64 = 24_000;
 
 /// Milliseconds in a day: days are numbered from the Unix epoch, in UTC.
 pub const DAY_MS: i64 = 86_400_000;

@@ -23,7 +23,7 @@ use crate::table;
 /// Command-line input that is wrong before the directory is asked (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(String);
+pub(crate) struct BadInput(String);
 
 /// A vocabulary word given on the command line (`--kind`, `--state`, `--cause`).
 fn word<W: std::str::FromStr<Err = offhook_directory::vocab::UnknownWord>>(
@@ -60,7 +60,7 @@ fn os_user() -> String {
 }
 
 /// Runs one directory command.
-pub async fn run(config: &Config, command: DirectoryCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(config: &Config, command: DirectoryCommand) -> anyhow::Result<()> {
     let ctx = Ctx {
         directory: Directory::connect(&config.database_url).await?,
         actor: Actor::command_line(&os_user()),

@@ -16,7 +16,7 @@ use crate::widget::with_vocabulary;
 static ADMIN_JS: LazyLock<String> = LazyLock::new(|| with_vocabulary(include_str!("../assets/admin.js")));
 
 /// `GET /admin`.
-pub async fn page() -> impl IntoResponse {
+pub(crate) async fn page() -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "no-store")],
         Html(include_str!("../assets/admin.html")),
@@ -24,7 +24,7 @@ pub async fn page() -> impl IntoResponse {
 }
 
 /// `GET /admin/admin.js`.
-pub async fn script() -> impl IntoResponse {
+pub(crate) async fn script() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),

@@ -151,7 +151,7 @@ async fn find_icon(state: &AppState, public_id: &str) -> Result<Icon, Response> 
 }
 
 /// `POST /api/v1/icons/{public_id}/calls`.
-pub async fn create_call(
+pub(crate) async fn create_call(
     State(state): State<AppState>,
     Path(public_id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -280,7 +280,7 @@ fn clock(minute: u16) -> String {
 }
 
 /// `GET /api/v1/icons/{public_id}`: what the widget shows before a call.
-pub async fn icon_info(
+pub(crate) async fn icon_info(
     State(state): State<AppState>,
     Path(public_id): Path<String>,
     headers: HeaderMap,
@@ -335,7 +335,7 @@ pub async fn icon_info(
 
 /// `OPTIONS /api/v1/icons/{public_id}/calls`: the CORS preflight, for every
 /// origin (the POST itself is what the server refuses).
-pub async fn preflight(headers: HeaderMap) -> Response {
+pub(crate) async fn preflight(headers: HeaderMap) -> Response {
     let origin = headers
         .get(header::ORIGIN)
         .cloned()

@@ -106,7 +106,7 @@ fn render(scrape: &Scrape) -> String {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match scrape(&state).await {
         Ok(scrape) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

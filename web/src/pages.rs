@@ -42,7 +42,7 @@ async fn shown_icons(state: &AppState) -> offhook_directory::Result<Vec<Icon>> {
 }
 
 /// `GET /`: what this offhook serves.
-pub async fn index(State(state): State<AppState>) -> Result<Html<String>, StatusCode> {
+pub(crate) async fn index(State(state): State<AppState>) -> Result<Html<String>, StatusCode> {
     let icons = shown_icons(&state).await.map_err(|err| {
         tracing::error!(%err, "start page: cannot list icons");
         StatusCode::SERVICE_UNAVAILABLE

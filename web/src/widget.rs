@@ -35,7 +35,7 @@ static WIDGET_JS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `GET /widget.js`.
-pub async fn script() -> impl IntoResponse {
+pub(crate) async fn script() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
@@ -47,6 +47,6 @@ pub async fn script() -> impl IntoResponse {
 }
 
 /// The snippet a site owner pastes to embed an icon.
-pub fn embed_snippet(base_url: &str, public_id: &str) -> String {
+pub(crate) fn embed_snippet(base_url: &str, public_id: &str) -> String {
     format!("<script src=\"{base_url}/widget.js\" data-icon=\"{public_id}\" async></script>")
 }

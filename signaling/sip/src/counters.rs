@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Methods counted by name; anything else is `other`.
-pub const METHODS: [&str; 13] = [
+pub(crate) const METHODS: [&str; 13] = [
     "INVITE",
     "ACK",
     "BYE",

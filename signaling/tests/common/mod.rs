@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 
 /// The tenant a test runs in.
 #[derive(Debug, Clone, Copy)]
-pub struct Site {
+pub(crate) struct Site {
     /// Tenant name.
     pub tenant: &'static str,
     /// Its SIP domain.
@@ -28,7 +28,7 @@ pub struct Site {
 }
 
 /// A server on a fresh directory.
-pub struct Setup {
+pub(crate) struct Setup {
     pub db: TestDb,
     pub server: Server,
     pub site: Site,
@@ -36,7 +36,7 @@ pub struct Setup {
 
 /// UDP on an ephemeral port (`ws`: WebSocket too), relay health checks off
 /// (sipp counts an OPTIONS as one of its `-m` calls).
-pub fn test_config(ws: bool) -> SignalingConfig {
+pub(crate) fn test_config(ws: bool) -> SignalingConfig {
     let any = Some("127.0.0.1:0".parse().unwrap());
     SignalingConfig {
         udp: any,
@@ -51,7 +51,12 @@ impl Setup {
     /// `site` with `alice` (password `alice-secret`), each `(relay, line)` of
     /// `relays` as a relay account (password `{relay}-secret`) owning a shared
     /// line, the icon, and the server started with `config`.
-    pub async fn new(backend: Backend, site: Site, relays: &[(&str, &str)], config: SignalingConfig) -> Self {
+    pub(crate) async fn new(
+        backend: Backend,
+        site: Site,
+        relays: &[(&str, &str)],
+        config: SignalingConfig,
+    ) -> Self {
         let db = TestDb::new(backend).await;
         let d = &db.directory;
         d.create_tenant(NewTenant {
@@ -96,12 +101,12 @@ impl Setup {
     }
 
     /// The server's UDP address.
-    pub fn proxy(&self) -> String {
+    pub(crate) fn proxy(&self) -> String {
         self.server.bound.udp.unwrap().to_string()
     }
 
     /// Every CDR.
-    pub async fn cdrs(&self) -> Vec<Cdr> {
+    pub(crate) async fn cdrs(&self) -> Vec<Cdr> {
         self.db
             .directory
             .list_cdrs(&Scope::Operator, &CdrFilter::default())
@@ -111,7 +116,13 @@ impl Setup {
 
     /// Registers `contact_user@127.0.0.1:contact_port` for `user` (password
     /// `password`) with a digest challenge; whether sipp got a 200.
-    pub async fn register(&self, user: &str, password: &str, contact_user: &str, contact_port: u16) -> bool {
+    pub(crate) async fn register(
+        &self,
+        user: &str,
+        password: &str,
+        contact_user: &str,
+        contact_port: u16,
+    ) -> bool {
         let (port, contact_port) = (free_port().to_string(), contact_port.to_string());
         let proxy = self.proxy();
         let keys = [
@@ -137,7 +148,7 @@ impl Setup {
     }
 
     /// A caller (`alice`) placing `calls` calls to `callee` with scenario `file`.
-    pub fn uac(&self, file: &str, callee: &str, calls: u32, extra: &[&str]) -> Child {
+    pub(crate) fn uac(&self, file: &str, callee: &str, calls: u32, extra: &[&str]) -> Child {
         let (port, calls) = (free_port().to_string(), calls.to_string());
         let proxy = self.proxy();
         let base = [
@@ -169,7 +180,7 @@ impl Setup {
 }
 
 /// The path of a sipp scenario in `tests/sipp`.
-pub fn scenario(name: &str) -> String {
+pub(crate) fn scenario(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(name)
@@ -178,7 +189,7 @@ pub fn scenario(name: &str) -> String {
 }
 
 /// A UDP port free a moment ago.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -187,7 +198,7 @@ pub fn free_port() -> u16 {
 }
 
 /// sipp with these arguments, a 20 s limit, silent, killed when dropped.
-pub fn sipp(args: &[&str]) -> Command {
+pub(crate) fn sipp(args: &[&str]) -> Command {
     let mut command = Command::new("sipp");
     command
         .args(args)
@@ -200,7 +211,7 @@ pub fn sipp(args: &[&str]) -> Command {
 }
 
 /// Waits (30 s at most) for sipp to end; whether it succeeded.
-pub async fn finish(mut child: Child, what: &str) -> bool {
+pub(crate) async fn finish(mut child: Child, what: &str) -> bool {
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .unwrap_or_else(|_| panic!("sipp {what} did not finish"))
@@ -209,7 +220,7 @@ pub async fn finish(mut child: Child, what: &str) -> bool {
 }
 
 /// A relay line: a sipp UAS with scenario `file` on `port` for `calls` calls.
-pub fn uas(file: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
+pub(crate) fn uas(file: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
     let (port, calls) = (port.to_string(), calls.to_string());
     sipp(&[&["-sf", &scenario(file), "-p", &port, "-m", &calls], extra].concat())
         .spawn()

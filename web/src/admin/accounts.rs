@@ -19,7 +19,7 @@ use crate::AppState;
 /// A new account.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateAccount {
+pub(super) struct CreateAccount {
     /// Tenant name or id; a tenant admin's own tenant when absent.
     pub tenant: Option<String>,
     /// SIP user name.

@@ -19,7 +19,7 @@ use crate::AppState;
 /// Which requests to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ActionQuery {
+pub(super) struct ActionQuery {
     /// Only those not completed yet.
     pub open: Option<bool>,
     /// At most this many, newest first (1-1000, default 100).
@@ -30,7 +30,7 @@ pub struct ActionQuery {
 
 /// A page of requests.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActionPage {
+pub(super) struct ActionPage {
     /// The requests, newest first.
     pub items: Vec<OperatorAction>,
     /// How many match in all.

@@ -21,7 +21,7 @@ use crate::AppState;
 /// Which entries to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub(super) struct AuditQuery {
     /// Of this kind of object only (`tenant`, `icon`, `line`, `call`, …).
     pub object_kind: Option<String>,
     /// Of this object only (its name or id as recorded).
@@ -36,7 +36,7 @@ pub struct AuditQuery {
 
 /// A page of the audit log.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPage {
+pub(super) struct AuditPage {
     /// The entries, newest first.
     pub items: Vec<AuditEntry>,
     /// How many match in all.

@@ -34,7 +34,7 @@ const HANGUP_TTL_MS: i64 = 2 * 60 * 1000;
 /// Which call records to list; every parameter narrows the result.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CdrQuery {
+pub(super) struct CdrQuery {
     /// Started at or after this time, Unix ms.
     pub since: Option<i64>,
     /// Started before this time, Unix ms.
@@ -54,7 +54,7 @@ pub struct CdrQuery {
 
 /// A page of call records.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CallRecordPage {
+pub(super) struct CallRecordPage {
     /// The records, newest first.
     pub items: Vec<CallRecord>,
     /// How many match in all.
@@ -68,14 +68,14 @@ pub struct CallRecordPage {
 /// How far back the calls-per-hour chart goes.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HoursQuery {
+pub(super) struct HoursQuery {
     /// Hours back from now (1-720, default 24).
     pub hours: Option<i64>,
 }
 
 /// Calls started in one hour.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HourCount {
+pub(super) struct HourCount {
     /// Start of the hour, Unix ms.
     pub hour: i64,
     /// Calls started in that hour.

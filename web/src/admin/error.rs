@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong, in words an administrator can act on.
     pub error: String,
     /// The field at fault, for validation errors (422).
@@ -27,7 +27,7 @@ pub struct ErrorBody {
 
 /// Why an admin request failed.
 #[derive(Debug)]
-pub enum ApiError {
+pub(super) enum ApiError {
     /// The directory refused or failed.
     Directory(DirectoryError),
     /// No token, or one the directory does not know.
@@ -47,7 +47,7 @@ pub enum ApiError {
 }
 
 /// Shorthand for handler results.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 impl From<DirectoryError> for ApiError {
     fn from(err: DirectoryError) -> Self {

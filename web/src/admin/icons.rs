@@ -19,7 +19,7 @@ use crate::AppState;
 /// A new icon; limits and hours have the defaults of [`NewIcon::new`].
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateIcon {
+pub(super) struct CreateIcon {
     /// Tenant name or id; a tenant admin's own tenant when absent.
     pub tenant: Option<String>,
     /// The id used in embed snippets (3-64 letters, digits, '-', '_'); generated when absent.
@@ -47,7 +47,7 @@ pub struct CreateIcon {
 
 /// The HTML that embeds an icon on a page.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EmbedSnippet {
+pub(super) struct EmbedSnippet {
     /// One `<script>` tag to paste into the page.
     pub html: String,
 }

@@ -26,7 +26,7 @@ use crate::AppState;
 /// A new line.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateLine {
+pub(super) struct CreateLine {
     /// Unique name: 1-63 lowercase letters, digits or '-'.
     pub name: String,
     /// The relay (name or id) that owns the device; created if it does not exist.
@@ -42,7 +42,7 @@ pub struct CreateLine {
 /// A new relay.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRelay {
+pub(super) struct CreateRelay {
     /// Unique name (its SIP user name when it registers).
     pub name: String,
 }

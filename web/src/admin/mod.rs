@@ -32,7 +32,7 @@ use utoipa::openapi::{OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use error::ErrorBody;
+pub(crate) use error::ErrorBody;
 
 use crate::AppState;
 
@@ -137,7 +137,7 @@ impl Modify for Conventions {
 }
 
 /// The admin routes (already under `/api/v1/admin`) and their OpenAPI document.
-pub fn router(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
+pub(crate) fn router(state: &AppState) -> (Router<AppState>, OpenApiDoc) {
     let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1/admin",

@@ -14,16 +14,16 @@ use crate::AppState;
 
 /// The authenticated caller of an admin request.
 #[derive(Debug, Clone)]
-pub struct Principal(pub ApiToken);
+pub(super) struct Principal(pub ApiToken);
 
 impl Principal {
     /// The scope of every query this caller makes.
-    pub fn scope(&self) -> Scope {
+    pub(super) fn scope(&self) -> Scope {
         self.0.scope()
     }
 
     /// The caller as the audit log names it.
-    pub fn actor(&self) -> Actor {
+    pub(super) fn actor(&self) -> Actor {
         Actor {
             name: self.0.name.clone(),
             token_id: Some(self.0.id.clone()),
@@ -32,7 +32,7 @@ impl Principal {
     }
 
     /// Refuses a tenant admin: `what` is what only the operator may do.
-    pub fn operator_only(&self, what: &'static str) -> ApiResult<()> {
+    pub(super) fn operator_only(&self, what: &'static str) -> ApiResult<()> {
         match self.scope() {
             Scope::Operator => Ok(()),
             Scope::Tenant(_) => Err(ApiError::Forbidden(what)),
@@ -41,7 +41,11 @@ impl Principal {
 
     /// The tenant id a new object goes to: the one asked for (by name or id, and
     /// visible to the caller), or a tenant admin's own tenant when none is named.
-    pub async fn tenant_for(&self, directory: &Directory, requested: Option<&str>) -> ApiResult<String> {
+    pub(super) async fn tenant_for(
+        &self,
+        directory: &Directory,
+        requested: Option<&str>,
+    ) -> ApiResult<String> {
         match (self.scope(), requested) {
             (scope, Some(key)) => Ok(directory.tenant_in(&scope, key).await?.id),
             (Scope::Tenant(own), None) => Ok(own),
@@ -54,7 +58,11 @@ impl Principal {
 }
 
 /// The tower layer in front of every admin route: a known token, or 401.
-pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(super) async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

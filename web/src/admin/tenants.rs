@@ -24,7 +24,7 @@ use axum::Extension;
 /// A new tenant.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateTenant {
+pub(super) struct CreateTenant {
     /// Short unique name: 1-63 lowercase letters, digits or '-'.
     pub name: String,
     /// The tenant's SIP domain (its accounts' digest realm).

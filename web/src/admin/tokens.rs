@@ -21,7 +21,7 @@ use crate::AppState;
 /// A new token.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateToken {
+pub(super) struct CreateToken {
     /// What the token is for.
     pub name: String,
     /// Tenant (name or id) for a tenant admin's token; absent: an operator token
@@ -31,7 +31,7 @@ pub struct CreateToken {
 
 /// A token just made, with its secret (shown this once).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedToken {
+pub(super) struct CreatedToken {
     /// The stored token.
     pub token: ApiToken,
     /// The secret to send as `Authorization: Bearer …`.
@@ -40,7 +40,7 @@ pub struct CreatedToken {
 
 /// The caller.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Me {
+pub(super) struct Me {
     /// `operator` or `tenant-admin`.
     pub role: String,
     /// The tenant of a tenant admin.

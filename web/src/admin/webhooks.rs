@@ -25,7 +25,7 @@ use crate::AppState;
 /// A new webhook.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
+pub(super) struct CreateWebhook {
     /// Tenant name or id; a tenant admin's own tenant when absent.
     pub tenant: Option<String>,
     /// Where to post: `https://…` (or `http://…`), no credentials.
@@ -39,7 +39,7 @@ pub struct CreateWebhook {
 
 /// A webhook with its secret (shown this once).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookWithSecret {
+pub(super) struct WebhookWithSecret {
     /// The stored webhook.
     pub webhook: Webhook,
     /// The HMAC-SHA256 key of the `Offhook-Signature` header.
@@ -49,7 +49,7 @@ pub struct WebhookWithSecret {
 /// Which deliveries to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DeliveryQuery {
+pub(super) struct DeliveryQuery {
     /// Of this webhook only.
     pub webhook: Option<String>,
     /// In this state only.
@@ -62,7 +62,7 @@ pub struct DeliveryQuery {
 
 /// A page of deliveries.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryPage {
+pub(super) struct DeliveryPage {
     /// The deliveries, newest first.
     pub items: Vec<Delivery>,
     /// How many match in all.

@@ -11,19 +11,19 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 /// The router of one test database, and a way to call it.
-pub struct Api {
+pub(crate) struct Api {
     pub state: AppState,
 }
 
 /// A response: status, body as JSON (or the text as a JSON string), content type.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub content_type: String,
 }
 
 impl Api {
-    pub async fn new(directory: &Directory) -> Self {
+    pub(crate) async fn new(directory: &Directory) -> Self {
         let state = AppState::new(directory.clone(), "ws://127.0.0.1:5066".into())
             .await
             .unwrap();
@@ -31,16 +31,22 @@ impl Api {
     }
 
     /// The router with `state` (other settings).
-    pub fn with_state(state: AppState) -> Self {
+    pub(crate) fn with_state(state: AppState) -> Self {
         Self { state }
     }
 
     /// POSTs a JSON body (or none).
-    pub async fn post(&self, path: &str, token: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Option<Value>) -> Reply {
         self.call(Method::POST, path, Some(token), body).await
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
@@ -69,13 +75,13 @@ impl Api {
         }
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }
 }
 
 /// The ids of a list, or of a page's `items`.
-pub fn ids(reply: &Reply) -> Vec<String> {
+pub(crate) fn ids(reply: &Reply) -> Vec<String> {
     let list = match reply.body.get("items") {
         Some(items) => items,
         None => &reply.body,
@@ -90,7 +96,7 @@ pub fn ids(reply: &Reply) -> Vec<String> {
 /// Tenants `names` (domain `NAME.example`), an operator token (`ops`) and a
 /// tenant admin's token for each (`NAME admin`): the operator's secret, and each
 /// admin's token with its secret, in the order of `names`.
-pub async fn tenants_with_admins(d: &Directory, names: &[&str]) -> (String, Vec<(ApiToken, String)>) {
+pub(crate) async fn tenants_with_admins(d: &Directory, names: &[&str]) -> (String, Vec<(ApiToken, String)>) {
     let token = |name: String, tenant: Option<&str>| NewApiToken {
         name,
         tenant: tenant.map(Into::into),

@@ -52,7 +52,7 @@ const MULTI_VALUED: &[&str] = &[
 
 /// The canonical spelling of a header name: compact forms expanded, well-known
 /// names spelled as in the RFC, others with each dash-separated word capitalised.
-pub fn canonical_name(name: &str) -> String {
+pub(crate) fn canonical_name(name: &str) -> String {
     canonical(name).into_owned()
 }
 
@@ -90,7 +90,7 @@ fn respelled(name: &str) -> String {
 }
 
 /// Splits a header value at commas that are outside quotes and angle brackets.
-pub fn split_values(value: &str) -> Vec<&str> {
+pub(crate) fn split_values(value: &str) -> Vec<&str> {
     let (mut parts, mut start, mut quoted, mut angle, mut escaped) = (Vec::new(), 0, false, false, false);
     for (i, c) in value.char_indices() {
         match c {
