@@ -56,6 +56,10 @@ async fn port_pair() -> (UdpSocket, UdpSocket) {
     panic!("no free pair of UDP ports on 127.0.0.1");
 }
 
+/// One call at a time: each runs its own demo, emulated line and sipp in real
+/// time; two at once on a loaded 2-core machine lose echo to starvation.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The Call-ID sipp used (its first message's).
 fn call_id(run: &SippRun) -> String {
     run.trace
@@ -67,6 +71,7 @@ fn call_id(run: &SippRun) -> String {
 
 #[tokio::test]
 async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
+    let _serial = SERIAL.lock().await;
     let offhook = Offhook::new(Backend::Sqlite).await;
     let demo = offhook
         .demo(&[
@@ -202,6 +207,7 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
 /// `normal` and every line is idle after.
 #[tokio::test]
 async fn sipp_softphone_holds_and_resumes_the_echo_by_reinvite() {
+    let _serial = SERIAL.lock().await;
     let offhook = Offhook::new(Backend::Sqlite).await;
     let demo = offhook.demo(&[]).await;
     offhook.create_demo_account("alice", PASSWORD, "201").await;
