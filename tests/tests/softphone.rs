@@ -60,6 +60,21 @@ async fn port_pair() -> (UdpSocket, UdpSocket) {
 /// time; two at once on a loaded 2-core machine lose echo to starvation.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// sipp as the demo tenant's account alice (made by the test), registered
+/// with `proxy`, keeping its files in `dir`.
+async fn registered_alice(proxy: std::net::SocketAddr, dir: std::path::PathBuf) -> Softphone {
+    let phone = Softphone {
+        proxy,
+        user: "alice".into(),
+        password: PASSWORD.into(),
+        domain: "demo.offhook.test".into(),
+        dir,
+    };
+    let registered = phone.run("register.xml", "register", &[]).await;
+    assert!(registered.success, "REGISTER:\n{}", registered.trace);
+    phone
+}
+
 /// The Call-ID sipp used (its first message's).
 fn call_id(run: &SippRun) -> String {
     run.trace
@@ -84,15 +99,7 @@ async fn sipp_softphone_reaches_the_echo_busy_invalid_and_no_answer() {
 
     let dir = scratch_dir("softphone");
     write_ulaw_tone(&dir.join("tone.ulaw"), 1000.0, 4).unwrap();
-    let phone = Softphone {
-        proxy,
-        user: "alice".into(),
-        password: PASSWORD.into(),
-        domain: "demo.offhook.test".into(),
-        dir,
-    };
-    let registered = phone.run("register.xml", "register", &[]).await;
-    assert!(registered.success, "REGISTER:\n{}", registered.trace);
+    let phone = registered_alice(proxy, dir).await;
 
     // The echo: what the relay sends lands on our sockets (the offer's RTP port
     // and the one above it for RTCP).
@@ -213,15 +220,7 @@ async fn sipp_softphone_holds_and_resumes_the_echo_by_reinvite() {
     offhook.create_demo_account("alice", PASSWORD, "201").await;
     let dir = scratch_dir("softphone-hold");
     write_ulaw_tone(&dir.join("long.ulaw"), 1000.0, 10).unwrap();
-    let phone = Softphone {
-        proxy: demo.sip_udp,
-        user: "alice".into(),
-        password: PASSWORD.into(),
-        domain: "demo.offhook.test".into(),
-        dir,
-    };
-    let registered = phone.run("register.xml", "register", &[]).await;
-    assert!(registered.success, "REGISTER:\n{}", registered.trace);
+    let phone = registered_alice(demo.sip_udp, dir).await;
 
     // When each tone packet of the echo came, since the first.
     let (ear, _ear_rtcp) = port_pair().await;

@@ -163,19 +163,20 @@ impl Dialogs {
         due
     }
 
-    /// Every call, and those with a side on `flow`.
-    /// A call whose BYE is already on its way ends by that BYE's answer, with
-    /// the cause of who sent it, not with the connection that closed behind it
-    /// (a browser sends BYE and closes its tab at once).
+    /// The calls with a side on `flow`, each with whether it is the caller's.
+    /// A call whose BYE is already on its way is left out: it ends by that
+    /// BYE's answer, with the cause of who sent it, not with the connection
+    /// that closed behind it (a browser sends BYE and closes its tab at once).
     fn on_flow(&self, flow: &Flow) -> Vec<(String, bool)> {
-        let ending = |id: &str| {
-            self.forwards
-                .values()
-                .any(|f| f.request.method == Method::Bye && f.request.call_id() == id)
-        };
+        let ending: HashSet<&str> = self
+            .forwards
+            .values()
+            .filter(|f| f.request.method == Method::Bye)
+            .map(|f| f.request.call_id())
+            .collect();
         self.calls
             .iter()
-            .filter(|(id, _)| !ending(id))
+            .filter(|(id, _)| !ending.contains(id.as_str()))
             .filter_map(|(id, c)| {
                 if c.caller.flow == *flow {
                     Some((id.clone(), true))

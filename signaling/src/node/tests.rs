@@ -145,6 +145,15 @@ struct World {
     byes: Vec<&'static str>,
 }
 
+/// The same flow as seen from its other end.
+fn reversed(flow: Flow) -> Flow {
+    Flow {
+        local: flow.remote,
+        remote: flow.local,
+        ..flow
+    }
+}
+
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
@@ -282,26 +291,31 @@ impl World {
         }
     }
 
+    /// Hands what the phone sent to the node; whether there was anything.
+    fn phone_to_node(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(Transmit { flow, bytes }) = self.phone.poll_transmit() {
+            let flow = reversed(flow);
+            self.node.endpoint().handle_datagram(self.now, flow, &bytes);
+            self.node.process(self.now);
+            moved = true;
+        }
+        moved
+    }
+
+    /// Asserts the node ended its one call with `cause`, a BYE to each side.
+    fn assert_ended_both_ways(&mut self, cause: HangupCause) {
+        self.byes.sort_unstable();
+        assert_eq!(self.byes, ["phone", "relay"], "both sides hear the end");
+        assert_eq!(self.directory.ended[0].1, cause);
+    }
+
     /// Moves datagrams both ways and performs the node's outputs until quiet.
     fn settle(&mut self) {
         loop {
-            let mut moved = false;
-            while let Some(Transmit { flow, bytes }) = self.phone.poll_transmit() {
-                let flow = Flow {
-                    local: flow.remote,
-                    remote: flow.local,
-                    ..flow
-                };
-                self.node.endpoint().handle_datagram(self.now, flow, &bytes);
-                self.node.process(self.now);
-                moved = true;
-            }
+            let mut moved = self.phone_to_node();
             while let Some(Transmit { flow, bytes }) = self.node.endpoint().poll_transmit() {
-                let back = Flow {
-                    local: flow.remote,
-                    remote: flow.local,
-                    ..flow
-                };
+                let back = reversed(flow);
                 if flow.remote == addr(PHONE) {
                     self.phone.handle_datagram(self.now, back, &bytes);
                 } else if flow.remote == addr(RELAY) {
@@ -311,11 +325,7 @@ impl World {
                 moved = true;
             }
             while let Some(Transmit { flow, bytes }) = self.relay.poll_transmit() {
-                let back = Flow {
-                    local: flow.remote,
-                    remote: flow.local,
-                    ..flow
-                };
+                let back = reversed(flow);
                 self.node.endpoint().handle_datagram(self.now, back, &bytes);
                 self.node.process(self.now);
                 moved = true;
@@ -522,15 +532,7 @@ fn a_cancel_while_routing_gets_487_and_no_stray_state() {
     let invite = token_invite(&world, "sales");
     let key = world.phone.send_request(world.now, invite, flow);
     // Deliver the INVITE but do not answer the directory yet.
-    while let Some(Transmit { flow, bytes }) = world.phone.poll_transmit() {
-        let flow = Flow {
-            local: flow.remote,
-            remote: flow.local,
-            ..flow
-        };
-        world.node.endpoint().handle_datagram(world.now, flow, &bytes);
-        world.node.process(world.now);
-    }
+    world.phone_to_node();
     world.phone.cancel(world.now, &key);
     world.settle();
     let mut finals = Vec::new();
@@ -579,11 +581,7 @@ fn a_browser_tab_closed_mid_call_ends_the_call_and_frees_the_line() {
     world.node.endpoint().set_bound(TransportKind::Ws, addr(NODE));
     answered_call(&mut world, websocket_flow());
     // The tab closes: the WebSocket connection goes, with no BYE.
-    let closed = Flow {
-        local: addr(NODE),
-        remote: addr(PHONE),
-        ..websocket_flow()
-    };
+    let closed = reversed(websocket_flow());
     world.node.endpoint().handle_closed(world.now, closed);
     world.node.process(world.now);
     world.settle();
@@ -610,21 +608,9 @@ fn a_browser_that_hangs_up_and_closes_its_tab_at_once_ends_the_call_normally() {
     let _ = world
         .phone
         .send_request(world.now, dialog.request(Method::Bye), websocket_flow());
-    while let Some(Transmit { flow, bytes }) = world.phone.poll_transmit() {
-        let flow = Flow {
-            local: flow.remote,
-            remote: flow.local,
-            ..flow
-        };
-        world.node.endpoint().handle_datagram(world.now, flow, &bytes);
-        world.node.process(world.now);
-    }
+    assert!(world.phone_to_node());
     // ...and the tab's WebSocket closes before the relay's 200 is back.
-    let closed = Flow {
-        local: addr(NODE),
-        remote: addr(PHONE),
-        ..websocket_flow()
-    };
+    let closed = reversed(websocket_flow());
     world.node.endpoint().handle_closed(world.now, closed);
     world.node.process(world.now);
     world.settle();
@@ -654,9 +640,7 @@ fn the_lease_is_refreshed_at_start_then_every_quarter_and_a_lost_one_ends_the_ca
 
     world.directory.lease_lost = true;
     world.advance(quarter);
-    world.byes.sort_unstable();
-    assert_eq!(world.byes, ["phone", "relay"], "both sides hear the end");
-    assert_eq!(world.directory.ended[0].1, HangupCause::NodeLost);
+    world.assert_ended_both_ways(HangupCause::NodeLost);
     assert_eq!(world.node.calls(), 0);
 }
 
@@ -669,9 +653,7 @@ fn a_call_ends_at_its_maximum_duration() {
     world.advance(max - Duration::from_secs(1));
     assert!(world.byes.is_empty(), "not before its time");
     world.advance(Duration::from_secs(2));
-    world.byes.sort_unstable();
-    assert_eq!(world.byes, ["phone", "relay"]);
-    assert_eq!(world.directory.ended[0].1, HangupCause::MaxDuration);
+    world.assert_ended_both_ways(HangupCause::MaxDuration);
     assert_eq!(world.node.calls(), 0);
 }
 
@@ -688,9 +670,7 @@ fn a_draining_node_refuses_new_calls_and_ends_the_others_at_its_deadline() {
     assert_eq!(answer.headers.get("Retry-After"), Some("5"));
     assert!(!world.node.is_drained(), "a call is still up");
     world.advance(SignalingConfig::default().drain_grace());
-    world.byes.sort_unstable();
-    assert_eq!(world.byes, ["phone", "relay"]);
-    assert_eq!(world.directory.ended[0].1, HangupCause::Shutdown);
+    world.assert_ended_both_ways(HangupCause::Shutdown);
     assert!(world.node.is_drained());
 }
 
@@ -855,9 +835,7 @@ fn an_answered_call_ends_when_it_uses_up_the_minutes_left() {
     world.advance(Duration::from_secs(3 * 60 - 1));
     assert!(world.byes.is_empty(), "not before its budget is used");
     world.advance(Duration::from_secs(2));
-    world.byes.sort_unstable();
-    assert_eq!(world.byes, ["phone", "relay"], "both sides hear the end");
-    assert_eq!(world.directory.ended[0].1, HangupCause::BudgetExhausted);
+    world.assert_ended_both_ways(HangupCause::BudgetExhausted);
     assert_eq!(world.node.calls(), 0);
 }
 
