@@ -35,6 +35,16 @@ pub(crate) struct View {
     order: VecDeque<(Instant, Query)>,
 }
 
+/// The query for a tenant's use on `day`, through its icon or else its account.
+fn usage_query(tenant: &str, (icon, account): (Option<&str>, Option<&str>), day: i64) -> Query {
+    Query::Usage {
+        tenant: tenant.to_owned(),
+        icon: icon.map(str::to_owned),
+        account: account.map(str::to_owned),
+        day,
+    }
+}
+
 impl View {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
@@ -133,13 +143,7 @@ impl View {
         (icon, account): (Option<&str>, Option<&str>),
         day: i64,
     ) -> Lookup<Usage> {
-        let query = Query::Usage {
-            tenant: tenant.to_owned(),
-            icon: icon.map(str::to_owned),
-            account: account.map(str::to_owned),
-            day,
-        };
-        self.look(now, query, |a| match a {
+        self.look(now, usage_query(tenant, (icon, account), day), |a| match a {
             Answer::Usage(usage) => Some(Some(*usage)),
             _ => None,
         })
@@ -153,12 +157,7 @@ impl View {
         (icon, account): (Option<&str>, Option<&str>),
         day: i64,
     ) {
-        let query = Query::Usage {
-            tenant: tenant.to_owned(),
-            icon: icon.map(str::to_owned),
-            account: account.map(str::to_owned),
-            day,
-        };
+        let query = usage_query(tenant, (icon, account), day);
         if let Some((_, Answer::Usage(usage))) = self.entries.get_mut(&query) {
             for used in [
                 &mut usage.tenant_day,
