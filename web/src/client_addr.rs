@@ -6,82 +6,42 @@
 //! sent from outside buys no fresh budget; a hop that is not an address stops
 //! the walk at the proxy that wrote it.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use axum::http::HeaderMap;
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Hops read from the right at most (a proxy chain is short; the rest is junk).
 const MAX_HOPS: usize = 16;
-
-/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is its own /32 or /128.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
 
 /// Why a CIDR was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a CIDR network (e.g. 10.0.0.0/8, 192.0.2.7, fd00::/8)")]
 pub struct BadCidr(String);
 
-impl FromStr for Cidr {
-    type Err = BadCidr;
-
-    fn from_str(text: &str) -> Result<Self, BadCidr> {
-        let bad = || BadCidr(text.to_owned());
-        let (address, prefix) = match text.trim().split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text.trim(), None),
-        };
-        let network: IpAddr = address.parse().map_err(|_| bad())?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Self { network, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-impl Cidr {
-    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
+/// A network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is its own /32 or /128.
+pub fn parse_network(text: &str) -> Result<IpNet, BadCidr> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| BadCidr(text.to_owned()))
 }
 
 /// The reverse proxies whose forwarding headers are believed (none by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// These networks.
-    pub fn new(networks: Vec<Cidr>) -> Self {
+    pub fn new(networks: Vec<IpNet>) -> Self {
         Self(networks)
     }
 
+    /// Whether `ip` is in one of the networks (an IPv4-mapped IPv6 address counts as IPv4).
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
     }
 
     /// The visitor's address behind TCP peer `peer` (see the module comment).
@@ -152,7 +112,7 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
 
 impl Serialize for TrustedProxies {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(Cidr::to_string))
+        serializer.collect_seq(self.0.iter().map(IpNet::to_string))
     }
 }
 
@@ -160,7 +120,7 @@ impl<'de> Deserialize<'de> for TrustedProxies {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Vec::<String>::deserialize(deserializer)?
             .iter()
-            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .map(|text| parse_network(text).map_err(serde::de::Error::custom))
             .collect::<Result<_, _>>()
             .map(Self)
     }
@@ -172,7 +132,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn proxies(list: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(list.iter().map(|c| c.parse().unwrap()).collect())
+        TrustedProxies::new(list.iter().map(|c| parse_network(c).unwrap()).collect())
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -189,17 +149,17 @@ mod tests {
 
     #[test]
     fn cidrs_parse_and_match() {
-        let net: Cidr = "10.0.0.0/8".parse().unwrap();
-        assert!(net.contains(ip("10.200.1.2")));
-        assert!(net.contains(ip("::ffff:10.1.1.1")), "IPv4-mapped");
-        assert!(!net.contains(ip("11.0.0.1")));
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
-        let one: Cidr = "192.0.2.7".parse().unwrap();
-        assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
-        let v6: Cidr = "fd00::/8".parse().unwrap();
-        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let p = proxies(&["10.0.0.0/8"]);
+        assert!(p.trusts(ip("10.200.1.2")));
+        assert!(p.trusts(ip("::ffff:10.1.1.1")), "IPv4-mapped");
+        assert!(!p.trusts(ip("11.0.0.1")));
+        assert!(proxies(&["0.0.0.0/0"]).trusts(ip("8.8.8.8")));
+        let one = proxies(&[" 192.0.2.7 "]);
+        assert!(one.trusts(ip("192.0.2.7")) && !one.trusts(ip("192.0.2.8")));
+        let v6 = proxies(&["fd00::/8"]);
+        assert!(v6.trusts(ip("fd12::1")) && !v6.trusts(ip("fe80::1")));
         for bad in ["10.0.0.0/33", "10.0.0/8", "", "fd00::/129", "x/1", "10.0.0.0/-1"] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+            assert!(parse_network(bad).is_err(), "{bad}");
         }
     }
 

@@ -7,6 +7,12 @@
 //! One shape serves both ways: [`Resampler::push`] an input sample, then take
 //! [`Resampler::output`] while [`Resampler::ready`]. Delay: half the kernel
 //! (8 zero crossings of the lower rate: 1 ms at 8 kHz).
+//!
+//! Own code rather than rubato (weighed): rubato's resamplers take or give a
+//! fixed chunk per call (`SincFixedIn`/`SincFixedOut`, `Fft*`), so the card's
+//! callbacks, whose lengths vary, would need a staging buffer in front and add
+//! up to a chunk of delay each way; a sample-in, sample-out filter fits the
+//! callbacks as they come and keeps the added delay at the kernel's 1 ms.
 
 /// Zero crossings of the kernel on each side, in periods of the lower rate.
 const ZEROS: f64 = 8.0;

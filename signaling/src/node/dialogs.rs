@@ -59,8 +59,6 @@ pub(crate) struct Tracked {
     record: CallRecord,
     caller: Side,
     callee: Side,
-    /// Why it ends at its deadline (its maximum duration, or its minute budget).
-    deadline_cause: HangupCause,
 }
 
 impl Tracked {
@@ -103,7 +101,6 @@ impl Tracked {
             record,
             caller,
             callee,
-            deadline_cause: HangupCause::MaxDuration,
         }
     }
 }
@@ -122,9 +119,10 @@ pub(crate) struct Dialogs {
     forwards: HashMap<ClientKey, Forward>,
     /// BYEs the node sent itself: their answers go nowhere.
     own_byes: HashSet<ClientKey>,
-    /// When each call reaches its maximum duration (entries of calls that ended
-    /// are skipped when they come up).
-    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
+    /// When each call reaches its maximum duration or its minute budget, and
+    /// the cause it ends with then (entries of calls that ended are skipped
+    /// when they come up).
+    deadlines: BinaryHeap<Reverse<(Instant, String, HangupCause)>>,
 }
 
 impl Dialogs {
@@ -133,12 +131,12 @@ impl Dialogs {
         &mut self,
         now: Instant,
         call_id: &str,
-        mut call: Tracked,
+        call: Tracked,
         (max, cause): (Duration, HangupCause),
     ) {
-        call.deadline_cause = cause;
         self.calls.insert(call_id.to_owned(), call);
-        self.deadlines.push(Reverse((now + max, call_id.to_owned())));
+        self.deadlines
+            .push(Reverse((now + max, call_id.to_owned(), cause)));
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -147,17 +145,21 @@ impl Dialogs {
 
     /// The earliest maximum-duration deadline.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+        self.deadlines.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// The calls whose deadline has come at `now`, with the cause they end with.
     fn due(&mut self, now: Instant) -> Vec<(String, HangupCause)> {
         let mut due = Vec::new();
-        while self.deadlines.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-            if let Some(Reverse((_, call_id))) = self.deadlines.pop()
-                && let Some(call) = self.calls.get(&call_id)
+        while self
+            .deadlines
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= now)
+        {
+            if let Some(Reverse((_, call_id, cause))) = self.deadlines.pop()
+                && self.calls.contains_key(&call_id)
             {
-                due.push((call_id, call.deadline_cause));
+                due.push((call_id, cause));
             }
         }
         due
