@@ -33,6 +33,7 @@ use str0m::change::SdpOffer;
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaTime, Mid, Pt, TelephoneEvent as ToneEvent};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use crate::dsp::g711::{alaw_to_linear, ulaw_to_linear};
@@ -142,6 +143,15 @@ impl WebRtcPeer {
             // of audio stuck behind each loss): the gap goes to the decoder's
             // concealment at once, and the jitter buffer does the reordering.
             .set_reordering_size_audio(0);
+        if !packing.is_default() {
+            // A narrow link has no room for transport-wide congestion control:
+            // its feedback is RTCP about ten times a second each way (~9 kbit/s
+            // of a 33.6 kbit/s link, measured). Audio level and mid stay.
+            config = config
+                .clear_extension_map()
+                .set_extension(1, Extension::AudioLevel)
+                .set_extension(4, Extension::RtpMid);
+        }
         for (pt, rate) in TELEPHONE_EVENTS {
             let params = FormatParams::default();
             config
@@ -772,6 +782,7 @@ mod tests {
         let (mut w, answer) = world_offering(|_| false, narrow, 480);
         assert!(answer.contains("maxaveragebitrate=16000"), "{answer}");
         assert!(answer.contains("a=ptime:60\r\na=maxptime:60\r\n"), "{answer}");
+        assert!(!answer.contains("transport-wide-cc"), "{answer}");
         let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
         let start = w.now;
         let (frames, _) = w.run(6000, start, &mut tone);
@@ -796,6 +807,7 @@ mod tests {
             !answer.contains("maxaveragebitrate") && !answer.contains("a=ptime"),
             "{answer}"
         );
+        assert!(answer.contains("transport-wide-cc"), "{answer}");
         let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
         let start = w.now;
         w.run(3000, start, &mut tone);

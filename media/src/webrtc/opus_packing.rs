@@ -93,7 +93,7 @@ impl OpusPacking {
     }
 
     /// Whether this is the default packing (nothing to add to the answer).
-    fn is_default(self) -> bool {
+    pub(crate) fn is_default(self) -> bool {
         self == Self::default()
     }
 
