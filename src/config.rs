@@ -55,6 +55,9 @@ pub(crate) struct WebConfig {
     /// for the visitor's address; nobody else's header is.
     #[serde(default)]
     pub trusted_proxies: offhook_web::TrustedProxies,
+    /// The media profile the widget asks for: auto, narrow or wide.
+    #[serde(default)]
+    pub link_profile: offhook_web::LinkProfile,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
                 webhooks: offhook_web::WebhookConfig::default(),
                 ice: offhook_web::IceConfig::default(),
                 trusted_proxies: offhook_web::TrustedProxies::default(),
+                link_profile: offhook_web::LinkProfile::default(),
             },
             signaling: Default::default(),
             media: Default::default(),

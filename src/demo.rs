@@ -347,7 +347,8 @@ async fn serve_web(listener: TcpListener, directory: Directory, web: &WebConfig)
         .with_start_page_tenant(web.start_page_tenant.clone())
         .with_webhooks(web.webhooks.clone())
         .with_ice(&web.ice)
-        .with_trusted_proxies(web.trusted_proxies.clone());
+        .with_trusted_proxies(web.trusted_proxies.clone())
+        .with_link_profile(web.link_profile);
     let deliveries = offhook_web::webhook_delivery::spawn(directory, web.webhooks.clone(), node_name())
         .map_err(anyhow::Error::msg)?;
     println!("offhook: web serving http://{address}/ (call icons, /widget.js, click API, /healthz, /readyz)");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite talks to, idempotently (run as root, or with sudo):
 # sipp and baresip (SIP peers), coturn (TURN, for the ignored test internet), Debian chromium and firefox-esr (browser tests),
-# iptables (the lossy network namespace of the call-quality test), pulseaudio (its
+# iptables (the lossy network namespace of the call-quality test), python3 (the test internet's
+# delay line, tests/tools/delay_line.py, where the kernel has no netem), pulseaudio (its
 # null sink is the sound card of the sound-card test; libpulse-dev, libasound2-dev and pkg-config
 # build the sound card edge: libpulse and cpal), openssl (test certificates), the npm tools in tests/browser
 # (playwright-core, puppeteer-core, axe-core, JsSIP, esbuild),
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libpulse-dev libasound2-dev pkg-config coturn)
+packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libpulse-dev libasound2-dev pkg-config coturn python3)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_isready >/dev/null 2>&1; then missing+=(postgresql); fresh_postgres=1; fi

@@ -4,11 +4,12 @@
 // stream), reads the media path (selected ICE candidate pair), hangs up, and
 // prints a JSON report on stdout. With `close-tab`, the tab is closed as soon as
 // the call is up instead (no hang-up: the WebSocket just goes away).
-// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab]
+// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab] [link profile: auto|narrow|wide]
 // (Firefox's fake microphone plays its own 1 kHz tone instead of the WAV.)
+import { readdirSync, readFileSync } from "node:fs";
 import { openBrowser } from "./browsers.mjs";
 
-const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up"] =
+const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up", linkProfile] =
   process.argv.slice(2);
 const report = { browser: browserName, states: [], error: null };
 const deadline = (ms, what) =>
@@ -29,6 +30,26 @@ let page;
 const widget = `(window.offhookWidgets || []).find((w) => w.iconId === ${JSON.stringify(iconId)})`;
 const until = (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 100 }, arg);
 const click = async (button) => (await page.evaluateHandle((find, b) => eval(find).el[b], widget, button)).click();
+// Bytes this host's network interfaces carried so far (what goes on the wire:
+// IP packets with every header, ICE and RTCP included), loopback left out.
+const wireBytes = () => {
+  const read = (dev, what) => Number(readFileSync(`/sys/class/net/${dev}/statistics/${what}_bytes`, "utf8"));
+  const devs = readdirSync("/sys/class/net").filter((d) => d !== "lo");
+  return { sent: devs.reduce((n, d) => n + read(d, "tx"), 0), received: devs.reduce((n, d) => n + read(d, "rx"), 0) };
+};
+// Audio RTP counters now (getStats: payload bytes and packets each way), and the wire's.
+const rtpCounts = () =>
+  page.evaluate(async (find) => {
+    const counts = { at: Date.now(), sent: { bytes: 0, packets: 0, lost: 0 }, received: { bytes: 0, packets: 0, lost: 0 } };
+    (await eval(find).pc.getStats()).forEach((s) => {
+      const dir = s.kind === "audio" && { "outbound-rtp": "sent", "inbound-rtp": "received" }[s.type];
+      if (!dir) return;
+      counts[dir].bytes += s.type === "outbound-rtp" ? s.bytesSent : s.bytesReceived;
+      counts[dir].packets += s.type === "outbound-rtp" ? s.packetsSent : s.packetsReceived;
+      counts[dir].lost += s.packetsLost || 0;
+    });
+    return counts;
+  }, widget).then((counts) => ({ ...counts, wire: wireBytes() }));
 try {
   page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
@@ -46,6 +67,8 @@ try {
   const refusedBeforeClick = ["closed", "disabled", "not-allowed", "unknown", "unavailable"];
   const shown = await page.evaluate((find) => eval(find).state, widget);
   // Connect time: from the click to the widget's "in call" (or its failure).
+  // The site owner's data-link-profile, when one is given.
+  if (linkProfile) await page.evaluate(([find, p]) => (eval(find).linkProfile = p), [widget, linkProfile]);
   const clicked = Date.now();
   if (!refusedBeforeClick.includes(shown)) await click("call");
   // "failed": the call failed, or the widget refused it before any click.
@@ -56,12 +79,14 @@ try {
     30000,
   );
   report.connectMs = Date.now() - clicked;
+  report.link = await page.evaluate((find) => { const w = eval(find); return (w.call && w.call.link) || null; }, widget);
   if (expect === "in-call" && end === "close-tab") {
     report.states = await page.evaluate((find) => eval(find).history, widget);
     report.closedAtMs = Date.now();
     await page.close();
     report.status = "tab-closed";
   } else if (expect === "in-call") {
+    const firstCounts = await rtpCounts();
     // Let the echo come back, then measure the remote audio for 2 s.
     report.audio = await Promise.race([
       page.evaluate(async (icon) => {
@@ -150,6 +175,16 @@ try {
       });
       return path;
     }, widget);
+    // Audio RTP while in call: payload bit/s each way and the packet interval.
+    const lastCounts = await rtpCounts();
+    const seconds = (lastCounts.at - firstCounts.at) / 1000;
+    const rate = (dir) => ({
+      payloadBps: Math.round(((lastCounts[dir].bytes - firstCounts[dir].bytes) * 8) / seconds),
+      packetMs: Math.round((seconds * 1000) / Math.max(1, lastCounts[dir].packets - firstCounts[dir].packets)),
+      wireBps: Math.round(((lastCounts.wire[dir] - firstCounts.wire[dir]) * 8) / seconds),
+      lost: lastCounts[dir].lost - firstCounts[dir].lost,
+    });
+    report.rtp = { seconds, sent: rate("sent"), received: rate("received") };
     await click("hangup");
     await until((find) => eval(find).state === "ended", widget, 10000);
   }

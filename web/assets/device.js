@@ -4,13 +4,14 @@
 //   const device = Offhook.device({ icon: "PUBLIC_ID" });   // server: this script's origin
 //   const info = await device.info();   // { status: "ready" | "closed" | "disabled" |
 //                                        //   "not-allowed" | "unknown" | "unavailable", ... }
-//   const call = device.connect();
+//   const call = device.connect();      // or connect({ linkProfile: "narrow" | "wide" })
 //   call.on("state", (state, detail) => …);  // connecting, ringing, in-call, ended, failed
 //   call.on("error", (error) => …);          // { code, message, retryAfter }
 //   call.on("quality", (sample) => …);       // { rttMs, jitterMs, lossPercent, level, warnings }
 //   call.on("dtmf", (digit) => …);           // a key sent into the call
 //   call.sendDigits("12#"); call.mute(true); call.hangup();
 //   call.why;   // once ended: the gateway's reason when it ended the call ("no audio path")
+//   call.link;  // { profile: "narrow" | "wide", clickMs }: the media profile asked for
 //
 // A call's WebRTC connection is made by `createPeerConnection` from
 // `rtcConfiguration(grant)`, one place each. Uses `OffhookSip` (sipws.js).
@@ -38,6 +39,43 @@
   // API's answer). This is where ICE servers from the grant go.
   function rtcConfiguration(grant) {
     return { iceServers: Array.isArray(grant.ice_servers) ? grant.ice_servers : [] };
+  }
+
+  // Narrow links (a visitor on a dial-up modem, ~33.6 kbit/s): the offer asks
+  // for Opus at 16 kbit/s at most in 60 ms packets; the relay answers and sends
+  // the same. The call's `linkProfile` option, else the grant's `link_profile`
+  // ("auto" unless configured), decides; on
+  // auto, a click API round trip (request to response headers) this slow, or
+  // the browser's own estimate of its link (Network Information API, Chromium)
+  // at 2g or below, counts as a narrow link.
+  const NARROW = { maxaveragebitrate: 16000, ptimeMs: 60 };
+  const SLOW_CLICK_MS = 1000;
+  const SLOW_LINK_TYPES = ["slow-2g", "2g"];
+
+  function linkProfile(chosen, clickMs) {
+    if (chosen === "narrow" || chosen === "wide") return chosen;
+    const estimate = navigator.connection && navigator.connection.effectiveType;
+    return clickMs >= SLOW_CLICK_MS || SLOW_LINK_TYPES.includes(estimate) ? "narrow" : "wide";
+  }
+
+  // The offer as sent for `profile`: for a narrow link, the Opus fmtp gets
+  // maxaveragebitrate and the audio section a=ptime/a=maxptime (RFC 7587, 4566).
+  function offerFor(sdp, profile) {
+    const opus = profile === "narrow" && /a=rtpmap:(\d+) opus\/48000/i.exec(sdp);
+    if (!opus) return sdp;
+    const fmtp = "a=fmtp:" + opus[1] + " ";
+    const lines = sdp.split("\r\n");
+    const at = lines.findIndex((l) => l.startsWith(fmtp));
+    const packing = ["a=ptime:" + NARROW.ptimeMs, "a=maxptime:" + NARROW.ptimeMs];
+    const bitrate = "maxaveragebitrate=" + NARROW.maxaveragebitrate;
+    if (at >= 0) {
+      lines[at] += ";" + bitrate;
+      lines.splice(at + 1, 0, ...packing);
+    } else {
+      const rtpmap = lines.findIndex((l) => l.startsWith("a=rtpmap:" + opus[1] + " "));
+      lines.splice(rtpmap + 1, 0, fmtp + bitrate, ...packing);
+    }
+    return lines.join("\r\n");
   }
 
   // No candidate pair works (ICE failed, or is still not connected this long
@@ -120,6 +158,7 @@
       this.audio = new Audio();
       this.samples = [];
       this.earlyMedia = false;
+      this.link = null;
       // Events are emitted after connect() returns, so handlers can be added first.
       setTimeout(() => this.start(), 0);
     }
@@ -153,10 +192,12 @@
     async start() {
       this.emit("state", "connecting");
       const url = this.device.server + "/api/v1/icons/" + encodeURIComponent(this.device.icon) + "/calls";
-      let grant;
+      let grant, clickMs;
       try {
         // A simple request (no custom headers): no preflight round trip.
+        const sent = performance.now();
         const response = await fetch(url, { method: "POST" });
+        clickMs = Math.round(performance.now() - sent);
         grant = await response.json().catch(() => ({}));
         if (!response.ok) {
           const retryAfter = Number(response.headers.get("retry-after")) || null;
@@ -166,6 +207,8 @@
         return this.fail("server-unreachable", e.message);
       }
       if (this.state !== "connecting") return;
+      const chosen = this.options.linkProfile || grant.link_profile;
+      this.link = { profile: linkProfile(chosen, clickMs), clickMs };
       // Browsers offer the microphone only to pages served over HTTPS (or from
       // localhost): say so rather than blame the microphone.
       if (!navigator.mediaDevices) return this.fail("insecure-page");
@@ -215,7 +258,7 @@
       } catch (e) {
         return this.fail("server-unreachable", e.message);
       }
-      sip.invite(pc.localDescription.sdp);
+      sip.invite(offerFor(pc.localDescription.sdp, this.link.profile));
     }
 
     // Media must connect by ICE_DEADLINE_MS after the answer.

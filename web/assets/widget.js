@@ -66,6 +66,9 @@
     constructor(host, script, base) {
       this.host = host;
       this.iconId = script.dataset.icon;
+      // The site owner's choice of media profile (data-link-profile="narrow" or
+      // "wide"), over the gateway's `link_profile`.
+      this.linkProfile = script.dataset.linkProfile;
       this.lang = I18n.pick(script.dataset.lang, document.documentElement.lang, navigator.language);
       this.device = window.Offhook.device({ icon: this.iconId, server: base });
       this.call = null;
@@ -187,7 +190,7 @@
         return;
       }
       this.el.hours.hidden = true;
-      const call = this.device.connect();
+      const call = this.device.connect({ linkProfile: this.linkProfile });
       this.call = call;
       this.setState("connecting");
       this.show(this.t("connecting"));

@@ -34,7 +34,7 @@ use offhook_directory::limits::{CallLimits, Refusal, source_share};
 use offhook_directory::{DirectoryError, Icon, Scope};
 use serde::Serialize;
 
-use crate::{AppState, IceServer};
+use crate::{AppState, IceServer, LinkProfile};
 
 /// How long a call token stays valid.
 pub const TOKEN_LIFETIME_MS: i64 = 3 * 60 * 1000;
@@ -58,6 +58,8 @@ pub struct CallGrantResponse {
     /// `RTCConfiguration.iceServers`: STUN, and TURN with credentials that
     /// expire (`[web.ice]`); empty when none is configured.
     pub ice_servers: Vec<IceServer>,
+    /// The media profile the widget asks for (`[web] link_profile`).
+    pub link_profile: LinkProfile,
 }
 
 /// Why a click was refused: a stable code the widget translates, and words.
@@ -245,6 +247,7 @@ async fn grant(
     let expires_at = now.timestamp_millis() + TOKEN_LIFETIME_MS;
     Ok(CallGrantResponse {
         ice_servers: state.ice.for_grant(now.timestamp(), &icon.public_id),
+        link_profile: state.link_profile,
         token: call_tokens::sign(&state.call_token_secret, &icon.public_id, expires_at),
         ws_url: state.sip_ws_url.clone(),
         target: format!("sip:{}@{}", icon.public_id, tenant.sip_domain),

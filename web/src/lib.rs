@@ -10,6 +10,7 @@ mod admin_ui;
 mod click;
 pub mod client_addr;
 pub mod ice;
+mod link_profile;
 mod metrics;
 mod pages;
 pub mod relay_health;
@@ -19,6 +20,7 @@ mod widget;
 pub use click::{CallGrantResponse, TOKEN_LIFETIME_MS};
 pub use client_addr::TrustedProxies;
 pub use ice::{IceConfig, IceServer, IceServers};
+pub use link_profile::LinkProfile;
 pub use webhook_delivery::WebhookConfig;
 
 use std::future::Future;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub ice: Arc<IceServers>,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` names the visitor.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// The media profile the widget asks for.
+    pub link_profile: LinkProfile,
 }
 
 impl AppState {
@@ -78,6 +82,7 @@ impl AppState {
             webhooks: WebhookConfig::default(),
             ice: Arc::default(),
             trusted_proxies: Arc::default(),
+            link_profile: LinkProfile::default(),
         })
     }
 
@@ -96,6 +101,12 @@ impl AppState {
     /// Believes the forwarding headers of these reverse proxies only.
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// Has the widget ask for this media profile.
+    pub fn with_link_profile(mut self, profile: LinkProfile) -> Self {
+        self.link_profile = profile;
         self
     }
 

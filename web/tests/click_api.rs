@@ -13,7 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use offhook_directory::call_tokens::verify;
-use offhook_directory::testing::{TestDb, backends};
+use offhook_directory::testing::{Backend, TestDb, backends};
 use offhook_directory::{IconUpdate, NewIcon, NewTenant, Scope};
 use offhook_web::{AppState, TrustedProxies, router};
 use serde_json::Value;
@@ -84,6 +84,19 @@ async fn a_grant_carries_turn_credentials_that_expire_with_the_ttl() {
         assert_eq!(turn["credential"], password.as_str());
         db.finish().await;
     }
+}
+
+#[tokio::test]
+async fn a_grant_names_the_media_profile_the_widget_asks_for() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let state = setup(&db).await;
+    let (_, body) = click(&state, "shop-sales", Some(ORIGIN), [10, 0, 0, 1]).await;
+    assert_eq!(body["link_profile"], "auto", "{body}");
+    let state = state.with_link_profile(offhook_web::LinkProfile::Narrow);
+    let (status, body) = click(&state, "shop-sales", Some(ORIGIN), [10, 0, 0, 2]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["link_profile"], "narrow", "{body}");
+    db.finish().await;
 }
 
 #[tokio::test]
