@@ -1,8 +1,13 @@
 #!/bin/sh
-# The sound card line's latency and steadiness: a long call through a private
-# PulseAudio null sink (media/tests/soundcard_bench.rs). Prints the round trip
-# through the card (p50/p95/max), the device latencies PulseAudio reports and the
-# underruns at steady state. OFFHOOK_BENCH_SECONDS sets the call's length (600).
+# The sound card line's latency and steadiness, two long calls on a private
+# PulseAudio server: the card alone (a null sink looped to its monitor,
+# media/tests/soundcard_bench.rs), then the whole port path (the real modem
+# driver holding a call to the emulated modem's echo number, the card wired to
+# the modem's mic-in and speaker-out, media/tests/soundcard_port_bench.rs).
+# Each prints the round trip (p50/p95/max) and the card's underruns, overruns
+# and dropped samples at steady state. OFFHOOK_BENCH_SECONDS sets each call's
+# length (600).
 set -eu
 cd "$(dirname "$0")/.."
-exec cargo test -p offhook-media --test soundcard_bench -- --ignored --nocapture "$@"
+cargo test -p offhook-media --test soundcard_bench -- --ignored --nocapture "$@"
+exec cargo test -p offhook-media --test soundcard_port_bench -- --ignored --nocapture "$@"

@@ -31,8 +31,8 @@ pub(crate) mod pulse;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use cpal::HostId;
 
@@ -99,6 +99,10 @@ pub struct CardCounters {
     pub capture_latency_us: AtomicU64,
     /// Samples waiting in the play ring at the last device period.
     pub queued: AtomicU64,
+    /// Why the card stopped (a stream error, the device gone), once it has:
+    /// set by the device thread that stopped, read by the line's edge, which
+    /// faults the line.
+    pub failed: OnceLock<String>,
 }
 
 /// A reading of [`CardCounters`]' counters.
@@ -125,6 +129,12 @@ impl CardCounters {
             rate: AtomicU32::new(RATE),
             ..Self::default()
         }
+    }
+
+    /// The card stopped: `why` names the device and the error (the first
+    /// failure is kept; the other direction usually follows it).
+    pub fn fail(&self, why: String) {
+        let _ = self.failed.set(why);
     }
 
     /// The counters now.

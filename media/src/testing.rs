@@ -5,7 +5,8 @@
 //! caller's media ([`CallerMedia`]: a 1 kHz PCMU tone every 20 ms, keys as RFC
 //! 4733 events, what comes back decoded). The harness moves SIP between the
 //! gateway's endpoint and its peers and media between [`RelaySide::perform`]
-//! and [`RelaySide::media_in`].
+//! and [`RelaySide::media_in`]. For tests of a real line's port:
+//! [`next_line_event`].
 #![allow(
     clippy::disallowed_methods,
     reason = "an edge: it reads the real clock and the OS generator"
@@ -21,10 +22,28 @@ use offhook_sip::endpoint::Endpoint;
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::Tone;
 use crate::emulator::{Emulator, Faults};
-use crate::modem::{DriverOutput, LineCommand, LineEvent, ModemDriver};
+use crate::modem::{DriverOutput, LineCommand, LineEvent, LineHandle, ModemDriver};
 use crate::relay::{CallId, Gateway, LineSpec, MediaAddrs, Output, Port, RelayConfig, RelayStats};
 use crate::rtp::packet::parse;
 use crate::rtp::report::is_rtcp;
+
+/// The next event of `line` that is `wanted` (the others are skipped).
+///
+/// # Panics
+/// When the line's task ends, or none comes within 20 s.
+pub async fn next_line_event(line: &mut LineHandle, wanted: impl Fn(&LineEvent) -> bool) -> LineEvent {
+    let wait = async {
+        loop {
+            let event = line.events.recv().await.expect("the line task runs");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("event in time")
+}
 
 /// One line: the real driver against the emulated modem.
 #[derive(Debug)]

@@ -12,31 +12,18 @@ use offhook_media::dsp::tone::Tone;
 use offhook_media::emulator::network::{BUSY, ECHO, Exchange, INVALID, PARROT};
 use offhook_media::emulator::{Faults, pty};
 use offhook_media::modem::{DriverConfig, LineCommand, LineEvent, LineHandle, open_modem};
-
-async fn next_event(line: &mut LineHandle, wanted: impl Fn(&LineEvent) -> bool) -> LineEvent {
-    let wait = async {
-        loop {
-            let event = line.events.recv().await.expect("the line task runs");
-            if wanted(&event) {
-                return event;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .expect("event in time")
-}
+use offhook_media::testing::next_line_event;
 
 async fn ready_line(faults: Faults) -> (pty::EmulatedModem, LineHandle) {
     let modem = pty::spawn(faults, Duration::from_secs(3), Exchange::default(), None).unwrap();
     let mut line = open_modem(&modem.path, DriverConfig::default()).unwrap();
-    assert_eq!(next_event(&mut line, |_| true).await, LineEvent::Ready);
+    assert_eq!(next_line_event(&mut line, |_| true).await, LineEvent::Ready);
     (modem, line)
 }
 
 async fn hang_up(line: &mut LineHandle) {
     line.commands.send(LineCommand::HangUp).await.unwrap();
-    next_event(line, |e| *e == LineEvent::Idle).await;
+    next_line_event(line, |e| *e == LineEvent::Idle).await;
 }
 
 /// Plays `frames` of 20 ms into the line, paced in real time, each made by
@@ -71,7 +58,7 @@ fn has_tone(heard: &[u8], freqs: &[f64], min: f64) -> bool {
 async fn echo_over_a_real_pty() {
     let (_modem, mut line) = ready_line(Faults::default()).await;
     line.commands.send(LineCommand::Dial(ECHO.into())).await.unwrap();
-    let answered = next_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
+    let answered = next_line_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
     assert!(matches!(answered, LineEvent::Answered(_)));
     // 1.5 s of a 1 kHz tone into the line, paced at 20 ms; collect what comes back.
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
@@ -107,7 +94,7 @@ async fn half_duplex_line_turns_round_for_the_caller_and_back() {
         .send(LineCommand::Dial(PARROT.into()))
         .await
         .unwrap();
-    next_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
+    next_line_event(&mut line, |e| matches!(e, LineEvent::Answered(_))).await;
     // 1 s of tone (+VTX), then quiet: after the hangover the line receives again
     // (+VRX) and hears the parrot repeat the tone, 0.6 s after it ended.
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
@@ -136,7 +123,7 @@ async fn busy_and_invalid_end_back_at_idle() {
             .send(LineCommand::Dial(number.into()))
             .await
             .unwrap();
-        let got = next_event(&mut line, |e| {
+        let got = next_line_event(&mut line, |e| {
             !matches!(
                 e,
                 LineEvent::Dialing | LineEvent::Audio(_) | LineEvent::EarlyAudio(_)
@@ -144,7 +131,7 @@ async fn busy_and_invalid_end_back_at_idle() {
         })
         .await;
         assert_eq!(got, outcome, "{number}");
-        next_event(&mut line, |e| *e == LineEvent::Idle).await;
+        next_line_event(&mut line, |e| *e == LineEvent::Idle).await;
     }
 }
 
@@ -153,6 +140,6 @@ async fn unplugged_modem_is_a_fault() {
     let (modem, mut line) = ready_line(Faults::default()).await;
     modem.unplug();
     line.commands.send(LineCommand::Dial(ECHO.into())).await.unwrap();
-    let fault = next_event(&mut line, |e| matches!(e, LineEvent::Fault(_))).await;
+    let fault = next_line_event(&mut line, |e| matches!(e, LineEvent::Fault(_))).await;
     assert!(matches!(fault, LineEvent::Fault(_)));
 }

@@ -14,18 +14,16 @@
     reason = "an edge: it reads the real clock and the OS generator"
 )]
 
+mod bursts;
+
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cpal::HostId;
-use offhook_media::dsp::tone::Tone;
 use offhook_media::soundcard::testing::{MONITOR, PulseServer, SINK};
 use offhook_media::soundcard::{self, FRAME};
 
-/// A burst every 50 frames (1 s), 5 frames (100 ms) long.
-const EVERY: u64 = 50;
-const BURST: u64 = 5;
-const WARM_UP: u64 = 100;
+use bursts::{Bursts, WARM_UP};
 
 #[test]
 #[ignore = "a benchmark of minutes: bench/soundcard_latency.sh runs it"]
@@ -42,21 +40,15 @@ fn sound_card_latency_and_underruns_over_a_long_call() {
     let mut card = soundcard::open(HostId::PulseAudio, SINK, MONITOR).expect("open the card");
     card.counters.in_call.store(true, Ordering::Relaxed);
 
-    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
     let frames = seconds * 50;
     let start = Instant::now();
-    let (mut fed, mut sent, mut trips) = (0u64, Vec::<Instant>::new(), Vec::<Duration>::new());
-    let (mut in_burst, mut quiet_run) = (false, 0u32);
+    let mut bursts = Bursts::new();
     let mut underruns_at_warm = None;
     let (mut max_play_us, mut max_capture_us) = (0u64, 0u64);
-    while fed < frames || start.elapsed() < Duration::from_millis(20 * frames + 500) {
+    while bursts.fed() < frames || start.elapsed() < Duration::from_millis(20 * frames + 500) {
         let due = (start.elapsed().as_millis() / 20) as u64 + 1;
-        while fed < due.min(frames) {
-            let loud = fed % EVERY < BURST && fed >= WARM_UP;
-            if loud && fed % EVERY == 0 {
-                sent.push(Instant::now());
-            }
-            let frame = (0..FRAME).map(|_| if loud { tone.next_sample() } else { 0 });
+        while bursts.fed() < due.min(frames) {
+            let frame = bursts.next_frame();
             match card.to_line.write_chunk_uninit(FRAME) {
                 Ok(chunk) => {
                     chunk.fill_from_iter(frame);
@@ -65,25 +57,14 @@ fn sound_card_latency_and_underruns_over_a_long_call() {
                     card.counters.dropped.fetch_add(FRAME as u64, Ordering::Relaxed);
                 }
             }
-            fed += 1;
-            if fed == WARM_UP {
+            if bursts.fed() == WARM_UP {
                 underruns_at_warm = Some(card.counters.underruns.load(Ordering::Relaxed));
             }
         }
         let now = Instant::now();
         let batch: Vec<i16> = std::iter::from_fn(|| card.from_line.pop().ok()).collect();
-        for (k, sample) in batch.iter().enumerate() {
-            let loud = sample.unsigned_abs() > 2000;
-            if loud && !in_burst {
-                let age = Duration::from_micros(125 * (batch.len() - 1 - k) as u64);
-                if let Some(onset) = sent.get(trips.len()) {
-                    trips.push((now - age).duration_since(*onset));
-                }
-            }
-            quiet_run = if loud { 0 } else { quiet_run + 1 };
-            in_burst = (in_burst || loud) && quiet_run < 400;
-        }
-        if fed > WARM_UP {
+        bursts.heard(now, &batch);
+        if bursts.fed() > WARM_UP {
             let c = &card.counters;
             max_play_us = max_play_us.max(c.playback_latency_us.load(Ordering::Relaxed));
             max_capture_us = max_capture_us.max(c.capture_latency_us.load(Ordering::Relaxed));
@@ -92,28 +73,16 @@ fn sound_card_latency_and_underruns_over_a_long_call() {
     }
     let underruns_at_end = card.counters.underruns.load(Ordering::Relaxed);
     let c = card.counters.read();
-    let mut sorted = trips.clone();
-    sorted.sort();
-    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    assert!(!sorted.is_empty(), "no burst came back");
+    let summary = bursts.summary(Duration::ZERO);
     let steady = underruns_at_end - underruns_at_warm.unwrap_or(0);
     println!(
-        "soundcard_latency: {seconds} s call, {} bursts sent, {} heard back; round trip \
-         (ring -> card -> modem port -> card -> ring) p50 {:?} p95 {:?} max {:?}; PulseAudio \
-         device latency at most {max_play_us} us playback, {max_capture_us} us capture; \
-         underruns after warm-up {steady} samples; {c}",
-        sent.len(),
-        trips.len(),
-        at(0.5),
-        at(0.95),
-        sorted[sorted.len() - 1],
+        "soundcard_latency: {seconds} s call, {summary} (ring -> card -> sink monitor -> card -> \
+         ring); PulseAudio device latency at most {max_play_us} us playback, {max_capture_us} us \
+         capture; underruns after warm-up {steady} samples; {c}"
     );
-    assert_eq!(trips.len(), sent.len(), "every burst came back");
-    assert!(
-        at(0.95) <= Duration::from_millis(120),
-        "round trip p95 {:?}",
-        at(0.95)
-    );
+    assert_eq!(summary.heard, summary.sent, "every burst came back");
+    let p95 = summary.p95.expect("bursts came back");
+    assert!(p95 <= Duration::from_millis(120), "round trip p95 {p95:?}");
     assert_eq!(steady, 0, "no underrun at steady state");
     assert_eq!(c.dropped, 0, "the card kept up");
 }

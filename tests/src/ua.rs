@@ -4,14 +4,15 @@
 //! RTP, say). A test calls into the UA ([`TestUa::with`]) and awaits its events;
 //! [`TestUa::call`] clicks through to a final answer (the ACK of a 2xx is the
 //! UA layer's), [`TestUa::hang_up`] sends BYE and returns its answer. BYEs from
-//! the other side are answered 200 by the driver.
+//! the other side are answered 200 by the driver ([`TestUa::bye_from_far_side`]
+//! waits for one).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use offhook_sip::driver::{Listen, SipSockets};
 use offhook_sip::endpoint::{Endpoint, EndpointConfig};
-use offhook_sip::message::{Method, Response};
+use offhook_sip::message::{Method, Request, Response};
 use offhook_sip::ua::{Body, End, Outgoing, Reply, SessionId, UaConfig, UaEvent, UserAgent};
 use offhook_vocab::headers;
 use serde_json::Value;
@@ -234,6 +235,29 @@ impl TestUa {
                     end: End::ByeSent(answer),
                 } if s == session => return answer.expect("the BYE answered"),
                 _ => continue,
+            }
+        }
+    }
+
+    /// The BYE of the far side in `session`'s dialog (the driver answers it
+    /// 200), once the session has ended by it.
+    ///
+    /// # Panics
+    /// When the session ends otherwise, or nothing happens for [`STEP_TIMEOUT`].
+    pub async fn bye_from_far_side(&mut self, session: SessionId) -> Request {
+        let mut bye = None;
+        loop {
+            match self.event().await {
+                UaEvent::InDialog {
+                    session: s, request, ..
+                } if s == session && request.method == Method::Bye => {
+                    bye = Some(request);
+                }
+                UaEvent::Terminated { session: s, end } if s == session => {
+                    assert!(matches!(end, End::ByeReceived), "{end:?}");
+                    return bye.expect("the BYE came before the end");
+                }
+                _ => {}
             }
         }
     }

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use offhook_directory::testing::Backend;
 use offhook_directory::{Cdr, HangupCause, LineState, Scope};
-use offhook_sip::message::{Method, Request};
-use offhook_sip::ua::{End, SessionId, UaEvent};
+use offhook_sip::ua::UaEvent;
 use offhook_tests::ua::{TestUa, click};
 use offhook_tests::{Demo, Offhook, scratch_dir};
 use tokio::net::UdpSocket;
@@ -80,26 +79,6 @@ async fn directory_is_true(offhook: &Offhook, call_id: &str, log: &std::path::Pa
     assert!(log.contains("drained"), "the node drained:\n{log}");
 }
 
-/// The next request of the far side in `session`'s dialog (the driver answers
-/// a BYE 200), until the session ends.
-async fn bye_from_far_side(ua: &mut TestUa, session: SessionId) -> Request {
-    let mut bye = None;
-    loop {
-        match ua.event().await {
-            UaEvent::InDialog {
-                session: s, request, ..
-            } if s == session && request.method == Method::Bye => {
-                bye = Some(request);
-            }
-            UaEvent::Terminated { session: s, end } if s == session => {
-                assert!(matches!(end, End::ByeReceived), "{end:?}");
-                return bye.expect("the BYE came before the end");
-            }
-            _ => {}
-        }
-    }
-}
-
 async fn rtp_socket() -> (UdpSocket, SocketAddr) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let address = socket.local_addr().unwrap();
@@ -119,7 +98,7 @@ async fn sigterm_mid_call_byes_the_caller_ends_the_cdr_and_frees_the_line() {
     assert_eq!(call.status, 200, "{call:?}");
     wait_for_line(&offhook, LineState::InCall).await;
 
-    let (took, bye) = tokio::join!(terminate(&mut demo), bye_from_far_side(&mut ua, call.session));
+    let (took, bye) = tokio::join!(terminate(&mut demo), ua.bye_from_far_side(call.session));
     eprintln!("SIGTERM mid-call: exit after {took:?}");
     let reason = bye.headers.get("Reason").unwrap_or_default();
     assert!(reason.contains("shutdown"), "the BYE says why: {bye:?}");

@@ -1,7 +1,7 @@
 //! The emulated modem's analogue side: its sample clock, `clock_ppm` off 8000 Hz
 //! (it plays and records (1 + ppm·1e-6)·8000 samples a second, in 20 ms chunks
 //! of 160 ± 1), its playout buffer for what the DTE sends (started once
-//! [`PREBUFFER`] is in; short of samples it plays silence and counts an
+//! [`PREBUFFER`] is in, [`PORT_PREBUFFER`] from the microphone port; short of samples it plays silence and counts an
 //! underrun; full, it drops and counts an overrun), and the 2-wire hybrid, which
 //! returns what the line plays `delay_ms` later, `erl_db` down, through a short
 //! impulse response.
@@ -14,6 +14,10 @@ use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 
 /// Samples the playout buffer holds before it starts playing (40 ms).
 pub const PREBUFFER: usize = 320;
+/// Samples the playout buffer holds before it plays audio from the microphone
+/// port (20 ms): the port's chunks come at the sound server's pace, and the
+/// buffer grows past this only by what that pace's jitter makes it play short.
+pub const PORT_PREBUFFER: usize = 160;
 /// Samples the playout buffer holds at most (1 s).
 const MAX_BUFFER: usize = 8000;
 /// The hybrid's impulse response after its delay (unit energy).
@@ -53,6 +57,8 @@ pub struct Analogue {
     ticks: u64,
     samples: u64,
     buffer: VecDeque<u8>,
+    /// What the buffer holds before it plays, if not [`PREBUFFER`].
+    start: Option<usize>,
     playing: bool,
     /// What the line played, linear, newest last (the hybrid's memory).
     played: VecDeque<f32>,
@@ -69,6 +75,11 @@ impl Analogue {
             model,
             ..Self::default()
         }
+    }
+
+    /// The playout buffer plays once it holds `start` samples ([`PREBUFFER`] if none).
+    pub fn set_start(&mut self, start: Option<usize>) {
+        self.start = start;
     }
 
     /// Samples in the playout buffer: what the DTE sent that is not played yet.
@@ -103,7 +114,7 @@ impl Analogue {
     /// Plays `count` samples from the buffer (silence before it started, or
     /// short of samples: an underrun, true).
     pub fn play(&mut self, count: usize) -> (Vec<u8>, bool) {
-        if !self.playing && self.buffer.len() >= PREBUFFER {
+        if !self.playing && self.buffer.len() >= self.start.unwrap_or(PREBUFFER) {
             self.playing = true;
         }
         let take = if self.playing {

@@ -144,6 +144,14 @@ impl Emulator {
         }
     }
 
+    /// Routes the line to the audio ports or off them: from a port the playout
+    /// buffer starts at one chunk, not the DTE's prebuffer (an analogue input
+    /// buffers next to nothing).
+    fn set_ports(&mut self, on: bool) {
+        self.ports = on;
+        self.analogue.set_start(on.then_some(line::PORT_PREBUFFER));
+    }
+
     /// The line's audio out of the speaker port since the last call (linear, 8 kHz).
     pub fn speaker_out(&mut self) -> Vec<i16> {
         self.speaker.drain(..).collect()
@@ -249,12 +257,12 @@ impl Emulator {
             "AT+VLS=1" | "AT+VLS=7" if self.faults.no_dial_tone => self.reply("NO DIALTONE"),
             "AT+VLS=1" => {
                 self.off_hook = true;
-                self.ports = false;
+                self.set_ports(false);
                 self.reply("OK");
             }
             "AT+VLS=7" if self.faults.no_serial_audio => {
                 self.off_hook = true;
-                self.ports = true;
+                self.set_ports(true);
                 self.reply("OK");
             }
             s if s.starts_with("ATDT") && self.off_hook => {
@@ -283,7 +291,7 @@ impl Emulator {
             "ATH" | "ATH0" => {
                 self.analogue.reset();
                 self.off_hook = false;
-                self.ports = false;
+                self.set_ports(false);
                 self.speaker.clear();
                 self.call = None;
                 self.next_tick = None;

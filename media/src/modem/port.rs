@@ -4,7 +4,8 @@
 //! talks to a line only through [`LineHandle`]'s channels: nothing it does can
 //! block the port. A modem + sound card line ([`open_modem_with_card`]) also moves
 //! the audio between the driver and the card's rings: what the driver plays goes
-//! into the play ring, and every 20 ms the whole frames captured are handed to it.
+//! into the play ring, and every 20 ms the whole frames captured are handed to it;
+//! a card that stopped (its device gone) faults the line and ends the port's task.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -157,6 +158,12 @@ async fn run(
                 // Everything captured since the last tick (the card delivers in
                 // bursts): the capture ring never fills, and no delay builds up.
                 if let Some(card) = card.as_mut() {
+                    if let Some(why) = card.card.counters.failed.get() {
+                        // The card is gone: the line is faulty (a call on it
+                        // ends), and the relay opens it again with its backoff.
+                        let _ = events.send(LineEvent::Fault(format!("sound card: {why}"))).await;
+                        return;
+                    }
                     while let Some(frame) = card.card.captured_frame() {
                         driver.handle_card_audio(now(), &frame);
                     }

@@ -262,21 +262,25 @@ impl Relay {
     }
 }
 
-/// Hands a line's events to the loop; when the port's task ends, the line is
-/// faulty.
+/// Hands a line's events to the loop; when the port's task ends without
+/// having said why (its last word a fault), the line is faulty.
 async fn forward_events(
     name: String,
     generation: u64,
     mut events: mpsc::Receiver<LineEvent>,
     to: mpsc::Sender<LineNews>,
 ) {
+    let mut said_why = false;
     while let Some(event) = events.recv().await {
+        said_why = matches!(event, LineEvent::Fault(_));
         if to.send((name.clone(), generation, event)).await.is_err() {
             return;
         }
     }
-    let closed = LineEvent::Fault("the modem's port closed".into());
-    let _ = to.send((name, generation, closed)).await;
+    if !said_why {
+        let closed = LineEvent::Fault("the modem's port closed".into());
+        let _ = to.send((name, generation, closed)).await;
+    }
 }
 
 impl Driver {

@@ -5,14 +5,16 @@
 //! highest rate, and [`Resampler`] converts each way inside the callbacks; a card
 //! with only stereo plays the line on every channel and captures its first.
 //! The latency recorded is cpal's timestamp difference (callback to playback,
-//! capture to callback).
+//! capture to callback). A stream error that ends the stream (the device
+//! gone, the stream invalidated) marks the card failed; an xrun only logs.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{BufferSize, HostId, SampleFormat, StreamConfig, SupportedStreamConfigRange};
+use cpal::{BufferSize, ErrorKind, HostId, SampleFormat, StreamConfig, SupportedStreamConfigRange};
 
-use super::{DEFAULT_DEVICE, Player, RATE, Recorder, SoundCardError};
+use super::{CardCounters, DEFAULT_DEVICE, Player, RATE, Recorder, SoundCardError};
 use crate::dsp::resample::Resampler;
 
 /// The rate tried when the card has no 8 kHz.
@@ -21,6 +23,24 @@ const USUAL_RATE: u32 = 48_000;
 /// The cpal streams; dropping them stops the callbacks.
 struct Streams {
     _playing: [cpal::Stream; 2],
+}
+
+/// The error callback of `device`'s stream: what ends the stream fails the card.
+fn on_error(
+    counters: Arc<CardCounters>,
+    kind: &'static str,
+    device: &str,
+) -> impl FnMut(cpal::Error) + Send + 'static {
+    let device = device.to_owned();
+    move |err| {
+        tracing::warn!(%err, %device, "sound card {kind}");
+        if matches!(
+            err.kind(),
+            ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated | ErrorKind::HostUnavailable
+        ) {
+            counters.fail(format!("{kind} device '{device}' stopped: {err}"));
+        }
+    }
 }
 
 fn find(host: &cpal::Host, output: bool, name: &str) -> Result<cpal::Device, SoundCardError> {
@@ -103,6 +123,8 @@ pub(super) fn open(
         .rate
         .store(play_config.sample_rate, Ordering::Relaxed);
 
+    let play_failed = on_error(player.counters.clone(), "playback", output);
+    let capture_failed = on_error(recorder.counters.clone(), "capture", input);
     let channels = usize::from(play_config.channels);
     let mut up = (play_config.sample_rate != RATE).then(|| Resampler::new(RATE, play_config.sample_rate));
     let out_stream = out_device
@@ -125,7 +147,7 @@ pub(super) fn open(
                     .playback_latency_us
                     .store(latency, Ordering::Relaxed);
             },
-            |err| tracing::warn!(%err, "sound card output"),
+            play_failed,
             None,
         )
         .map_err(|e| SoundCardError::Stream(output.to_owned(), e.to_string()))?;
@@ -157,7 +179,7 @@ pub(super) fn open(
                     .capture_latency_us
                     .store(latency, Ordering::Relaxed);
             },
-            |err| tracing::warn!(%err, "sound card input"),
+            capture_failed,
             None,
         )
         .map_err(|e| SoundCardError::Stream(input.to_owned(), e.to_string()))?;

@@ -4,7 +4,9 @@
 //! `pa_simple` asks for ADJUST_LATENCY so the sink and source run at that latency
 //! too. One thread per direction moves 20 ms between the server and our rings
 //! (a blocking write paces playback at the card's clock; a blocking read paces
-//! capture) and records the latency the server reports.
+//! capture) and records the latency the server reports. A stream the server
+//! ends (its sink or source gone) ends its thread and marks the card failed
+//! ([`super::CardCounters::fail`]).
 //!
 //! Why not cpal's PulseAudio host: with cpal 0.18.2 (the pure-Rust `pulseaudio`
 //! 0.3.2 client) the default buffer plays ~2 s behind (PulseAudio's default
@@ -25,7 +27,7 @@ use libpulse_simple_binding::Simple;
 
 use super::{DEFAULT_DEVICE, FRAME, Player, RATE, Recorder, SoundCardError};
 
-/// Bytes of one 20 ms period (16-bit mono).
+/// Bytes of the card's 20 ms period (16-bit mono).
 const PERIOD_BYTES: u32 = 2 * FRAME as u32;
 /// libpulse's "server's choice" for a buffer attribute.
 const ANY: u32 = u32::MAX;
@@ -39,26 +41,33 @@ impl Drop for Running {
     }
 }
 
-pub(crate) fn connect(direction: Direction, device: &str) -> Result<Simple, SoundCardError> {
+/// Connects a stream to `device` with `period_bytes` periods: playback targets
+/// two periods in the server and asks for one at a time, capture delivers one
+/// period per fragment and the server holds four at most.
+pub(crate) fn connect(
+    direction: Direction,
+    device: &str,
+    period_bytes: u32,
+) -> Result<Simple, SoundCardError> {
     let (kind, attr) = match direction {
         Direction::Playback => (
             "output",
             BufferAttr {
-                maxlength: 2 * PERIOD_BYTES,
-                tlength: 2 * PERIOD_BYTES,
-                prebuf: PERIOD_BYTES,
-                minreq: PERIOD_BYTES,
+                maxlength: 2 * period_bytes,
+                tlength: 2 * period_bytes,
+                prebuf: period_bytes,
+                minreq: period_bytes,
                 fragsize: ANY,
             },
         ),
         _ => (
             "input",
             BufferAttr {
-                maxlength: 4 * PERIOD_BYTES,
+                maxlength: 4 * period_bytes,
                 tlength: ANY,
                 prebuf: ANY,
                 minreq: ANY,
-                fragsize: PERIOD_BYTES,
+                fragsize: period_bytes,
             },
         ),
     };
@@ -108,8 +117,8 @@ pub(super) fn open(
     mut player: Player,
     mut recorder: Recorder,
 ) -> Result<Box<dyn Send>, SoundCardError> {
-    let sink = connect(Direction::Playback, output)?;
-    let source = connect(Direction::Record, input)?;
+    let sink = connect(Direction::Playback, output, PERIOD_BYTES)?;
+    let source = connect(Direction::Record, input, PERIOD_BYTES)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let name = output.to_owned();
@@ -125,6 +134,9 @@ pub(super) fn open(
                 // Blocks until the server has room: the card's clock paces us.
                 if let Err(err) = sink.write(&bytes) {
                     tracing::warn!(device = %name, %err, "sound card playback stopped");
+                    player
+                        .counters
+                        .fail(format!("playback device '{name}' stopped: {err}"));
                     return;
                 }
                 if let Ok(latency) = sink.get_latency() {
@@ -143,6 +155,9 @@ pub(super) fn open(
             while !stopped.load(Ordering::Relaxed) {
                 if let Err(err) = source.read(&mut bytes) {
                     tracing::warn!(device = %name, %err, "sound card capture stopped");
+                    recorder
+                        .counters
+                        .fail(format!("capture device '{name}' stopped: {err}"));
                     return;
                 }
                 for pair in bytes.chunks_exact(2) {

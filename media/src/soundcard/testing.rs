@@ -6,7 +6,8 @@
 //! plays into `CARD_OUT`, the modem's microphone records its monitor; the
 //! modem's speaker plays into `MODEM_SPK`, the card captures its monitor). Used
 //! by the sound card tests of this crate and the end-to-end tests; the daemon
-//! stops when the value is dropped.
+//! stops when the value is dropped, and starts again in the same directory at
+//! the same address (a sound server that died and came back).
 //!
 //! It is self-contained: it makes its own authentication cookie in its directory
 //! and tells clients where it is ([`PulseServer::client_env`]), so nothing depends
@@ -64,6 +65,8 @@ impl PulseServer {
     /// not pass without a sound server.
     pub fn start(dir: &Path) -> Result<Self, String> {
         let socket = dir.join("native");
+        // A server that ran here before left its socket: wait for a fresh one.
+        let _ = std::fs::remove_file(&socket);
         let cookie = dir.join("cookie");
         let mut secret = [0u8; COOKIE_LEN];
         rand::fill(&mut secret[..]);
