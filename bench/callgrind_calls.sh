@@ -18,13 +18,17 @@ export RUST_LOG=error OFFHOOK_DATABASE_URL="sqlite://$work/offhook.db"
 export OFFHOOK_SIGNALING__UDP=127.0.0.1:38060 OFFHOOK_SIGNALING__TCP=127.0.0.1:38060 OFFHOOK_SIGNALING__WS=127.0.0.1:38066
 export OFFHOOK_SIGNALING__CALLS_PER_SOURCE_PER_MINUTE=100000000
 "$bin" directory tenant create bench --domain bench.test >/dev/null
+# The tenant's policy defaults (10 calls at once, 1,000 a day and 20,000 a month,
+# 200 a day and 4,000 a month per icon or account) would refuse most calls with 503.
+"$bin" directory tenant policy set bench --max-concurrent 1000 --tenant-daily 1000000 --daily 1000000 \
+  --tenant-monthly 10000000 --monthly 10000000 >/dev/null
 "$bin" directory account create --tenant bench caller --password caller-secret >/dev/null
 "$bin" directory account create --tenant bench relay-b --kind relay --password relay-secret >/dev/null
 "$bin" directory line create line-1 --relay relay-b --device emulated --kind emulated >/dev/null
 # The default policy allows 200 calls a day per icon: spread the calls over icons.
 echo SEQUENTIAL > "$work/icons.csv"
 for n in $(seq 1 $(((calls + 199) / 200))); do
-  "$bin" directory icon create --tenant bench --number 5550100 --public-id "echo-$n" >/dev/null
+  "$bin" directory icon create --tenant bench --number 5550100 --public-id "echo-$n" --per-minute 10000 >/dev/null
   echo "echo-$n;" >> "$work/icons.csv"
 done
 sed 's/\[callee\]/[field0]/g' "$scen/uac.xml" > "$work/uac_icons.xml"

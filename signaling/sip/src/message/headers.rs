@@ -59,6 +59,11 @@ pub(crate) fn canonical_name(name: &str) -> String {
 /// [`canonical_name`] without a copy when the name is spelled canonically
 /// already (as every name the server itself asks for is).
 fn canonical(name: &str) -> std::borrow::Cow<'_, str> {
+    // Exact spellings first: a length check rules out most entries, where the
+    // case-blind search below compares every one.
+    if CANONICAL.iter().any(|(_, canonical)| *canonical == name) {
+        return std::borrow::Cow::Borrowed(name);
+    }
     if let Some((_, canonical)) = CANONICAL.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
         return std::borrow::Cow::Borrowed(canonical);
     }
@@ -89,26 +94,43 @@ fn respelled(name: &str) -> String {
         .join("-")
 }
 
-/// Splits a header value at commas that are outside quotes and angle brackets.
-pub(crate) fn split_values(value: &str) -> Vec<&str> {
-    let (mut parts, mut start, mut quoted, mut angle, mut escaped) = (Vec::new(), 0, false, false, false);
-    for (i, c) in value.char_indices() {
-        match c {
+/// The text before the first comma outside quotes and angle brackets, and what
+/// follows that comma (`None` when there is none). The delimiters are ASCII, so
+/// a byte scan finds them and every cut falls on a character boundary.
+fn split_first(value: &str) -> (&str, Option<&str>) {
+    let (mut quoted, mut angle, mut escaped) = (false, false, false);
+    for (i, b) in value.bytes().enumerate() {
+        match b {
             _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
-            }
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => return (&value[..i], Some(&value[i + 1..])),
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
+    (value, None)
+}
+
+/// The comma-separated values of a header line, trimmed, empty ones skipped.
+fn values(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        loop {
+            let (first, after) = split_first(rest?);
+            rest = after;
+            let first = first.trim();
+            if !first.is_empty() {
+                return Some(first);
+            }
+        }
+    })
+}
+
+/// Splits a header value at commas that are outside quotes and angle brackets.
+pub(crate) fn split_values(value: &str) -> Vec<&str> {
+    values(value).collect()
 }
 
 impl Headers {
@@ -137,7 +159,7 @@ impl Headers {
             .find(|(n, _)| *n == *name)
             .map(|(_, v)| v.as_str())?;
         if MULTI_VALUED.contains(&&*name) {
-            split_values(line).into_iter().next()
+            values(line).next()
         } else {
             Some(line)
         }
@@ -147,11 +169,15 @@ impl Headers {
     pub fn get_all(&self, name: &str) -> Vec<&str> {
         let name = canonical(name);
         let multi = MULTI_VALUED.contains(&&*name);
-        self.0
-            .iter()
-            .filter(|(n, _)| *n == *name)
-            .flat_map(|(_, v)| if multi { split_values(v) } else { vec![v.as_str()] })
-            .collect()
+        let mut all = Vec::new();
+        for (_, value) in self.0.iter().filter(|(n, _)| *n == *name) {
+            if multi {
+                all.extend(values(value));
+            } else {
+                all.push(value.as_str());
+            }
+        }
+        all
     }
 
     /// Whether a header is present.
