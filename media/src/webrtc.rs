@@ -179,6 +179,20 @@ impl WebRtcPeer {
         Ok((peer, answer.to_sdp_string()))
     }
 
+    /// A new offer from the browser during the call (hold or resume by its
+    /// direction; an ICE restart by new `ice-ufrag`/`ice-pwd`, answered with
+    /// new credentials of ours and the same candidates); str0m writes the answer.
+    pub fn reoffer(&mut self, offer: &str) -> Result<String, WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()));
+        self.drain();
+        Ok(answer?.to_sdp_string())
+    }
+
     /// Whether ICE and DTLS are up.
     pub fn is_connected(&self) -> bool {
         self.connected
