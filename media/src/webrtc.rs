@@ -689,6 +689,47 @@ mod tests {
         let quiet = frames[50..].iter().filter(|f| rms(f) < 1000.0).count();
         assert_eq!(quiet, 0, "frames with the tone gone");
     }
+
+    fn ufrag(sdp: &str) -> &str {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .expect("an ice-ufrag")
+    }
+
+    #[test]
+    fn an_ice_restart_offer_gets_new_credentials_and_the_audio_resumes() {
+        let (mut w, first) = world(|_| false);
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let start = w.now;
+        w.run(1000, start, &mut tone);
+        assert!(w.peer.is_connected());
+        let mut change = w.browser.rtc.sdp_api();
+        change.ice_restart(true);
+        let (offer, pending) = change.apply().expect("an ICE restart offer");
+        let offer = offer.to_sdp_string();
+        assert_ne!(ufrag(&offer), "", "{offer}");
+        let answer = w.peer.reoffer(&offer).unwrap();
+        assert_ne!(ufrag(&answer), ufrag(&first), "new credentials of ours");
+        w.browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let restarted = w.now;
+        let (frames, _) = w.run(5000, restarted, &mut tone);
+        assert!(w.peer.is_connected() && !w.peer.is_closed());
+        let tone_frames = frames[frames.len() - 100..]
+            .iter()
+            .filter(|f| rms(f) > 1000.0)
+            .count();
+        assert_eq!(tone_frames, 100, "the browser's tone after the restart");
+        // Hold from the browser: our answer mirrors it.
+        let mut change = w.browser.rtc.sdp_api();
+        change.set_direction(w.browser.mid, Direction::SendOnly);
+        let (offer, _pending) = change.apply().expect("a hold offer");
+        let answer = w.peer.reoffer(&offer.to_sdp_string()).unwrap();
+        assert!(answer.contains("a=recvonly"), "{answer}");
+    }
 }
 
 #[cfg(test)]
