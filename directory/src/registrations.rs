@@ -225,16 +225,28 @@ impl Directory {
     /// Lines (in any state) whose relay has a live binding for them at `now`: what
     /// readiness and the metrics call registered lines.
     pub async fn registered_lines(&self, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        self.count_registered_lines(now, "").await
+    }
+
+    /// Of [`Directory::registered_lines`], those that work at `now`: idle,
+    /// dialing or in a call (not faulty or offline), as the relay set them.
+    pub async fn working_lines(&self, now: i64) -> Result<i64> {
+        self.count_registered_lines(now, " AND l.state IN ('idle', 'dialing', 'in-call')")
+            .await
+    }
+
+    async fn count_registered_lines(&self, now: i64, and_state: &'static str) -> Result<i64> {
+        let sql = format!(
             "SELECT COUNT(DISTINCT l.id) FROM lines l \
              JOIN relays rel ON rel.id = l.relay_id \
              JOIN accounts a ON a.username = rel.name AND a.kind = 'relay' AND a.enabled = 1 \
              JOIN registrations r ON r.tenant_id = a.tenant_id AND r.aor = a.username AND r.contact_user = l.name \
-             WHERE r.expires_at > $1",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+             WHERE r.expires_at > $1{and_state}"
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Every line of every tenant whose relay has a live binding for it at `now`,

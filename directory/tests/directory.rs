@@ -460,6 +460,12 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
         assert_eq!(routable.len(), 1);
         assert_eq!(routable[0].line.state, LineState::Dialing);
         assert_eq!(routable[0].relay, "relay-1");
+        // Readiness counts it while it works, not once it is faulty.
+        assert_eq!(d.working_lines(0).await.unwrap(), 1);
+        d.set_line_state(&line, LineState::Fault).await.unwrap();
+        assert_eq!(d.working_lines(0).await.unwrap(), 0);
+        assert_eq!(d.registered_lines(0).await.unwrap(), 1);
+        d.set_line_state(&line, LineState::Dialing).await.unwrap();
 
         // Closing writes what is queued.
         let cdr = cdr_for(&a, &icon, "last").into_cdr().unwrap();

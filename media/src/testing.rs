@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use offhook_sip::endpoint::Endpoint;
 
-use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use crate::dsp::g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::Tone;
 use crate::emulator::{Emulator, Faults};
 use crate::modem::{DriverOutput, LineCommand, LineEvent, LineHandle, ModemDriver};
@@ -238,8 +238,8 @@ impl RelaySide {
     }
 }
 
-/// A caller's media: a 1 kHz tone as PCMU every 20 ms while `sending`, a key
-/// as telephone-events when asked; what comes back, decoded.
+/// A caller's media: a 1 kHz tone as PCMU (or PCMA) every 20 ms while
+/// `sending`, a key as telephone-events when asked; what comes back, decoded.
 #[derive(Debug)]
 pub struct CallerMedia {
     tone: Tone,
@@ -257,6 +257,8 @@ pub struct CallerMedia {
     pub key: Option<char>,
     /// Sends silence instead of the tone (bursts, for latency measurements).
     pub quiet: bool,
+    /// The codec the tone goes out in.
+    pub codec: crate::sdp::G711,
 }
 
 impl Default for CallerMedia {
@@ -271,6 +273,7 @@ impl Default for CallerMedia {
             rtcp: 0,
             key: None,
             quiet: false,
+            codec: crate::sdp::G711::Pcmu,
         }
     }
 }
@@ -304,12 +307,16 @@ impl CallerMedia {
                 self.packet(101, &[event, 0x80 | 10, 0x03, 0x20])
             }
             None => {
-                let quiet = self.quiet;
+                let (quiet, codec) = (self.quiet, self.codec);
                 let audio: Vec<u8> = (0..160)
-                    .map(|_| linear_to_ulaw(self.tone.next_sample()))
-                    .map(|code| if quiet { 0xFF } else { code })
+                    .map(|_| self.tone.next_sample())
+                    .map(|sample| if quiet { 0 } else { sample })
+                    .map(|sample| match codec {
+                        crate::sdp::G711::Pcmu => linear_to_ulaw(sample),
+                        crate::sdp::G711::Pcma => linear_to_alaw(sample),
+                    })
                     .collect();
-                self.packet(0, &audio)
+                self.packet(codec.payload_type(), &audio)
             }
         };
         Some((to, packet))
@@ -321,9 +328,14 @@ impl CallerMedia {
             self.rtcp += 1;
         } else if let Ok(packet) = parse(bytes) {
             self.payload_types.push(packet.payload_type);
-            if packet.payload_type == 0 {
-                self.heard
-                    .extend(packet.payload.iter().map(|&c| ulaw_to_linear(c)));
+            match packet.payload_type {
+                0 => self
+                    .heard
+                    .extend(packet.payload.iter().map(|&c| ulaw_to_linear(c))),
+                8 => self
+                    .heard
+                    .extend(packet.payload.iter().map(|&c| alaw_to_linear(c))),
+                _ => {}
             }
         }
     }

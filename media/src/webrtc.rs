@@ -205,6 +205,20 @@ impl WebRtcPeer {
         Ok((peer, packing.annotate_answer(&answer.to_sdp_string())))
     }
 
+    /// A new offer from the browser during the call (hold or resume by its
+    /// direction; an ICE restart by new `ice-ufrag`/`ice-pwd`, answered with
+    /// new credentials of ours and the same candidates); str0m writes the answer.
+    pub fn reoffer(&mut self, offer: &str) -> Result<String, WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()));
+        self.drain();
+        Ok(answer?.to_sdp_string())
+    }
+
     /// Whether ICE and DTLS are up.
     pub fn is_connected(&self) -> bool {
         self.connected
@@ -824,6 +838,47 @@ mod tests {
         let (w, _) = world_offering(|seq| seq % 25 == 0, narrow, 480);
         let counts = assert_losses_concealed(w, 18_000, 100 * MS, 500.0);
         assert_eq!(counts.jitter.concealed, 0, "{counts:?}");
+    }
+
+    fn ufrag(sdp: &str) -> &str {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .expect("an ice-ufrag")
+    }
+
+    #[test]
+    fn an_ice_restart_offer_gets_new_credentials_and_the_audio_resumes() {
+        let (mut w, first) = world(|_| false);
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let start = w.now;
+        w.run(1000, start, &mut tone);
+        assert!(w.peer.is_connected());
+        let mut change = w.browser.rtc.sdp_api();
+        change.ice_restart(true);
+        let (offer, pending) = change.apply().expect("an ICE restart offer");
+        let offer = offer.to_sdp_string();
+        assert_ne!(ufrag(&offer), "", "{offer}");
+        let answer = w.peer.reoffer(&offer).unwrap();
+        assert_ne!(ufrag(&answer), ufrag(&first), "new credentials of ours");
+        w.browser
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        let restarted = w.now;
+        let (frames, _) = w.run(5000, restarted, &mut tone);
+        assert!(w.peer.is_connected() && !w.peer.is_closed());
+        let tone_frames = frames[frames.len() - 100..]
+            .iter()
+            .filter(|f| rms(f) > 1000.0)
+            .count();
+        assert_eq!(tone_frames, 100, "the browser's tone after the restart");
+        // Hold from the browser: our answer mirrors it.
+        let mut change = w.browser.rtc.sdp_api();
+        change.set_direction(w.browser.mid, Direction::SendOnly);
+        let (offer, _pending) = change.apply().expect("a hold offer");
+        let answer = w.peer.reoffer(&offer.to_sdp_string()).unwrap();
+        assert!(answer.contains("a=recvonly"), "{answer}");
     }
 }
 

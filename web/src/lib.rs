@@ -167,15 +167,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the directory database answers and at least one relay has
-/// registered a line (otherwise no call could be placed).
+/// Readiness: the directory database answers and at least one line that a
+/// relay registered works (idle, dialing or in a call; otherwise no call
+/// could be placed), like the relay's own `/readyz`.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     let now = chrono::Utc::now().timestamp_millis();
-    match state.directory.registered_lines(now).await {
-        Ok(0) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no relay has registered a line\n",
-        ),
+    match state.directory.working_lines(now).await {
+        Ok(0) => (StatusCode::SERVICE_UNAVAILABLE, "no registered line works\n"),
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(err) => {
             tracing::warn!(%err, "readiness: directory unreachable");

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::legs::{MediaLeg, Port};
+use super::legs::{MediaLeg, Port, Reoffer};
 use super::liveness::Health;
 use super::stats::{LegCounts, RelayStats};
 use crate::modem::LineCommand;
@@ -61,6 +61,11 @@ impl Bridge {
     /// Whether the line's audio goes to the caller, from now on.
     pub(crate) fn set_sending(&mut self, sending: bool) {
         self.sending = sending;
+    }
+
+    /// A new offer in the dialog, for the leg (see [`MediaLeg::reoffer`]).
+    pub(crate) fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String> {
+        self.leg.reoffer(offer)
     }
 
     /// A key the caller sent outside the media (SIP INFO), for the line; a

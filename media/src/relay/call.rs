@@ -13,8 +13,8 @@
 //! for the line's failures, 488 for an offer the leg cannot take, nothing when
 //! the caller cancelled (the SIP layer answered 487). Once answered, an RTP/AVP
 //! call takes new offers in its dialog (re-INVITE, UPDATE): hold and resume,
-//! answered 200 with the direction mirrored and the `o=` version bumped (an
-//! offer of ours to a re-INVITE without SDP). Every way out of the call
+//! a new codec, a new address, answered 200 with the direction mirrored and
+//! the `o=` version bumped (an offer of ours to a re-INVITE without SDP). Every way out of the call
 //! gives the line back: idle once on hook, or faulty with the reason.
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +27,7 @@ use rand::Rng;
 
 use super::bridge::Bridge;
 use super::info::{self, InfoBody};
-use super::legs::{MediaLeg, Port, RtpLeg};
+use super::legs::{MediaLeg, Port, Reoffer, RtpLeg};
 use super::liveness::{Timeouts, Watchdog};
 use super::stats::RelayStats;
 use crate::modem::{LineCommand, LineEvent};
@@ -146,7 +146,7 @@ pub(crate) struct Env<'a> {
 /// What our RTP/AVP SDP says, for the answers to later offers in the dialog.
 #[derive(Debug)]
 struct LocalSdp {
-    /// The offer last taken (its codec stays the call's).
+    /// The offer last taken.
     negotiated: Negotiated,
     at: SocketAddr,
     rtcp_port: u16,
@@ -625,27 +625,50 @@ impl Talking {
         }
     }
 
-    /// A new offer (re-INVITE, UPDATE): the same codec with another direction
-    /// is taken; audio to the caller stops while it does not take it, and the
-    /// RTP watch pauses while the caller sends none. No SDP: our offer, as
-    /// things stand (its answer in the ACK changes nothing). WebRTC calls
-    /// (ICE restart) and codec changes are refused 488.
+    /// A new offer (re-INVITE, UPDATE) on an RTP/AVP call: its direction (audio
+    /// to the caller stops while it does not take it, the RTP watch pauses
+    /// while it sends none), its codec (the first offered we carry) and its
+    /// address (a zero `c=` of an old-style hold keeps the last one) are taken
+    /// and answered 200; an offer we cannot take, or one that turns
+    /// `rtcp-mux` on or off, gets 488 and the call goes on as it was (RFC 3264
+    /// s8). No SDP: our offer, as things stand (its answer in the ACK changes
+    /// nothing). A WebRTC call's offer goes to str0m, which answers it (a
+    /// WebRTC re-INVITE without SDP gets 488).
     fn on_offer(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
         let refuse = (488, "Not Acceptable Here");
+        let text = std::str::from_utf8(&request.body).ok();
         let Some(local) = &mut self.local else {
-            return respond(env, key, request, refuse, None);
+            // WebRTC: str0m answers the browser's offer (hold, ICE restart).
+            return match text
+                .filter(|t| !t.is_empty())
+                .map(|t| self.bridge.reoffer(Reoffer::WebRtc(t)))
+            {
+                Some(Ok(Some(answer))) => accept_offer(env, key, request, answer),
+                _ => respond(env, key, request, refuse, None),
+            };
         };
         if request.body.is_empty() {
             return accept_offer(env, key, request, local.next());
         }
-        let offer = std::str::from_utf8(&request.body)
-            .ok()
-            .and_then(|text| sdp::negotiate(text).ok());
-        let Some(offer) = offer.filter(|o| o.codec == local.negotiated.codec) else {
+        let offer = text.and_then(|text| sdp::negotiate(text).ok());
+        let Some(mut offer) = offer.filter(|o| o.rtcp_mux == local.negotiated.rtcp_mux) else {
             return respond(env, key, request, refuse, None);
         };
+        if offer.remote.ip().is_unspecified() {
+            offer.remote = local.negotiated.remote;
+            offer.remote_rtcp = local.negotiated.remote_rtcp;
+        }
+        if let Err(why) = self.bridge.reoffer(Reoffer::Rtp(&offer)) {
+            tracing::warn!(%why, "re-offer refused");
+            return respond(env, key, request, refuse, None);
+        }
         let direction = offer.direction;
-        local.negotiated.direction = direction;
+        tracing::info!(
+            direction = direction.as_str(),
+            codec = offer.codec.name(),
+            "call re-offered"
+        );
+        local.negotiated = offer;
         let answer = local.next();
         self.bridge.set_sending(direction.receives());
         if direction.sends() {
@@ -653,7 +676,6 @@ impl Talking {
         } else {
             self.watchdog.pause();
         }
-        tracing::info!(direction = direction.as_str(), "call re-offered");
         accept_offer(env, key, request, answer);
     }
 

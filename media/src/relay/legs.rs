@@ -60,6 +60,20 @@ pub(crate) trait MediaLeg: Send {
     fn peer_reports(&self) -> Option<PeerReports>;
     /// What the leg counted since the call began, for the relay's metrics.
     fn counts(&self) -> LegCounts;
+    /// A new offer in the call's dialog (re-INVITE, UPDATE) of the leg's own
+    /// kind: taken from now on, with the answer when the leg writes its own;
+    /// `Err` (the call answers 488) leaves the leg as it was (RFC 3264 s8).
+    fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String>;
+}
+
+/// A new offer in a call's dialog, for its leg.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reoffer<'a> {
+    /// RTP/AVP, negotiated: its codec, telephone-event and addresses (the
+    /// call writes the answer).
+    Rtp(&'a Negotiated),
+    /// A browser's SDP.
+    WebRtc(&'a str),
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -200,6 +214,28 @@ impl MediaLeg for RtpLeg {
         Some(self.rtcp.peer())
     }
 
+    /// The new codec goes out from the next packet (the line side transcodes
+    /// as before; what comes in is decoded by its payload type); a new
+    /// address gets our media, and the source latch starts over there.
+    fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String> {
+        let Reoffer::Rtp(negotiated) = offer else {
+            return Err("a WebRTC offer on an RTP/AVP call".into());
+        };
+        if negotiated.codec != self.codec {
+            self.codec = negotiated.codec;
+            self.sender.set_payload_type(negotiated.codec.payload_type());
+        }
+        if negotiated.dtmf_payload_type != self.dtmf_payload_type {
+            self.dtmf_payload_type = negotiated.dtmf_payload_type;
+            self.receiver
+                .set_map(PayloadMap::g711(negotiated.dtmf_payload_type));
+        }
+        self.remote = negotiated.remote;
+        self.remote_rtcp = negotiated.remote_rtcp;
+        self.source.resignal(negotiated.remote);
+        Ok(None)
+    }
+
     fn counts(&self) -> LegCounts {
         let jitter = self.jitter.stats();
         LegCounts {
@@ -251,6 +287,15 @@ impl MediaLeg for WebRtcPeer {
 
     fn send_dtmf(&mut self, key: char) {
         self.send_key(key, KEY_DURATION);
+    }
+
+    fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String> {
+        let Reoffer::WebRtc(sdp) = offer else {
+            return Err("an RTP/AVP offer on a WebRTC call".into());
+        };
+        WebRtcPeer::reoffer(self, sdp)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     fn peer_reports(&self) -> Option<PeerReports> {

@@ -50,6 +50,16 @@ impl SourceLatch {
         ours
     }
 
+    /// A new offer in the dialog (signed by signaling) names another address:
+    /// the latch starts over there, with the same rules (its host only, then
+    /// its first valid packet's exact address); the old source is foreign.
+    pub fn resignal(&mut self, signaled: SocketAddr) {
+        if signaled != self.signaled {
+            self.signaled = signaled;
+            self.latched = None;
+        }
+    }
+
     /// A valid RTP packet came from `from` (already admitted): the first one latches.
     pub fn confirm(&mut self, from: SocketAddr) {
         self.latched.get_or_insert(from);
@@ -103,6 +113,26 @@ mod tests {
         latch.confirm(addr("192.0.2.10:4000"));
         assert_eq!(latch.latched(), Some(addr("192.0.2.10:31000")));
         assert_eq!(latch.foreign(), 2);
+    }
+
+    #[test]
+    fn a_new_signaled_address_moves_the_latch_and_the_old_source_is_foreign() {
+        let mut latch = SourceLatch::new(addr("192.0.2.10:4000"));
+        latch.confirm(addr("192.0.2.10:4000"));
+        latch.resignal(addr("192.0.2.10:4000"));
+        assert_eq!(
+            latch.latched(),
+            Some(addr("192.0.2.10:4000")),
+            "same address: kept"
+        );
+        latch.resignal(addr("198.51.100.7:5000"));
+        assert_eq!(latch.latched(), None);
+        assert!(!latch.admit(addr("192.0.2.10:4000")), "the old source");
+        assert!(!latch.admit(addr("203.0.113.5:5000")), "a third host");
+        assert!(latch.admit(addr("198.51.100.7:5002")));
+        latch.confirm(addr("198.51.100.7:5002"));
+        assert!(!latch.admit(addr("198.51.100.7:5000")));
+        assert_eq!(latch.foreign(), 3);
     }
 
     #[test]

@@ -251,6 +251,12 @@ impl RtpReceiver {
         }
     }
 
+    /// A new negotiation in the session (RFC 3264 s8): payload types map per
+    /// `map` from the next datagram; the locked source stays.
+    pub fn set_map(&mut self, map: PayloadMap) {
+        self.map = map;
+    }
+
     /// Checks one datagram; `Err` means it was dropped (and counted).
     pub fn receive<'a>(&mut self, datagram: &'a [u8]) -> Result<RtpPacket<'a>, DropReason> {
         let verdict = self.validate(datagram);

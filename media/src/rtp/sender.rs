@@ -87,6 +87,12 @@ impl RtpSender {
         }
     }
 
+    /// The audio goes out as `payload_type` from the next packet (a codec
+    /// changed by a new offer); SSRC, sequence and timestamps run on.
+    pub fn set_payload_type(&mut self, payload_type: u8) {
+        self.payload_type = payload_type & 0x7f;
+    }
+
     /// Samples waiting for their packet.
     pub fn backlog(&self) -> usize {
         self.pending.len()

@@ -296,28 +296,97 @@ fn hold_stops_audio_to_the_caller_and_pauses_the_rtp_watch_until_unhold() {
     sim.wait_idle(10 * SECOND);
 }
 
+/// The echo's level in the caller's last 0.5 s.
+fn echo_level(sim: &Sim) -> f64 {
+    let last: Vec<i16> = sim.media.heard.iter().rev().take(4000).copied().collect();
+    assert_eq!(last.len(), 4000, "audio came back");
+    relative_level(&last, 1000.0, 8000.0)
+}
+
 #[test]
-fn a_codec_change_is_refused_488_and_the_call_goes_on() {
+fn a_codec_change_is_answered_in_the_new_codec_and_the_audio_goes_on_in_it() {
     let mut sim = Sim::new(&[LINE], &[]);
     let session = sim.call(Some(LINE), ECHO);
     let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
     assert_eq!(status, 200);
-    let pcma = rtp_offer("sendrecv")
-        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
-        .replace("0 PCMU", "8 PCMA");
-    let extra = Reply::default().body(Body::sdp(pcma));
-    sim.caller
-        .request(sim.now, session, Method::Invite, &extra)
-        .unwrap();
-    sim.run(SECOND);
-    assert!(
-        sim.events
-            .iter()
-            .any(|e| matches!(e, UaEvent::InDialogResponse { status: 488, .. }))
-    );
-    sim.send_tone_to(&ok.unwrap());
+    sim.send_tone_to(ok.as_ref().unwrap());
     sim.run(2 * SECOND);
-    assert!(sim.media.heard.len() > 8000);
+    // PCMA first, PCMU still offered: the first one we carry is taken.
+    let pcma = rtp_offer("sendrecv")
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 0 101")
+        .replace("a=rtpmap:0 PCMU", "a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU");
+    let changed = sim.reoffer_sdp(session, Method::Invite, pcma);
+    assert_eq!(changed.status, 200);
+    let answer = String::from_utf8_lossy(&changed.body).into_owned();
+    assert!(answer.contains(" RTP/AVP 8 101\r\n"), "{answer}");
+    assert!(answer.contains("a=rtpmap:8 PCMA/8000\r\n"), "{answer}");
+    sim.media.codec = crate::sdp::G711::Pcma;
+    let before = sim.media.payload_types.len();
+    sim.run(3 * SECOND);
+    let since: Vec<u8> = sim.media.payload_types[before + 5..].to_vec();
+    assert!(since.len() > 100 && since.iter().all(|&pt| pt == 8), "{since:?}");
+    assert!(echo_level(&sim) > 0.3, "the echo in PCMA");
+    assert_eq!(sim.state(LINE), LineState::InCall);
+}
+
+#[test]
+fn an_offer_with_no_codec_of_ours_gets_488_and_the_call_goes_on_as_it_was() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    sim.send_tone_to(ok.as_ref().unwrap());
+    let opus = rtp_offer("sendrecv")
+        .replace("RTP/AVP 0 101", "RTP/AVP 111")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:111 opus/48000/2");
+    assert_eq!(sim.reoffer_sdp(session, Method::Invite, opus).status, 488);
+    let unmuxed = rtp_offer("sendrecv").replace("a=rtcp-mux\r\n", "");
+    assert_eq!(sim.reoffer_sdp(session, Method::Update, unmuxed).status, 488);
+    let before = sim.media.payload_types.len();
+    sim.run(2 * SECOND);
+    assert!(sim.media.payload_types[before..].iter().all(|&pt| pt == 0));
+    assert!(echo_level(&sim) > 0.3, "the echo in PCMU");
+    assert_eq!(sim.state(LINE), LineState::InCall);
+    // The next offer is answered against the session as it was.
+    let again = sim.reoffer(session, Method::Invite, "sendrecv");
+    assert_eq!(again.status, 200);
+    assert!(String::from_utf8_lossy(&again.body).contains(" RTP/AVP 0 101\r\n"));
+}
+
+#[test]
+fn a_new_address_in_a_reoffer_gets_the_audio_and_the_old_one_is_not_heard() {
+    let mut sim = Sim::new(&[LINE], &[]);
+    let session = sim.call(Some(LINE), ECHO);
+    let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+    assert_eq!(status, 200);
+    let ok = ok.unwrap();
+    sim.send_tone_to(&ok);
+    sim.run(2 * SECOND);
+    let (&call, _) = sim.bound.iter().next().expect("the call's media bound");
+    let moved = rtp_offer("sendrecv")
+        .replace("127.0.0.2", "127.0.0.4")
+        .replace("m=audio 6000", "m=audio 6100");
+    assert_eq!(sim.reoffer_sdp(session, Method::Invite, moved).status, 200);
+    sim.caller_rtp = addr("127.0.0.4:6100");
+    // The old address (and a third host) keep sending another tone: refused.
+    let mut spray = Tone::new(2500.0, 8000.0, 8000.0);
+    let before = sim.media.heard.len();
+    for step in 0..150u16 {
+        for (n, from) in [addr(CALLER_RTP), addr("127.0.0.66:6100")].iter().enumerate() {
+            let packet = tone_packet(0xBAD0 + n as u32, 5000 + step, &mut spray);
+            let now = sim.now;
+            sim.gateway.handle_media(now, call, Port::Rtp, *from, &packet);
+        }
+        sim.run(Duration::from_millis(20));
+    }
+    assert!(
+        sim.media.heard.len() - before > 16000,
+        "our audio goes to the new address"
+    );
+    assert!(echo_level(&sim) > 0.3, "the caller's tone from its new address");
+    let heard: Vec<i16> = sim.media.heard.iter().rev().take(8000).copied().collect();
+    let foreign = relative_level(&heard, 2500.0, 8000.0);
+    assert!(foreign < 0.01, "the old address heard: level {foreign}");
     assert_eq!(sim.state(LINE), LineState::InCall);
 }
 

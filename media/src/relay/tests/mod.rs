@@ -88,6 +88,8 @@ struct Sim {
     caller: UserAgent,
     registrar: Registrar,
     media: CallerMedia,
+    /// Where the caller's RTP comes from and goes to (its SDP says so).
+    caller_rtp: SocketAddr,
     /// The relay's media sockets, as the harness "bound" them.
     bound: HashMap<CallId, MediaAddrs>,
     next_port: u16,
@@ -163,6 +165,7 @@ impl Sim {
             caller: UserAgent::new(bound_endpoint(addr(CALLER), 13), UaConfig::default()),
             registrar: Registrar::new(addr(REGISTRAR), DOMAIN, "relay", "secret", 300),
             media: CallerMedia::default(),
+            caller_rtp: addr(CALLER_RTP),
             bound: HashMap::new(),
             next_port: 40_000,
             drop_acks: 0,
@@ -273,7 +276,7 @@ impl Sim {
                     self.gateway.handle_media_bound(self.now, call, Ok(addrs));
                 }
                 Output::Media { to, bytes, .. } => {
-                    if to == addr(CALLER_RTP) {
+                    if to == self.caller_rtp {
                         self.media.receive(&bytes);
                     }
                 }
@@ -324,7 +327,7 @@ impl Sim {
                 .find_map(|(call, a)| (a.rtp == to).then_some(*call));
             if let Some(call) = target {
                 self.gateway
-                    .handle_media(self.now, call, Port::Rtp, addr(CALLER_RTP), &packet);
+                    .handle_media(self.now, call, Port::Rtp, self.caller_rtp, &packet);
             }
         }
         while let Some(event) = self.caller.poll_event() {
@@ -406,7 +409,13 @@ impl Sim {
     /// The caller offers `direction` again in the call's dialog by `method`
     /// (re-INVITE or UPDATE); the final answer, once it came.
     fn reoffer(&mut self, session: SessionId, method: Method, direction: &str) -> Response {
-        let extra = Reply::default().body(Body::sdp(rtp_offer(direction)));
+        self.reoffer_sdp(session, method, rtp_offer(direction))
+    }
+
+    /// The caller offers `sdp` in the call's dialog by `method`; the final
+    /// answer, once it came.
+    fn reoffer_sdp(&mut self, session: SessionId, method: Method, sdp: String) -> Response {
+        let extra = Reply::default().body(Body::sdp(sdp));
         self.caller
             .request(self.now, session, method.clone(), &extra)
             .unwrap();
