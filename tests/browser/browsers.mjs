@@ -42,18 +42,6 @@ export function openBrowser(name, wav, extra = {}) {
   return puppeteer.launch({ browser: "chrome", executablePath: "/usr/bin/chromium", headless: true, args });
 }
 
-/// Embeds icon `iconId`'s widget as a site owner's page does (a script tag for
-/// `/widget.js`), unless the page already shows it.
-export function embedWidget(page, iconId) {
-  return page.evaluate((icon) => {
-    if (document.querySelector(`.offhook-widget[data-icon="${icon}"]`)) return;
-    const script = document.createElement("script");
-    script.src = "/widget.js";
-    script.dataset.icon = icon;
-    document.body.appendChild(script);
-  }, iconId);
-}
-
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 

@@ -7,7 +7,7 @@
 // usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab] [link profile: auto|narrow|wide]
 // (Firefox's fake microphone plays its own 1 kHz tone instead of the WAV.)
 import { readdirSync, readFileSync } from "node:fs";
-import { embedWidget, openBrowser } from "./browsers.mjs";
+import { openBrowser } from "./browsers.mjs";
 
 const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up", linkProfile] =
   process.argv.slice(2);
@@ -55,7 +55,13 @@ try {
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(pageUrl);
   // Like a site owner's page: embed the icon's widget if the page does not show it.
-  await embedWidget(page, iconId);
+  await page.evaluate((icon) => {
+    if (document.querySelector(`.offhook-widget[data-icon="${icon}"]`)) return;
+    const script = document.createElement("script");
+    script.src = "/widget.js";
+    script.dataset.icon = icon;
+    document.body.appendChild(script);
+  }, iconId);
   // Once the widget knows what the icon is: a refused one shows why before any click.
   await until((find) => { const w = eval(find); return w && w.info; }, widget, 10000);
   const refusedBeforeClick = ["closed", "disabled", "not-allowed", "unknown", "unavailable"];

@@ -6,7 +6,7 @@
 // remote track), so both share the browser's one clock. Writes the WAV, prints a
 // JSON report (connect time, WebRTC receive statistics).
 // usage: node mouth2ear.mjs <page-url> <mic.wav> <icon-public-id> <seconds> <out.wav> [chromium flags…]
-import { embedWidget, openBrowser } from "./browsers.mjs";
+import { openBrowser } from "./browsers.mjs";
 import { writeFileSync } from "node:fs";
 
 const [pageUrl, wav, iconId, seconds, out, ...flags] = process.argv.slice(2);
@@ -22,7 +22,13 @@ try {
   const page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(pageUrl);
-  await embedWidget(page, iconId);
+  await page.evaluate((icon) => {
+    if (document.querySelector(`.offhook-widget[data-icon="${icon}"]`)) return;
+    const script = document.createElement("script");
+    script.src = "/widget.js";
+    script.dataset.icon = icon;
+    document.body.appendChild(script);
+  }, iconId);
   const until = (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 100 }, arg);
   await until((find) => { const w = eval(find); return w && w.info; }, widget, 10000);
   const clicked = Date.now();

@@ -26,7 +26,7 @@ const QUEUE: usize = 50;
 const SPEAKER_QUEUE: usize = 2;
 /// The ports' period on the sound server (10 ms, 16-bit mono): half the card's,
 /// as an analogue port adds next to no delay.
-const PORT_PERIOD_BYTES: u32 = FRAME as u32; // FRAME / 2 samples of 2 bytes
+const PORT_PERIOD_BYTES: u32 = (2 * FRAME / 2) as u32;
 
 /// Where an emulated modem's audio ports are wired (PulseAudio names).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
