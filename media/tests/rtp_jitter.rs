@@ -289,3 +289,70 @@ fn depth_follows_a_jitter_burst_and_shrinks_back() {
     assert!(burst.iter().all(|d| *d <= 200 * MS), "{burst:?}");
     assert!(after.iter().all(|d| *d <= 40 * MS), "shrinks back: {after:?}");
 }
+
+/// Audio frames among the pops of each simulated 100 ms from `from` to `until`,
+/// packets arriving at `arrival(i)`.
+fn audio_per_100ms(
+    jb: &mut JitterBuffer,
+    t0: Instant,
+    span: (Duration, Duration),
+    arrival: impl Fn(u32) -> Duration,
+) -> Vec<u32> {
+    let (from, until) = span;
+    let (mut next, mut tick, mut counts) = (0, from, vec![0]);
+    while tick < until {
+        while arrival(next) <= tick {
+            jb.push(t0 + arrival(next), sim_packet(next));
+            next += 1;
+        }
+        if jb.pop(t0 + tick).kind == FrameKind::Audio {
+            *counts.last_mut().unwrap() += 1;
+        }
+        tick += 20 * MS;
+        if (tick - from).as_millis() % 100 == 0 && tick < until {
+            counts.push(0);
+        }
+    }
+    counts
+}
+
+#[test]
+fn a_sender_that_stalls_and_goes_on_is_heard_again_at_once() {
+    // The browser's capture stalls for 1 s at 5 s (a loaded machine) and then
+    // goes on where it was: every later packet arrives 1 s later than its
+    // timestamp says, more than the buffer's maximum delay can wait for. The
+    // playout must take up the new delay within a few frames, not wait for the
+    // old fastest transit to leave its window.
+    let stall = 1000 * MS;
+    let arrival = |i: u32| 20 * MS * i + 35 * MS + if i >= 250 { stall } else { Duration::ZERO };
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let counts = audio_per_100ms(&mut jb, t0, (7 * MS, 15_007 * MS), arrival);
+    eprintln!("audio frames per 100 ms: {counts:?} {:?}", jb.stats());
+    let resumed = 60 + 4;
+    assert!(
+        counts[resumed..].iter().all(|&n| n == 5),
+        "heard again from 400 ms after the stall ends: {counts:?}"
+    );
+    assert!(jb.stats().added_delay <= 60 * MS, "{:?}", jb.stats());
+}
+
+#[test]
+fn a_burst_after_a_stall_costs_only_the_burst() {
+    // We stalled for 1 s (starved of CPU): the packets of that second are read
+    // at once, all too late; the next ones are on time again. Playout goes on
+    // with the old delay, no re-anchor.
+    let arrival = |i: u32| match i {
+        250..300 => 6035 * MS,
+        _ => 20 * MS * i + 35 * MS,
+    };
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let counts = audio_per_100ms(&mut jb, t0, (7 * MS, 10_007 * MS), arrival);
+    eprintln!("audio frames per 100 ms: {counts:?} {:?}", jb.stats());
+    assert!(
+        counts[62..].iter().all(|&n| n == 5),
+        "on time again after the burst: {counts:?}"
+    );
+    assert_eq!(jb.stats().resets, 0, "{:?}", jb.stats());
+}

@@ -13,7 +13,12 @@
 //! `k` times the interarrival jitter (RFC 3550's estimate, averaged more slowly),
 //! bounded by a minimum and a maximum.
 //! A late packet raises the target at once towards what would have caught it (by
-//! up to a frame); the target falls back slowly. Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
+//! up to a frame); the target falls back slowly. Packets later than the maximum
+//! delay could catch, arriving for [`STEP_TICKS`] on end, are a step, not a
+//! spike: the sender stalled and went on where it was (a loaded machine), or the
+//! route got longer. Waiting for the old fastest transit to leave its window
+//! would lose seconds of audio; the buffer re-anchors on the new delay instead.
+//! A burst of late packets read at once (we stalled) is no step: it is dropped. Growing (holding playout one frame) happens at once; shrinking (skipping a frame)
 //! happens freely in silence and otherwise at most once per `shrink_interval`.
 //! Before the first pop (a call not answered yet) only the last `max_delay` of
 //! audio is kept, and playout starts in the present, never on that stale audio.
@@ -40,6 +45,9 @@ const SMOOTH_JITTER_GAIN: f64 = 128.0;
 const TARGET_FALL_PER_POP: i64 = 1;
 /// Sequence numbers remembered for duplicate detection.
 const SEEN_WINDOW: u64 = 1024;
+/// How long packets too late for the maximum delay must keep arriving before
+/// they count as a step in the delay (100 ms).
+const STEP_TICKS: i64 = 800;
 
 /// How the buffer adapts.
 #[derive(Debug, Clone, Copy)]
@@ -237,6 +245,8 @@ pub struct JitterBuffer {
     /// (arrival, transit) in ticks, increasing transit: a sliding minimum.
     transits: VecDeque<(i64, i64)>,
     last_shrink: Option<Instant>,
+    /// Arrival of the first of the packets in a row too late for the maximum delay.
+    too_late_since: Option<i64>,
     stats: JitterStats,
 }
 
@@ -260,6 +270,7 @@ impl JitterBuffer {
             last_transit: None,
             transits: VecDeque::new(),
             last_shrink: None,
+            too_late_since: None,
             stats: JitterStats::default(),
         }
     }
@@ -334,17 +345,30 @@ impl JitterBuffer {
             } else if ts + len <= play {
                 self.stats.late += 1;
                 self.observe_transit(arrival, arrival - ts);
-                // Grow fast: steer at once towards a delay that would have caught
-                // it, one frame per late packet so a lone spike costs little.
                 let min_transit = self.transits.front().map_or(0, |&(_, t)| t);
                 let catch = arrival - ts - min_transit;
-                self.target = self.target.max(catch.min(self.target + FRAME_TICKS));
-                return;
+                if catch <= self.delay_ticks(self.config.max_delay) {
+                    // Grow fast: steer at once towards a delay that would have caught
+                    // it, one frame per late packet so a lone spike costs little.
+                    self.target = self.target.max(catch.min(self.target + FRAME_TICKS));
+                    self.too_late_since = None;
+                    return;
+                }
+                let since = *self.too_late_since.get_or_insert(arrival);
+                if arrival - since < STEP_TICKS {
+                    return;
+                }
+                // A step in the delay (see the module comment): this packet anchors
+                // the playout afresh, at the delay the jitter asks for.
+                self.reanchor();
+                self.stats.resets += 1;
+                self.target = 0;
             } else if packet.marker && self.queued_end().is_none_or(|end| end <= play) {
                 // A new talkspurt with nothing left to play: start it afresh.
                 self.reanchor();
             }
         }
+        self.too_late_since = None;
         self.observe_transit(arrival, arrival - ts);
         if len > 0 && len <= MAX_PACKET_TICKS && !self.queued.contains_key(&ts) {
             self.queued.insert(ts, packet.samples);
