@@ -34,7 +34,7 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaTime, Mid, Pt, TelephoneEvent as ToneEvent};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
 
 use crate::dsp::g711::{alaw_to_linear, ulaw_to_linear};
 use crate::rtp::dtmf::{SEND_VOLUME, TelephoneEvent, digit, event_code};
@@ -239,6 +239,12 @@ impl WebRtcPeer {
                 }
                 Ok(Output::Transmit(t)) => self.transmits.push_back((t.destination, t.contents.to_vec())),
                 Ok(Output::Event(event)) => self.on_event(event),
+                // One packet of the peer's that does not depacketize (say a
+                // telephone event cut short, as Chromium sent after its audio
+                // stalled): that packet is dropped, the session goes on.
+                Err(RtcError::Packet(mid, pt, err)) => {
+                    tracing::debug!(%mid, %pt, %err, "malformed media packet dropped");
+                }
                 Err(err) => {
                     tracing::debug!(%err, "WebRTC session failed");
                     self.closed = true;
@@ -697,6 +703,27 @@ mod tests {
     fn rms(frame: &[u8; 160]) -> f64 {
         let sum: f64 = frame.iter().map(|&c| f64::from(ulaw_to_linear(c)).powi(2)).sum();
         (sum / 160.0).sqrt()
+    }
+
+    #[test]
+    fn a_malformed_telephone_event_is_dropped_and_the_call_goes_on() {
+        let (mut w, _) = world(|_| false);
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let start = w.now;
+        w.run(1000, start, &mut tone);
+        assert!(w.peer.is_connected());
+        // Three bytes where RFC 4733 reports are four.
+        let b = &mut w.browser;
+        let time = MediaTime::new(b.sent * 6 * b.ptime_samples, Frequency::FORTY_EIGHT_KHZ);
+        let writer = b.rtc.writer(b.mid).unwrap();
+        writer.write(Pt::from(110), w.now, time, vec![5, 10, 0]).unwrap();
+        let before = w.peer.media_counts().received;
+        w.run(500, start, &mut tone);
+        assert!(!w.peer.is_closed(), "the session survived the bad packet");
+        assert!(w.peer.media_counts().received > before + 20, "audio still flows");
+        w.speak(&mut tone, Some(7));
+        w.run(300, start, &mut tone);
+        assert_eq!(w.peer.poll_dtmf(), Some('7'), "and keys too");
     }
 
     #[test]

@@ -3,13 +3,17 @@
 // up, measures what comes back from the far end (WebAudio analyser on the remote
 // stream), reads the media path (selected ICE candidate pair), hangs up, and
 // prints a JSON report on stdout. With `close-tab`, the tab is closed as soon as
-// the call is up instead (no hang-up: the WebSocket just goes away).
-// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab] [link profile: auto|narrow|wide]
+// the call is up instead (no hang-up: the WebSocket just goes away). With a
+// stall, Chromium's audio service is stopped for that many ms once the call is
+// up (a loaded machine: its capture goes on afterwards where it was), before
+// the echo is measured.
+// usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab] [link profile: auto|narrow|wide] [stall ms]
 // (Firefox's fake microphone plays its own 1 kHz tone instead of the WAV.)
 import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { openBrowser } from "./browsers.mjs";
 
-const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up", linkProfile] =
+const [pageUrl, wav, iconId = "demo-echo", expect = "in-call", browserName = "chromium", end = "hang-up", linkProfile, stallMs] =
   process.argv.slice(2);
 const report = { browser: browserName, states: [], error: null };
 const deadline = (ms, what) =>
@@ -50,6 +54,26 @@ const rtpCounts = () =>
     });
     return counts;
   }, widget).then((counts) => ({ ...counts, wire: wireBytes() }));
+// The processes of Chromium's audio service (its command line names the service).
+const audioService = () =>
+  readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("audio.mojom.AudioService");
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+const stallAudio = async (ms) => {
+  const pids = audioService();
+  if (pids.length === 0) throw new Error("no audio service process to stall");
+  pids.forEach((pid) => process.kill(pid, "SIGSTOP"));
+  await sleep(ms);
+  pids.forEach((pid) => process.kill(pid, "SIGCONT"));
+  report.stalledMs = Number(ms);
+};
 try {
   page = await browser.newPage();
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
@@ -86,6 +110,7 @@ try {
     await page.close();
     report.status = "tab-closed";
   } else if (expect === "in-call") {
+    if (stallMs) await stallAudio(Number(stallMs));
     const firstCounts = await rtpCounts();
     // Let the echo come back, then measure the remote audio for 2 s.
     report.audio = await Promise.race([
