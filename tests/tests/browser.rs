@@ -44,7 +44,7 @@ fn assert_echo_heard(report: &Value) {
 
 #[tokio::test]
 async fn browser_calls_the_echo_and_sees_refusals() {
-    let (offhook, mut demo, url, wav) = demo_and_tone("browser").await;
+    let (offhook, demo, url, wav) = demo_and_tone("browser").await;
     let wav = wav.as_str();
 
     // The echo: ringing, in call, the tone back, hang-up, over Opus.
@@ -141,7 +141,7 @@ async fn browser_calls_the_echo_and_sees_refusals() {
 
 #[tokio::test]
 async fn a_tab_closed_mid_call_frees_the_line_and_ends_the_cdr() {
-    let (offhook, mut demo, url, wav) = demo_and_tone("browser-close").await;
+    let (offhook, demo, url, wav) = demo_and_tone("browser-close").await;
     let report = node(
         "call.mjs",
         &[&url, &wav, "demo-echo", "in-call", "chromium", "close-tab"],
@@ -188,7 +188,7 @@ async fn the_echo_is_heard_again_right_after_the_browser_audio_stalls() {
     // then goes on where it was, every packet a second later than before. The
     // relay's jitter buffer takes up the new delay within ~100 ms (it used to
     // drop everything for 4 s), so the echo is measured right after.
-    let (offhook, mut demo, url, wav) = demo_and_tone("browser-stall").await;
+    let (offhook, demo, url, wav) = demo_and_tone("browser-stall").await;
     let report = node(
         "call.mjs",
         &[
