@@ -258,7 +258,12 @@ impl WebRtcPeer {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => self.connected = true,
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.closed = true,
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(?state, "browser ICE");
+                if state == IceConnectionState::Disconnected {
+                    self.closed = true;
+                }
+            }
             Event::MediaAdded(added) => self.mid = Some(added.mid),
             Event::MediaData(data) if data.params.spec().codec == Codec::Tele => {
                 // One key press is many packets with one timestamp: report it once.
@@ -272,6 +277,9 @@ impl WebRtcPeer {
                 }
             }
             Event::MediaData(data) => {
+                if self.counts.received == 0 {
+                    tracing::debug!(seq = **data.seq_range.start(), "browser audio begins");
+                }
                 self.counts.received += 1;
                 let codec = data.params.spec().codec;
                 // Media time at 8 kHz: Opus counts 48 kHz, G.711 8 kHz.

@@ -146,12 +146,16 @@ impl Offhook {
     }
 
     /// `command` (the binary, or a wrapper that runs it) with `args`, this
-    /// database and a quiet log.
+    /// database and a quiet log (`OFFHOOK_TEST_LOG`, when set, is its `RUST_LOG`:
+    /// to see what a failing test's processes did).
     fn configured(&self, mut command: Command, args: &[&str]) -> Command {
         command
             .args(args)
             .env("OFFHOOK_DATABASE_URL", &self.db.url)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("OFFHOOK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("OFFHOOK_CONFIG")
             .stdin(Stdio::null())
             .kill_on_drop(true);

@@ -11,7 +11,7 @@
 //   call.on("dtmf", (digit) => …);           // a key sent into the call
 //   call.sendDigits("12#"); call.mute(true); call.hangup();
 //   call.why;   // once ended: the gateway's reason when it ended the call ("no audio path")
-//   call.link;  // { profile: "narrow" | "wide", clickMs }: the media profile asked for
+//   call.link;  // { profile: "narrow" | "wide", clickMs, scriptKbps }: the media profile asked for
 //
 // A call's WebRTC connection is made by `createPeerConnection` from
 // `rtcConfiguration(grant)`, one place each. Uses `OffhookSip` (sipws.js).
@@ -44,18 +44,33 @@
   // Narrow links (a visitor on a dial-up modem, ~33.6 kbit/s): the offer asks
   // for Opus at 16 kbit/s at most in 60 ms packets; the relay answers and sends
   // the same. The call's `linkProfile` option, else the grant's `link_profile`
-  // ("auto" unless configured), decides; on
-  // auto, a click API round trip (request to response headers) this slow, or
-  // the browser's own estimate of its link (Network Information API, Chromium)
-  // at 2g or below, counts as a narrow link.
+  // ("auto" unless configured), decides; on auto, a narrow link is one that
+  // brought this very script down slower than SLOW_LINK_KBPS (Resource Timing:
+  // its encoded size over first to last byte; the server allows the timing to
+  // any page; a cached or small copy tells nothing), or a click API round trip
+  // (request to response headers) this slow, or the browser's own estimate of
+  // its link (Network Information API, Chromium) at 2g or below. Below 100
+  // kbit/s the default Opus (~32 kbit/s plus ~20 kbit/s of headers each way)
+  // has no room left.
   const NARROW = { maxaveragebitrate: 16000, ptimeMs: 60 };
+  const SLOW_LINK_KBPS = 100;
   const SLOW_CLICK_MS = 1000;
   const SLOW_LINK_TYPES = ["slow-2g", "2g"];
+  const TELLING_SCRIPT_BYTES = 8192;
 
-  function linkProfile(chosen, clickMs) {
+  function scriptKbps() {
+    const entries = (performance.getEntriesByType && performance.getEntriesByType("resource")) || [];
+    const entry = entries.find((e) => /\/widget\.js(\?|$)/.test(e.name));
+    const ms = entry ? entry.responseEnd - entry.responseStart : 0;
+    if (!entry || !(entry.encodedBodySize >= TELLING_SCRIPT_BYTES) || !(ms > 0)) return null;
+    return Math.round((entry.encodedBodySize * 8) / ms); // bits per ms: kbit/s
+  }
+
+  function linkProfile(chosen, clickMs, kbps) {
     if (chosen === "narrow" || chosen === "wide") return chosen;
     const estimate = navigator.connection && navigator.connection.effectiveType;
-    return clickMs >= SLOW_CLICK_MS || SLOW_LINK_TYPES.includes(estimate) ? "narrow" : "wide";
+    const slow = (kbps !== null && kbps < SLOW_LINK_KBPS) || clickMs >= SLOW_CLICK_MS || SLOW_LINK_TYPES.includes(estimate);
+    return slow ? "narrow" : "wide";
   }
 
   // The offer as sent for `profile`: for a narrow link, the Opus fmtp gets
@@ -208,7 +223,8 @@
       }
       if (this.state !== "connecting") return;
       const chosen = this.options.linkProfile || grant.link_profile;
-      this.link = { profile: linkProfile(chosen, clickMs), clickMs };
+      const kbps = scriptKbps();
+      this.link = { profile: linkProfile(chosen, clickMs, kbps), clickMs, scriptKbps: kbps };
       // Browsers offer the microphone only to pages served over HTTPS (or from
       // localhost): say so rather than blame the microphone.
       if (!navigator.mediaDevices) return this.fail("insecure-page");

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use axum::http::header;
+use axum::http::{HeaderName, header};
 use axum::response::IntoResponse;
 
 /// A script of ours behind `const OffhookVocab = {…};`: the word lists and header
@@ -41,6 +41,8 @@ pub(crate) async fn script() -> impl IntoResponse {
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            // The widget on any site may time its own download (narrow links).
+            (HeaderName::from_static("timing-allow-origin"), "*"),
         ],
         WIDGET_JS.as_str(),
     )

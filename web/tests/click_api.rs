@@ -225,6 +225,11 @@ async fn serves_the_widget_and_icon_info() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["timing-allow-origin"],
+        "*",
+        "any page's widget may time its own download"
+    );
     let js = response.into_body().collect().await.unwrap().to_bytes();
     let js = String::from_utf8_lossy(&js);
     assert!(js.contains("OffhookSip") && js.contains("\"token\":\"X-Offhook-Token\""));

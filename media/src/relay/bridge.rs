@@ -146,8 +146,18 @@ impl Bridge {
     }
 
     /// The caller's RTCP view of our stream, for an `X-Offhook-RTCP` header
-    /// (RTP/AVP legs; str0m keeps WebRTC's to itself).
+    /// (RTP/AVP legs; str0m keeps WebRTC's to itself); asked for as the call
+    /// ends, so our own counts of the leg go to the log then too.
     pub(crate) fn rtcp_header(&self) -> Option<String> {
+        let c = self.leg.counts();
+        tracing::info!(
+            received = c.received,
+            sent = c.sent,
+            lost = c.lost,
+            late = c.late,
+            invalid = c.invalid,
+            "call media counts"
+        );
         let reports = self.leg.peer_reports()?;
         let header = reports.to_header();
         tracing::info!(rtcp = %header, "call media ended");
