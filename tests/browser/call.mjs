@@ -9,6 +9,8 @@
 // the echo is measured.
 // usage: node call.mjs <page-url> <tone.wav> [icon-public-id] [expect: in-call|failed] [chromium|firefox] [end: hang-up|close-tab] [link profile: auto|narrow|wide] [stall ms]
 // (Firefox's fake microphone plays its own 1 kHz tone instead of the WAV.)
+// The report also gives the level the browser decoded from what it received
+// (inbound-rtp audio energy), beside what its audio graph played.
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { openBrowser } from "./browsers.mjs";
@@ -44,13 +46,17 @@ const wireBytes = () => {
 // Audio RTP counters now (getStats: payload bytes and packets each way), and the wire's.
 const rtpCounts = () =>
   page.evaluate(async (find) => {
-    const counts = { at: Date.now(), sent: { bytes: 0, packets: 0, lost: 0 }, received: { bytes: 0, packets: 0, lost: 0 } };
+    const counts = { at: Date.now(), sent: { bytes: 0, packets: 0, lost: 0 }, received: { bytes: 0, packets: 0, lost: 0, energy: 0, duration: 0 } };
     (await eval(find).pc.getStats()).forEach((s) => {
       const dir = s.kind === "audio" && { "outbound-rtp": "sent", "inbound-rtp": "received" }[s.type];
       if (!dir) return;
       counts[dir].bytes += s.type === "outbound-rtp" ? s.bytesSent : s.bytesReceived;
       counts[dir].packets += s.type === "outbound-rtp" ? s.packetsSent : s.packetsReceived;
       counts[dir].lost += s.packetsLost || 0;
+      if (dir === "received") {
+        counts.received.energy += s.totalAudioEnergy || 0;
+        counts.received.duration += s.totalSamplesDuration || 0;
+      }
     });
     return counts;
   }, widget).then((counts) => ({ ...counts, wire: wireBytes() }));
@@ -210,6 +216,11 @@ try {
       lost: lastCounts[dir].lost - firstCounts[dir].lost,
     });
     report.rtp = { seconds, sent: rate("sent"), received: rate("received") };
+    // The level the browser decoded from what it received (inbound-rtp audio
+    // energy over the same span), before its own audio graph plays it.
+    const energy = lastCounts.received.energy - firstCounts.received.energy;
+    const span = lastCounts.received.duration - firstCounts.received.duration;
+    report.rtp.received.decodedDb = span > 0 && energy > 0 ? Math.round(100 * 10 * Math.log10(energy / span)) / 100 : null;
     await click("hangup");
     await until((find) => eval(find).state === "ended", widget, 10000);
   }
