@@ -473,7 +473,7 @@ async fn visitors_behind_nat_and_behind_a_udp_firewall_hear_the_echo() {
         "Chromium, 33.6 kbit/s + 150 ms RTT, narrow profile: connect {} ms, echo {peak:.0} Hz at {level:.1} dB, \
          key at {:.1} dB, RTP {rtp}, click API round trip {} ms, widget script came at {} kbit/s",
         narrow["connectMs"],
-        narrow["dtmf"]["during"],
+        narrow["dtmf"]["during"].as_f64().unwrap_or(f64::NAN),
         narrow["link"]["clickMs"],
         narrow["link"]["scriptKbps"]
     );
@@ -515,10 +515,7 @@ async fn visitors_behind_nat_and_behind_a_udp_firewall_hear_the_echo() {
     let text = report["statusText"].as_str().unwrap_or_default();
     assert!(text.contains("No audio path"), "no path, said so: {report}");
     let failed_ms = report["connectMs"].as_u64().unwrap_or(u64::MAX);
-    assert!(
-        failed_ms < 30_000,
-        "said within 15 s of the answer (ringing before it): {report}"
-    );
+    assert!(failed_ms < 15_000, "said within 15 s of the click: {report}");
     eprintln!(
         "Chromium, no path: told {failed_ms} ms after the click ({:?} with browser start)",
         started.elapsed()
@@ -560,13 +557,17 @@ async fn visitors_behind_nat_and_behind_a_udp_firewall_hear_the_echo() {
     let _ = coturn.start_kill();
     let cdrs = offhook.run(&["directory", "cdr", "list", "--json"]).await;
     let cdrs: Value = serde_json::from_slice(&cdrs.stdout).unwrap();
-    let calls: Vec<&Value> = cdrs
+    let mut calls: Vec<&Value> = cdrs
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["number"] == "5550100")
         .collect();
     assert_eq!(calls.len(), 8, "{cdrs}");
+    // In the order made: three visitors, the narrow and the default profile
+    // on the modem link, the visitor with no path, two Firefox visitors.
+    calls.sort_by_key(|c| c["started_at"].as_i64());
+    let (wide_cdr, closed_cdr) = (calls[4], calls[5]);
     assert!(
         calls
             .iter()
@@ -579,13 +580,20 @@ async fn visitors_behind_nat_and_behind_a_udp_firewall_hear_the_echo() {
         6 + usize::from(wide_up),
         "the calls with media ended by a BYE: {cdrs}"
     );
-    let no_path: Vec<&&Value> = calls
+    assert_eq!(
+        closed_cdr["hangup_cause"], "no-audio-path",
+        "the call with no path ended as such: {cdrs}"
+    );
+    // The default profile's call, when it was not up, may have been ended by
+    // the widget's own ICE deadline as well; no other call may say so.
+    let wide_no_path = !wide_up && wide_cdr["hangup_cause"] == "no-audio-path";
+    let no_path = calls
         .iter()
         .filter(|c| c["hangup_cause"] == "no-audio-path")
-        .collect();
-    assert_eq!(no_path.len(), 1, "the call with no path ended as such: {cdrs}");
-    let after_answer = no_path[0]["ended_at"].as_i64().unwrap_or(i64::MAX)
-        - no_path[0]["answered_at"].as_i64().unwrap_or_default();
+        .count();
+    assert_eq!(no_path, 1 + usize::from(wide_no_path), "{cdrs}");
+    let after_answer = closed_cdr["ended_at"].as_i64().unwrap_or(i64::MAX)
+        - closed_cdr["answered_at"].as_i64().unwrap_or_default();
     assert!(after_answer < 15_000, "ended within 15 s of the answer: {cdrs}");
     eprintln!("no path: the call ended {after_answer} ms after its answer");
     offhook.db.finish().await;

@@ -413,6 +413,30 @@ async fn a_key_sent_by_sip_info_is_accepted_and_played_into_the_line() {
     hang_up_normally(&mut w, session).await;
 }
 
+/// A caller may say its media never connected (the widget's ICE deadline): its
+/// BYE's `X-Offhook-Cause` ends the record `no-audio-path`; any other cause
+/// it states is not believed.
+#[tokio::test]
+async fn a_caller_whose_media_never_connected_ends_the_record_no_audio_path_and_no_other_stated_cause_counts()
+{
+    for (stated, recorded) in [
+        ("no-audio-path", HangupCause::NoAudioPath),
+        ("line-fault", HangupCause::Normal),
+    ] {
+        let mut w = world(&["line-1"]).await;
+        let session = w.click("echo").await;
+        assert_eq!(w.wait_outcome(session, 30 * SECOND).await, 200);
+        w.media.sending = None;
+        let stating = Reply::default().header(headers::CAUSE, stated);
+        w.caller.bye(w.now, session, &stating).expect("in a dialog");
+        w.run(2 * SECOND).await;
+        assert!(w.ended(session));
+        assert_eq!(w.cdrs().await[0].hangup_cause, Some(recorded), "stated {stated}");
+        assert_eq!(w.line_state("line-1").await, LineState::Idle);
+        assert!(!w.relay.lines[0].modem.off_hook(), "the line hung up");
+    }
+}
+
 #[tokio::test]
 async fn a_silent_rtp_caller_is_ended_media_timeout_with_a_reason_and_the_line_is_idle() {
     let mut w = world(&["line-1"]).await;

@@ -94,7 +94,8 @@
   }
 
   // No candidate pair works (ICE failed, or is still not connected this long
-  // after the answer): the call is reported and ended within 15 s.
+  // after the gateway's answer, early media's or the final one): the call is
+  // reported and ended within 15 s of the click.
   const ICE_DEADLINE_MS = 12000;
   // The Reason text of the gateway's BYE when a call's media never flowed.
   const NO_MEDIA_REASON = "no audio path";
@@ -254,17 +255,13 @@
         domain: grant.domain,
         token: grant.token,
         onState: (s) => (s === "ringing" || s === "in-call") && this.setState(s),
-        onAnswer: (sdp) =>
-          pc
-            .setRemoteDescription({ type: "answer", sdp })
-            .then(() => this.watchIce(pc))
-            .catch((e) => this.fail("unsupported", e.message)),
+        onAnswer: (sdp) => this.applyAnswer(pc, sdp),
         // Early media (183 with SDP): the line's own ringback, busy tone or
         // announcement plays from now; the same answer comes again with the 200.
         onEarlyMedia: (sdp) => {
           this.earlyMedia = true;
           this.stopRingback();
-          pc.setRemoteDescription({ type: "answer", sdp }).catch((e) => this.fail("unsupported", e.message));
+          this.applyAnswer(pc, sdp);
         },
         onEnd: (reason, status, why) => this.sipEnded(reason, status, why),
       });
@@ -277,18 +274,28 @@
       sip.invite(offerFor(pc.localDescription.sdp, this.link.profile));
     }
 
-    // Media must connect by ICE_DEADLINE_MS after the answer.
+    // The gateway's answer (early media's or the final one): applied, and
+    // from the first one media must connect in time.
+    applyAnswer(pc, sdp) {
+      pc.setRemoteDescription({ type: "answer", sdp })
+        .then(() => this.watchIce(pc))
+        .catch((e) => this.fail("unsupported", e.message));
+    }
+
+    // Media must connect by ICE_DEADLINE_MS after the (first) answer.
     watchIce(pc) {
+      if (this.iceTimer) return;
       const connected = () => ["connected", "completed"].includes(pc.iceConnectionState);
       pc.addEventListener("iceconnectionstatechange", () => pc.iceConnectionState === "failed" && this.noMedia());
       this.iceTimer = setTimeout(() => connected() || this.noMedia(), ICE_DEADLINE_MS);
     }
 
-    // No media path: reported as such, and the far end gets a BYE.
+    // No media path: reported as such, and the far end gets a BYE saying so
+    // (its record ends as no-audio-path) or a CANCEL.
     noMedia() {
       const sip = this.sip;
       this.fail("no-media", "no ICE candidate pair works (firewall or NAT)");
-      if (sip) sip.hangup();
+      if (sip) sip.hangup(OffhookVocab.noAudioPath);
     }
 
     // How the SIP side ended -> ended or failed, with its reason.

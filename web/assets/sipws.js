@@ -179,11 +179,13 @@
       this.send(this.request("ACK", this.remoteTarget, this.inviteCseq, branch, this.routeHeaders(), ""));
     }
 
-    bye() {
+    // `cause`, when given, is a hang-up cause the gateway records (X-Offhook-Cause).
+    bye(cause) {
       this.state = "ending";
       this.cseq += 1;
       const branch = "z9hG4bK" + random(12);
-      this.send(this.request("BYE", this.remoteTarget, this.cseq, branch, this.routeHeaders(), ""));
+      const stated = cause ? [OffhookVocab.headers.cause + ": " + cause] : [];
+      this.send(this.request("BYE", this.remoteTarget, this.cseq, branch, [...this.routeHeaders(), ...stated], ""));
       // Do not wait forever for the 200.
       setTimeout(() => this.end("ended"), 2000);
     }
@@ -200,7 +202,7 @@
       if (msg.method === "BYE") this.end("the other side hung up", undefined, why ? why[1] : undefined);
     }
 
-    hangup() {
+    hangup(cause) {
       if (this.state === "calling") {
         this.state = "cancelling";
         const cancel = [
@@ -216,7 +218,7 @@
         this.send(cancel + "\r\n\r\n");
         setTimeout(() => this.end("ended"), 4000);
       } else if (this.state === "confirmed") {
-        this.bye();
+        this.bye(cause);
       } else {
         this.end("ended");
       }

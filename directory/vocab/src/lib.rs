@@ -40,19 +40,21 @@ pub fn mask_number(number: &str) -> String {
 
 /// The word lists as one JavaScript object literal, for the widget and the admin
 /// UI (`web` serves it as `window.OffhookVocab`): each list by name, with the
-/// private header names.
+/// private header names and the one cause a widget states itself.
 pub fn javascript() -> String {
     fn list(words: impl Iterator<Item = &'static str>) -> String {
         let quoted: Vec<String> = words.map(|w| format!("\"{w}\"")).collect();
         format!("[{}]", quoted.join(","))
     }
     format!(
-        "{{\"lineStates\":{},\"hangupCauses\":{},\"answerSources\":{},\"lineKinds\":{},\"headers\":{{\"token\":\"{}\"}}}}",
+        "{{\"lineStates\":{},\"hangupCauses\":{},\"answerSources\":{},\"lineKinds\":{},\"headers\":{{\"token\":\"{}\",\"cause\":\"{}\"}},\"noAudioPath\":\"{}\"}}",
         list(LineState::ALL.iter().map(|w| w.as_str())),
         list(HangupCause::NAMED.iter().map(|w| w.as_str())),
         list(AnswerSource::ALL.iter().map(|w| w.as_str())),
         list(LineKind::ALL.iter().map(|w| w.as_str())),
         headers::TOKEN,
+        headers::CAUSE,
+        HangupCause::NoAudioPath.as_str(),
     )
 }
 
@@ -70,6 +72,8 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&super::javascript()).unwrap();
         assert_eq!(value["lineStates"][2], "in-call");
         assert_eq!(value["headers"]["token"], "X-Offhook-Token");
+        assert_eq!(value["headers"]["cause"], "X-Offhook-Cause");
+        assert_eq!(value["noAudioPath"], "no-audio-path");
         assert!(
             value["hangupCauses"]
                 .as_array()

@@ -148,7 +148,7 @@ impl Bridge {
     /// The caller's RTCP view of our stream, for an `X-Offhook-RTCP` header
     /// (RTP/AVP legs; str0m keeps WebRTC's to itself); asked for as the call
     /// ends, so our own counts of the leg go to the log then too.
-    pub(crate) fn rtcp_header(&self) -> Option<String> {
+    pub(crate) fn closing_rtcp_header(&self) -> Option<String> {
         let c = self.leg.counts();
         tracing::info!(
             received = c.received,

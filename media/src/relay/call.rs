@@ -612,7 +612,7 @@ impl Talking {
                 // A hang-up at the far end is the line's news; a fault is ours.
                 let cause = matches!(event, LineEvent::Fault(_)).then_some(HangupCause::LineFault);
                 env.actions.push(Action::Bye {
-                    rtcp: self.bridge.rtcp_header(),
+                    rtcp: self.bridge.closing_rtcp_header(),
                     cause,
                 });
                 self.ended(env, line);
@@ -680,7 +680,7 @@ impl Talking {
     }
 
     fn on_bye(self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>, line: &str) -> State {
-        respond(env, key, request, (200, "OK"), self.bridge.rtcp_header());
+        respond(env, key, request, (200, "OK"), self.bridge.closing_rtcp_header());
         self.ended(env, line);
         settle(now, env, true, None)
     }
@@ -689,7 +689,7 @@ impl Talking {
     /// to the caller, and the line hangs up.
     fn hang_up(self, now: Instant, env: &mut Env<'_>, line: &str, cause: Option<HangupCause>) -> State {
         env.actions.push(Action::Bye {
-            rtcp: self.bridge.rtcp_header(),
+            rtcp: self.bridge.closing_rtcp_header(),
             cause,
         });
         self.ended(env, line);

@@ -266,7 +266,7 @@ impl Node {
                 for name in offhook_vocab::headers::PRIVATE {
                     out.headers.remove(name);
                 }
-                if let Some(cause) = self.relay_cause(&request) {
+                if let Some(cause) = self.stated_cause(&request) {
                     out.headers.push("Reason", &reason(cause));
                 }
                 if let Some(key) = self.callee_key_toward(&request) {
@@ -294,9 +294,10 @@ impl Node {
         }
     }
 
-    /// Why the relay ended a tracked call, from its BYE's `X-Offhook-Cause`
-    /// (only the causes a relay sees, only on a BYE from the called side).
-    fn relay_cause(&self, request: &Request) -> Option<HangupCause> {
+    /// Why a BYE's sender ended a tracked call, from its `X-Offhook-Cause`:
+    /// from the called side the causes a relay sees; from the caller only
+    /// that its media never connected (the widget's own ICE deadline).
+    fn stated_cause(&self, request: &Request) -> Option<HangupCause> {
         if request.method != Method::Bye {
             return None;
         }
@@ -305,11 +306,14 @@ impl Node {
             .from()
             .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
         let cause = request.headers.get(offhook_vocab::headers::CAUSE)?.parse().ok()?;
-        let relays = matches!(
-            cause,
-            HangupCause::MediaTimeout | HangupCause::NoAudioPath | HangupCause::LineFault
-        );
-        (!from_caller && relays).then_some(cause)
+        let believed = match from_caller {
+            true => cause == HangupCause::NoAudioPath,
+            false => matches!(
+                cause,
+                HangupCause::MediaTimeout | HangupCause::NoAudioPath | HangupCause::LineFault
+            ),
+        };
+        believed.then_some(cause)
     }
 
     /// Keeps the CSeq each side of a tracked call used last.
@@ -367,7 +371,7 @@ impl Node {
 
     /// A BYE went through: the call's CDR ends, then its answer goes upstream.
     fn bye_went_through(&mut self, now: Instant, server: &ServerKey, bye: &Request, response: Response) {
-        let relay_cause = self.relay_cause(bye);
+        let stated = self.stated_cause(bye);
         let Some(call) = self.dialogs.calls.remove(bye.call_id()) else {
             return self.respond(now, server, response);
         };
@@ -376,9 +380,9 @@ impl Node {
         let from_caller = bye
             .from()
             .is_some_and(|f| f.tag() == Some(call.caller.tag.as_str()));
-        let cause = match (from_caller, relay_cause) {
-            (true, _) => HangupCause::Normal,
-            (false, Some(cause)) => cause,
+        let cause = match (from_caller, stated) {
+            (_, Some(cause)) => cause,
+            (true, None) => HangupCause::Normal,
             (false, None) => HangupCause::RemoteHangup,
         };
         self.close_call(
