@@ -5,7 +5,10 @@
 //! mid-call; the survivor ends that call's CDR `node-lost` and frees its line
 //! within the lease, the relay puts that line on hook when the caller's media
 //! stops, and a new call through the survivor gets that line and hears its
-//! echo; every CDR ends and both lines are idle afterwards.
+//! echo; every CDR ends and both lines are idle afterwards. And the relay
+//! killed (SIGKILL) mid-call, started again at once or left dead: the caller
+//! gets a BYE, the CDR ends `relay-lost`, the line is idle, and once the relay
+//! is back the line serves a new call.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use offhook_directory::testing::{Backend, backends};
-use offhook_directory::{HangupCause, LineState, Scope};
+use offhook_directory::{Cdr, Directory, HangupCause, LineState, Scope};
 use offhook_media::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::dsp::tone::Tone;
@@ -74,17 +77,107 @@ fn spawn(offhook: &Offhook, what: &str, shared: &[(String, String)], own: &[(&st
     offhook.spawn(&[what], &envs)
 }
 
-/// A signaling node named `node_id`; its UDP address.
-async fn node(offhook: &Offhook, shared: &[(String, String)], node_id: &str) -> (Running, SocketAddr) {
-    let mut running = spawn(
-        offhook,
-        "signaling",
-        shared,
-        &[("OFFHOOK_SIGNALING__NODE_ID", node_id.to_owned())],
-    );
+/// A signaling node named `node_id` (with `own` settings too); its UDP address.
+async fn node(
+    offhook: &Offhook,
+    shared: &[(String, String)],
+    node_id: &str,
+    own: &[(&str, String)],
+) -> (Running, SocketAddr) {
+    let own: Vec<(&str, String)> = [("OFFHOOK_SIGNALING__NODE_ID", node_id.to_owned())]
+        .into_iter()
+        .chain(own.iter().cloned())
+        .collect();
+    let mut running = spawn(offhook, "signaling", shared, &own);
     let line = running.wait_for_line("signaling serving SIP").await;
     let udp = after(&line, "udp=").parse().expect("the node's UDP address");
     (running, udp)
+}
+
+/// What the compose file's `seed` service makes (the tenant, the relay's
+/// account, its emulated `lines`), the web server, and an icon for the echo
+/// that takes the web server's origin; the web server's address.
+async fn seeded(offhook: &Offhook, shared: &[(String, String)], lines: &[&str]) -> (Running, String) {
+    let (relay, domain) = (
+        setting(shared, "OFFHOOK_MEDIA__NAME"),
+        setting(shared, "OFFHOOK_MEDIA__DOMAIN"),
+    );
+    cli(
+        offhook,
+        &["directory", "tenant", "create", "main", "--domain", domain],
+    )
+    .await;
+    let account = [
+        "directory",
+        "account",
+        "create",
+        "--tenant",
+        "main",
+        "--kind",
+        "relay",
+    ];
+    cli(
+        offhook,
+        &[&account[..], &[relay, "--password", RELAY_PASSWORD]].concat(),
+    )
+    .await;
+    for line in lines {
+        let create = ["directory", "line", "create", line, "--relay", relay];
+        cli(
+            offhook,
+            &[&create[..], &["--device", "emulated", "--kind", "emulated"]].concat(),
+        )
+        .await;
+    }
+    let mut web = spawn(offhook, "web", shared, &[]);
+    let web_address = web.wait_for_web_address().await;
+    let origin = format!("http://127.0.0.1:{}", web_address.rsplit(':').next().unwrap());
+    let icon = [
+        "directory",
+        "icon",
+        "create",
+        "--tenant",
+        "main",
+        "--number",
+        "5550100",
+    ];
+    let icon_args = [
+        "--public-id",
+        "echo",
+        "--max-concurrent",
+        "5",
+        "--origin",
+        &origin,
+    ];
+    cli(offhook, &[&icon[..], &icon_args[..]].concat()).await;
+    (web, web_address)
+}
+
+/// The media relay with emulated `lines`, registered through `signaling`
+/// (an answered call whose caller is silent ends after its RTP timeout, 4 s).
+async fn relay(
+    offhook: &Offhook,
+    shared: &[(String, String)],
+    signaling: SocketAddr,
+    lines: &[&str],
+) -> Running {
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| format!(r#"{{ name = "{l}", device = "emulated" }}"#))
+        .collect();
+    let mut media = spawn(
+        offhook,
+        "media",
+        shared,
+        &[
+            ("OFFHOOK_MEDIA__SIGNALING", signaling.to_string()),
+            ("OFFHOOK_MEDIA__PASSWORD", RELAY_PASSWORD.to_owned()),
+            ("OFFHOOK_MEDIA__RTP_TIMEOUT_S", "4".to_owned()),
+            ("OFFHOOK_MEDIA__LINES", format!("[{}]", lines.join(", "))),
+        ],
+    );
+    media.wait_for_line("media relay at").await;
+    media
 }
 
 async fn cli(offhook: &Offhook, args: &[&str]) {
@@ -136,6 +229,49 @@ where
     }
 }
 
+/// The CDR of the call `call_id`.
+async fn cdr_of(d: &Directory, call_id: &str) -> Cdr {
+    let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
+    cdrs.into_iter()
+        .find(|c| c.call_id == call_id)
+        .expect("the call's CDR")
+}
+
+/// Whether line `id` is idle in the directory.
+async fn line_idle(d: &Directory, id: &str) -> bool {
+    let lines = d.list_lines(&Scope::Operator).await.unwrap();
+    lines.iter().any(|l| l.id == id && l.state == LineState::Idle)
+}
+
+/// A call through `signaling` from `ua` (its RTP on `rtp`) answered, tried
+/// once a second while the lines are not back yet.
+async fn answered(ua: &mut TestUa, rtp: &UdpSocket, signaling: SocketAddr, web: &str) -> Placed {
+    for _ in 0..10 {
+        let call = ua
+            .call(signaling, &click(web, "echo").await, rtp.local_addr().unwrap())
+            .await;
+        if call.status == 200 {
+            return call;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("no call answered through {signaling} in 10 tries");
+}
+
+/// Waits until every CDR has ended and every line is idle.
+async fn all_ended_and_idle(d: &Directory) {
+    wait_until(
+        "every CDR ended and every line idle",
+        Duration::from_secs(10),
+        || async {
+            let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
+            let lines = d.list_lines(&Scope::Operator).await.unwrap();
+            cdrs.iter().all(|c| c.ended_at.is_some()) && lines.iter().all(|l| l.state == LineState::Idle)
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
     if !backends().contains(&Backend::Postgres) {
@@ -144,83 +280,14 @@ async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
     }
     let offhook = Offhook::new(Backend::Postgres).await;
     let shared = shared_settings();
-    let (relay, domain) = (
-        setting(&shared, "OFFHOOK_MEDIA__NAME").to_owned(),
-        setting(&shared, "OFFHOOK_MEDIA__DOMAIN").to_owned(),
-    );
     let lease_s: u64 = setting(&shared, "OFFHOOK_SIGNALING__OWNER_LEASE_S")
         .parse()
         .unwrap();
-
-    // What the compose file's `seed` service makes, plus an icon for the echo.
-    cli(
-        &offhook,
-        &["directory", "tenant", "create", "main", "--domain", &domain],
-    )
-    .await;
-    let account = [
-        "directory",
-        "account",
-        "create",
-        "--tenant",
-        "main",
-        "--kind",
-        "relay",
-    ];
-    cli(
-        &offhook,
-        &[&account[..], &[&relay, "--password", RELAY_PASSWORD]].concat(),
-    )
-    .await;
-    for line in ["line-1", "line-2"] {
-        let create = ["directory", "line", "create", line, "--relay", &relay];
-        cli(
-            &offhook,
-            &[&create[..], &["--device", "emulated", "--kind", "emulated"]].concat(),
-        )
-        .await;
-    }
-
-    let mut web = spawn(&offhook, "web", &shared, &[]);
-    let web_address = web.wait_for_web_address().await;
-    let origin = format!("http://127.0.0.1:{}", web_address.rsplit(':').next().unwrap());
-    let icon = [
-        "directory",
-        "icon",
-        "create",
-        "--tenant",
-        "main",
-        "--number",
-        "5550100",
-    ];
-    let icon_args = [
-        "--public-id",
-        "echo",
-        "--max-concurrent",
-        "5",
-        "--origin",
-        &origin,
-    ];
-    cli(&offhook, &[&icon[..], &icon_args[..]].concat()).await;
-
-    let (mut node_a, a) = node(&offhook, &shared, "node-a").await;
-    let (node_b, b) = node(&offhook, &shared, "node-b").await;
-    let mut media = spawn(
-        &offhook,
-        "media",
-        &shared,
-        &[
-            ("OFFHOOK_MEDIA__SIGNALING", a.to_string()),
-            ("OFFHOOK_MEDIA__PASSWORD", RELAY_PASSWORD.to_owned()),
-            ("OFFHOOK_MEDIA__RTP_TIMEOUT_S", "4".to_owned()),
-            (
-                "OFFHOOK_MEDIA__LINES",
-                r#"[{ name = "line-1", device = "emulated" }, { name = "line-2", device = "emulated" }]"#
-                    .to_owned(),
-            ),
-        ],
-    );
-    media.wait_for_line("media relay at").await;
+    let lines = ["line-1", "line-2"];
+    let (web, web_address) = seeded(&offhook, &shared, &lines).await;
+    let (mut node_a, a) = node(&offhook, &shared, "node-a", &[]).await;
+    let (node_b, b) = node(&offhook, &shared, "node-b", &[]).await;
+    let media = relay(&offhook, &shared, a, &lines).await;
 
     let grant = click(&web_address, "echo").await;
     assert!(grant["target"].is_string(), "a call token: {grant}");
@@ -270,33 +337,19 @@ async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
     node_a.child.start_kill().unwrap();
     node_a.child.wait().await.unwrap();
     let killed_at = tokio::time::Instant::now();
-    let cdr_of = |call_id: String| async move {
-        let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
-        cdrs.into_iter()
-            .find(|c| c.call_id == call_id)
-            .expect("the call's CDR")
-    };
     let bound = Duration::from_secs(lease_s * 2 + 5);
-    wait_until("node B reaps node A's call", bound, || {
-        let id = via_a.call_id.clone();
-        async move { cdr_of(id).await.ended_at.is_some() }
+    wait_until("node B reaps node A's call", bound, || async {
+        cdr_of(d, &via_a.call_id).await.ended_at.is_some()
     })
     .await;
-    let lost = cdr_of(via_a.call_id.clone()).await;
+    let lost = cdr_of(d, &via_a.call_id).await;
     assert_eq!(lost.hangup_cause, Some(HangupCause::NodeLost));
     eprintln!(
         "node A's call ended node-lost {:?} after the kill",
         killed_at.elapsed()
     );
     let free = lost.line_id.clone().expect("the call's line");
-    wait_until("its line is idle", bound, || async {
-        d.list_lines(&Scope::Operator)
-            .await
-            .unwrap()
-            .iter()
-            .any(|l| l.id == free && l.state == LineState::Idle)
-    })
-    .await;
+    wait_until("its line is idle", bound, || line_idle(d, &free)).await;
 
     // The survivor serves a new call on the freed line (the relay hung it up
     // when the dead node's caller fell silent), while its own call goes on.
@@ -304,24 +357,13 @@ async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
         TestUa::bind().await,
         UdpSocket::bind("127.0.0.1:0").await.unwrap(),
     );
-    let mut placed = None;
-    for _ in 0..10 {
-        let call = ua_c
-            .call(b, &click(&web_address, "echo").await, rtp_c.local_addr().unwrap())
-            .await;
-        if call.status == 200 {
-            placed = Some(call);
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let via_c = placed.expect("a new call through node B is answered");
+    let via_c = answered(&mut ua_c, &rtp_c, b, &web_address).await;
     assert!(
         echo_heard(&rtp_c, relay_rtp(&via_c), &AtomicU16::new(0), 2).await,
         "echo on the freed line"
     );
     assert_eq!(
-        cdr_of(via_c.call_id.clone()).await.line_id.as_deref(),
+        cdr_of(d, &via_c.call_id).await.line_id.as_deref(),
         Some(free.as_str())
     );
     talking_b.abort();
@@ -332,17 +374,88 @@ async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
 
     assert_eq!(ua_b.hang_up(via_b.session).await.status, 200);
     assert_eq!(ua_c.hang_up(via_c.session).await.status, 200);
-    wait_until(
-        "every CDR ended and every line idle",
-        Duration::from_secs(10),
-        || async {
-            let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
-            let lines = d.list_lines(&Scope::Operator).await.unwrap();
-            cdrs.iter().all(|c| c.ended_at.is_some()) && lines.iter().all(|l| l.state == LineState::Idle)
-        },
-    )
-    .await;
+    all_ended_and_idle(d).await;
     node_b.stop().await;
+    media.stop().await;
+    web.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_killed_mid_call_loses_its_call_and_its_line_serves_again_once_it_is_back() {
+    if !backends().contains(&Backend::Postgres) {
+        eprintln!("skipped: OFFHOOK_TEST_DATABASE_URL=skip (this test needs PostgreSQL)");
+        return;
+    }
+    let offhook = Offhook::new(Backend::Postgres).await;
+    let shared = shared_settings();
+    let lines = ["line-1"];
+    let (web, web_address) = seeded(&offhook, &shared, &lines).await;
+    // Probed every second, down after two probes unanswered for 500 ms.
+    let checks = [
+        ("OFFHOOK_SIGNALING__RELAY_CHECK_INTERVAL_MS", "1000".to_owned()),
+        ("OFFHOOK_SIGNALING__RELAY_CHECK_TIMEOUT_MS", "500".to_owned()),
+        ("OFFHOOK_SIGNALING__RELAY_CHECK_MISSES", "2".to_owned()),
+    ];
+    let (node, a) = node(&offhook, &shared, "node-a", &checks).await;
+    let mut media = relay(&offhook, &shared, a, &lines).await;
+    let d = &offhook.db.directory;
+
+    // Started again at once, the relay registers with a new Call-ID before a
+    // probe misses it; left dead, its probes go unanswered.
+    for again_at_once in [true, false] {
+        let (mut ua, rtp) = (
+            TestUa::bind().await,
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let call = answered(&mut ua, &rtp, a, &web_address).await;
+        let seq = AtomicU16::new(0);
+        assert!(
+            echo_heard(&rtp, relay_rtp(&call), &seq, 1).await,
+            "echo before the kill"
+        );
+        media.child.start_kill().unwrap();
+        media.child.wait().await.unwrap();
+        let killed_at = tokio::time::Instant::now();
+        if again_at_once {
+            media = relay(&offhook, &shared, a, &lines).await;
+        }
+        let bye = ua.bye_from_far_side(call.session).await;
+        let told = killed_at.elapsed();
+        assert_eq!(
+            bye.headers.get("Reason"),
+            Some(r#"SIP;cause=200;text="relay lost""#),
+            "{bye:?}"
+        );
+        let cdr = cdr_of(d, &call.call_id).await;
+        wait_until("the CDR ended", Duration::from_secs(5), || async {
+            cdr_of(d, &call.call_id).await.ended_at.is_some()
+        })
+        .await;
+        assert_eq!(
+            cdr_of(d, &call.call_id).await.hangup_cause,
+            Some(HangupCause::RelayLost)
+        );
+        let line = cdr.line_id.expect("the call's line");
+        wait_until("its line is idle", Duration::from_secs(5), || line_idle(d, &line)).await;
+        eprintln!(
+            "relay killed (started again at once: {again_at_once}): the caller got its BYE {told:?} after"
+        );
+        if !again_at_once {
+            media = relay(&offhook, &shared, a, &lines).await;
+        }
+        let next = answered(&mut ua, &rtp, a, &web_address).await;
+        assert!(
+            echo_heard(&rtp, relay_rtp(&next), &seq, 2).await,
+            "echo on the line once the relay is back"
+        );
+        assert_eq!(
+            cdr_of(d, &next.call_id).await.line_id.as_deref(),
+            Some(line.as_str())
+        );
+        assert_eq!(ua.hang_up(next.session).await.status, 200);
+    }
+    all_ended_and_idle(d).await;
+    node.stop().await;
     media.stop().await;
     web.stop().await;
 }

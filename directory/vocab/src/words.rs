@@ -197,6 +197,9 @@ pub enum HangupCause {
     Rejected,
     /// The process that owned the call died; closed by another node or a restart.
     NodeLost,
+    /// The relay holding the call's line died: it stopped answering its health
+    /// checks, or registered again as a new process (a new REGISTER Call-ID).
+    RelayLost,
     /// A leg's media stopped (RTP inactivity, ICE consent lost).
     MediaTimeout,
     /// The browser's media never connected (no ICE candidate pair worked).
@@ -227,6 +230,7 @@ impl HangupCause {
         Self::LineFault,
         Self::Rejected,
         Self::NodeLost,
+        Self::RelayLost,
         Self::MediaTimeout,
         Self::NoAudioPath,
         Self::CallerGone,
@@ -248,6 +252,7 @@ impl HangupCause {
             Self::LineFault => "line-fault",
             Self::Rejected => "rejected",
             Self::NodeLost => "node-lost",
+            Self::RelayLost => "relay-lost",
             Self::MediaTimeout => "media-timeout",
             Self::NoAudioPath => "no-audio-path",
             Self::CallerGone => "caller-gone",

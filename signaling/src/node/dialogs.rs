@@ -9,8 +9,8 @@
 //! The node also ends calls itself ([`Node::end_call`]), with a BYE to each side
 //! that is still there, built from what it kept of the dialog (tags, contacts,
 //! flows, the CSeq each side used last): when the caller's connection closes
-//! (a browser tab), when a call reaches its maximum duration, when the node
-//! drains on shutdown.
+//! (a browser tab), when a call reaches its maximum duration, when the relay of
+//! its line is lost, when the node drains on shutdown.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -468,6 +468,17 @@ impl Node {
                 HangupCause::RemoteHangup
             };
             self.end_call(now, &call_id, cause, Some(caller_gone));
+        }
+    }
+
+    /// The relay holding these lines died (it stopped answering, or started
+    /// again): their calls are gone with it; the callers get a BYE.
+    pub(super) fn relay_lost(&mut self, now: Instant, lines: &[String]) {
+        for line in lines {
+            if let Some(call_id) = self.dialogs.call_on_line(line) {
+                tracing::warn!(call_id, line, "the relay of a call's line is lost");
+                self.end_call(now, &call_id, HangupCause::RelayLost, Some(false));
+            }
         }
     }
 

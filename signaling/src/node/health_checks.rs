@@ -2,7 +2,8 @@
 //! wired to the endpoint): every relay that registered through this node (its
 //! newest binding in the lines snapshot) is probed with OPTIONS; an answer other
 //! than 408/503 is alive. The verdicts go to the lines (routing skips a down
-//! relay's lines at once, and calls fail over to another relay's line) and to the
+//! relay's lines at once, and calls fail over to another relay's line; the
+//! calls on a relay found down end `relay-lost`) and to the
 //! directory (`relays.state`, `last_seen_at`), where the other nodes read them
 //! with their next snapshot. Each node checks only the relays registered through
 //! it, so that N nodes do not probe every relay N times.
@@ -108,6 +109,8 @@ impl Node {
                         tracing::info!(relay, "health: relay is up");
                     } else {
                         tracing::warn!(relay, "health: relay does not answer; its lines are skipped");
+                        let lines = self.lines.lines_of_relay(&relay);
+                        self.relay_lost(now, &lines);
                         self.record(Record::RelayDown { relay });
                     }
                 }

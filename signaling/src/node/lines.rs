@@ -122,6 +122,26 @@ impl LinePool {
         self.relay_up.insert(relay.to_owned(), up);
     }
 
+    /// The ids of `relay`'s lines in the snapshot.
+    pub(crate) fn lines_of_relay(&self, relay: &str) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter(|l| l.relay == relay)
+            .map(|l| l.line.id.clone())
+            .collect()
+    }
+
+    /// The id of `relay`'s line `name` when the snapshot has its binding from
+    /// another REGISTER Call-ID than `call_id`: a UA keeps its Call-ID across
+    /// refreshes (RFC 3261 s10.2.4), so a new one is the relay started again.
+    pub(crate) fn rebound(&self, relay: &str, name: &str, call_id: &str) -> Option<String> {
+        self.lines
+            .iter()
+            .find(|l| l.relay == relay && l.line.name == name)
+            .filter(|l| l.registration.call_id != call_id)
+            .map(|l| l.line.id.clone())
+    }
+
     /// The relays that registered through node `node_id`, each with its newest
     /// line (its binding is where its health checks go).
     pub(crate) fn relays_of(&self, node_id: &str) -> Vec<(String, Arc<RoutableLine>)> {

@@ -4,7 +4,9 @@
 //! removed (`Expires: 0`, `*`) in the directory so every node sees them, with
 //! the flow they came over (NAT source, WebSocket connection); the answer lists
 //! the AOR's live bindings. A relay account's REGISTER also refreshes the lines
-//! snapshot (its lines came or went) and records the relay as seen.
+//! snapshot (its lines came or went) and records the relay as seen; one that
+//! comes with a new Call-ID for a line is the relay started again, and the
+//! call on that line, gone with the old process, ends `relay-lost`.
 
 use std::time::Instant;
 
@@ -68,6 +70,14 @@ impl Node {
         let (request, flow) = (register.request.clone(), register.flow);
         match self.decide_register(now, &request, &flow) {
             Step::Done(decided) => {
+                if let Some(relay) = &decided.relay {
+                    let restarted: Vec<String> = decided
+                        .upserts
+                        .iter()
+                        .filter_map(|b| self.lines.rebound(relay, &b.contact_user, &b.call_id))
+                        .collect();
+                    self.relay_lost(now, &restarted);
+                }
                 let change = Change::Register {
                     tenant: decided.tenant.id.clone(),
                     aor: decided.aor,

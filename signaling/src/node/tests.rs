@@ -143,6 +143,8 @@ struct World {
     relay: Endpoint,
     /// BYEs the relay and the phone received.
     byes: Vec<&'static str>,
+    /// The relay's process is gone: what is sent to it is lost.
+    relay_dead: bool,
 }
 
 /// The same flow as seen from its other end.
@@ -159,12 +161,17 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 impl World {
+    /// The world with the relay health checks off.
     fn new(seed: u64) -> Self {
-        let now = Instant::now();
         let config = SignalingConfig {
             relay_check_interval_ms: 0,
             ..SignalingConfig::default()
         };
+        Self::configured(seed, config)
+    }
+
+    fn configured(seed: u64, config: SignalingConfig) -> Self {
+        let now = Instant::now();
         let start = Start {
             call_token_secret: SECRET.to_vec(),
             nonce_secret: b"nonce-secret".to_vec(),
@@ -203,6 +210,7 @@ impl World {
             phone,
             relay,
             byes: Vec::new(),
+            relay_dead: false,
         }
     }
 
@@ -318,7 +326,7 @@ impl World {
                 let back = reversed(flow);
                 if flow.remote == addr(PHONE) {
                     self.phone.handle_datagram(self.now, back, &bytes);
-                } else if flow.remote == addr(RELAY) {
+                } else if flow.remote == addr(RELAY) && !self.relay_dead {
                     self.relay.handle_datagram(self.now, back, &bytes);
                     self.relay_answers();
                 }
@@ -680,11 +688,93 @@ fn register_with(challenge: &Response, password: &str, cseq: u32) -> Request {
     register.headers.set("To", "<sip:alice@a.test>");
     register.headers.set("CSeq", &format!("{cseq} REGISTER"));
     register.headers.set("Call-ID", &format!("reg-{cseq}@phone"));
+    answer_with(register, challenge, "alice", password)
+}
+
+/// `request` with `user`'s credentials answering `challenge` with `password`.
+fn answer_with(mut request: Request, challenge: &Response, user: &str, password: &str) -> Request {
     let www = challenge.headers.get("WWW-Authenticate").unwrap();
-    let answer =
-        offhook_sip::auth::answer_challenge(www, "REGISTER", "sip:a.test", "alice", password, "c").unwrap();
-    register.headers.push("Authorization", &answer);
-    register
+    let uri = request.uri.clone();
+    let method = request.method.to_string();
+    let answer = offhook_sip::auth::answer_challenge(www, &method, &uri, user, password, "c").unwrap();
+    request.headers.push("Authorization", &answer);
+    request
+}
+
+/// The world with its relay's account, whose line holds an answered call.
+fn relay_call(seed: u64, relay_check_interval_ms: u64) -> World {
+    let config = SignalingConfig {
+        relay_check_interval_ms,
+        ..SignalingConfig::default()
+    };
+    let mut world = World::configured(seed, config).with_line();
+    let relay = Account {
+        id: "acc_relay".into(),
+        username: "relay-1".into(),
+        kind: AccountKind::Relay,
+        ha1_md5: offhook_directory::DigestAlgorithm::Md5.ha1("relay-1", "a.test", "relay-secret"),
+        ..world.directory.accounts[0].clone()
+    };
+    world.directory.accounts.push(relay);
+    let flow = world.phone.udp_flow(addr(NODE)).unwrap();
+    answered_call(&mut world, flow);
+    world.byes.clear();
+    world
+}
+
+/// Asserts the node ended its one call `relay-lost`: a BYE to the caller
+/// only, the CDR ended, the line idle.
+fn assert_relay_lost(world: &mut World) {
+    assert_eq!(
+        world.byes,
+        ["phone"],
+        "the caller hears the end; the lost relay is not asked"
+    );
+    let cdr = world.directory.started[0].clone();
+    assert_eq!(world.directory.ended, [(cdr, HangupCause::RelayLost)]);
+    assert_eq!(
+        world.directory.line_states.last(),
+        Some(&offhook_directory::LineState::Idle)
+    );
+    assert_eq!(world.node.calls(), 0);
+}
+
+#[test]
+fn a_relay_that_registers_again_as_a_new_process_loses_the_call_on_its_line() {
+    let mut world = relay_call(21, 0);
+    // The relay refreshing its binding (the same Call-ID) changes nothing.
+    let register = |call_id: &str, cseq: u32| {
+        let mut r = request(Method::Register, "sip:a.test", "<sip:relay-1@a.test>");
+        r.headers.set("To", "<sip:relay-1@a.test>");
+        r.headers.set("Call-ID", call_id);
+        r.headers.set("CSeq", &format!("{cseq} REGISTER"));
+        r.headers
+            .set("Contact", &format!("<sip:line-1@{RELAY}>;expires=300"));
+        r
+    };
+    for (call_id, cseq) in [("reg", 2), ("new-boot", 1)] {
+        let challenge = world.call(register(call_id, cseq));
+        assert_eq!(challenge.status, 401);
+        let answered = answer_with(register(call_id, cseq + 1), &challenge, "relay-1", "relay-secret");
+        assert_eq!(world.call(answered).status, 200);
+        if call_id == "reg" {
+            assert!(world.byes.is_empty(), "a refresh is the same relay");
+            assert_eq!(world.node.calls(), 1);
+        }
+    }
+    assert_relay_lost(&mut world);
+}
+
+#[test]
+fn a_relay_that_stops_answering_its_health_checks_loses_the_call_on_its_line() {
+    let mut world = relay_call(22, 1_000);
+    world.advance(Duration::from_secs(3));
+    assert_eq!(world.node.calls(), 1, "a relay that answers keeps its call");
+    world.relay_dead = true;
+    for _ in 0..20 {
+        world.advance(Duration::from_secs(1));
+    }
+    assert_relay_lost(&mut world);
 }
 
 #[test]
