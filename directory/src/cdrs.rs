@@ -11,6 +11,7 @@ use crate::db::{Directory, Scope};
 use crate::error::{DirectoryError, Result};
 use crate::ids::new_id;
 use crate::outbox::{self, WebhookEvent};
+use crate::usage_counters::{self, Counted, UsageDeltas};
 use crate::words::optional_word;
 pub(crate) use offhook_vocab::{AnswerSource, HangupCause};
 
@@ -219,6 +220,9 @@ impl Directory {
         .bind(cdr.started_at)
         .execute(&mut *tx)
         .await?;
+        let mut usage = UsageDeltas::default();
+        usage.add(&Counted::of(&cdr), 1, 0);
+        usage.write(&mut tx).await?;
         outbox::enqueue(&mut tx, WebhookEvent::CallStarted, &[&cdr.id]).await?;
         tx.commit().await?;
         Ok(cdr)
@@ -252,8 +256,9 @@ impl Directory {
             .await
     }
 
-    /// Runs one change of a CDR and, in the same transaction, queues the
-    /// webhook deliveries of `event`.
+    /// Runs one change of a CDR and, in the same transaction, adds what it
+    /// changed of its billed time to the usage counters and queues the webhook
+    /// deliveries of `event`.
     async fn update_cdr(
         &self,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
@@ -261,10 +266,12 @@ impl Directory {
         event: Option<WebhookEvent>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        let before = usage_counters::before_change(&mut tx, &[cdr_id]).await?;
         let done = query.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(DirectoryError::not_found("cdr", cdr_id));
         }
+        usage_counters::bill_change(&mut tx, &[cdr_id], before).await?;
         if let Some(event) = event {
             outbox::enqueue(&mut tx, event, &[cdr_id]).await?;
         }

@@ -32,6 +32,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod usage;
+mod usage_counters;
 mod validate;
 mod webhooks;
 mod words;

@@ -6,7 +6,8 @@
 //! or any node on its timer: [`Directory::reap_owners`]) ends the lost owner's
 //! open CDRs with cause `node-lost` at the last moment the owner was known alive
 //! (its last refresh, never before the call's start or answer), releases its
-//! lines, writes the webhook outbox rows of those ends, and removes it, in one
+//! lines, writes the webhook outbox rows of those ends (and their billed time
+//! to the usage counters), and removes it, in one
 //! transaction: a line or a call record is never left held by a dead process.
 //! Several nodes reaping the same owner at once is harmless: the second finds
 //! nothing left to change.
@@ -25,6 +26,7 @@ use crate::db::Directory;
 use crate::error::Result;
 use crate::ids::new_id;
 use crate::outbox::{self, WebhookEvent};
+use crate::usage_counters;
 use crate::write_behind::statement_chunks;
 
 /// What one reaping released.
@@ -187,6 +189,7 @@ impl Directory {
 /// or answer, with their webhook outbox rows.
 async fn end_lost_cdrs(tx: &mut Transaction<'_, Any>, alive_at: i64, cdrs: &[String]) -> Result<()> {
     let ids: Vec<&str> = cdrs.iter().map(String::as_str).collect();
+    let before = usage_counters::before_change(tx, &ids).await?;
     for chunk in statement_chunks(&ids) {
         let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
@@ -202,6 +205,7 @@ async fn end_lost_cdrs(tx: &mut Transaction<'_, Any>, alive_at: i64, cdrs: &[Str
         }
         query.execute(&mut **tx).await?;
     }
+    usage_counters::bill_change(tx, &ids, before).await?;
     if ids.is_empty() {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! What a tenant, and one of its icons or accounts, has used of its
-//! [`DestinationPolicy`] caps, counted from the CDRs: calls started and billed
-//! (answered) time in a UTC day and calendar month, a call still running
-//! counted up to now. [`DestinationPolicy::admit`] turns that into a refusal
+//! [`DestinationPolicy`] caps: calls started and billed (answered) time in a
+//! UTC day and calendar month, from the day counters kept with the CDRs
+//! ([`crate::usage_counters`]), a call still running counted up to now. [`DestinationPolicy::admit`] turns that into a refusal
 //! naming the cap reached, or the billed time a new call may still use.
 
 use chrono::{Datelike, NaiveDate};
@@ -143,43 +143,73 @@ impl Directory {
         day: i64,
         now_ms: i64,
     ) -> Result<Usage> {
-        let (day_range, month_range) = day_and_month(day);
+        let (_, (month_from, month_to)) = day_and_month(day);
         let through = match (icon, account) {
-            (Some(icon), _) => Some(("icon_id", icon)),
-            (None, Some(account)) => Some(("account_id", account)),
+            (Some(icon), _) => Some(("icon", icon)),
+            (None, Some(account)) => Some(("account", account)),
             (None, None) => None,
         };
-        let mut usage = Usage {
-            tenant_day: self.used("tenant_id", tenant_id, day_range, now_ms).await?,
-            tenant_month: self.used("tenant_id", tenant_id, month_range, now_ms).await?,
-            ..Usage::default()
+        let (kind, subject) = through.unwrap_or(("tenant", tenant_id));
+        // The month's counter rows of the tenant and of the icon or account.
+        let counters: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT kind, utc_day, calls, billed_ms FROM usage_days \
+             WHERE ((kind = 'tenant' AND subject_id = $1) OR (kind = $2 AND subject_id = $3)) \
+             AND utc_day >= $4 AND utc_day < $5",
+        )
+        .bind(tenant_id)
+        .bind(kind)
+        .bind(subject)
+        .bind(month_from / DAY_MS)
+        .bind(month_to / DAY_MS)
+        .fetch_all(&self.pool)
+        .await?;
+        // The tenant's calls still open, answered in the month: billed up to now.
+        let open: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT icon_id, account_id, started_at, answered_at FROM cdrs \
+             WHERE tenant_id = $1 AND ended_at IS NULL AND answered_at IS NOT NULL \
+             AND started_at >= $2 AND started_at < $3",
+        )
+        .bind(tenant_id)
+        .bind(month_from)
+        .bind(month_to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut usage = Usage::default();
+        let mut count = |tenant: bool, through: bool, on_day: bool, calls: i64, billed_ms: i64| {
+            let periods = [
+                (tenant, &mut usage.tenant_month),
+                (tenant && on_day, &mut usage.tenant_day),
+                (through, &mut usage.month),
+                (through && on_day, &mut usage.day),
+            ];
+            for (counts, used) in periods {
+                if counts {
+                    used.calls += calls;
+                    used.billed_ms += billed_ms;
+                }
+            }
         };
-        if let Some((column, key)) = through {
-            usage.day = self.used(column, key, day_range, now_ms).await?;
-            usage.month = self.used(column, key, month_range, now_ms).await?;
+        for (row_kind, utc_day, calls, billed_ms) in counters {
+            let tenant = row_kind == "tenant";
+            // The tenant's own row is also the "through" one when neither is given.
+            let through_row = through.is_some() && row_kind == kind;
+            count(tenant, through_row, utc_day == day, calls, billed_ms);
+        }
+        for (icon_id, account_id, started_at, answered_at) in open {
+            let through_call = match through {
+                Some(("icon", id)) => icon_id.as_deref() == Some(id),
+                Some((_, id)) => account_id.as_deref() == Some(id),
+                None => false,
+            };
+            count(
+                true,
+                through_call,
+                started_at / DAY_MS == day,
+                0,
+                now_ms - answered_at,
+            );
         }
         Ok(usage)
-    }
-
-    async fn used(
-        &self,
-        column: &'static str,
-        key: &str,
-        (from, to): (i64, i64),
-        now_ms: i64,
-    ) -> Result<Used> {
-        let (calls, billed_ms): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN answered_at IS NULL THEN 0 \
-             ELSE COALESCE(ended_at, $4) - answered_at END), 0) AS BIGINT) \
-             FROM cdrs WHERE {column} = $1 AND started_at >= $2 AND started_at < $3"
-        )))
-        .bind(key)
-        .bind(from)
-        .bind(to)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Used { calls, billed_ms })
     }
 }
 

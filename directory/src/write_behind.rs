@@ -16,7 +16,8 @@
 //! visits an `IN` list in index order), so nodes cannot deadlock on lines.
 //!
 //! The webhook outbox rows of the calls that start, are answered and end in a
-//! batch are written in the batch's transaction too (see [`crate::outbox`]).
+//! batch are written in the batch's transaction too (see [`crate::outbox`]),
+//! and so are their usage counters (see [`crate::usage_counters`]).
 //!
 //! Every CDR the writer starts and every line it claims carries the writer's
 //! owner (see [`crate::owners`]), and it changes the state of no line another
@@ -40,6 +41,7 @@ use crate::db::Directory;
 use crate::error::Result;
 use crate::ids::now_ms;
 use crate::outbox::{self, WebhookEvent};
+use crate::usage_counters::{Counted, UsageDeltas, billed};
 
 /// Rows per multi-row statement, largest first: a few statement texts only, so
 /// that they stay prepared (sqlx caches them), and few parameters each (SQLite
@@ -508,6 +510,18 @@ impl Task {
             }
             query.execute(&mut *tx).await?;
         }
+        let mut usage = UsageDeltas::default();
+        for (event, id) in &batch.events {
+            let Some(row) = self.open.get(id) else { continue };
+            match event {
+                WebhookEvent::CallStarted => usage.add(&Counted::of(row), 1, 0),
+                WebhookEvent::CallEnded => {
+                    usage.add(&Counted::of(row), 0, billed(row.answered_at, row.ended_at))
+                }
+                WebhookEvent::CallAnswered => {}
+            }
+        }
+        usage.write(&mut tx).await?;
         for event in WebhookEvent::ALL {
             let ids: Vec<&str> = batch
                 .events

@@ -448,6 +448,13 @@ async fn call_writer_batches_cdrs_and_claims_lines_in_queue_order() {
             && c.hangup_cause == Some(HangupCause::Normal)));
         let batches = writer.stats().batches.load(std::sync::atomic::Ordering::Relaxed);
         assert!(batches < 50, "{batches} transactions for 1,000 changes");
+        // The usage counters went with the rows: 500 calls of 1 s each.
+        let usage = d.usage(&a.id, Some(&icon.id), None, 0, 9_000).await.unwrap();
+        let counted = Used {
+            calls: 500,
+            billed_ms: 500_000,
+        };
+        assert_eq!((usage.tenant_day, usage.month), (counted, counted));
 
         // A claim queued after a release of the same line sees it idle.
         let line = d.line("line-a").await.unwrap().id;
@@ -512,6 +519,13 @@ async fn what_a_lost_owner_held_is_ended_and_released_once() {
         writer.answer_cdr(&talking.id, 4_000, AnswerSource::Sip);
         writer.flush().await;
         assert!(d.refresh_owner(&one, "node-1", 6_000, LEASE).await.unwrap());
+        // Both calls count; the talking one is billed up to now while it runs.
+        let usage_at = |now| d.usage(&a.id, Some(&icon.id), None, 0, now);
+        let running = Used {
+            calls: 2,
+            billed_ms: 5_000,
+        };
+        assert_eq!(usage_at(9_000).await.unwrap().day, running);
 
         // Node 2 cannot release a line node 1 holds, and finds nothing to reap
         // while node 1's lease holds.
@@ -545,6 +559,11 @@ async fn what_a_lost_owner_held_is_ended_and_released_once() {
         }
         let billed = rows.iter().find(|c| c.call_id == "talking").unwrap();
         assert_eq!((billed.answered_at, billed.ended_at), (Some(4_000), Some(6_000)));
+        let reaped_use = Used {
+            calls: 2,
+            billed_ms: 2_000,
+        };
+        assert_eq!(usage_at(90_000).await.unwrap().tenant_month, reaped_use);
         let rang = rows.iter().find(|c| c.call_id == "ringing").unwrap();
         assert_eq!(rang.ended_at, Some(6_000));
         assert_eq!(d.line(&line_a).await.unwrap().state, LineState::Idle);
