@@ -77,7 +77,10 @@ impl Directory {
                         // Write-ahead log: readers never wait for the writer, and a commit
                         // is one append (synced at checkpoints), not a journal rewrite.
                         // Writers wait for each other instead of failing.
-                        sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                        // Checkpoints run in the background (see `checkpoints`), not in
+                        // whichever commit found the log past 1,000 pages.
+                        sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                                       PRAGMA wal_autocheckpoint = 0;")
                             .execute(conn)
                             .await?;
                     }
@@ -87,12 +90,37 @@ impl Directory {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        if sqlite && !url.contains(":memory:") {
+            tokio::spawn(checkpoints(pool.clone()));
+        }
         Ok(Self { pool, sqlite })
     }
 
     /// Closes every pooled connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How often the write-ahead log of a SQLite file is copied back into it.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checkpoints a SQLite file's write-ahead log while its pool is open. A
+/// passive checkpoint waits for no reader or writer and none waits for it: the
+/// writer's commits stay appends (an automatic checkpoint ran inside the commit
+/// that crossed 1,000 pages and stalled it for up to 0.6 s under load).
+async fn checkpoints(pool: AnyPool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        every.tick().await;
+        if let Err(err) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+            && !pool.is_closed()
+        {
+            tracing::warn!(%err, "directory: checkpoint failed");
+        }
     }
 }
 

@@ -69,6 +69,16 @@ impl WebhookEvent {
     }
 }
 
+/// Whether any webhook is enabled (seen inside `tx`): when none is, a batch of
+/// call changes has no deliveries to queue, and one probe replaces a join per
+/// event (a sixth of the call writer's time at 1,500 calls a second).
+pub(crate) async fn any_enabled(tx: &mut Transaction<'_, Any>) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Queues, inside `tx`, the deliveries of `event` for these CDRs to every
 /// enabled webhook of their tenants that subscribes to it.
 pub(crate) async fn enqueue(

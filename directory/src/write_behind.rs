@@ -522,7 +522,8 @@ impl Task {
             }
         }
         usage.write(&mut tx).await?;
-        for event in WebhookEvent::ALL {
+        let hooks = !batch.events.is_empty() && outbox::any_enabled(&mut tx).await?;
+        for event in WebhookEvent::ALL.into_iter().filter(|_| hooks) {
             let ids: Vec<&str> = batch
                 .events
                 .iter()
