@@ -229,6 +229,16 @@ where
     }
 }
 
+/// The test's PostgreSQL directory and the shared settings; `None` (and a
+/// line saying so) when the tests run without PostgreSQL.
+async fn on_postgres() -> Option<(Offhook, Vec<(String, String)>)> {
+    if !backends().contains(&Backend::Postgres) {
+        eprintln!("skipped: OFFHOOK_TEST_DATABASE_URL=skip (this test needs PostgreSQL)");
+        return None;
+    }
+    Some((Offhook::new(Backend::Postgres).await, shared_settings()))
+}
+
 /// The CDR of the call `call_id`.
 async fn cdr_of(d: &Directory, call_id: &str) -> Cdr {
     let cdrs = d.list_cdrs(&Scope::Operator, &Default::default()).await.unwrap();
@@ -274,12 +284,9 @@ async fn all_ended_and_idle(d: &Directory) {
 
 #[tokio::test]
 async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
-    if !backends().contains(&Backend::Postgres) {
-        eprintln!("skipped: OFFHOOK_TEST_DATABASE_URL=skip (this test needs PostgreSQL)");
+    let Some((offhook, shared)) = on_postgres().await else {
         return;
-    }
-    let offhook = Offhook::new(Backend::Postgres).await;
-    let shared = shared_settings();
+    };
     let lease_s: u64 = setting(&shared, "OFFHOOK_SIGNALING__OWNER_LEASE_S")
         .parse()
         .unwrap();
@@ -382,12 +389,9 @@ async fn two_nodes_on_postgres_survive_one_killed_mid_call() {
 
 #[tokio::test]
 async fn a_relay_killed_mid_call_loses_its_call_and_its_line_serves_again_once_it_is_back() {
-    if !backends().contains(&Backend::Postgres) {
-        eprintln!("skipped: OFFHOOK_TEST_DATABASE_URL=skip (this test needs PostgreSQL)");
+    let Some((offhook, shared)) = on_postgres().await else {
         return;
-    }
-    let offhook = Offhook::new(Backend::Postgres).await;
-    let shared = shared_settings();
+    };
     let lines = ["line-1"];
     let (web, web_address) = seeded(&offhook, &shared, &lines).await;
     // Probed every second, down after two probes unanswered for 500 ms.

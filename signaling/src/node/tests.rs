@@ -318,6 +318,19 @@ impl World {
         assert_eq!(self.directory.ended[0].1, cause);
     }
 
+    /// Asserts the node ended its one call with `cause`, a BYE only to `told`
+    /// (the side still there), its line idle, no call left.
+    fn assert_ended_one_way(&mut self, told: &'static str, cause: HangupCause, why: &str) {
+        assert_eq!(self.byes, [told], "{why}");
+        let cdr = self.directory.started[0].clone();
+        assert_eq!(self.directory.ended, [(cdr, cause)]);
+        assert_eq!(
+            self.directory.line_states.last(),
+            Some(&offhook_directory::LineState::Idle)
+        );
+        assert_eq!(self.node.calls(), 0);
+    }
+
     /// Moves datagrams both ways and performs the node's outputs until quiet.
     fn settle(&mut self) {
         loop {
@@ -593,18 +606,11 @@ fn a_browser_tab_closed_mid_call_ends_the_call_and_frees_the_line() {
     world.node.endpoint().handle_closed(world.now, closed);
     world.node.process(world.now);
     world.settle();
-    assert_eq!(
-        world.byes,
-        ["relay"],
-        "the line side hears a BYE; the gone caller does not"
+    world.assert_ended_one_way(
+        "relay",
+        HangupCause::CallerGone,
+        "the line side hears a BYE; the gone caller does not",
     );
-    let cdr = world.directory.started[0].clone();
-    assert_eq!(world.directory.ended, [(cdr, HangupCause::CallerGone)]);
-    assert_eq!(
-        world.directory.line_states.last(),
-        Some(&offhook_directory::LineState::Idle)
-    );
-    assert_eq!(world.node.calls(), 0);
 }
 
 #[test]
@@ -725,18 +731,11 @@ fn relay_call(seed: u64, relay_check_interval_ms: u64) -> World {
 /// Asserts the node ended its one call `relay-lost`: a BYE to the caller
 /// only, the CDR ended, the line idle.
 fn assert_relay_lost(world: &mut World) {
-    assert_eq!(
-        world.byes,
-        ["phone"],
-        "the caller hears the end; the lost relay is not asked"
+    world.assert_ended_one_way(
+        "phone",
+        HangupCause::RelayLost,
+        "the caller hears the end; the lost relay is not asked",
     );
-    let cdr = world.directory.started[0].clone();
-    assert_eq!(world.directory.ended, [(cdr, HangupCause::RelayLost)]);
-    assert_eq!(
-        world.directory.line_states.last(),
-        Some(&offhook_directory::LineState::Idle)
-    );
-    assert_eq!(world.node.calls(), 0);
 }
 
 #[test]
