@@ -27,19 +27,24 @@ const FIREFOX_PREFS = {
   "toolkit.telemetry.enabled": false,
 };
 
+// A browser's first start on a fresh machine builds its font cache and profile:
+// far longer than puppeteer's 30 s default on a slow disk.
+const LAUNCH_TIMEOUT_MS = 120_000;
+
 /// `name` is `chromium` or `firefox`; with `wav`, Chromium's microphone plays it;
 /// `extra.chromium` are more command-line flags, `extra.firefox` more prefs.
 export function openBrowser(name, wav, extra = {}) {
+  const common = { headless: true, timeout: LAUNCH_TIMEOUT_MS };
   if (name === "firefox") {
     return puppeteer.launch({
+      ...common,
       browser: "firefox",
       executablePath: "/usr/bin/firefox-esr",
-      headless: true,
       extraPrefsFirefox: { ...FIREFOX_PREFS, ...(extra.firefox || {}) },
     });
   }
   const args = [...CHROMIUM_ARGS, ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []), ...(extra.chromium || [])];
-  return puppeteer.launch({ browser: "chrome", executablePath: "/usr/bin/chromium", headless: true, args });
+  return puppeteer.launch({ ...common, browser: "chrome", executablePath: "/usr/bin/chromium", args });
 }
 
 const require = createRequire(import.meta.url);

@@ -60,15 +60,18 @@ async fn node_with(mut command: tokio::process::Command, script: &str, args: &[&
         .arg(browser_dir().join(script))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(STEP_TIMEOUT * 3, run)
+    let out = tokio::time::timeout(STEP_TIMEOUT * 6, run)
         .await
         .expect("browser script in time")
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{script} report: {text}"))
+    let errors = String::from_utf8_lossy(&out.stderr);
+    eprint!("{errors}");
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("{script} ({}) report: {text}; its errors: {errors}", out.status))
 }
 
 /// The strings of the array `key` of a script's report (empty when absent).
