@@ -96,6 +96,8 @@ pub struct WebRtcPeer {
     /// A far-end key to signal with the next audio written, and for how long.
     key_out: Option<(char, Duration)>,
     counts: MediaCounts,
+    /// Our SDP as last sent (the answer to the browser's latest offer).
+    sdp: String,
 }
 
 /// Media packets a WebRTC session handed up and sent, and frames waiting for the line.
@@ -200,9 +202,11 @@ impl WebRtcPeer {
             last_key_time: None,
             key_out: None,
             counts: MediaCounts::default(),
+            sdp: packing.annotate_answer(&answer.to_sdp_string()),
         };
         peer.drain();
-        Ok((peer, packing.annotate_answer(&answer.to_sdp_string())))
+        let sdp = peer.sdp.clone();
+        Ok((peer, sdp))
     }
 
     /// A new offer from the browser during the call (hold or resume by its
@@ -216,7 +220,18 @@ impl WebRtcPeer {
             .accept_offer(offer)
             .map_err(|e| WebRtcError::Offer(e.to_string()));
         self.drain();
-        Ok(answer?.to_sdp_string())
+        self.sdp = self.packing.annotate_answer(&answer?.to_sdp_string());
+        Ok(self.sdp.clone())
+    }
+
+    /// Our SDP again at the next `o=` version: the offer of a 200 to a
+    /// re-INVITE that carried none (a session refresh, RFC 3261 14.2). ICE
+    /// credentials and the DTLS association stay, so the setup role of our
+    /// answer stays too (RFC 8842 s5.5); the browser's answer in the ACK changes
+    /// nothing here.
+    pub fn offer_again(&mut self) -> String {
+        self.sdp = next_origin_version(&self.sdp);
+        self.sdp.clone()
     }
 
     /// Whether ICE and DTLS are up.
@@ -498,6 +513,24 @@ fn audio_packet(seq: u64, time: u64, samples: Vec<i16>) -> AudioPacket {
     }
 }
 
+/// `sdp` with its `o=` session version one up (a line that does not parse
+/// stays as it is).
+fn next_origin_version(sdp: &str) -> String {
+    let bump = |origin: &str| -> Option<String> {
+        let mut fields: Vec<&str> = origin.split(' ').collect();
+        let version = fields.get(2)?.parse::<u64>().ok()?.wrapping_add(1).to_string();
+        fields[2] = &version;
+        Some(format!("o={}\r\n", fields.join(" ")))
+    };
+    sdp.split_inclusive("\r\n")
+        .map(|line| {
+            line.strip_prefix("o=")
+                .and_then(|origin| bump(origin.trim_end()))
+                .unwrap_or_else(|| line.to_owned())
+        })
+        .collect()
+}
+
 /// Whether an SDP offer is WebRTC (DTLS-SRTP) rather than plain RTP/AVP.
 pub fn is_webrtc_offer(offer: &str) -> bool {
     offer.contains("UDP/TLS/RTP/SAVP") || offer.contains("a=fingerprint:")
@@ -513,7 +546,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use ropus::{Application, Channels, Encoder, InbandFec};
-    use str0m::change::SdpAnswer;
+    use str0m::change::{SdpAnswer, SdpOffer};
     use str0m::format::{Codec, FormatParams};
     use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt, TelephoneEvent};
     use str0m::net::{Protocol, Receive};
@@ -914,6 +947,44 @@ mod tests {
         let (offer, _pending) = change.apply().expect("a hold offer");
         let answer = w.peer.reoffer(&offer.to_sdp_string()).unwrap();
         assert!(answer.contains("a=recvonly"), "{answer}");
+    }
+
+    fn origin_version(sdp: &str) -> u64 {
+        let origin = sdp.lines().find_map(|l| l.strip_prefix("o=")).expect("o=");
+        origin.split(' ').nth(2).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn an_offer_asked_for_is_our_sdp_again_and_the_browser_takes_it() {
+        let (mut w, first) = world(|_| false);
+        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+        let start = w.now;
+        w.run(1000, start, &mut tone);
+        assert!(w.peer.is_connected());
+        let again = w.peer.offer_again();
+        assert_eq!(origin_version(&again), origin_version(&first) + 1);
+        let rest = |sdp: &str| {
+            sdp.lines()
+                .filter(|l| !l.starts_with("o="))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(rest(&again), rest(&first), "the same session");
+        assert_eq!(origin_version(&w.peer.offer_again()), origin_version(&first) + 2);
+        let offer = SdpOffer::from_sdp_string(&again).unwrap();
+        w.browser
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("the browser takes it");
+        let refreshed = w.now;
+        let (frames, _) = w.run(2000, refreshed, &mut tone);
+        assert!(w.peer.is_connected() && !w.peer.is_closed());
+        let tone_frames = frames[frames.len() - 50..]
+            .iter()
+            .filter(|f| rms(f) > 1000.0)
+            .count();
+        assert_eq!(tone_frames, 50, "the browser's tone after the refresh");
     }
 }
 

@@ -253,6 +253,16 @@ async fn sipp_softphone_holds_and_resumes_the_echo_by_reinvite() {
         held.trace
     );
     assert_eq!(held.trace.matches("a=recvonly").count(), 1, "{}", held.trace);
+    // The UPDATE without SDP: a 200 without one (sipp checked the re-INVITE's offer).
+    let update_ok = held
+        .trace
+        .split("\n----")
+        .find(|m| m.contains("SIP/2.0 200") && m.contains("CSeq: 6 UPDATE"))
+        .expect("the UPDATE answered");
+    assert!(
+        !update_ok.contains("v=0") && update_ok.to_ascii_lowercase().contains("content-length: 0"),
+        "{update_ok}"
+    );
     stop.send(()).unwrap();
     let arrivals = listening.await.unwrap();
     // The longest silence between two echoed packets is the hold (3 s in the

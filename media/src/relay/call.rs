@@ -636,18 +636,27 @@ impl Talking {
     /// WebRTC re-INVITE without SDP gets 488).
     fn on_offer(&mut self, now: Instant, key: ServerKey, request: Request, env: &mut Env<'_>) {
         let refuse = (488, "Not Acceptable Here");
+        if request.body.is_empty() && request.method == Method::Update {
+            // No offer in an UPDATE: a target refresh, answered without one
+            // (RFC 3311 s5.2).
+            return respond(env, key, request, (200, "OK"), None);
+        }
         let text = std::str::from_utf8(&request.body).ok();
         let Some(local) = &mut self.local else {
-            // WebRTC: str0m answers the browser's offer (hold, ICE restart).
-            return match text
-                .filter(|t| !t.is_empty())
-                .map(|t| self.bridge.reoffer(Reoffer::WebRtc(t)))
-            {
-                Some(Ok(Some(answer))) => accept_offer(env, key, request, answer),
+            // WebRTC: str0m answers the browser's offer (hold, ICE restart);
+            // a re-INVITE without one gets our SDP again as the offer.
+            let offer = match text {
+                Some("") => Reoffer::Asked,
+                Some(text) => Reoffer::WebRtc(text),
+                None => return respond(env, key, request, refuse, None),
+            };
+            return match self.bridge.reoffer(offer) {
+                Ok(Some(sdp)) => accept_offer(env, key, request, sdp),
                 _ => respond(env, key, request, refuse, None),
             };
         };
         if request.body.is_empty() {
+            // A re-INVITE asking for our offer (RFC 3261 14.2): our SDP again.
             return accept_offer(env, key, request, local.next());
         }
         let offer = text.and_then(|text| sdp::negotiate(text).ok());

@@ -74,6 +74,9 @@ pub(crate) enum Reoffer<'a> {
     Rtp(&'a Negotiated),
     /// A browser's SDP.
     WebRtc(&'a str),
+    /// None: the peer asks for ours (a re-INVITE without SDP). The leg writes
+    /// it when it is its own (WebRTC); the call writes RTP/AVP's.
+    Asked,
 }
 
 /// RTP/AVP with PCMU or PCMA.
@@ -218,8 +221,11 @@ impl MediaLeg for RtpLeg {
     /// as before; what comes in is decoded by its payload type); a new
     /// address gets our media, and the source latch starts over there.
     fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String> {
-        let Reoffer::Rtp(negotiated) = offer else {
-            return Err("a WebRTC offer on an RTP/AVP call".into());
+        let negotiated = match offer {
+            Reoffer::Rtp(negotiated) => negotiated,
+            // The call writes our RTP/AVP SDP; nothing changes here.
+            Reoffer::Asked => return Ok(None),
+            Reoffer::WebRtc(_) => return Err("a WebRTC offer on an RTP/AVP call".into()),
         };
         if negotiated.codec != self.codec {
             self.codec = negotiated.codec;
@@ -290,12 +296,13 @@ impl MediaLeg for WebRtcPeer {
     }
 
     fn reoffer(&mut self, offer: Reoffer<'_>) -> Result<Option<String>, String> {
-        let Reoffer::WebRtc(sdp) = offer else {
-            return Err("an RTP/AVP offer on a WebRTC call".into());
-        };
-        WebRtcPeer::reoffer(self, sdp)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        match offer {
+            Reoffer::WebRtc(sdp) => WebRtcPeer::reoffer(self, sdp)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Reoffer::Asked => Ok(Some(self.offer_again())),
+            Reoffer::Rtp(_) => Err("an RTP/AVP offer on a WebRTC call".into()),
+        }
     }
 
     fn peer_reports(&self) -> Option<PeerReports> {

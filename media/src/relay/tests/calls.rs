@@ -296,6 +296,38 @@ fn hold_stops_audio_to_the_caller_and_pauses_the_rtp_watch_until_unhold() {
     sim.wait_idle(10 * SECOND);
 }
 
+#[test]
+fn a_request_without_sdp_in_the_dialog_gets_our_sdp_again_by_invite_and_none_by_update() {
+    let body = |r: &Response| String::from_utf8_lossy(&r.body).into_owned();
+    let origin = |sdp: &str| sdp.lines().find(|l| l.starts_with("o=")).map(str::to_owned);
+    let mut sim = Sim::new(&[LINE], &[]);
+    let rtp = sim.call(Some(LINE), ECHO);
+    let webrtc_offer = sim.webrtc_offer();
+    let mut webrtc_sim = Sim::new(&[LINE], &[]);
+    let webrtc = webrtc_sim.call_offering(Some(LINE), ECHO, webrtc_offer);
+    for (sim, session, kind) in [(&mut sim, rtp, "RTP/AVP"), (&mut webrtc_sim, webrtc, "WebRTC")] {
+        let (status, ok) = sim.wait_outcome(session, 20 * SECOND);
+        assert_eq!(status, 200, "{kind}");
+        let first = body(&ok.unwrap());
+        // A re-INVITE without an offer: ours in the 200 (RFC 3261 14.2), the
+        // same session at the next version.
+        let asked = sim.in_dialog(session, Method::Invite, &Reply::default());
+        assert_eq!(asked.status, 200, "{kind}");
+        let again = body(&asked);
+        assert!(again.contains("m=audio "), "{kind}: {again}");
+        assert_ne!(origin(&again), origin(&first), "{kind}: o= version bumped");
+        assert_eq!(
+            first.contains("a=fingerprint:"),
+            again.contains("a=fingerprint:"),
+            "{kind}: {again}"
+        );
+        // An UPDATE without one: a target refresh, 200 without a body (RFC 3311 5.2).
+        let refresh = sim.in_dialog(session, Method::Update, &Reply::default());
+        assert_eq!((refresh.status, refresh.body.len()), (200, 0), "{kind}");
+        assert_eq!(sim.state(LINE), LineState::InCall, "{kind}");
+    }
+}
+
 /// The echo's level in the caller's last 0.5 s.
 fn echo_level(sim: &Sim) -> f64 {
     let last: Vec<i16> = sim.media.heard.iter().rev().take(4000).copied().collect();

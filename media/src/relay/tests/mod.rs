@@ -415,9 +415,14 @@ impl Sim {
     /// The caller offers `sdp` in the call's dialog by `method`; the final
     /// answer, once it came.
     fn reoffer_sdp(&mut self, session: SessionId, method: Method, sdp: String) -> Response {
-        let extra = Reply::default().body(Body::sdp(sdp));
+        self.in_dialog(session, method, &Reply::default().body(Body::sdp(sdp)))
+    }
+
+    /// The caller sends `method` with `extra` in the call's dialog; the final
+    /// answer, once it came.
+    fn in_dialog(&mut self, session: SessionId, method: Method, extra: &Reply) -> Response {
         self.caller
-            .request(self.now, session, method.clone(), &extra)
+            .request(self.now, session, method.clone(), extra)
             .unwrap();
         let answered = |sim: &Self| {
             sim.events.iter().rev().find_map(|e| match e {
