@@ -7,7 +7,7 @@
 //! the proxy's calls per second as the month filled). Migration 0020 counted
 //! the CDRs written before it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use sqlx::{Any, FromRow, Transaction};
 
@@ -94,9 +94,11 @@ pub(crate) async fn bill_change(
 }
 
 /// Changes to the counters, summed per (kind, subject, day) before they are
-/// written: one row each, so that one multi-row upsert never touches a counter twice.
+/// written: one row each, so that one multi-row upsert never touches a counter twice,
+/// in key order, so that two nodes' transactions lock shared counters (a busy
+/// tenant's day) in the same order and never deadlock on PostgreSQL.
 #[derive(Debug, Default)]
-pub(crate) struct UsageDeltas(HashMap<(&'static str, String, i64), (i64, i64)>);
+pub(crate) struct UsageDeltas(BTreeMap<(&'static str, String, i64), (i64, i64)>);
 
 impl UsageDeltas {
     /// Adds `calls` and `billed_ms` to the counters of `cdr`'s tenant, icon and account.
