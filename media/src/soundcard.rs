@@ -37,6 +37,7 @@ use std::sync::{Arc, OnceLock};
 use cpal::HostId;
 
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
+use crate::modem::drift::DriftCompensator;
 
 /// The line's sample rate.
 pub const RATE: u32 = 8000;
@@ -48,6 +49,9 @@ pub const FRAME: usize = 160;
 pub const PLAY_QUEUE: usize = 4 * FRAME;
 /// The capture ring's bound: 10 frames (200 ms) the relay has not read yet.
 pub const CAPTURE_QUEUE: usize = 10 * FRAME;
+
+/// Frames (20 ms) over which the play ring's lowest depth is taken (1 s).
+const STANDING_WINDOW: u32 = 50;
 
 /// The name that picks the host's default device.
 pub const DEFAULT_DEVICE: &str = "default";
@@ -103,6 +107,10 @@ pub struct CardCounters {
     /// set by the device thread that stopped, read by the line's edge, which
     /// faults the line.
     pub failed: OnceLock<String>,
+    /// Woken when the capture thread has pushed a period, and when the card
+    /// fails: the line's edge takes the audio as it comes, not at a 20 ms poll
+    /// of its own (which added up to a period of latency).
+    pub capture_ready: tokio::sync::Notify,
 }
 
 /// A reading of [`CardCounters`]' counters.
@@ -135,6 +143,7 @@ impl CardCounters {
     /// failure is kept; the other direction usually follows it).
     pub fn fail(&self, why: String) {
         let _ = self.failed.set(why);
+        self.capture_ready.notify_one();
     }
 
     /// The counters now.
@@ -253,6 +262,7 @@ impl Recorder {
             .fetch_add(std::mem::take(&mut self.captured), Ordering::Relaxed);
         c.overruns
             .fetch_add(std::mem::take(&mut self.lost), Ordering::Relaxed);
+        c.capture_ready.notify_one();
     }
 }
 
@@ -264,6 +274,14 @@ pub struct SoundCard {
     pub from_line: rtrb::Consumer<i16>,
     /// What the device threads counted.
     pub counters: Arc<CardCounters>,
+    /// Holds what stands in the play ring at its level early in the call: the
+    /// card's clock against the relay's, and what a stall of the card left.
+    drift: DriftCompensator,
+    /// The play ring's lowest depth in this window of [`STANDING_WINDOW`]
+    /// frames, and in the last whole one: what stands in the ring whatever the
+    /// phase of the card's periods against our frames (the depth at one push
+    /// is 0 or a frame by that phase alone, and chasing it only adds underruns).
+    lowest: (usize, u32, usize),
     /// Keeps the host's streams running; dropping it stops them.
     _streams: Box<dyn Send>,
 }
@@ -292,14 +310,33 @@ pub fn open(host: HostId, output: &str, input: &str) -> Result<SoundCard, SoundC
         to_line,
         from_line,
         counters,
+        drift: DriftCompensator::default(),
+        lowest: (usize::MAX, 0, 0),
         _streams: streams,
     })
 }
 
 impl SoundCard {
-    /// Queues 8 kHz mu-law to play into the line; what finds the ring full (the
-    /// card plays slower than the relay feeds it) is dropped and counted.
+    /// A call starts on the line: the play ring's depth is measured afresh
+    /// (each call's feed has its own phase against the card's periods).
+    pub fn call_started(&mut self) {
+        self.drift = DriftCompensator::default();
+        self.lowest = (usize::MAX, 0, 0);
+    }
+
+    /// Queues 8 kHz mu-law to play into the line, a sample dropped or repeated
+    /// in a quiet frame when the ring's depth moved off its level (drift
+    /// compensation at the device edge, [`DriftCompensator`]); what finds the
+    /// ring full (the card stalled) is dropped and counted.
     pub fn play_ulaw(&mut self, mulaw: &[u8]) {
+        let mut mulaw = mulaw.to_vec();
+        let (low, frames, standing) = &mut self.lowest;
+        *low = (*low).min(PLAY_QUEUE - self.to_line.slots());
+        *frames += 1;
+        if *frames == STANDING_WINDOW {
+            (*standing, *low, *frames) = (*low, usize::MAX, 0);
+        }
+        self.drift.adjust(*standing as f64, &mut mulaw);
         let room = self.to_line.slots().min(mulaw.len());
         let dropped = mulaw.len() - room;
         for &code in &mulaw[..room] {

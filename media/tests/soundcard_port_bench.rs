@@ -84,7 +84,7 @@ async fn call(seconds: u64) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut at_warm: Option<CardCounts> = None;
-    let (mut max_play_us, mut max_capture_us) = (0u64, 0u64);
+    let (mut max_play_us, mut max_capture_us, mut max_queued) = (0u64, 0u64, 0u64);
     // Fed, then a second to hear the last burst back.
     let tail = Duration::from_secs(1) + ECHO_DELAY;
     let mut fed_all: Option<Instant> = None;
@@ -107,6 +107,7 @@ async fn call(seconds: u64) {
                 if bursts.fed() > WARM_UP {
                     max_play_us = max_play_us.max(counters.playback_latency_us.load(Ordering::Relaxed));
                     max_capture_us = max_capture_us.max(counters.capture_latency_us.load(Ordering::Relaxed));
+                    max_queued = max_queued.max(counters.queued.load(Ordering::Relaxed));
                 }
             }
             event = line.events.recv() => match event.expect("the line task runs") {
@@ -124,7 +125,8 @@ async fn call(seconds: u64) {
     println!(
         "soundcard_port_path: {seconds} s call; {summary} (card -> modem mic-in -> line -> echo \
          -> modem speaker-out -> card, less the echo's {ECHO_DELAY:?}); PulseAudio device latency \
-         at most {max_play_us} us playback, {max_capture_us} us capture; after warm-up: {steady}"
+         at most {max_play_us} us playback, {max_capture_us} us capture; play ring at most \
+         {max_queued} samples; after warm-up: {steady}"
     );
     line.commands.send(LineCommand::HangUp).await.unwrap();
     next_line_event(&mut line, |e| *e == LineEvent::Idle).await;

@@ -1,5 +1,8 @@
 //! The sound card edge on a real sound server: a PulseAudio daemon of this test's
-//! own (user mode, a private socket) with a null sink at 8 kHz mono. The test
+//! own (user mode, a private socket) with a null sink at 8 kHz mono, reached by
+//! both hosts the card runs on: PulseAudio itself, then ALSA (cpal's ALSA host,
+//! the one of `hw:` cards, on PCMs of alsa-plugins' `pulse` type: this machine
+//! has no sound hardware). The test
 //! feeds the card's play ring like the relay does (20 ms every 20 ms): 1 s of
 //! silence, then 2 s of 1 kHz tone; the sink's monitor source, captured by the
 //! card, gives it back. It asserts the latency is fit for talk: the tone's onset
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 use cpal::HostId;
 use offhook_media::dsp::goertzel::relative_level;
 use offhook_media::dsp::tone::Tone;
-use offhook_media::soundcard::testing::{MONITOR, PulseServer, SINK};
+use offhook_media::soundcard::testing::{ALSA_CAPTURE, ALSA_PLAYBACK, MONITOR, PulseServer, SINK};
 use offhook_media::soundcard::{self, FRAME, PLAY_QUEUE};
 
 /// Frames of silence, then of tone.
@@ -33,9 +36,24 @@ fn a_tone_played_to_the_card_comes_back_from_the_sink_monitor_within_talk_latenc
     std::fs::create_dir_all(&dir).unwrap();
     let pulse = PulseServer::start(&dir).unwrap_or_else(|e| panic!("this test needs PulseAudio: {e}"));
     // SAFETY: this test binary has this one test, and no other thread reads the
-    // environment while it is set (libpulse reads it afterwards).
+    // environment while it is set (libpulse and ALSA read it afterwards).
     unsafe { pulse.use_in_this_process() };
-    let mut card = soundcard::open(HostId::PulseAudio, SINK, MONITOR).expect("open the card");
+    round_trip(HostId::PulseAudio, SINK, MONITOR);
+    round_trip(HostId::Alsa, ALSA_PLAYBACK, ALSA_CAPTURE);
+    for host in [HostId::PulseAudio, HostId::Alsa] {
+        let refused = soundcard::open(host, "no_such_card", MONITOR).expect_err("no such card");
+        assert!(
+            refused
+                .to_string()
+                .contains("no output device named 'no_such_card'"),
+            "{host:?}: {refused}"
+        );
+    }
+}
+
+/// The tone through `host`'s `playback` and back from its `capture`.
+fn round_trip(host: HostId, playback: &str, capture: &str) {
+    let mut card = soundcard::open(host, playback, capture).expect("open the card");
     // Underruns count during calls only: this is one.
     card.counters.in_call.store(true, Ordering::Relaxed);
 
@@ -110,7 +128,7 @@ fn a_tone_played_to_the_card_comes_back_from_the_sink_monitor_within_talk_latenc
         .filter(|w| relative_level(w, 1000.0, 8000.0) > 0.5)
         .count();
     eprintln!(
-        "card round trip (ring -> sink -> monitor -> ring) {round_trip:?}; PulseAudio latency: \
+        "{host:?} card round trip (ring -> sink -> monitor -> ring) {round_trip:?}; device latency: \
          playback {play_us} us, capture {capture_us} us; play queue at most {max_queued} samples; \
          {windows} windows of 250 ms with the tone; {c} in {elapsed:?}"
     );
@@ -125,9 +143,14 @@ fn a_tone_played_to_the_card_comes_back_from_the_sink_monitor_within_talk_latenc
     assert!(windows >= 7, "the tone came back for most of its 2 s");
     assert_eq!(c.played, ((QUIET + TONE) * FRAME) as u64, "every sample played");
     assert_eq!(c.dropped, 0);
-    assert_eq!(
-        underruns_at_onset, underruns_at_end,
-        "no underrun while the card was fed"
+    // Through ALSA's pulse plugin the periods are not exactly the 160 samples
+    // asked for (up to 164 seen), so a feed of exactly 20 ms every 20 ms can be
+    // a few samples short once; PulseAudio itself must have none.
+    let allowed = if host == HostId::Alsa { FRAME as u64 } else { 0 };
+    let while_fed = underruns_at_end.unwrap_or(0) - underruns_at_onset.unwrap_or(0);
+    assert!(
+        while_fed <= allowed,
+        "{host:?}: {while_fed} samples of underrun while the card was fed"
     );
     assert!(
         c.underruns > underruns_at_end.unwrap_or(0),

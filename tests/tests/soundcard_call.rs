@@ -136,15 +136,13 @@ fn config(dir: &std::path::Path, card: (&str, &str), ports: Option<(&str, &str)>
 
 /// Starts the demo on `config` with `pulse`'s server.
 async fn demo(offhook: &Offhook, pulse: &PulseServer, config: &str) -> offhook_tests::Demo {
-    let [(server_var, server), (cookie_var, cookie)] = pulse.client_env();
-    offhook
-        .demo(&[
-            ("OFFHOOK_CONFIG", config),
-            (server_var, server.as_str()),
-            (cookie_var, cookie.as_str()),
-            ("RUST_LOG", "warn,offhook_media::modem::port=info"),
-        ])
-        .await
+    let sound = pulse.client_env();
+    let mut env = vec![
+        ("OFFHOOK_CONFIG", config),
+        ("RUST_LOG", "warn,offhook_media::modem::port=info"),
+    ];
+    env.extend(sound.iter().map(|(name, value)| (*name, value.as_str())));
+    offhook.demo(&env).await
 }
 
 /// Calls the echo number on the sound card line, sends 1 s of silence and 5 s

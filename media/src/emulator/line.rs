@@ -15,9 +15,11 @@ use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 /// Samples the playout buffer holds before it starts playing (40 ms).
 pub const PREBUFFER: usize = 320;
 /// Samples the playout buffer holds before it plays audio from the microphone
-/// port (20 ms): the port's chunks come at the sound server's pace, and the
-/// buffer grows past this only by what that pace's jitter makes it play short.
-pub const PORT_PREBUFFER: usize = 160;
+/// port (10 ms, one of the port's chunks): what stands in the buffer after the
+/// start is the port path's latency for the whole call, and once playing it
+/// never buffers again (short of samples it plays silence), so the level only
+/// settles lower when the sound server's pace jitters.
+pub const PORT_PREBUFFER: usize = 80;
 /// Samples the playout buffer holds at most (1 s).
 const MAX_BUFFER: usize = 8000;
 /// The hybrid's impulse response after its delay (unit energy).

@@ -30,6 +30,7 @@ use crate::dsp::cadence::Country;
 use crate::dsp::dtmf_detect::DtmfDetector;
 use crate::dsp::g711::{linear_to_ulaw, ulaw_to_linear};
 use crate::dsp::tone::dtmf_frames;
+use crate::modem::drift::DriftCompensator;
 use crate::modem::stream::{DLE, ETX, shield};
 use line::Analogue;
 use network::{Exchange, Script, script};
@@ -107,6 +108,10 @@ pub struct Emulator {
     ports: bool,
     /// The line's audio out of the speaker port, linear, not yet taken.
     speaker: VecDeque<i16>,
+    /// Holds the playout buffer's depth for the microphone port at its level
+    /// early in the call, as an analogue port adds no delay that grows: the
+    /// sound server's clock against the modem's, and what a stall left.
+    mic_drift: DriftCompensator,
 }
 
 impl Emulator {
@@ -129,6 +134,7 @@ impl Emulator {
             analogue: Analogue::default(),
             ports: false,
             speaker: VecDeque::new(),
+            mic_drift: DriftCompensator::default(),
         }
     }
 
@@ -139,7 +145,8 @@ impl Emulator {
     /// the chunk is dropped.
     pub fn mic_in(&mut self, audio: &[i16]) {
         if self.ports && self.call.is_some() && self.analogue.buffered() < MAX_MIC_BACKLOG {
-            let law: Vec<u8> = audio.iter().map(|&s| linear_to_ulaw(s)).collect();
+            let mut law: Vec<u8> = audio.iter().map(|&s| linear_to_ulaw(s)).collect();
+            self.mic_drift.adjust(self.analogue.buffered() as f64, &mut law);
             self.analogue.queue(&law);
         }
     }
@@ -149,6 +156,7 @@ impl Emulator {
     /// buffers next to nothing).
     fn set_ports(&mut self, on: bool) {
         self.ports = on;
+        self.mic_drift = DriftCompensator::default();
         self.analogue.set_start(on.then_some(line::PORT_PREBUFFER));
     }
 

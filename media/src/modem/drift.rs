@@ -6,9 +6,14 @@
 //! received is its buffer depth (plus a constant): that measured depth, smoothed,
 //! is held at its level after [`WARMUP`] by dropping or repeating one sample, in a
 //! quiet frame where one comes within [`MAX_WAIT`], at the frame's quietest sample.
-//! The same holds the other queue at the edge, from the modem's clock to an
-//! RTP/AVP leg's 20 ms packet clock ([`DriftCompensator::adjust`] with the
-//! sender's backlog as the depth).
+//! A depth more than a frame over its level is a step, not a drift (a stall of
+//! one side left that much standing): the whole frame is dropped, on the same
+//! terms, until the depth is back within a frame.
+//! The same holds the other queues at the edge ([`DriftCompensator::adjust`]
+//! with the queue's depth): from the modem's clock to an RTP/AVP leg's 20 ms
+//! packet clock (the sender's backlog), from the relay's clock to a sound
+//! card's (its play ring), and in the emulated modem from the sound server's
+//! clock to its own (the microphone port's playout buffer).
 
 use crate::dsp::g711::ulaw_to_linear;
 
@@ -77,7 +82,12 @@ impl DriftCompensator {
                 let quietest = (0..frame.len())
                     .min_by_key(|&i| ulaw_to_linear(frame[i]).unsigned_abs())
                     .unwrap_or(0);
-                let step = if off > 0.0 {
+                let step = if off > frame.len() as f64 {
+                    let len = frame.len();
+                    frame.clear();
+                    self.dropped += len as u64;
+                    -(len as f64)
+                } else if off > 0.0 {
                     frame.remove(quietest);
                     self.dropped += 1;
                     -1.0
@@ -124,6 +134,35 @@ mod tests {
             }
         }
         (low, high)
+    }
+
+    #[test]
+    fn what_a_stall_left_standing_goes_within_seconds_even_in_loud_audio() {
+        // A queue fed a loud frame per tick and played a frame per tick, whose
+        // player stalls for 5 ticks at 20 s (800 samples then stand).
+        let loud = crate::dsp::g711::linear_to_ulaw(8000);
+        let mut comp = DriftCompensator::default();
+        let (mut depth, mut before, mut after) = (0usize, 0usize, 0usize);
+        for n in 0..3000 {
+            let mut frame = vec![loud; 160];
+            comp.adjust(depth as f64, &mut frame);
+            depth += frame.len();
+            if !(1000..1005).contains(&n) {
+                depth = depth.saturating_sub(160);
+            }
+            match n {
+                999 => before = depth,
+                2999 => after = depth,
+                _ => {}
+            }
+        }
+        // Back within a frame (the rest goes a sample at a time, a sample a
+        // second in loud audio).
+        assert!(
+            after < before + 160,
+            "{before} before the stall, {after} 40 s after"
+        );
+        assert!(comp.dropped >= 640, "{}", comp.dropped);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_serial::SerialPortBuilderExt as _;
 
 use super::driver::{DriverConfig, DriverOutput, LineAudio, LineCommand, LineEvent, ModemDriver};
-use crate::soundcard::{CardCounts, SoundCard};
+use crate::soundcard::{CardCounters, CardCounts, SoundCard};
 
 /// The clock the port's loop drives its sans-IO core by.
 #[allow(clippy::disallowed_methods)] // the edge reads the clock for its core
@@ -86,6 +86,8 @@ impl Card {
         let counters = &self.card.counters;
         match (driver.is_answered(), self.call_start) {
             (true, None) => {
+                self.card.call_started();
+                let counters = &self.card.counters;
                 counters.in_call.store(true, std::sync::atomic::Ordering::Relaxed);
                 self.call_start = Some(counters.read());
             }
@@ -102,6 +104,14 @@ impl Card {
     }
 }
 
+/// Returns when the card has captured audio (or failed); never without a card.
+async fn captured(card: Option<&CardCounters>) {
+    match card {
+        Some(counters) => counters.capture_ready.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     mut port: tokio_serial::SerialStream,
     mut driver: ModemDriver,
@@ -110,8 +120,7 @@ async fn run(
     events: mpsc::Sender<LineEvent>,
 ) {
     let mut buf = [0u8; 4096];
-    let mut capture = tokio::time::interval(Duration::from_millis(20));
-    capture.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let card_counters = card.as_ref().map(|card| card.card.counters.clone());
     loop {
         while let Some(output) = driver.poll_output() {
             match output {
@@ -154,9 +163,9 @@ async fn run(
                 None => return,
             },
             () = tokio::time::sleep_until(deadline.unwrap_or(far)) => driver.handle_timeout(now()),
-            _ = capture.tick(), if card.is_some() => {
-                // Everything captured since the last tick (the card delivers in
-                // bursts): the capture ring never fills, and no delay builds up.
+            () = captured(card_counters.as_deref()) => {
+                // Everything captured since we last looked (the card delivers
+                // in bursts): the capture ring never fills, no delay builds up.
                 if let Some(card) = card.as_mut() {
                     if let Some(why) = card.card.counters.failed.get() {
                         // The card is gone: the line is faulty (a call on it

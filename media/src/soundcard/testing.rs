@@ -9,6 +9,13 @@
 //! stops when the value is dropped, and starts again in the same directory at
 //! the same address (a sound server that died and came back).
 //!
+//! ALSA reaches the same sinks: the server's directory holds an ALSA
+//! configuration (`alsa/asoundrc`, found through `XDG_CONFIG_HOME` in
+//! [`PulseServer::client_env`]) naming [`ALSA_PLAYBACK`] and [`ALSA_CAPTURE`],
+//! PCMs of alsa-plugins' `pulse` type on [`SINK`] and [`MONITOR`]: cpal's ALSA
+//! host, the one a `hw:` card uses, runs on them where this machine has no
+//! sound hardware.
+//!
 //! It is self-contained: it makes its own authentication cookie in its directory
 //! and tells clients where it is ([`PulseServer::client_env`]), so nothing depends
 //! on a `~/.config/pulse/cookie` an earlier PulseAudio run left behind (the
@@ -37,12 +44,18 @@ pub const MODEM_SPK: &str = "modem_spk";
 /// What the modem's speaker played: the card captures it.
 pub const MODEM_SPK_MONITOR: &str = "modem_spk.monitor";
 
+/// An ALSA PCM playing into [`SINK`] (through the server).
+pub const ALSA_PLAYBACK: &str = "offhook_alsa_line";
+/// An ALSA PCM capturing [`MONITOR`] (through the server).
+pub const ALSA_CAPTURE: &str = "offhook_alsa_line_monitor";
+
 /// A running private PulseAudio server.
 #[derive(Debug)]
 pub struct PulseServer {
     child: Child,
     socket: PathBuf,
     cookie: PathBuf,
+    dir: PathBuf,
 }
 
 /// Length of a PulseAudio authentication cookie (`PA_NATIVE_COOKIE_LENGTH`).
@@ -71,6 +84,16 @@ impl PulseServer {
         let mut secret = [0u8; COOKIE_LEN];
         rand::fill(&mut secret[..]);
         std::fs::write(&cookie, secret).map_err(|e| format!("{}: {e}", cookie.display()))?;
+        let alsa = dir.join("alsa");
+        std::fs::create_dir_all(&alsa).map_err(|e| format!("{}: {e}", alsa.display()))?;
+        let pcm = |name: &str, device: &str, role: &str| {
+            format!(
+                "pcm.{name} {{\n  type pulse\n  device \"{device}\"\n  hint {{ show on description \"{role}\" }}\n}}\n"
+            )
+        };
+        let asoundrc = pcm(ALSA_PLAYBACK, SINK, "plays into the test line")
+            + &pcm(ALSA_CAPTURE, MONITOR, "captures the test line");
+        std::fs::write(alsa.join("asoundrc"), asoundrc).map_err(|e| format!("asoundrc: {e}"))?;
         let log_path = dir.join("pulseaudio.log");
         let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let child = Command::new("pulseaudio")
@@ -104,6 +127,7 @@ impl PulseServer {
             child,
             socket,
             cookie,
+            dir: dir.to_owned(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !server.socket.exists() {
@@ -131,18 +155,21 @@ impl PulseServer {
     }
 
     /// What a client process needs in its environment to reach this server:
-    /// `PULSE_SERVER` (`unix:…`) and `PULSE_COOKIE` (the server's own cookie).
-    pub fn client_env(&self) -> [(&'static str, String); 2] {
+    /// `PULSE_SERVER` (`unix:…`), `PULSE_COOKIE` (the server's own cookie), and
+    /// `XDG_CONFIG_HOME` (where ALSA finds the server's PCMs).
+    pub fn client_env(&self) -> [(&'static str, String); 3] {
         [
             ("PULSE_SERVER", format!("unix:{}", self.socket.display())),
             ("PULSE_COOKIE", self.cookie.display().to_string()),
+            ("XDG_CONFIG_HOME", self.dir.display().to_string()),
         ]
     }
 
-    /// Makes this server the one cpal's PulseAudio host connects to in this process.
+    /// Makes this server the one the sound card (PulseAudio or ALSA) reaches
+    /// in this process.
     ///
     /// # Safety
-    /// Sets `PULSE_SERVER` and `PULSE_COOKIE` in the environment: no other thread
+    /// Sets [`Self::client_env`] in the environment: no other thread
     /// may read or write the environment meanwhile (call it before starting
     /// threads that do).
     pub unsafe fn use_in_this_process(&self) {

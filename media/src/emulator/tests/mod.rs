@@ -615,6 +615,54 @@ fn ports_echo(vls: u8) -> Vec<i16> {
     speaker
 }
 
+/// The microphone port's playout buffer on a 10-minute call whose sound
+/// server runs `ppm` off the modem's clock and stalls for 100 ms at 60 s (then
+/// delivers its backlog at once): the most it held in 10-20 s and in the last minute.
+fn mic_depths(ppm: i64) -> (usize, usize) {
+    let start = Instant::now();
+    let mut modem = Emulator::new(
+        Faults {
+            no_serial_audio: true,
+            ..Faults::default()
+        },
+        Duration::from_secs(3600),
+    );
+    let vls = crate::emulator::VLS_PORTS;
+    modem.handle_bytes(start, format!("AT+VLS={vls}\rATDT{ECHO}\r").as_bytes());
+    let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
+    let (mut fed, mut early, mut late) = (0i64, 0, 0);
+    let ticks = 10 * 60 * 50;
+    for n in 1..=ticks {
+        let now = start + Duration::from_millis(20 * n as u64);
+        let due = n * 160 * (1_000_000 + ppm) / 1_000_000;
+        if !(3000..3005).contains(&n) {
+            let chunk: Vec<i16> = (fed..due).map(|_| tone.next_sample()).collect();
+            modem.mic_in(&chunk);
+            fed = due;
+        }
+        modem.handle_timeout(now);
+        let depth = modem.analogue().buffered();
+        if (500..1000).contains(&n) {
+            early = early.max(depth);
+        }
+        if n > ticks - 3000 {
+            late = late.max(depth);
+        }
+    }
+    (early, late)
+}
+
+#[test]
+fn the_microphone_ports_delay_does_not_grow_with_drift_or_after_a_stall() {
+    // Uncompensated, 1,000 ppm is 8 samples a second: 4,800 (0.6 s) standing
+    // after 10 minutes, and the stall's 800 samples standing for good. Held
+    // within a frame (20 ms) of the level early in the call.
+    for ppm in [1000, 0, -1000] {
+        let (early, late) = mic_depths(ppm);
+        assert!(late < early + 160, "{ppm} ppm: {early} early, {late} late");
+    }
+}
+
 #[test]
 fn the_line_is_on_the_audio_ports_only_with_vls_7() {
     let heard = ports_echo(crate::emulator::VLS_PORTS);
