@@ -3,7 +3,7 @@
 # sipp and baresip (SIP peers), coturn (TURN, for the ignored test internet), Debian chromium and firefox-esr (browser tests),
 # iptables (the lossy network namespace of the call-quality test), python3 (the test internet's
 # delay line, tests/tools/delay_line.py, where the kernel has no netem), pulseaudio (its
-# null sink is the sound card of the sound-card test; libpulse-dev, libasound2-dev and pkg-config
+# null sink is the sound card of the sound-card test, libasound2-plugins its ALSA PCMs; libpulse-dev, libasound2-dev and pkg-config
 # build the sound card edge: libpulse and cpal), openssl (test certificates), the npm tools in tests/browser
 # (playwright-core, puppeteer-core, axe-core, JsSIP, esbuild),
 # schemathesis (PyPI) for the admin API's OpenAPI check, SIPVicious (PyPI) for the attack tests,
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libpulse-dev libasound2-dev pkg-config coturn python3)
+packages=(sip-tester baresip socat sox chromium firefox-esr iptables iproute2 openssl nodejs npm pulseaudio libpulse-dev libasound2-dev libasound2-plugins pkg-config coturn python3)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v pg_isready >/dev/null 2>&1; then missing+=(postgresql); fresh_postgres=1; fi
