@@ -589,19 +589,24 @@ fn a_serial_audio_driver_on_a_modem_without_serial_audio_faults_clearly() {
 mod line_edge;
 mod supervision;
 
+/// An audio-ports modem (no audio over the serial port) that went off hook at
+/// `start` with `+VLS=vls` and dials the echo number.
+fn dialing_on_ports(start: Instant, vls: u8, hangup_after: Duration) -> Emulator {
+    let faults = Faults {
+        no_serial_audio: true,
+        ..Faults::default()
+    };
+    let mut modem = Emulator::new(faults, hangup_after);
+    modem.handle_bytes(start, format!("AT+VLS={vls}\rATDT{ECHO}\r").as_bytes());
+    modem
+}
+
 /// An audio-ports modem off hook with `+VLS=vls`, dialing the echo number: a
 /// 1 kHz tone into its microphone port for 2 s (simulated), what its speaker
 /// port played.
 fn ports_echo(vls: u8) -> Vec<i16> {
     let start = Instant::now();
-    let mut modem = Emulator::new(
-        Faults {
-            no_serial_audio: true,
-            ..Faults::default()
-        },
-        Duration::from_secs(60),
-    );
-    modem.handle_bytes(start, format!("AT+VLS={vls}\rATDT{ECHO}\r").as_bytes());
+    let mut modem = dialing_on_ports(start, vls, Duration::from_secs(60));
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
     let mut speaker = Vec::new();
     let mut now = start;
@@ -620,15 +625,7 @@ fn ports_echo(vls: u8) -> Vec<i16> {
 /// delivers its backlog at once): the most it held in 10-20 s and in the last minute.
 fn mic_depths(ppm: i64) -> (usize, usize) {
     let start = Instant::now();
-    let mut modem = Emulator::new(
-        Faults {
-            no_serial_audio: true,
-            ..Faults::default()
-        },
-        Duration::from_secs(3600),
-    );
-    let vls = crate::emulator::VLS_PORTS;
-    modem.handle_bytes(start, format!("AT+VLS={vls}\rATDT{ECHO}\r").as_bytes());
+    let mut modem = dialing_on_ports(start, crate::emulator::VLS_PORTS, Duration::from_secs(3600));
     let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
     let (mut fed, mut early, mut late) = (0i64, 0, 0);
     let ticks = 10 * 60 * 50;
