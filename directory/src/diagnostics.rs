@@ -59,6 +59,11 @@ pub struct SoundCardDiagnostics {
     pub underrun_samples: i64,
     /// Captured samples the relay did not read in time.
     pub overrun_samples: i64,
+    /// Samples the drift compensator dropped to hold the play queue's depth
+    /// (the card's clock slow against the relay's, or what a stall left standing).
+    pub drift_dropped_samples: i64,
+    /// Samples the drift compensator repeated (the card's clock fast, or a queue too shallow).
+    pub drift_repeated_samples: i64,
     /// Samples played.
     pub played_samples: i64,
     /// Samples captured.
@@ -107,6 +112,8 @@ fn sound_card(metrics: &[NodeMetric], line: &str) -> Option<SoundCardDiagnostics
         queued_samples: value("offhook_soundcard_queued_samples"),
         underrun_samples: value("offhook_soundcard_underrun_samples_total"),
         overrun_samples: value("offhook_soundcard_overrun_samples_total"),
+        drift_dropped_samples: value("offhook_soundcard_drift_dropped_samples_total"),
+        drift_repeated_samples: value("offhook_soundcard_drift_repeated_samples_total"),
         played_samples: value("offhook_soundcard_played_samples_total"),
         captured_samples: value("offhook_soundcard_captured_samples_total"),
         published_at: info.updated_at,

@@ -52,6 +52,12 @@ pub const CAPTURE_QUEUE: usize = 10 * FRAME;
 
 /// Frames (20 ms) over which the play ring's lowest depth is taken (1 s).
 const STANDING_WINDOW: u32 = 50;
+/// The least standing depth of the play ring the drift compensator holds
+/// (48 samples, 6 ms): the margin that rides out the jitter of our 20 ms
+/// feed against the card's periods. Without it the depth stood where the
+/// call's first seconds left it, often a few samples, and a feed a
+/// millisecond late played silence.
+const STANDING_FLOOR: f64 = 48.0;
 
 /// The name that picks the host's default device.
 pub const DEFAULT_DEVICE: &str = "default";
@@ -94,6 +100,11 @@ pub struct CardCounters {
     pub captured: AtomicU64,
     /// Samples the relay gave while the play ring was full ([`PLAY_QUEUE`]).
     pub dropped: AtomicU64,
+    /// Samples the drift compensator took out of the line audio to hold the
+    /// play ring's depth (the card's clock slow against ours, or what a stall left).
+    pub drift_dropped: AtomicU64,
+    /// Samples the drift compensator repeated in the line audio (the card's clock fast).
+    pub drift_repeated: AtomicU64,
     /// The rate the card runs at (Hz); [`RATE`] unless resampled.
     pub rate: AtomicU32,
     /// Device latency of playback as the host last reported it (µs): from a
@@ -126,6 +137,10 @@ pub struct CardCounts {
     pub captured: u64,
     /// See [`CardCounters::dropped`].
     pub dropped: u64,
+    /// See [`CardCounters::drift_dropped`].
+    pub drift_dropped: u64,
+    /// See [`CardCounters::drift_repeated`].
+    pub drift_repeated: u64,
 }
 
 impl CardCounters {
@@ -155,6 +170,8 @@ impl CardCounters {
             played: get(&self.played),
             captured: get(&self.captured),
             dropped: get(&self.dropped),
+            drift_dropped: get(&self.drift_dropped),
+            drift_repeated: get(&self.drift_repeated),
         }
     }
 }
@@ -168,6 +185,8 @@ impl CardCounts {
             played: self.played.saturating_sub(earlier.played),
             captured: self.captured.saturating_sub(earlier.captured),
             dropped: self.dropped.saturating_sub(earlier.dropped),
+            drift_dropped: self.drift_dropped.saturating_sub(earlier.drift_dropped),
+            drift_repeated: self.drift_repeated.saturating_sub(earlier.drift_repeated),
         }
     }
 }
@@ -176,8 +195,14 @@ impl std::fmt::Display for CardCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "played={};underruns={};captured={};overruns={};dropped={}",
-            self.played, self.underruns, self.captured, self.overruns, self.dropped
+            "played={};underruns={};captured={};overruns={};dropped={};drift_dropped={};drift_repeated={}",
+            self.played,
+            self.underruns,
+            self.captured,
+            self.overruns,
+            self.dropped,
+            self.drift_dropped,
+            self.drift_repeated
         )
     }
 }
@@ -277,11 +302,8 @@ pub struct SoundCard {
     /// Holds what stands in the play ring at its level early in the call: the
     /// card's clock against the relay's, and what a stall of the card left.
     drift: DriftCompensator,
-    /// The play ring's lowest depth in this window of [`STANDING_WINDOW`]
-    /// frames, and in the last whole one: what stands in the ring whatever the
-    /// phase of the card's periods against our frames (the depth at one push
-    /// is 0 or a frame by that phase alone, and chasing it only adds underruns).
-    lowest: (usize, u32, usize),
+    /// The depth that stands in the play ring.
+    standing: StandingDepth,
     /// Keeps the host's streams running; dropping it stops them.
     _streams: Box<dyn Send>,
 }
@@ -310,18 +332,52 @@ pub fn open(host: HostId, output: &str, input: &str) -> Result<SoundCard, SoundC
         to_line,
         from_line,
         counters,
-        drift: DriftCompensator::default(),
-        lowest: (usize::MAX, 0, 0),
+        drift: DriftCompensator::with_floor(STANDING_FLOOR),
+        standing: StandingDepth::default(),
         _streams: streams,
     })
+}
+
+/// The play ring's lowest depth in this window of [`STANDING_WINDOW`] frames,
+/// and in the last whole one: what stands in the ring whatever the phase of
+/// the card's periods against our frames (the depth at one push is 0 or a
+/// frame by that phase alone, and chasing it only adds underruns).
+#[derive(Debug)]
+struct StandingDepth {
+    lowest: usize,
+    frames: u32,
+    last_window: usize,
+}
+
+impl Default for StandingDepth {
+    fn default() -> Self {
+        Self {
+            lowest: usize::MAX,
+            frames: 0,
+            last_window: 0,
+        }
+    }
+}
+
+impl StandingDepth {
+    /// The ring is `depth` samples deep before a frame goes in: the lowest
+    /// depth of the last whole window.
+    fn observe(&mut self, depth: usize) -> usize {
+        self.lowest = self.lowest.min(depth);
+        self.frames += 1;
+        if self.frames == STANDING_WINDOW {
+            (self.last_window, self.lowest, self.frames) = (self.lowest, usize::MAX, 0);
+        }
+        self.last_window
+    }
 }
 
 impl SoundCard {
     /// A call starts on the line: the play ring's depth is measured afresh
     /// (each call's feed has its own phase against the card's periods).
     pub fn call_started(&mut self) {
-        self.drift = DriftCompensator::default();
-        self.lowest = (usize::MAX, 0, 0);
+        self.drift = DriftCompensator::with_floor(STANDING_FLOOR);
+        self.standing = StandingDepth::default();
     }
 
     /// Queues 8 kHz mu-law to play into the line, a sample dropped or repeated
@@ -330,13 +386,14 @@ impl SoundCard {
     /// ring full (the card stalled) is dropped and counted.
     pub fn play_ulaw(&mut self, mulaw: &[u8]) {
         let mut mulaw = mulaw.to_vec();
-        let (low, frames, standing) = &mut self.lowest;
-        *low = (*low).min(PLAY_QUEUE - self.to_line.slots());
-        *frames += 1;
-        if *frames == STANDING_WINDOW {
-            (*standing, *low, *frames) = (*low, usize::MAX, 0);
-        }
-        self.drift.adjust(*standing as f64, &mut mulaw);
+        let standing = self.standing.observe(PLAY_QUEUE - self.to_line.slots());
+        let before = (self.drift.dropped, self.drift.inserted);
+        self.drift.adjust(standing as f64, &mut mulaw);
+        let c = &self.counters;
+        c.drift_dropped
+            .fetch_add(self.drift.dropped - before.0, Ordering::Relaxed);
+        c.drift_repeated
+            .fetch_add(self.drift.inserted - before.1, Ordering::Relaxed);
         let room = self.to_line.slots().min(mulaw.len());
         let dropped = mulaw.len() - room;
         for &code in &mulaw[..room] {

@@ -914,13 +914,33 @@ mod tests {
             .expect("an ice-ufrag")
     }
 
-    #[test]
-    fn an_ice_restart_offer_gets_new_credentials_and_the_audio_resumes() {
+    /// A world whose browser has sent a second of tone and is connected; our
+    /// first answer, and the tone to go on with.
+    fn connected() -> (World, String, Tone) {
         let (mut w, first) = world(|_| false);
         let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
         let start = w.now;
         w.run(1000, start, &mut tone);
         assert!(w.peer.is_connected());
+        (w, first, tone)
+    }
+
+    /// Runs `ms` more and asserts the session goes on and the last `frames`
+    /// frames carried the browser's tone.
+    fn assert_tone_goes_on(w: &mut World, ms: u64, frames: usize, tone: &mut Tone, after: &str) {
+        let from = w.now;
+        let (heard, _) = w.run(ms, from, tone);
+        assert!(w.peer.is_connected() && !w.peer.is_closed());
+        let toned = heard[heard.len() - frames..]
+            .iter()
+            .filter(|f| rms(f) > 1000.0)
+            .count();
+        assert_eq!(toned, frames, "the browser's tone after {after}");
+    }
+
+    #[test]
+    fn an_ice_restart_offer_gets_new_credentials_and_the_audio_resumes() {
+        let (mut w, first, mut tone) = connected();
         let mut change = w.browser.rtc.sdp_api();
         change.ice_restart(true);
         let (offer, pending) = change.apply().expect("an ICE restart offer");
@@ -933,14 +953,7 @@ mod tests {
             .sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();
-        let restarted = w.now;
-        let (frames, _) = w.run(5000, restarted, &mut tone);
-        assert!(w.peer.is_connected() && !w.peer.is_closed());
-        let tone_frames = frames[frames.len() - 100..]
-            .iter()
-            .filter(|f| rms(f) > 1000.0)
-            .count();
-        assert_eq!(tone_frames, 100, "the browser's tone after the restart");
+        assert_tone_goes_on(&mut w, 5000, 100, &mut tone, "the restart");
         // Hold from the browser: our answer mirrors it.
         let mut change = w.browser.rtc.sdp_api();
         change.set_direction(w.browser.mid, Direction::SendOnly);
@@ -956,11 +969,7 @@ mod tests {
 
     #[test]
     fn an_offer_asked_for_is_our_sdp_again_and_the_browser_takes_it() {
-        let (mut w, first) = world(|_| false);
-        let mut tone = Tone::new(1000.0, 8000.0, 8000.0);
-        let start = w.now;
-        w.run(1000, start, &mut tone);
-        assert!(w.peer.is_connected());
+        let (mut w, first, mut tone) = connected();
         let again = w.peer.offer_again();
         assert_eq!(origin_version(&again), origin_version(&first) + 1);
         let rest = |sdp: &str| {
@@ -977,14 +986,7 @@ mod tests {
             .sdp_api()
             .accept_offer(offer)
             .expect("the browser takes it");
-        let refreshed = w.now;
-        let (frames, _) = w.run(2000, refreshed, &mut tone);
-        assert!(w.peer.is_connected() && !w.peer.is_closed());
-        let tone_frames = frames[frames.len() - 50..]
-            .iter()
-            .filter(|f| rms(f) > 1000.0)
-            .count();
-        assert_eq!(tone_frames, 50, "the browser's tone after the refresh");
+        assert_tone_goes_on(&mut w, 2000, 50, &mut tone, "the refresh");
     }
 }
 

@@ -227,7 +227,8 @@ pub(super) async fn diagnose_line(ctx: &Ctx, name: &str, json: bool) -> anyhow::
     if let Some(c) = &diag.sound_card {
         println!(
             "sound card: plays into {}, captures from {} at {} Hz; device latency {:.1} ms out, \
-             {:.1} ms in; {} underrun, {} overrun samples (as of {})",
+             {:.1} ms in; {} underrun, {} overrun samples; drift compensation dropped {}, \
+             repeated {} samples (as of {})",
             c.playback,
             c.capture,
             c.rate_hz,
@@ -235,6 +236,8 @@ pub(super) async fn diagnose_line(ctx: &Ctx, name: &str, json: bool) -> anyhow::
             c.capture_latency_us as f64 / 1000.0,
             c.underrun_samples,
             c.overrun_samples,
+            c.drift_dropped_samples,
+            c.drift_repeated_samples,
             ms_text(Some(c.published_at))
         );
     }

@@ -318,9 +318,12 @@ async fn a_tone_reaches_the_line_through_the_card_and_the_modem_s_ports_and_its_
     let overruns = metric(&web, &series("offhook_soundcard_overrun_samples_total")).await;
     let dropped = metric(&web, &series("offhook_soundcard_dropped_samples_total")).await;
     let captured = metric(&web, &series("offhook_soundcard_captured_samples_total")).await;
+    let drift_dropped = metric(&web, &series("offhook_soundcard_drift_dropped_samples_total")).await;
+    let drift_repeated = metric(&web, &series("offhook_soundcard_drift_repeated_samples_total")).await;
     eprintln!(
         "sound card during the call: played {played}, underruns {underruns}, captured {captured}, \
-         overruns {overruns}, dropped {dropped}"
+         overruns {overruns}, dropped {dropped}; drift compensation dropped {drift_dropped}, \
+         repeated {drift_repeated}"
     );
     assert!(
         played >= i64::from(QUIET_PACKETS + TONE_PACKETS) * 160 * 9 / 10,
@@ -357,6 +360,13 @@ async fn a_tone_reaches_the_line_through_the_card_and_the_modem_s_ports_and_its_
         (Some(MODEM_SPK_MONITOR), Some(8000))
     );
     assert_eq!(card["played_samples"].as_i64(), Some(played));
+    assert_eq!(
+        (
+            card["drift_dropped_samples"].as_i64(),
+            card["drift_repeated_samples"].as_i64()
+        ),
+        (Some(drift_dropped), Some(drift_repeated))
+    );
     assert!(demo.running.stop().await.success());
     drop(pulse);
     offhook.db.finish().await;

@@ -340,7 +340,9 @@ function soundCardFact(c) {
   const ms = (us) => (us / 1000).toFixed(1);
   return `Sound card: plays into ${c.playback}, captures from ${c.capture} at ${c.rate_hz} Hz; ` +
     `device latency ${ms(c.playback_latency_us)} ms out, ${ms(c.capture_latency_us)} ms in; ` +
-    `${c.underrun_samples} underrun and ${c.overrun_samples} overrun samples (as of ${time(c.published_at)})`;
+    `${c.underrun_samples} underrun and ${c.overrun_samples} overrun samples; ` +
+    `drift compensation dropped ${c.drift_dropped_samples}, repeated ${c.drift_repeated_samples} samples ` +
+    `(as of ${time(c.published_at)})`;
 }
 
 async function showDiagnostics(name) {

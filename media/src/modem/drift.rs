@@ -13,7 +13,9 @@
 //! with the queue's depth): from the modem's clock to an RTP/AVP leg's 20 ms
 //! packet clock (the sender's backlog), from the relay's clock to a sound
 //! card's (its play ring), and in the emulated modem from the sound server's
-//! clock to its own (the microphone port's playout buffer).
+//! clock to its own (the microphone port's playout buffer). A queue whose
+//! early level is too shallow to ride out the jitter of its feed gets a floor
+//! ([`DriftCompensator::with_floor`]): the level held is at least that.
 
 use crate::dsp::g711::ulaw_to_linear;
 
@@ -40,6 +42,8 @@ pub struct DriftCompensator {
     target: Option<f64>,
     /// Frames a due correction has waited.
     waited: u32,
+    /// The least level held, whatever the early level was.
+    floor: Option<f64>,
     /// Samples dropped so far.
     pub dropped: u64,
     /// Samples repeated so far.
@@ -47,6 +51,15 @@ pub struct DriftCompensator {
 }
 
 impl DriftCompensator {
+    /// A compensator that holds the depth at its early level, or at `floor`
+    /// samples where that level is lower (it repeats samples up to it).
+    pub fn with_floor(floor: f64) -> Self {
+        Self {
+            floor: Some(floor),
+            ..Self::default()
+        }
+    }
+
     /// `count` samples came from the modem.
     pub fn on_received(&mut self, count: usize) {
         if self.level.is_some() {
@@ -69,7 +82,7 @@ impl DriftCompensator {
         self.level = Some(level);
         self.frames = self.frames.saturating_add(1);
         if self.frames == WARMUP {
-            self.target = Some(level);
+            self.target = Some(self.floor.map_or(level, |floor| level.max(floor)));
         }
         let off = self.target.map_or(0.0, |t| level - t);
         if off.abs() > DEADBAND && !frame.is_empty() {
@@ -163,6 +176,22 @@ mod tests {
             "{before} before the stall, {after} 40 s after"
         );
         assert!(comp.dropped >= 640, "{}", comp.dropped);
+    }
+
+    #[test]
+    fn a_floor_raises_a_shallow_queue_to_it_and_holds_it_there() {
+        // A queue whose depth, as measured, stands at 2 samples: it is raised
+        // to its floor of 48 (within the deadband) and stays there.
+        let mut comp = DriftCompensator::with_floor(48.0);
+        let mut depth = 2.0;
+        for _ in 0..(WARMUP + 500) {
+            let mut frame = vec![0xFF; 160];
+            comp.adjust(depth, &mut frame);
+            depth += frame.len() as f64 - 160.0;
+        }
+        assert!((48.0 - DEADBAND..=48.0 + DEADBAND).contains(&depth), "{depth}");
+        assert_eq!(comp.dropped, 0);
+        assert!(comp.inserted >= 30, "{}", comp.inserted);
     }
 
     #[test]

@@ -83,23 +83,23 @@ impl Card {
     /// Follows the driver's call state: underruns count while a call is up, and
     /// what the card counted during a call is logged at its end.
     fn follow(&mut self, driver: &ModemDriver) {
+        let in_call = driver.is_answered();
+        if in_call == self.call_start.is_some() {
+            return;
+        }
+        if in_call {
+            self.card.call_started();
+        }
         let counters = &self.card.counters;
-        match (driver.is_answered(), self.call_start) {
-            (true, None) => {
-                self.card.call_started();
-                let counters = &self.card.counters;
-                counters.in_call.store(true, std::sync::atomic::Ordering::Relaxed);
-                self.call_start = Some(counters.read());
-            }
-            (false, Some(start)) => {
-                counters
-                    .in_call
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                self.call_start = None;
+        counters
+            .in_call
+            .store(in_call, std::sync::atomic::Ordering::Relaxed);
+        match self.call_start.take() {
+            None => self.call_start = Some(counters.read()),
+            Some(start) => {
                 let during = counters.read().since(&start);
                 tracing::info!(card = %during, "sound card during the call");
             }
-            _ => {}
         }
     }
 }

@@ -4,7 +4,8 @@
 //! jitter buffer depth. A call adds what its leg counted since it last reported,
 //! once per 20 ms frame, so the counters move while calls run, not only at their end.
 //! Sound card lines add their card's counters (samples played, captured, underruns
-//! during calls, overruns, dropped), read from the card's atomics, and its gauges:
+//! during calls, overruns, dropped, and what its drift compensator dropped and
+//! repeated), read from the card's atomics, and its gauges:
 //! the devices (`offhook_soundcard_info`, names as labels), the rate the card runs
 //! at, the device latency each way and the play queue's depth. Each line's
 //! state (idle, dialing, in call, fault, offline) is a gauge per state.
@@ -222,6 +223,8 @@ impl RelayStats {
                 ("offhook_soundcard_underrun_samples_total", c.underruns),
                 ("offhook_soundcard_overrun_samples_total", c.overruns),
                 ("offhook_soundcard_dropped_samples_total", c.dropped),
+                ("offhook_soundcard_drift_dropped_samples_total", c.drift_dropped),
+                ("offhook_soundcard_drift_repeated_samples_total", c.drift_repeated),
             ] {
                 let count = i64::try_from(count).unwrap_or(i64::MAX);
                 values.push((name.to_owned(), format!("line=\"{line}\""), count));
