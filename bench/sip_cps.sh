@@ -10,7 +10,8 @@
 # calls, and INVITE->180 latency p50/p99 (sipp -trace_rtt, the second INVITE after
 # the 407 challenge). The highest rate with no failed call is the result.
 # usage: bench/sip_cps.sh [rates...]   (default: 500 1000 1500 2000)
-# env: LINES, ICONS, DIRECT=0 (no direct baseline), PG=1 (PostgreSQL directory), CARGO_TARGET_DIR
+# env: LINES, ICONS, DIRECT=0 (no direct baseline), PG=1 (PostgreSQL directory), KEEP=1 (keep the
+# work directory: logs, sipp statistics and error logs), CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates=("${@:-500 1000 1500 2000}")
@@ -20,7 +21,7 @@ cargo build --release -q -p offhook
 bin="$CARGO_TARGET_DIR/release/offhook"
 scen=signaling/tests/sipp
 work=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null; rm -rf "$work"; }
+cleanup() { kill $(jobs -p) 2>/dev/null; [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 export OFFHOOK_DATABASE_URL="sqlite://$work/bench.db"
@@ -77,13 +78,18 @@ print(f"{q(0.50):.2f} {q(0.99):.2f}")
 PY
 }
 
-run() { # label rate uac-args... -> prints a result row
+cpu_ms() { # CPU time (user + system) of process $1 so far, in ms
+  awk -v tck="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / tck }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+run() { # label rate uac-args... -> prints a result row (and offhook's CPU per call)
   local label=$1 rate=$2; shift 2
   local calls=$((rate * 10)) dir="$work/$label-$rate"
   mkdir -p "$dir"
+  local cpu_before; cpu_before=$(cpu_ms "$signaling")
   # sipp's own -timeout does not stop a run with calls stuck: timeout(1) does.
   (cd "$dir" && timeout -s INT $((calls / rate + 40)) sipp "$@" -buff_size 4194304 -r "$rate" -m "$calls" -l 20000 \
-      -trace_rtt -rtt_freq 1 -trace_stat -fd 1 -timeout 60 -nostdin >/dev/null 2>&1 || true)
+      -trace_rtt -rtt_freq 1 -trace_stat -trace_err -fd 1 -timeout 60 -nostdin >/dev/null 2>&1 || true)
   local stat; stat=$(ls "$dir"/*_.csv "$dir"/*[0-9].csv 2>/dev/null | grep -v rtt | head -n1 || true)
   python3 - "$stat" "$label" "$rate" "$(percentiles "$dir/*rtt.csv")" <<'PY'
 import sys, csv
@@ -96,6 +102,25 @@ get = lambda k: last[head.index(k)] if k in head else "?"
 p50, p99 = pct.split()
 print(f"{label:8} target={rate:>5}/s  reached={get('CallRate(C)'):>8}/s  ok={get('SuccessfulCall(C)'):>6}  "
       f"failed={get('FailedCall(C)'):>4}  INVITE->180 p50={p50} ms p99={p99} ms")
+PY
+  [ "$label" = direct ] || awk -v a="$cpu_before" -v b="$(cpu_ms "$signaling")" -v n="$calls" \
+    'BEGIN { printf "           offhook signaling CPU: %.3f ms per call\n", (b - a) / n }'
+  why_failed "$dir"
+}
+
+why_failed() { # sipp's error log of a run -> the failed calls counted by what went wrong
+  python3 - "$1" <<'PY'
+import collections, glob, re, sys
+reasons = collections.Counter()
+for path in glob.glob(f"{sys.argv[1]}/*_errors.log"):
+    for line in open(path, errors="replace"):
+        if "unexpected message" in line or "timed out" in line or "timeout" in line.lower():
+            got = re.search(r"received '(SIP/2.0 \d{3}[^\r\n']*)", line)
+            wanted = re.search(r"while expecting '([^']*)'", line)
+            reasons[(got.group(1).strip() if got else line.strip()[:80],
+                     wanted.group(1) if wanted else "")] += 1
+for (what, wanted), n in reasons.most_common(5):
+    print(f"           {n:>6} x {what}" + (f" (expecting {wanted})" if wanted else ""))
 PY
 }
 

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err, EXIT_BAD_INPUT),
     };
     logging::init(&config.log);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime(&cli.command, &config) {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err.into(), 1),
     };
@@ -51,6 +51,17 @@ fn main() -> ExitCode {
             fail(&err, if bad_input { EXIT_BAD_INPUT } else { 1 })
         }
     }
+}
+
+/// The async runtime for `command`: `offhook signaling` runs on
+/// `signaling.worker_threads` threads, the others on one per core.
+fn runtime(command: &Command, config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match (command, config.signaling.worker_threads) {
+        (Command::Signaling, threads) if threads > 0 => builder.worker_threads(threads),
+        _ => &mut builder,
+    };
+    builder.enable_all().build()
 }
 
 /// Prints a one-line error and returns the exit code.

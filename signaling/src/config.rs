@@ -93,6 +93,11 @@ pub struct SignalingConfig {
     pub auth_ban_failures: u32,
     /// How long a ban lasts, in seconds.
     pub auth_ban_s: u64,
+    /// Threads of the async runtime of `offhook signaling`; 0: one per core.
+    /// The node is one task (and the directory writer another), so more
+    /// threads mostly add wake-ups between them: at 1,000 calls a second on a
+    /// 2-core machine, one thread took 0.90 ms of CPU per call, two 1.09 ms.
+    pub worker_threads: usize,
 }
 
 impl Default for SignalingConfig {
@@ -132,6 +137,7 @@ impl Default for SignalingConfig {
             auth_free_failures: 5,
             auth_ban_failures: 20,
             auth_ban_s: 900,
+            worker_threads: 1,
         }
     }
 }
