@@ -57,10 +57,10 @@ fn main() -> ExitCode {
 /// `signaling.worker_threads` threads, the others on one per core.
 fn runtime(command: &Command, config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    match (command, config.signaling.worker_threads) {
-        (Command::Signaling, threads) if threads > 0 => builder.worker_threads(threads),
-        _ => &mut builder,
-    };
+    let threads = config.signaling.worker_threads;
+    if matches!(command, Command::Signaling) && threads > 0 {
+        builder.worker_threads(threads);
+    }
     builder.enable_all().build()
 }
 

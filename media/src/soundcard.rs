@@ -81,7 +81,8 @@ pub enum SoundCardError {
     Stream(String, String),
 }
 
-/// Counters and gauges the device threads keep, and what the card is.
+/// Counters and gauges the device threads keep (and the line's edge: its call
+/// state and its drift compensator's counts), and what the card is.
 #[derive(Debug, Default)]
 pub struct CardCounters {
     /// The playback device's name as configured.
